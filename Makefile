@@ -1,0 +1,41 @@
+# Everything a fresh clone needs: `make demo` and `make test` set themselves up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-unit test-integration lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pantau demo
+
+test: $(STAMP)
+	$(BIN)/ruff check pipeline schemas tests
+	$(BIN)/mypy pipeline schemas
+	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit tests/model
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline schemas tests
+	$(BIN)/ruff format --check pipeline schemas tests
+	$(BIN)/mypy pipeline schemas
+
+format: $(STAMP)
+	$(BIN)/ruff format pipeline schemas tests
+	$(BIN)/ruff check --fix pipeline schemas tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

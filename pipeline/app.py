@@ -1,0 +1,168 @@
+"""The Faust application: two agents between three topics and Elasticsearch.
+
+``enrich``: raw topic → validate + normalise → enrich (model in an executor, batched) → enriched topic.
+``index``:  enriched topic → bulk index (idempotent ``_id``) → offsets acknowledged only after ES acks.
+Anything either agent cannot process goes to the dead-letter topic with its reason; the agents go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import faust
+from faust.types import EventT
+from pydantic import ValidationError
+
+from pipeline.embedded.stack import Endpoints
+from pipeline.enrich.enricher import Enricher
+from pipeline.kafka.config import faust_broker_options
+from pipeline.settings import Settings
+from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client, index_name
+from pipeline.validation import Rejected, decode_raw_post, describe_validation_error
+from schemas.documents import PostDocument
+from schemas.posts import DeadLetter, EnrichedPost, RawPost, Stage
+
+log = logging.getLogger("pantau.worker")
+
+
+def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        **faust_broker_options(settings, endpoints.kafka),
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(settings.session_timeout / 6, 0.5),
+        broker_commit_interval=settings.commit_interval,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+    )
+    raw_topic = app.topic(settings.topic_raw, key_serializer="raw", value_serializer="raw")
+    enriched_topic = app.topic(settings.topic_enriched, key_serializer="raw", value_serializer="raw")
+    dead_topic = app.topic(settings.topic_dead_letter, key_serializer="raw", value_serializer="raw")
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-model")
+    state: dict[str, Any] = {}
+
+    async def dead_letter(event: EventT, stage: Stage, reason: str) -> Awaitable[Any]:
+        message = event.message
+        letter = DeadLetter(
+            original=base64.b64encode(message.value or b"").decode(),
+            original_key=base64.b64encode(message.key).decode() if message.key else None,
+            stage=stage,
+            reason=reason,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            failed_at=datetime.now(UTC),
+        )
+        log.warning(
+            "dead-letter %s/%s@%s [%s] %s", message.topic, message.partition, message.offset, stage, reason
+        )
+        return await dead_topic.send(key=message.key, value=letter.model_dump_json().encode())
+
+    async def enricher() -> Enricher:
+        if "enricher" not in state:
+            loop = asyncio.get_running_loop()
+            state["enricher"] = await loop.run_in_executor(
+                executor, Enricher.load, settings.model_dir, settings.model_max_length, settings.model_threads
+            )
+            log.info("sentiment model %s loaded", state["enricher"].model_version)
+        enricher_: Enricher = state["enricher"]
+        return enricher_
+
+    async def run_enrich(model: Enricher, posts: Sequence[RawPost]) -> list[EnrichedPost | Rejected]:
+        """Batch inference off the event loop; a batch that fails is redone post by post."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, model.enrich, list(posts))
+        except Exception:
+            log.exception("batch enrichment failed; isolating the post that fails")
+        results: list[EnrichedPost | Rejected] = []
+        for post in posts:
+            try:
+                results.extend(await loop.run_in_executor(executor, model.enrich, [post]))
+            except Exception as exc:
+                results.append(Rejected("enrich", f"{type(exc).__name__}: {exc}"))
+        return results
+
+    @app.agent(raw_topic, name="enrich")
+    async def enrich(stream: faust.StreamT[bytes]) -> None:
+        model = await enricher()
+        async for events in _batches(stream, settings.batch_size, within=settings.batch_timeout):
+            deliveries: list[Awaitable[Any]] = []
+            valid: list[tuple[EventT, RawPost]] = []
+            for event in events:
+                try:
+                    valid.append((event, decode_raw_post(event.message.value)))
+                except Rejected as exc:
+                    deliveries.append(await dead_letter(event, exc.stage, exc.reason))
+            results = await run_enrich(model, [post for _, post in valid]) if valid else []
+            for (event, _), result in zip(valid, results, strict=True):
+                if isinstance(result, Rejected):
+                    deliveries.append(await dead_letter(event, result.stage, result.reason))
+                else:
+                    value = result.model_dump_json(exclude_none=True).encode()
+                    deliveries.append(await enriched_topic.send(key=result.key.encode(), value=value))
+            await asyncio.gather(*deliveries)  # offsets are acked when this batch returns
+            log.info(
+                "enriched %d, dead-lettered %d",
+                len(valid) - _count_rejected(results),
+                len(events) - len(valid) + _count_rejected(results),
+            )
+
+    @app.agent(enriched_topic, name="index")
+    async def index(stream: faust.StreamT[bytes]) -> None:
+        es = async_client(settings, endpoints.elasticsearch)
+        indexer = BulkIndexer(es, settings.bulk_backoff, settings.bulk_backoff_max)
+        try:
+            async for events in _batches(stream, settings.batch_size * 4, within=settings.batch_timeout):
+                deliveries: list[Awaitable[Any]] = []
+                actions: dict[str, tuple[EventT, IndexAction]] = {}
+                for event in events:
+                    try:
+                        post = EnrichedPost.model_validate_json(event.message.value or b"")
+                    except ValidationError as exc:
+                        deliveries.append(await dead_letter(event, "index", describe_validation_error(exc)))
+                        continue
+                    source = PostDocument.from_post(post).to_source()
+                    actions[post.key] = (
+                        event,
+                        IndexAction(key=post.key, index=index_name(settings, post.created_at), source=source),
+                    )
+                try:
+                    failures = await indexer.index([action for _, action in actions.values()])
+                except Exception as exc:
+                    log.exception("bulk request refused")
+                    failures_reason = f"{type(exc).__name__}: {exc}"
+                    for event, _ in actions.values():
+                        deliveries.append(await dead_letter(event, "index", failures_reason))
+                    failures = []
+                for failure in failures:
+                    event, _ = actions[failure.key]
+                    deliveries.append(
+                        await dead_letter(event, "index", f"HTTP {failure.status} {failure.reason}")
+                    )
+                await asyncio.gather(*deliveries)
+                log.info("indexed %d", len(actions) - len(failures))
+        finally:
+            await es.close()
+
+    return app
+
+
+def _batches(stream: faust.StreamT[bytes], size: int, within: float) -> Any:
+    """``Stream.take_events``: batches of events whose offsets are acked after the loop body returns."""
+    return cast(faust.Stream[bytes], stream).take_events(size, within=within)
+
+
+def _count_rejected(results: Sequence[EnrichedPost | Rejected]) -> int:
+    return sum(1 for r in results if isinstance(r, Rejected))

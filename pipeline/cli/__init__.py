@@ -1,0 +1,24 @@
+"""``pantau``: the command line of Pantau Banten."""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.cli import bench, model, posts, schema, service
+
+app = typer.Typer(
+    name="pantau",
+    help="Pantau Banten: social-media listening for Banten public services (Kafka → Faust → Elasticsearch).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+service.register(app)
+posts.register(app)
+app.add_typer(schema.app, name="schema")
+app.add_typer(model.app, name="model")
+app.add_typer(bench.app, name="bench")
+
+
+def main() -> None:
+    app()

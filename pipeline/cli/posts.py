@@ -1,0 +1,142 @@
+"""Getting posts in (``produce``) and enriching them offline (``classify``)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline.embedded.process import ServerError
+from pipeline.settings import get_settings
+
+console = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        help="Stream a JSONL or CSV file of raw posts into the raw topic; invalid lines are reported."
+    )(produce)
+    app.command(
+        help="Enrich one text (JSON to stdout) or a file (--input/--output) with the pipeline's code."
+    )(classify)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def produce(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or CSV of raw posts"),
+) -> None:
+    from pipeline.embedded.stack import resolve_endpoints
+    from pipeline.kafka.producer import produce_file
+    from pipeline.kafka.topics import ensure_topics
+    from pipeline.sources.files import count_records
+
+    settings = get_settings()
+    try:
+        endpoints = resolve_endpoints(settings)
+    except ServerError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    ensure_topics(settings, endpoints.kafka)
+    with _progress() as progress:
+        task = progress.add_task(f"producing {path.name}", total=count_records(path))
+        report = produce_file(settings, endpoints.kafka, path, on_record=lambda: progress.advance(task))
+    for bad in report.invalid:
+        console.print(f"[yellow]{path}:{bad.line}: not sent:[/yellow] {bad.reason}")
+    console.print(f"sent {report.sent} posts to {settings.topic_raw}; {len(report.invalid)} invalid lines")
+    if report.invalid:
+        raise typer.Exit(2)
+
+
+def classify(
+    text: str | None = typer.Argument(None, help="a post's text"),
+    input: Path | None = typer.Option(
+        None, "--input", "-i", exists=True, dir_okay=False, help="JSONL/CSV of raw posts"
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="enriched JSONL (default: stdout)"),
+) -> None:
+    from pipeline.enrich.enricher import Enricher
+    from pipeline.validation import Rejected, validate_raw_post
+
+    settings = get_settings()
+    if (text is None) == (input is None):
+        console.print("[red]error:[/red] give either a TEXT or --input FILE")
+        raise typer.Exit(2)
+    enricher = Enricher.load(settings.model_dir, settings.model_max_length, settings.model_threads)
+    if text is not None:
+        try:
+            post = validate_raw_post(
+                {"id": "cli", "platform": "other", "text": text, "created_at": datetime.now(UTC).isoformat()}
+            )
+        except Rejected as exc:
+            console.print(f"[red]rejected:[/red] {exc.reason}")
+            raise typer.Exit(2) from None
+        result = enricher.enrich([post])[0]
+        if isinstance(result, Rejected):
+            console.print(f"[red]rejected ({result.stage}):[/red] {result.reason}")
+            raise typer.Exit(2)
+        print(result.model_dump_json(indent=2, exclude_none=True))
+        return
+    assert input is not None
+    failures = _classify_file(enricher, input, output)
+    if failures:
+        raise typer.Exit(2)
+
+
+def _classify_file(enricher: object, input: Path, output: Path | None) -> int:
+    from pipeline.enrich.enricher import Enricher
+    from pipeline.sources.files import count_records, read_records
+    from pipeline.validation import Rejected, validate_raw_post
+
+    assert isinstance(enricher, Enricher)
+    out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115 - closed below
+    failures = written = 0
+    batch: list[tuple[int, object]] = []
+
+    def flush() -> None:
+        nonlocal failures, written
+        posts = [post for _, post in batch]
+        for (line, _), result in zip(batch, enricher.enrich(posts), strict=True):  # type: ignore[arg-type]
+            if isinstance(result, Rejected):
+                failures += 1
+                console.print(f"[yellow]{input}:{line}: {result.stage}:[/yellow] {result.reason}")
+            else:
+                out.write(result.model_dump_json(exclude_none=True) + "\n")
+                written += 1
+        batch.clear()
+
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"classifying {input.name}", total=count_records(input))
+            for record in read_records(input):
+                progress.advance(task)
+                if record.data is None:
+                    failures += 1
+                    console.print(f"[yellow]{input}:{record.line}:[/yellow] {record.error}")
+                    continue
+                try:
+                    batch.append((record.line, validate_raw_post(record.data)))
+                except Rejected as exc:
+                    failures += 1
+                    console.print(f"[yellow]{input}:{record.line}: {exc.stage}:[/yellow] {exc.reason}")
+                if len(batch) >= 32:
+                    flush()
+            if batch:
+                flush()
+    finally:
+        if output:
+            out.close()
+    console.print(f"enriched {written} posts; {failures} lines reported")
+    return failures

@@ -1,0 +1,152 @@
+"""The main job on the embedded default: servers up, sample streamed, processed, summarised."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline.embedded.process import ServerError, spawn, stop
+from pipeline.embedded.stack import EmbeddedStack, Endpoints, wait_for_worker_log
+from pipeline.kafka.producer import produce_file
+from pipeline.kafka.topics import ensure_topics
+from pipeline.report import render_summary, summarise
+from pipeline.settings import Settings
+from pipeline.sinks.elasticsearch import apply_index_template, sync_client
+from pipeline.sources.files import count_records
+from pipeline.tracking import wait_processed
+
+SAMPLE_POSTS = Path(__file__).resolve().parent / "samples" / "posts.jsonl"
+
+
+def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console) -> None:
+    """Topics with their final partition count, ILM policy (if the cluster has ILM), index template."""
+    topics = ensure_topics(settings, endpoints.kafka)
+    es = sync_client(settings, endpoints.elasticsearch)
+    try:
+        features = apply_index_template(settings, es)
+    finally:
+        es.close()
+    console.print(
+        "topics: "
+        + ", ".join(f"{t.name} ({t.partitions} partitions)" for t in topics)
+        + f"\nindex template {settings.index_prefix}-* → alias {settings.index_alias} "
+        f"(ES {features.version}; Indonesian stemmer {_on(features.indonesian_stemmer)}; "
+        f"ILM {_on(features.ilm)})"
+    )
+
+
+def _on(available: bool) -> str:
+    return "on" if available else "not available"
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None, timeout: float) -> bool:
+    path = file or SAMPLE_POSTS
+    external = bool(settings.kafka_bootstrap and settings.es_url)
+    stack = EmbeddedStack(settings)
+    started_here = False
+    worker_pid: int | None = None
+    try:
+        if external:
+            assert settings.kafka_bootstrap and settings.es_url
+            endpoints = Endpoints(
+                kafka=settings.kafka_bootstrap, elasticsearch=settings.es_url, embedded=False
+            )
+            console.print(
+                f"using Kafka {endpoints.kafka} and Elasticsearch {endpoints.elasticsearch} (PANTAU_*)"
+            )
+        else:
+            if not stack.is_running():
+                console.print(
+                    "starting the embedded broker (Tansu, in memory: empty on every start) "
+                    "and Elasticsearch (noida-db) …"
+                )
+                started_here = True
+            state = stack.start_servers()
+            endpoints = state.endpoints
+            console.print(
+                f"kafka {endpoints.kafka}   elasticsearch {endpoints.elasticsearch}   logs {stack.logs}"
+            )
+        prepare_cluster(settings, endpoints, console)
+
+        t0 = time.monotonic()
+        if external:
+            log = settings.run_dir / "logs" / "demo-worker.log"
+            worker_pid = spawn(
+                [sys.executable, "-m", "pipeline.cli", "worker"],
+                log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        else:
+            state = stack.start_worker()
+            assert state.worker is not None
+            log, worker_pid = Path(state.worker.log), state.worker.pid
+        console.print(f"worker started (pid {worker_pid}, log {log}); loading the model …")
+
+        total = count_records(path)
+        with _progress(console) as progress:
+            task = progress.add_task(f"producing {path.name}", total=total)
+            report = produce_file(settings, endpoints.kafka, path, on_record=lambda: progress.advance(task))
+        for bad in report.invalid:
+            console.print(f"[yellow]line {bad.line} not sent:[/yellow] {bad.reason}")
+
+        wait_for_worker_log(log, pid=worker_pid)
+        es = sync_client(settings, endpoints.elasticsearch)
+        keys = sorted(set(report.keys))
+        with _progress(console) as progress:
+            task = progress.add_task("processing (indexed + dead-lettered)", total=len(keys))
+            tally = wait_processed(
+                settings,
+                endpoints.kafka,
+                es,
+                keys,
+                timeout=timeout,
+                on_progress=lambda t: progress.update(task, completed=t.indexed + t.dead_lettered),
+            )
+        elapsed = time.monotonic() - t0
+
+        console.rule("Pantau Banten demo")
+        console.print(
+            f"posts in file      {total}\nsent to Kafka      {report.sent} ({len(keys)} distinct posts)\n"
+            f"rejected at input  {len(report.invalid)}\nindexed            {tally.indexed}\n"
+            f"dead-lettered      {tally.dead_lettered}\ntime               {elapsed:.1f}s "
+            f"(worker start and model load included)"
+        )
+        for letter in tally.dead_letters[:10]:
+            console.print(f"  [yellow]dead letter[/yellow] [{letter.stage}] {letter.reason}")
+        render_summary(console, summarise(es, settings.index_alias, keys))
+        es.close()
+        console.print(
+            "query the index:\n"
+            f"  curl -s '{endpoints.elasticsearch}/{settings.index_alias}/_search?pretty&size=3"
+            "&q=agencies:samsat%20AND%20sentiment.label:negative'\n"
+            f'  pantau classify "jalan di Cikupa rusak parah, @dpupr_banten kapan dibenerin?"'
+        )
+        if not tally.done:
+            left = tally.expected - tally.indexed - tally.dead_lettered
+            console.print(f"[red]timed out after {timeout:.0f}s with {left} posts unprocessed[/red]")
+        return tally.done
+    except ServerError:
+        raise
+    finally:
+        if external and worker_pid:
+            stop(worker_pid, timeout=30)
+        elif started_here and not keep:
+            stack.stop()
+            console.print("embedded servers stopped (use --keep to leave them running)")
+        elif keep or not started_here:
+            console.print("stack left running: `pantau status`, `pantau down`")

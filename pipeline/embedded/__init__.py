@@ -1,0 +1,1 @@
+"""Embedded Kafka (Tansu) and Elasticsearch (noida-db) servers for a machine without Docker."""

@@ -1,0 +1,105 @@
+"""Start, probe and stop a server process by PID, with its log in the run directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> int:
+    """Start ``argv`` in its own session so that stopping it also stops anything it forks."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+        )
+    return proc.pid
+
+
+def is_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child still answers kill(0): reap it
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def stop(pid: int | None, timeout: float = 15.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
+    if not pid or not is_alive(pid):
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not is_alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def wait_until(ready: Callable[[], bool], pid: int, what: str, log_path: Path, timeout: float = 60.0) -> None:
+    """Poll ``ready`` until it answers True; fail early, with the log's tail, if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            raise ServerError(f"{what} exited during start-up; log {log_path}:\n{tail(log_path)}")
+        try:
+            if ready():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    stop(pid)
+    raise ServerError(f"{what} not ready after {timeout:.0f}s; log {log_path}:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0

@@ -1,0 +1,1 @@
+"""Enrichment of validated posts: recognition, masking, language, sentiment and category."""

@@ -1,0 +1,127 @@
+"""The gazetteer's YAML files as validated models, so a typo in the data fails loudly at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
+
+from schemas.vocab import Agency, Region
+
+DATA_DIR = Path(__file__).parent / "data"
+AGENCIES_FILE = "agencies.yaml"
+REGIONS_FILE = "regions.yaml"
+OUTSIDE_FILE = "outside.yaml"
+
+
+class GazetteerError(ValueError):
+    """Invalid gazetteer data; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgencyEntry(_Strict):
+    names: list[str] = []
+    abbreviations: list[str] = []
+    misspellings: list[str] = []
+    handles: list[str] = []
+    apps: list[str] = []
+    phrases: list[str] = []
+    regional: dict[str, Region] = {}
+
+    def plain_aliases(self) -> list[str]:
+        return [
+            *self.names,
+            *self.abbreviations,
+            *self.misspellings,
+            *self.handles,
+            *self.apps,
+            *self.phrases,
+        ]
+
+
+PlaceItem = str | dict[str, list[str]]
+
+
+def place_variants(item: PlaceItem) -> tuple[str, list[str]]:
+    """Display name and all aliases (the name included) of a place entry."""
+    if isinstance(item, str):
+        return item, [item]
+    ((name, variants),) = item.items()
+    return name, [name, *variants]
+
+
+class RegionEntry(_Strict):
+    names: list[str] = []
+    fallback: list[str] = []
+    kecamatan: list[PlaceItem] = []
+    places: list[PlaceItem] = []
+    weak: list[str] = []
+
+    @field_validator("kecamatan", "places")
+    @classmethod
+    def _one_name_per_item(cls, items: list[PlaceItem]) -> list[PlaceItem]:
+        for item in items:
+            if isinstance(item, dict) and len(item) != 1:
+                raise ValueError(f"an entry with variants must have exactly one name, got {sorted(item)}")
+        return items
+
+    def place_names(self) -> set[str]:
+        return {place_variants(item)[0] for item in [*self.kecamatan, *self.places]}
+
+
+class RegionsFile(_Strict):
+    regions: dict[Region, RegionEntry]
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: Any) -> Any:
+        # An unquoted YAML key 3603 arrives as an int.
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+class OutsideFile(_Strict):
+    outside: dict[str, list[str]]
+
+
+M = TypeVar("M")
+
+
+def _read(path: Path, adapter: TypeAdapter[M]) -> M:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise GazetteerError(f"{path}: cannot read: {exc}") from None
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise GazetteerError(f"{path}: {problems}") from None
+
+
+class GazetteerData(_Strict):
+    agencies: dict[Agency, AgencyEntry]
+    regions: dict[Region, RegionEntry]
+    outside: dict[str, list[str]]
+
+
+def load_data(directory: Path | None = None) -> GazetteerData:
+    directory = directory or DATA_DIR
+    agencies = _read(directory / AGENCIES_FILE, TypeAdapter(dict[Agency, AgencyEntry]))
+    regions = _read(directory / REGIONS_FILE, TypeAdapter(RegionsFile)).regions
+    outside = _read(directory / OUTSIDE_FILE, TypeAdapter(OutsideFile)).outside
+    for code, entry in regions.items():
+        unknown = sorted(set(entry.weak) - entry.place_names())
+        if unknown:
+            raise GazetteerError(
+                f"{directory / REGIONS_FILE}: regions.{code}.weak: "
+                f"not a kecamatan or place of {code}: {unknown}"
+            )
+    return GazetteerData(agencies=agencies, regions=regions, outside=outside)

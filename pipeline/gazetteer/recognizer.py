@@ -1,0 +1,256 @@
+"""Which Banten agencies a post talks about, and where.
+
+Two token tries run over each post: agency aliases and place names (Banten and, to reject look-alikes
+such as "samsat bandung", places outside Banten). Region evidence is ranked; the strongest level wins
+and, within a level, the first mention:
+
+4. a kecamatan, kelurahan, landmark or explicit kab/kota name ("Balaraja", "BSD", "kota tangerang")
+3. an agency alias tied to a kab/kota ("RSUD Balaraja", "Tirta Benteng", "@dukcapil_kotatangerang")
+2. a bare city name shared with the regency around it ("tangerang" → Kota, "serang" → Kota)
+1. the province ("banten", "@pemprovbanten")
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.gazetteer.loader import (
+    OUTSIDE_FILE,
+    REGIONS_FILE,
+    GazetteerData,
+    GazetteerError,
+    load_data,
+    place_variants,
+)
+from pipeline.text.matcher import Match, PhraseMatcher, tokenize
+from schemas.vocab import REGION_NAMES, Agency, Region
+
+LEVEL_PLACE = 4
+LEVEL_AGENCY = 3
+LEVEL_FALLBACK = 2
+LEVEL_PROVINCE = 1
+
+NEAR_TOKENS = 3
+"""An outside place at most this many tokens away from an agency alias claims that mention."""
+
+# Words that turn a weak place name into a place: "kecamatan kemiri", "desa sumur".
+PLACE_MARKERS = frozenset({"kecamatan", "kelurahan", "desa", "kampung", "kp", "dusun", "perumahan", "perum"})
+
+_PKL_TIME = re.compile(r"\bpkl\.?\s*(?=\d)", re.IGNORECASE)  # "pkl 10.00" is pukul, not street vendors
+
+
+class Recognition(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    agencies: list[Agency] = []
+    region: Region | None = None
+    places: list[str] = []
+    """Banten places named in the post, as display names, in order of first mention."""
+    outside_banten: bool = False
+    """The post names a place outside Banten and no Banten place."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyAlias:
+    agency: Agency
+    region: Region | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    name: str
+    regions: tuple[Region, ...]
+    """One region, or several for a name shared by kab/kota (ambiguous); empty outside Banten."""
+    level: int = LEVEL_PLACE
+    weak: bool = False
+    hints: tuple[Region, ...] = ()
+    """For a bare city name, every kab/kota whose name contains it ("tangerang" → 3671, 3603, 3674)."""
+
+    @property
+    def outside(self) -> bool:
+        return not self.regions
+
+
+def _gap(a: Match[Any], b: Match[Any]) -> int:
+    """Tokens strictly between two spans, with a tie-break that prefers the span after ``a``."""
+    if b.start >= a.end:
+        return (b.start - a.end) * 2
+    return (a.start - b.end) * 2 + 1
+
+
+class Gazetteer:
+    def __init__(self, agencies: PhraseMatcher[AgencyAlias], places: PhraseMatcher[Place]) -> None:
+        self._agencies = agencies
+        self._places = places
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Gazetteer:
+        """Build from the YAML files in ``path`` (default: the packaged data directory)."""
+        data = load_data(path)
+        directory = path or Path(__file__).parent / "data"
+        return cls(_agency_matcher(data, directory), _place_matcher(data, directory))
+
+    def recognize(self, text: str) -> Recognition:
+        toks = tokenize(_PKL_TIME.sub("pukul ", text))
+        if not toks:
+            return Recognition()
+        agency_hits = self._agencies.find(toks)
+        place_hits = self._places.find(toks)
+
+        # Kab/kota that the post points at without doubt; they settle ambiguous and weak names.
+        sure: set[Region] = set()
+        for p in place_hits:
+            if len(p.value.regions) == 1 and not p.value.weak and p.value.level >= LEVEL_FALLBACK:
+                sure.add(p.value.regions[0])
+                sure.update(p.value.hints)
+        for a in agency_hits:
+            if a.value.region is not None and a.value.region != Region.PROVINCE:
+                sure.add(a.value.region)
+
+        # (hit, region it resolved to or None while still ambiguous)
+        banten: list[tuple[Match[Place], Region | None]] = []
+        outside: list[Match[Place]] = []
+        for p in place_hits:
+            place = p.value
+            if place.outside:
+                outside.append(p)
+            elif len(place.regions) > 1:
+                picked = [r for r in place.regions if r in sure]
+                banten.append((p, picked[0] if len(picked) == 1 else None))
+            elif (
+                not place.weak or place.regions[0] in sure or (p.start and toks[p.start - 1] in PLACE_MARKERS)
+            ):
+                banten.append((p, place.regions[0]))
+
+        agencies: list[Agency] = []
+        evidence: list[tuple[int, int, Region]] = []
+        near: list[tuple[Match[Place], bool]] = [(p, True) for p, _ in banten] + [(p, False) for p in outside]
+        for a in agency_hits:
+            alias = a.value
+            if alias.region is None and near:
+                nearest, is_banten = min(near, key=lambda item: _gap(a, item[0]))
+                if not is_banten and _gap(a, nearest) <= NEAR_TOKENS * 2 + 1:  # _gap counts half-steps
+                    continue  # "samsat bandung": a mention of some other province's office
+            if alias.agency not in agencies:
+                agencies.append(alias.agency)
+            if alias.region is not None:
+                level = LEVEL_PROVINCE if alias.region == Region.PROVINCE else LEVEL_AGENCY
+                evidence.append((level, a.start, alias.region))
+
+        places: list[str] = []
+        for p, region in banten:
+            if region is None:
+                continue
+            evidence.append((p.value.level, p.start, region))
+            if p.value.name not in places:
+                places.append(p.value.name)
+
+        region = max(evidence, key=lambda e: (e[0], -e[1]))[2] if evidence else None
+        has_banten = bool(banten) or any(a.value.region is not None for a in agency_hits)
+        return Recognition(
+            agencies=agencies, region=region, places=places, outside_banten=bool(outside) and not has_banten
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def default_gazetteer() -> Gazetteer:
+    """The packaged gazetteer, built once per process."""
+    return Gazetteer.load()
+
+
+def _agency_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[AgencyAlias]:
+    matcher: PhraseMatcher[AgencyAlias] = PhraseMatcher(strip_prefixes=True)
+    owner: dict[tuple[str, ...], tuple[str, AgencyAlias]] = {}
+    for agency, entry in data.agencies.items():
+        aliases = [(a, AgencyAlias(agency)) for a in entry.plain_aliases()]
+        aliases += [(a, AgencyAlias(agency, region)) for a, region in entry.regional.items()]
+        for phrase, value in aliases:
+            toks = matcher.phrase_tokens(phrase)
+            if not toks:
+                raise GazetteerError(
+                    f"{directory / 'agencies.yaml'}: {agency}: alias {phrase!r} has no words"
+                )
+            seen = owner.get(toks)
+            if seen is not None and seen[1] != value:
+                raise GazetteerError(
+                    f"{directory / 'agencies.yaml'}: alias {phrase!r} of {agency} clashes with "
+                    f"{seen[0]!r} of {seen[1].agency}"
+                )
+            owner[toks] = (phrase, value)
+    for toks, (_, value) in owner.items():
+        matcher.add(toks, value)
+    for toks, (_, value) in owner.items():
+        matcher.add_joined(toks, value)
+    return matcher
+
+
+def _place_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Place]:
+    matcher: PhraseMatcher[Place] = PhraseMatcher()
+    # alias tokens -> (display name, region, level, weak) for every region that lists it
+    found: dict[tuple[str, ...], list[tuple[str, Region, int, bool]]] = {}
+
+    def note(alias: str, name: str, region: Region, level: int, weak: bool) -> None:
+        toks = matcher.phrase_tokens(alias)
+        if not toks:
+            raise GazetteerError(f"{directory / REGIONS_FILE}: regions.{region}: {alias!r} has no words")
+        found.setdefault(toks, []).append((name, region, level, weak))
+
+    for region, entry in data.regions.items():
+        label = REGION_NAMES[region]
+        top = LEVEL_PROVINCE if region == Region.PROVINCE else LEVEL_PLACE
+        for alias in entry.names:
+            note(alias, label, region, top, False)
+        for alias in entry.fallback:
+            note(alias, entry.fallback[0].title(), region, LEVEL_FALLBACK, False)
+        weak_names = set(entry.weak)
+        for item in [*entry.kecamatan, *entry.places]:
+            name, variants = place_variants(item)
+            for alias in variants:
+                note(alias, name, region, LEVEL_PLACE, name in weak_names)
+
+    names = [(region, matcher.phrase_tokens(a)) for region, e in data.regions.items() for a in e.names]
+    places: dict[tuple[str, ...], Place] = {}
+    for toks, options in found.items():
+        regions = tuple(dict.fromkeys(region for _, region, _, _ in options))
+        name, _, level, _ = max(options, key=lambda o: o[2])
+        weak = all(o[3] for o in options)
+        hints: tuple[Region, ...] = ()
+        if level == LEVEL_FALLBACK:
+            hints = tuple(dict.fromkeys(r for r, nt in names if r != Region.PROVINCE and _contains(nt, toks)))
+        places[toks] = Place(name, regions, level, weak, hints)
+
+    for name, aliases in data.outside.items():
+        for alias in [name, *aliases]:
+            toks = matcher.phrase_tokens(alias)
+            if toks in places and not places[toks].outside:
+                raise GazetteerError(
+                    f"{directory / OUTSIDE_FILE}: outside.{name}: {alias!r} is also a Banten place "
+                    f"({places[toks].name}) in {REGIONS_FILE}"
+                )
+            places[toks] = Place(name, ())
+
+    for toks, place in places.items():
+        matcher.add(toks, place)
+    for toks, place in places.items():
+        matcher.add_joined(toks, place)
+    return matcher
+
+
+def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+    n = len(needle)
+    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+def recognize(text: str) -> Recognition:
+    """Recognise with the packaged gazetteer."""
+    return default_gazetteer().recognize(text)
+
+
+__all__: Sequence[str] = ["Gazetteer", "GazetteerError", "Recognition", "default_gazetteer", "recognize"]

@@ -1,0 +1,1 @@
+"""Kafka plumbing: client configuration, topic creation, the file producer."""

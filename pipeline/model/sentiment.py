@@ -1,0 +1,187 @@
+"""Sentiment of a post: frozen mE5-small embeddings + a calibrated linear head, from local files only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.model.data import DEFAULT_MODEL_DIR, LABELS
+from pipeline.model.encoder import PACKED_FILE, Backend, load_encoder, load_tokenizer, mean_pooled
+from schemas.posts import Sentiment
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import BertModel
+
+SentimentPrediction = Sentiment
+"""The pipeline's own contract (``schemas.posts.Sentiment``): label, score of that label, all three scores."""
+
+HEAD_FILE = "head.safetensors"
+META_FILE = "pantau_model.json"
+DEFAULT_MAX_LENGTH = 128
+"""Tokens per text: a tweet with room to spare; longer posts are truncated (their start carries most)."""
+
+__all__ = ["DEFAULT_MODEL_DIR", "SentimentModel", "SentimentPrediction", "UnencodableText"]
+
+
+class UnencodableText(ValueError):
+    """A text the tokenizer reduces to nothing or to unknown pieces only: dead-letter it, don't guess."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """Multinomial logistic regression with the temperature already folded into ``weight`` and ``bias``."""
+
+    weight: np.ndarray  # (3, hidden)
+    bias: np.ndarray  # (3,)
+    labels: tuple[str, ...] = LABELS
+
+    def probabilities(self, emb: np.ndarray) -> np.ndarray:
+        logits = emb @ self.weight.T + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return np.asarray(p / p.sum(axis=1, keepdims=True))
+
+    def save(self, path: Path, metadata: dict[str, str] | None = None) -> None:
+        from safetensors.numpy import save_file
+
+        # C order explicitly: sklearn's coef_ can be Fortran-ordered, and safetensors writes raw memory.
+        tensors = {
+            k: np.ascontiguousarray(v, dtype=np.float32)
+            for k, v in (("weight", self.weight), ("bias", self.bias))
+        }
+        save_file(tensors, str(path), metadata={"labels": ",".join(self.labels), **(metadata or {})})
+
+    @classmethod
+    def load(cls, path: Path) -> Head:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="np") as f:
+            labels = tuple((f.metadata() or {})["labels"].split(","))
+            return cls(f.get_tensor("weight"), f.get_tensor("bias"), labels)
+
+
+def weights_version(model_dir: Path) -> str:
+    """``e5s-id-head-<hash>``: changes whenever the encoder weights, tokenizer or head change."""
+    h = hashlib.sha256()
+    for name in (PACKED_FILE, "tokenizer.json", HEAD_FILE):
+        path = model_dir / name
+        if path.exists():
+            h.update(path.read_bytes())
+    return f"e5s-id-head-{h.hexdigest()[:10]}"
+
+
+class SentimentModel:
+    """Negative / neutral / positive for short informal Indonesian posts.
+
+    ``predict`` answers for every text it is given, in order; call ``check_encodable`` first (or pass
+    ``strict=True``) to route texts the tokenizer cannot represent to the dead-letter topic.
+    """
+
+    def __init__(
+        self,
+        encoder: BertModel,
+        tokenizer: Tokenizer,
+        head: Head,
+        *,
+        version: str,
+        prefix: str = "query: ",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = 32,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.head = head
+        self.version = version
+        self.prefix = prefix
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.meta = meta or {}
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path = DEFAULT_MODEL_DIR,
+        *,
+        backend: Backend = "fp32",
+        threads: int | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = 32,
+    ) -> SentimentModel:
+        """Load from ``model_dir`` (no network); ``threads`` caps torch's intra-op threads (process-wide)."""
+        import torch
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        meta_path = model_dir / META_FILE
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        return cls(
+            load_encoder(model_dir, backend),
+            load_tokenizer(model_dir),
+            Head.load(model_dir / HEAD_FILE),
+            version=meta.get("version") or weights_version(model_dir),
+            prefix=meta.get("prefix", "query: "),
+            max_length=max_length,
+            batch_size=batch_size,
+            meta=meta,
+        )
+
+    def check_encodable(self, text: str) -> str | None:
+        """Why ``text`` cannot be scored (``None`` if it can): nothing left after normalisation, or only
+        ``<unk>`` pieces (a script the trimmed vocabulary lacks)."""
+        self.tokenizer.no_truncation()
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        if not ids:
+            return "empty after tokenizer normalisation"
+        unk, space = self.tokenizer.token_to_id("<unk>"), self.tokenizer.token_to_id("▁")
+        if all(i in (unk, space) for i in ids):
+            return "only characters the tokenizer does not know"
+        return None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised mean-pooled embeddings ``(n, 384)``; the topic stage clusters these."""
+        if not texts:
+            return np.zeros((0, int(self.encoder.config.hidden_size)), dtype=np.float32)
+        return mean_pooled(
+            self.encoder,
+            self.tokenizer,
+            list(texts),
+            prefix=self.prefix,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+        )
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities ``(n, 3)`` in the order of ``self.head.labels``."""
+        return self.probabilities_from_embeddings(self.embed(texts))
+
+    def probabilities_from_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        """Reuse embeddings already computed for topics: no second encoder pass."""
+        if len(emb) == 0:
+            return np.zeros((0, len(self.head.labels)), dtype=np.float32)
+        return self.head.probabilities(emb)
+
+    def predict(self, texts: Sequence[str], *, strict: bool = False) -> list[SentimentPrediction]:
+        """One prediction per text, in order; ``strict`` raises ``UnencodableText`` before any work."""
+        if strict:
+            for i, text in enumerate(texts):
+                reason = self.check_encodable(text)
+                if reason is not None:
+                    raise UnencodableText(f"text #{i}: {reason}")
+        return self.predictions_from_proba(self.predict_proba(texts))
+
+    def predictions_from_proba(self, proba: np.ndarray) -> list[SentimentPrediction]:
+        labels = self.head.labels
+        out: list[SentimentPrediction] = []
+        for row in proba:
+            scores = {lab: float(p) for lab, p in zip(labels, row, strict=True)}
+            best = labels[int(np.argmax(row))]
+            out.append(Sentiment.model_validate({"label": best, "score": scores[best], "scores": scores}))
+        return out

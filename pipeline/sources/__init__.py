@@ -1,0 +1,1 @@
+"""Where raw posts come from: files today; platform connectors plug in here."""

@@ -1,0 +1,1 @@
+"""Text utilities shared by validation and enrichment: normalisation, PII masking, language, matching."""

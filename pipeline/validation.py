@@ -1,0 +1,59 @@
+"""The one gate every raw post passes: decode, validate against the contract, normalise, bound."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.text.normalize import normalize_text
+from schemas.posts import MAX_TEXT_CHARS, RawPost, Stage
+
+
+class Rejected(Exception):
+    """A message the pipeline will not process; ``stage`` and ``reason`` go to the dead-letter topic."""
+
+    def __init__(self, stage: Stage, reason: str) -> None:
+        super().__init__(f"{stage}: {reason}")
+        self.stage = stage
+        self.reason = reason
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "message"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def validate_raw_post(data: Mapping[str, Any]) -> RawPost:
+    try:
+        post = RawPost.model_validate(data)
+    except ValidationError as exc:
+        raise Rejected("validate", describe_validation_error(exc)) from None
+    text = normalize_text(post.text)
+    if not text:
+        raise Rejected("validate", "text: empty after normalisation")
+    if len(text) > MAX_TEXT_CHARS:
+        raise Rejected(
+            "validate", f"text: {len(text)} characters after normalisation, limit {MAX_TEXT_CHARS}"
+        )
+    post.text = text
+    return post
+
+
+def decode_raw_post(value: bytes | None) -> RawPost:
+    if value is None:
+        raise Rejected("decode", "empty message (tombstone)")
+    try:
+        data = json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise Rejected("decode", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise Rejected("decode", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise Rejected("decode", f"expected a JSON object, got {type(data).__name__}")
+    return validate_raw_post(data)

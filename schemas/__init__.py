@@ -1,0 +1,34 @@
+"""Pydantic contracts of every message and document Pantau Banten reads or writes."""
+
+from schemas.documents import PostDocument
+from schemas.posts import (
+    MAX_TEXT_CHARS,
+    Author,
+    DeadLetter,
+    EnrichedPost,
+    Geo,
+    Metrics,
+    RawPost,
+    Sentiment,
+    TopicRef,
+)
+from schemas.vocab import Agency, Category, PiiKind, Platform, Region, SentimentLabel
+
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "Agency",
+    "Author",
+    "Category",
+    "DeadLetter",
+    "EnrichedPost",
+    "Geo",
+    "Metrics",
+    "PiiKind",
+    "Platform",
+    "PostDocument",
+    "RawPost",
+    "Region",
+    "Sentiment",
+    "SentimentLabel",
+    "TopicRef",
+]

@@ -1,0 +1,114 @@
+"""Posts through the real broker, the real worker process and the real Elasticsearch."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from pipeline.tracking import DeadLetterReader, dead_letter_key, wait_processed
+from tests.integration.conftest import Pipeline, make_post
+
+
+def test_post_is_enriched_and_indexed(pipeline: Pipeline) -> None:
+    post = make_post(
+        "@samsatbanten min pajak motor sy udh bayar lewat e-samsat tp stnk blm dikirim2 udh sebulan 😡 "
+        "hubungi sy di 0812-3456-7890, plat A 1234 BCD, samsat ciruas",
+        author={"id": "u1", "handle": "warga_serang", "name": "Budi", "followers": 12},
+        metrics={"likes": 3, "replies": 1},
+        collected_by="test-suite",
+    )
+    key = pipeline.send_post(post)
+    tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [key], timeout=180)
+    assert tally.indexed == 1, tally
+    doc = pipeline.document(key)
+    assert doc["post_id"] == post["id"]
+    assert doc["@timestamp"].startswith("2026-11-20T08:30")
+    assert "samsat" in doc["agencies"]
+    assert doc["region"] == "3604"  # Ciruas is in Kab. Serang
+    assert doc["category"] == "pajak_kendaraan"
+    assert doc["sentiment"]["label"] == "negative"
+    total = doc["sentiment"]["negative"] + doc["sentiment"]["neutral"] + doc["sentiment"]["positive"]
+    assert abs(total - 1) < 1e-3
+    assert "0812" not in doc["text"] and "1234 BCD" not in doc["text"]
+    assert set(doc["pii"]) == {"phone", "plate"}
+    assert doc["likes"] == 3
+    assert doc["extra"] == {"collected_by": "test-suite"}
+    assert doc["model_version"]
+
+
+def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipeline) -> None:
+    bad_json = b'{"id": "broken", "platform": "x", "text": "kok'
+    bad_contract = json.dumps(
+        {"id": "has space", "platform": "myspace", "text": "hai", "created_at": "2026-11-20T08:00:00"}
+    ).encode()
+    too_long = make_post("banjir " * 2000)  # 14,000 characters
+    pipeline.send_raw(bad_json, b"x:broken")
+    pipeline.send_raw(bad_contract, b"myspace:has space")
+    long_key = pipeline.send_post(too_long)
+    good = make_post("Terima kasih BPBD Lebak sudah cepat evakuasi warga Rangkasbitung yang kebanjiran 🙏")
+    good_key = pipeline.send_post(good)
+
+    tally = wait_processed(
+        pipeline.settings,
+        pipeline.endpoints.kafka,
+        pipeline.es,
+        ["x:broken", "myspace:has space", long_key, good_key],
+        timeout=180,
+    )
+    assert tally.indexed == 1 and tally.dead_lettered == 3, tally
+    letters = {dead_letter_key(dl): dl for dl in tally.dead_letters}
+    assert letters["x:broken"].stage == "decode" and "not JSON" in letters["x:broken"].reason
+    assert base64.b64decode(letters["x:broken"].original) == bad_json
+    contract = letters["myspace:has space"]
+    assert contract.stage == "validate"
+    assert "id" in contract.reason and "platform" in contract.reason and "created_at" in contract.reason
+    assert "10000" in letters[long_key].reason.replace(",", "")
+    assert pipeline.document(good_key)["agencies"] == ["bpbd"]
+
+
+def test_same_post_twice_is_one_document(pipeline: Pipeline) -> None:
+    post = make_post("PDAM Tirta Benteng air mati lagi dari subuh, Cipondoh kering kerontang")
+    key = pipeline.send_post(post)
+    pipeline.send_post(post)
+    assert (
+        wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [key], timeout=180).indexed
+        == 1
+    )
+    pipeline.es.indices.refresh(index=pipeline.settings.index_alias)
+    count = pipeline.es.count(index=pipeline.settings.index_alias, query={"term": {"post_id": post["id"]}})
+    assert count["count"] == 1
+
+
+def test_worker_killed_mid_stream_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
+    posts = [make_post(f"jalan di Cikupa rusak parah nomor {i}, kapan dibenerin DPUPR?") for i in range(120)]
+    keys = [pipeline.send_post(p) for p in posts[:60]]
+    # let the worker get going, then kill it without a chance to commit
+    wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys[:10], timeout=180)
+    pipeline.restart_worker(kill=True)
+    keys += [pipeline.send_post(p) for p in posts[60:]]
+    tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=300)
+    assert tally.indexed == 120 and tally.dead_lettered == 0, tally
+    pipeline.es.indices.refresh(index=pipeline.settings.index_alias)
+    ids = [p["id"] for p in posts]
+    count = pipeline.es.count(index=pipeline.settings.index_alias, query={"terms": {"post_id": ids}})
+    assert count["count"] == 120
+
+
+def test_dead_letter_reader_sees_every_letter(pipeline: Pipeline) -> None:
+    pipeline.send_raw(b"\xff\xfe not utf8", b"x:binary")
+    tally = wait_processed(
+        pipeline.settings, pipeline.endpoints.kafka, pipeline.es, ["x:binary"], timeout=180
+    )
+    assert tally.dead_lettered == 1
+    reader = DeadLetterReader(pipeline.settings, pipeline.endpoints.kafka)
+    try:
+        letters = []
+        for _ in range(20):
+            letters = reader.poll()
+            if any(dead_letter_key(dl) == "x:binary" for dl in letters):
+                break
+        letter = next(dl for dl in letters if dead_letter_key(dl) == "x:binary")
+        assert letter.stage == "decode" and "UTF-8" in letter.reason
+        assert letter.source_topic == pipeline.settings.topic_raw and letter.source_offset is not None
+    finally:
+        reader.close()

@@ -1,0 +1,40 @@
+"""`pantau --help` lists every command with a description."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+
+def test_help_lists_every_command() -> None:
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for command in (
+        "demo",
+        "up",
+        "status",
+        "down",
+        "worker",
+        "produce",
+        "classify",
+        "schema",
+        "model",
+        "bench",
+    ):
+        assert f" {command} " in result.output
+    assert "│ demo " in result.output
+
+
+def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(app, ["schema", "export", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "DeadLetter.schema.json",
+        "EnrichedPost.schema.json",
+        "PostDocument.schema.json",
+        "RawPost.schema.json",
+    ]
+    raw = (tmp_path / "RawPost.schema.json").read_text()
+    assert '"required"' in raw and '"created_at"' in raw

@@ -1,0 +1,160 @@
+"""The contracts: what is accepted, what is rejected and why, and the ES document built from a post."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.sources.files import count_records, read_records
+from pipeline.validation import Rejected, decode_raw_post, validate_raw_post
+from schemas import DeadLetter, EnrichedPost, PostDocument, RawPost, Sentiment
+from schemas.vocab import Agency, Category, PiiKind, Region, SentimentLabel
+
+VALID = {
+    "id": "1859012345678901234",
+    "platform": "x",
+    "text": "  Samsat\u200b Cikokol   antri\tpanjang banget  ",
+    "created_at": "2026-11-20T07:42:13+07:00",
+}
+
+
+def test_valid_post_is_normalised_and_keeps_unknown_fields() -> None:
+    post = validate_raw_post({**VALID, "source_query": "samsat", "author": {"handle": "a", "verified": True}})
+    assert post.text == "Samsat Cikokol antri panjang banget"
+    assert post.key == "x:1859012345678901234"
+    assert post.model_extra == {"source_query": "samsat"}
+    assert post.author is not None and post.author.model_extra == {"verified": True}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"id": "a/b"}, "id"),
+        ({"id": "x" * 257}, "id"),
+        ({"id": ""}, "id"),
+        ({"platform": "friendster"}, "platform"),
+        ({"created_at": "2026-11-20T07:42:13"}, "created_at"),
+        ({"created_at": "kemarin"}, "created_at"),
+        ({"text": ""}, "text"),
+    ],
+)
+def test_contract_violations_name_the_field(change: dict[str, str], field: str) -> None:
+    with pytest.raises(Rejected) as info:
+        validate_raw_post({**VALID, **change})
+    assert info.value.stage == "validate"
+    assert info.value.reason.startswith(field)
+
+
+def test_missing_fields_are_all_reported() -> None:
+    with pytest.raises(Rejected) as info:
+        validate_raw_post({"text": "halo"})
+    for field in ("id", "platform", "created_at"):
+        assert f"{field}: Field required" in info.value.reason
+
+
+def test_text_bound_applies_after_normalisation() -> None:
+    padded = "a" * 9_990 + "\u200b" * 500  # zero-width characters do not count
+    assert len(validate_raw_post({**VALID, "text": padded}).text) == 9_990
+    with pytest.raises(Rejected, match="10001 characters after normalisation"):
+        validate_raw_post({**VALID, "text": "a" * 10_001})
+    with pytest.raises(Rejected, match="empty after normalisation"):
+        validate_raw_post({**VALID, "text": "\u200b \u200d\t"})
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "expected a JSON object, got list"),
+        (None, "tombstone"),
+    ],
+)
+def test_undecodable_messages(value: bytes | None, reason: str) -> None:
+    with pytest.raises(Rejected) as info:
+        decode_raw_post(value)
+    assert info.value.stage == "decode" and reason in info.value.reason
+
+
+def test_file_reader_reports_bad_lines_with_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps(VALID) + "\n\n{oops\n[1]\n" + json.dumps({**VALID, "id": "2"}) + "\n")
+    records = list(read_records(path))
+    assert [r.line for r in records] == [1, 3, 4, 5]
+    assert records[1].error and "not JSON" in records[1].error
+    assert records[2].error and "JSON object" in records[2].error
+    assert count_records(path) == 4
+
+
+def test_csv_dotted_headers_nest(tmp_path: Path) -> None:
+    path = tmp_path / "posts.csv"
+    path.write_text(
+        "id,platform,text,created_at,author.handle,metrics.likes\n"
+        '1,instagram,"PDAM mati, tolong",2026-11-20T07:00:00Z,warga,5\n'
+    )
+    (record,) = list(read_records(path))
+    assert record.data is not None
+    post = validate_raw_post(record.data)
+    assert post.author is not None and post.author.handle == "warga"
+    assert post.metrics is not None and post.metrics.likes == 5
+
+
+def _enriched() -> EnrichedPost:
+    raw = RawPost.model_validate(
+        {**VALID, "geo": {"place": "Cikokol", "lat": -6.2, "lon": 106.6}, "x_tag": 1}
+    )
+    return EnrichedPost(
+        **raw.model_dump(exclude={"text", "lang"}),
+        text="Samsat Cikokol antri panjang",
+        agencies=[Agency.SAMSAT],
+        region=Region.KOTA_TANGERANG,
+        sentiment=Sentiment(
+            label=SentimentLabel.NEGATIVE,
+            score=0.8,
+            scores={
+                SentimentLabel.NEGATIVE: 0.8,
+                SentimentLabel.NEUTRAL: 0.15,
+                SentimentLabel.POSITIVE: 0.05,
+            },
+        ),
+        category=Category.PAJAK_KENDARAAN,
+        category_confidence=0.9,
+        is_public_service=True,
+        pii=[PiiKind.PHONE],
+        lang="id",
+        model_version="test",
+        processed_at=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+
+
+def test_document_is_flat_and_strict() -> None:
+    source = PostDocument.from_post(_enriched()).to_source()
+    assert source["@timestamp"] == "2026-11-20T07:42:13+07:00"
+    assert source["region_name"] == "Kota Tangerang"
+    assert source["sentiment"] == {
+        "label": "negative",
+        "score": 0.8,
+        "negative": 0.8,
+        "neutral": 0.15,
+        "positive": 0.05,
+    }
+    assert source["geo"] == {"place": "Cikokol", "location": {"lat": -6.2, "lon": 106.6}}
+    assert source["extra"] == {"x_tag": 1}
+    mapping = json.loads(Path("deploy/elasticsearch/posts-template.json").read_text())["template"]["mappings"]
+    assert set(source) <= set(mapping["properties"])
+
+
+def test_enriched_round_trips_through_json() -> None:
+    post = _enriched()
+    again = EnrichedPost.model_validate_json(post.model_dump_json(exclude_none=True))
+    assert again == post
+
+
+def test_dead_letter_requires_reason_and_stage() -> None:
+    with pytest.raises(ValueError):
+        DeadLetter.model_validate(
+            {"original": "", "stage": "somewhere", "reason": "x", "failed_at": datetime.now(UTC)}
+        )

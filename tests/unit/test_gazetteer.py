@@ -1,0 +1,369 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.gazetteer.loader import DATA_DIR, GazetteerError
+from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazetteer
+from schemas.vocab import Agency, Region
+
+A = Agency
+R = Region
+
+
+@pytest.fixture(scope="module")
+def gaz() -> Gazetteer:
+    return default_gazetteer()
+
+
+# (post, agencies in order of first mention, region)
+CASES: list[tuple[str, list[Agency], Region | None]] = [
+    # official names, abbreviations, misspellings
+    ("Kantor Samsat Balaraja antrenya panjang banget", [A.SAMSAT], R.KAB_TANGERANG),
+    ("Sistem Administrasi Manunggal Satu Atap tapi tetep ribet", [A.SAMSAT], None),
+    ("Badan Pendapatan Daerah Banten kapan pemutihan lagi?", [A.SAMSAT], R.PROVINCE),
+    ("samsad serang tutup jam 12 padahal jadwal jam 3", [A.SAMSAT], R.KOTA_SERANG),
+    ("DUKCAPIL KOTA TANGERANG LAMBAT!!!", [A.DUKCAPIL], R.KOTA_TANGERANG),
+    ("disdukcapil tangsel pelayanannya cepet, mantap", [A.DUKCAPIL], R.KOTA_TANGERANG_SELATAN),
+    ("dukcapill cilegon sistemnya offline terus", [A.DUKCAPIL], R.KOTA_CILEGON),
+    ("dukcapi pandeglang kapan buka sabtu", [A.DUKCAPIL], R.KAB_PANDEGLANG),
+    ("BPDB lebak tolong cek desa kami", [A.BPBD], R.KAB_LEBAK),
+    ("pdem mati lagi hadeh", [A.PDAM], None),
+    ("Satpol PP Kota Serang bongkar lapak", [A.SATPOLPP], R.KOTA_SERANG),
+    ("Disnaker Kab. Tangerang tolong cek pabrik ini", [A.DISNAKER], R.KAB_TANGERANG),
+    ("DPMPTSP Cilegon izinnya lama", [A.DPMPTSP], R.KOTA_CILEGON),
+    ("Diskominfo Tangsel websitenya down", [A.DISKOMINFO], R.KOTA_TANGERANG_SELATAN),
+    ("Dinkes Kota Tangerang fogging dong", [A.DINKES], R.KOTA_TANGERANG),
+    ("PKM Cipondoh dokternya ga ada", [A.PUSKESMAS], R.KOTA_TANGERANG),
+    ("Dinas Perhubungan Serang urus angkot ngetem", [A.DISHUB], R.KOTA_SERANG),
+    ("dinsos lebak datanya ga update", [A.DINSOS], R.KAB_LEBAK),
+    ("Dindikbud Banten PPDB kacau", [A.DINDIKBUD], R.PROVINCE),
+    ("Damkar Pamulang sigap banget", [A.DAMKAR], R.KOTA_TANGERANG_SELATAN),
+    ("DLH Tangsel sampah di Cipeucang kapan beres", [A.DLH], R.KOTA_TANGERANG_SELATAN),
+    # clitics, glued prepositions, elongation, hashtags without a region
+    ("samsatnya tutup lebih awal", [A.SAMSAT], None),
+    ("puskesmasnya jauh bgt dari rumah", [A.PUSKESMAS], None),
+    ("tadi disamsat ditolak krn ktp beda alamat", [A.SAMSAT], None),
+    ("mau kedukcapil aja ribet", [A.DUKCAPIL], None),
+    ("samsaaaat lamaaa bgt", [A.SAMSAT], None),
+    ("#samsat hari ini rame", [A.SAMSAT], None),
+    # handles and hashtags with a region
+    ("@samsatbanten kok aplikasinya ga bisa bayar", [A.SAMSAT], R.PROVINCE),
+    ("@bapendabanten mohon infonya", [A.SAMSAT], R.PROVINCE),
+    ("@dukcapil_kotatangerang min, KK saya belum jadi", [A.DUKCAPIL], R.KOTA_TANGERANG),
+    ("@bpbdbanten ada info banjir?", [A.BPBD], R.PROVINCE),
+    ("@pemprovbanten jalan provinsi rusak", [A.PEMDA], R.PROVINCE),
+    ("@pdamtkr air ga ngalir dari kemaren", [A.PDAM], R.KAB_TANGERANG),
+    ("@tirtabenteng tolong", [A.PDAM], R.KOTA_TANGERANG),
+    ("#bantenbanjir lagi", [A.BPBD], R.PROVINCE),
+    ("#pemprovbanten #samsatbanten", [A.PEMDA, A.SAMSAT], R.PROVINCE),
+    # facilities that imply a region
+    ("RSUD Balaraja penuh terus", [A.RSUD], R.KAB_TANGERANG),
+    ("RSUD Malingping kekurangan dokter", [A.RSUD], R.KAB_LEBAK),
+    ("RSUD dr. Dradjat Prawiranegara antre obatnya lama", [A.RSUD], R.KAB_SERANG),
+    ("RSUD Adjidarmo Rangkasbitung", [A.RSUD], R.KAB_LEBAK),
+    ("RSU Tangsel ramah pelayanannya", [A.RSUD], R.KOTA_TANGERANG_SELATAN),
+    ("RSUD Berkah Pandeglang", [A.RSUD], R.KAB_PANDEGLANG),
+    ("RSUD Banten IGD penuh", [A.RSUD], R.PROVINCE),
+    ("Tirta Benteng airnya keruh", [A.PDAM], R.KOTA_TANGERANG),
+    ("PDAM Tirta Kerta Raharja mati 3 hari", [A.PDAM], R.KAB_TANGERANG),
+    ("Tirta Al-Bantani kapan nyala", [A.PDAM], R.KAB_SERANG),
+    ("Tirta Multatuli", [A.PDAM], R.KAB_LEBAK),
+    # apps
+    ("aplikasi SIGNAL ga bisa login", [A.SAMSAT], None),
+    ("e-Samsat Banten error", [A.SAMSAT], R.PROVINCE),
+    ("aktivasi IKD harus ke kantor?", [A.DUKCAPIL], None),
+    ("SPMB tahun ini bikin pusing", [A.DINDIKBUD], None),
+    # indirect mentions
+    ("bikin ktp di Cikupa 3 bulan belum jadi", [A.DUKCAPIL], R.KAB_TANGERANG),
+    ("KTP-el saya hilang, urusnya gimana", [A.DUKCAPIL], None),
+    ("e-KTP blanko habis katanya", [A.DUKCAPIL], None),
+    ("akte kelahiran anak saya salah nama", [A.DUKCAPIL], None),
+    ("kartu keluarganya belum dicetak", [A.DUKCAPIL], None),
+    ("bayar pajak motor di Ciputat cepet", [A.SAMSAT], R.KOTA_TANGERANG_SELATAN),
+    ("perpanjang STNK harus bawa KTP asli?", [A.SAMSAT], None),
+    ("jalan berlubang di Jl. Raya Anyer", [A.DPUPR], R.KAB_SERANG),
+    ("jalan berlubang di Jl. Raya Serang-Pandeglang", [A.DPUPR], R.KAB_PANDEGLANG),  # bare "serang" is weaker
+    ("jalan rusak parah Kronjo", [A.DPUPR], R.KAB_TANGERANG),
+    ("lampu jalan mati sepanjang Kramatwatu", [A.DPUPR], R.KAB_SERANG),
+    ("PJU di Jombang Cilegon mati semua", [A.DPUPR], R.KOTA_CILEGON),
+    ("sampah ga diangkut udah seminggu di Pondok Aren", [A.DLH], R.KOTA_TANGERANG_SELATAN),
+    ("TPA Rawa Kucing bau banget", [A.DLH], R.KOTA_TANGERANG),
+    ("TPST Bagendung penuh", [A.DLH], R.KOTA_CILEGON),
+    ("air mati dari pagi di BSD", [A.PDAM], R.KOTA_TANGERANG_SELATAN),
+    ("banjir lagi di Ciledug", [A.BPBD], R.KOTA_TANGERANG),
+    ("longsor di Cilograng jalan tertutup", [A.BPBD], R.KAB_LEBAK),
+    ("ada ular masuk rumah di Pasar Kemis", [A.DAMKAR], R.KAB_TANGERANG),
+    ("kebakaran di Kasemen", [A.DAMKAR], R.KOTA_SERANG),
+    ("bansos PKH belum cair", [A.DINSOS], None),
+    ("PPDB zonasi ga adil", [A.DINDIKBUD], None),
+    ("parkir liar di depan Pasar Rau", [A.DISHUB], R.KOTA_SERANG),
+    ("Trans Banten kapan lewat Ciruas", [A.DISHUB], R.KAB_SERANG),
+    ("PKL liar di Alun-alun Serang", [A.SATPOLPP], R.KOTA_SERANG),
+    ("kena PHK, bikin kartu kuning dimana", [A.DISNAKER], None),
+    ("izin usaha lewat OSS ribet", [A.DPMPTSP], None),
+    ("website pemda error terus", [A.DISKOMINFO], None),
+    ("Pj Gubernur harus turun ke Baduy", [A.PEMDA], R.KAB_LEBAK),
+    ("Walikota Tangsel kemana aja", [A.PEMDA], R.KOTA_TANGERANG_SELATAN),
+    ("bidan desa di kec. Sumur cuma satu", [A.PUSKESMAS], R.KAB_PANDEGLANG),  # weak name after "kec."
+    # places only
+    ("macet parah di Gading Serpong", [], R.KAB_TANGERANG),
+    ("Bandara Soekarno-Hatta banjir", [A.BPBD], R.KOTA_TANGERANG),
+    ("Pelabuhan Merak antre 5 jam", [], R.KOTA_CILEGON),
+    ("wisata ke Sawarna jalanan rusak", [A.DPUPR], R.KAB_LEBAK),
+    ("Tanjung Lesung sepi", [], R.KAB_PANDEGLANG),
+    ("UIN Jakarta kebanjiran", [A.BPBD], R.KOTA_TANGERANG_SELATAN),  # not Jakarta
+    ("di Banten aja belum beres", [], R.PROVINCE),
+]
+
+
+@pytest.mark.parametrize(("text", "agencies", "region"), CASES)
+def test_recognize(gaz: Gazetteer, text: str, agencies: list[Agency], region: Region | None) -> None:
+    found = gaz.recognize(text)
+    assert found.agencies == agencies
+    assert found.region == region
+
+
+def test_enough_cases() -> None:
+    assert len(CASES) >= 60
+
+
+# Outside Banten
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Samsat Bandung lebih cepet",
+        "dukcapil jaksel ribet bgt",
+        "Dukcapil Jakarta Selatan buka sabtu",
+        "PDAM Bogor mati lagi",
+        "banjir di Bekasi parah",
+        "bikin ktp di dukcapil depok cuma sehari",
+    ],
+)
+def test_outside_banten_mentions_are_dropped(gaz: Gazetteer, text: str) -> None:
+    found = gaz.recognize(text)
+    assert found.agencies == []
+    assert found.region is None
+    assert found.outside_banten is True
+
+
+def test_outside_mention_kept_when_another_mention_is_in_banten(gaz: Gazetteer) -> None:
+    found = gaz.recognize("samsat bandung cepet, beda sama samsat serang lelet")
+    assert found.agencies == [A.SAMSAT]
+    assert found.region == R.KOTA_SERANG
+    assert found.outside_banten is False
+
+
+def test_agency_next_to_outside_place_dropped_even_if_banten_elsewhere(gaz: Gazetteer) -> None:
+    found = gaz.recognize("Tinggal di Serang tapi KTP Bekasi, dukcapil bekasi ribet")
+    assert A.DUKCAPIL not in found.agencies
+    assert found.region == R.KOTA_SERANG
+    assert found.outside_banten is False
+
+
+def test_far_outside_place_does_not_drop(gaz: Gazetteer) -> None:
+    found = gaz.recognize("Samsat Cikokol antre dari subuh, padahal kerja di Jakarta")
+    assert found.agencies == [A.SAMSAT]
+    assert found.region == R.KOTA_TANGERANG
+    assert found.outside_banten is False
+
+
+# Region resolution
+@pytest.mark.parametrize(
+    ("text", "region"),
+    [
+        ("tangerang banjir", R.KOTA_TANGERANG),
+        ("kab tangerang banjir", R.KAB_TANGERANG),
+        ("Kabupaten Tangerang banjir", R.KAB_TANGERANG),
+        ("tangsel banjir", R.KOTA_TANGERANG_SELATAN),
+        ("Tangerang Selatan banjir", R.KOTA_TANGERANG_SELATAN),
+        ("kota tng banjir", R.KOTA_TANGERANG),
+        ("serang banjir", R.KOTA_SERANG),
+        ("kab. serang banjir", R.KAB_SERANG),
+        ("Cikupa, Tangerang banjir", R.KAB_TANGERANG),  # kecamatan beats the bare city name
+        ("Tangerang, tepatnya Cikupa", R.KAB_TANGERANG),
+        ("Cipocok Serang", R.KOTA_SERANG),
+        ("RSUD Balaraja Tangerang", R.KAB_TANGERANG),  # facility beats the bare city name
+        ("Banten, Pamulang", R.KOTA_TANGERANG_SELATAN),  # province is the weakest evidence
+        ("@pemprovbanten jalan di Rangkasbitung rusak", R.KAB_LEBAK),
+        ("Balaraja dan Pamulang sama-sama banjir", R.KAB_TANGERANG),  # first mention wins
+        ("Pamulang dan Balaraja sama-sama banjir", R.KOTA_TANGERANG_SELATAN),
+        ("TPA Cipeucang", R.KOTA_TANGERANG_SELATAN),  # not kecamatan Cipeucang (Pandeglang)
+        ("Cipeucang Pandeglang", R.KAB_PANDEGLANG),
+        ("Lippo Karawaci", R.KAB_TANGERANG),
+        ("Karawaci", R.KOTA_TANGERANG),
+        ("pasarkemis", R.KAB_TANGERANG),
+        ("#tangsel", R.KOTA_TANGERANG_SELATAN),
+    ],
+)
+def test_region(gaz: Gazetteer, text: str, region: Region) -> None:
+    assert gaz.recognize(text).region == region
+
+
+@pytest.mark.parametrize(
+    ("text", "region"),
+    [
+        ("Curug banjir lagi", None),  # Kab. Tangerang or Kota Serang: unresolved
+        ("kecamatan Curug banjir", None),
+        ("Curug, Kab. Tangerang banjir", R.KAB_TANGERANG),
+        ("Curug Kota Serang banjir", R.KOTA_SERANG),
+        ("Curug, Tangerang banjir", R.KAB_TANGERANG),  # "tangerang" hints at the Tangerang family
+        ("Curug Serang banjir", R.KOTA_SERANG),
+        ("Cibeber jalan rusak", None),  # Lebak or Cilegon
+        ("Cibeber Cilegon jalan rusak", R.KOTA_CILEGON),
+        ("Cibeber, Lebak jalan rusak", R.KAB_LEBAK),
+        ("Sungai Cisadane meluap", None),
+        ("Cisadane meluap di Kota Tangerang", R.KOTA_TANGERANG),
+        ("kemiri naik harganya", None),  # weak: a spice, not Kec. Kemiri
+        ("Kec. Kemiri jalan rusak", R.KAB_TANGERANG),
+        ("Kemiri, Kab Tangerang", R.KAB_TANGERANG),
+        ("benda ini rusak", None),  # weak: "benda" = object
+        ("Kelurahan Benda banjir", R.KOTA_TANGERANG),
+        ("sumur kering semua", None),
+    ],
+)
+def test_ambiguous_and_weak_names(gaz: Gazetteer, text: str, region: Region | None) -> None:
+    assert gaz.recognize(text).region == region
+
+
+def test_places_listed_in_order_without_duplicates(gaz: Gazetteer) -> None:
+    found = gaz.recognize("Banjir di BSD, Pamulang, dan BSD lagi; Kemiri aman")
+    assert found.places == ["BSD", "Pamulang"]
+
+
+def test_places_use_display_names(gaz: Gazetteer) -> None:
+    assert gaz.recognize("tangsel").places == ["Kota Tangerang Selatan"]
+    assert gaz.recognize("banten").places == ["Provinsi Banten"]
+    assert gaz.recognize("soetta delay").places == ["Bandara Soekarno-Hatta"]
+
+
+def test_multiple_agencies_in_order(gaz: Gazetteer) -> None:
+    found = gaz.recognize("Habis dari dukcapil lanjut ke samsat, terus ke puskesmas. Dukcapil lagi besok")
+    assert found.agencies == [A.DUKCAPIL, A.SAMSAT, A.PUSKESMAS]
+
+
+def test_no_match_inside_longer_words(gaz: Gazetteer) -> None:
+    assert gaz.recognize("samsatria pdamai rsudah").agencies == []
+
+
+def test_pkl_time_is_not_street_vendors(gaz: Gazetteer) -> None:
+    assert gaz.recognize("buka pkl 08.00 tutup pkl. 12").agencies == []
+    assert gaz.recognize("pkl liar lagi").agencies == [A.SATPOLPP]
+
+
+def test_empty_and_emoji_only(gaz: Gazetteer) -> None:
+    assert gaz.recognize("") == Recognition()
+    assert gaz.recognize("😡😡 !!!") == Recognition()
+
+
+def test_recognition_is_frozen(gaz: Gazetteer) -> None:
+    found = gaz.recognize("samsat")
+    with pytest.raises(ValueError):
+        found.region = R.PROVINCE
+
+
+def test_default_is_cached() -> None:
+    assert default_gazetteer() is default_gazetteer()
+
+
+def test_every_region_has_its_kecamatan() -> None:
+    data = yaml.safe_load((DATA_DIR / "regions.yaml").read_text(encoding="utf-8"))["regions"]
+    counts = {code: len(entry.get("kecamatan", [])) for code, entry in data.items()}
+    # BPS counts: Pandeglang 35, Lebak 28, Kab. Tangerang 29, Kab. Serang 29 (Cibitung of Pandeglang is
+    # left to Bekasi), Kota Tangerang 13, Cilegon 8, Kota Serang 6, Tangsel 7.
+    assert counts["3601"] >= 33
+    assert counts["3602"] == 28
+    assert counts["3603"] == 29
+    assert counts["3604"] == 29
+    assert counts["3671"] == 13
+    assert counts["3672"] == 8
+    assert counts["3673"] == 6
+    assert counts["3674"] == 7
+
+
+def test_rough_throughput(gaz: Gazetteer) -> None:
+    post = (
+        "Jalan rusak parah di Cikupa depan pabrik, udah setahun ga diperbaiki @pemkabtangerang tolong "
+        "dong. Air PDAM mati lagi di Pamulang dari pagi, Tirta Kerta Raharja gimana sih min"
+    )
+    gaz.recognize(post)
+    start = time.perf_counter()
+    for _ in range(200):
+        gaz.recognize(post)
+    per_post = (time.perf_counter() - start) / 200
+    assert per_post < 0.002  # generous bound for a shared CI core; ~0.1 ms measured locally
+
+
+# Data validation
+def _copy_data(tmp_path: Path) -> Path:
+    for name in ("agencies.yaml", "regions.yaml", "outside.yaml"):
+        (tmp_path / name).write_text((DATA_DIR / name).read_text(encoding="utf-8"), encoding="utf-8")
+    return tmp_path
+
+
+def test_loads_from_a_directory(tmp_path: Path) -> None:
+    gaz = Gazetteer.load(_copy_data(tmp_path))
+    assert gaz.recognize("samsat balaraja").region == R.KAB_TANGERANG
+
+
+def test_unknown_agency_is_rejected_with_file_and_key(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "agencies.yaml").write_text("samsatt:\n  abbreviations: [samsat]\n", encoding="utf-8")
+    with pytest.raises(GazetteerError, match=r"agencies\.yaml.*samsatt"):
+        Gazetteer.load(path)
+
+
+def test_unknown_region_code_is_rejected(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "regions.yaml").write_text('regions:\n  "3699":\n    names: [atlantis]\n', encoding="utf-8")
+    with pytest.raises(GazetteerError, match=r"regions\.yaml.*3699"):
+        Gazetteer.load(path)
+
+
+def test_unknown_field_is_rejected(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "agencies.yaml").write_text("samsat:\n  nmes: [samsat]\n", encoding="utf-8")
+    with pytest.raises(GazetteerError, match=r"agencies\.yaml.*samsat\.nmes"):
+        Gazetteer.load(path)
+
+
+def test_bad_regional_code_is_rejected(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "agencies.yaml").write_text('samsat:\n  regional:\n    samsat x: "9999"\n', encoding="utf-8")
+    with pytest.raises(GazetteerError, match=r"agencies\.yaml.*samsat\.regional"):
+        Gazetteer.load(path)
+
+
+def test_alias_shared_by_two_agencies_is_rejected(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "agencies.yaml").write_text(
+        "samsat:\n  phrases: [antre lama]\ndukcapil:\n  phrases: [antre lama]\n", encoding="utf-8"
+    )
+    with pytest.raises(GazetteerError, match="antre lama"):
+        Gazetteer.load(path)
+
+
+def test_outside_alias_that_is_a_banten_place_is_rejected(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "outside.yaml").write_text("outside:\n  Somewhere: [pamulang]\n", encoding="utf-8")
+    with pytest.raises(GazetteerError, match=r"outside\.yaml.*pamulang"):
+        Gazetteer.load(path)
+
+
+def test_weak_name_must_exist(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "regions.yaml").write_text(
+        'regions:\n  "3601":\n    kecamatan: [Labuan]\n    weak: [Labuhan]\n', encoding="utf-8"
+    )
+    with pytest.raises(GazetteerError, match=r"regions\.3601\.weak"):
+        Gazetteer.load(path)
+
+
+def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "outside.yaml").write_text("outside: [unclosed\n", encoding="utf-8")
+    with pytest.raises(GazetteerError, match=r"outside\.yaml"):
+        Gazetteer.load(path)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from pipeline.text.lang import LANGS, detect_lang
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        # Indonesian, formal and informal
+        ("Pelayanan di Samsat Serang sangat lambat, mohon diperbaiki", "id"),
+        ("udah 3 bulan ktp gue belum jadi, gimana sih dukcapil", "id"),
+        ("Jalan rusak parah", "id"),  # no markers, but long enough
+        ("Pelayanan di samsat lama banget euy", "id"),  # one Sundanese particle does not flip it
+        ("Kenapa air PDAM mati terus? Tolong dong min", "id"),
+        # Sundanese
+        ("Samsat Serang mah antri pisan euy", "su"),
+        ("Kumaha ieu jalan teh rusak kitu", "su"),
+        ("Hatur nuhun pisan ka petugas puskesmas", "su"),
+        ("abdi teu acan kenging bansos", "su"),
+        # Javanese, incl. Jawa Serang
+        ("Kite wis ning samsat, ore ana antrian", "jv"),
+        ("sire arep meng endi? jalan e rusak kuh", "jv"),
+        ("aku wis mboten kuat ngantri", "jv"),
+        ("opo ora iso didandani dalane", "jv"),
+        # English
+        ("Please fix the road in Serang, it is very bad", "en"),
+        ("Thanks for the quick response, really appreciate it", "en"),
+        # undetermined
+        ("😡😡😡", "und"),
+        ("banjir!", "und"),
+        ("", "und"),
+        ("123 456", "und"),
+        ("samsat tutup", "und"),
+    ],
+)
+def test_detect_lang(text: str, lang: str) -> None:
+    assert detect_lang(text) == lang
+
+
+def test_elongated_words_still_count() -> None:
+    assert detect_lang("hatur nuhuuuun pisaaan euyyy") == "su"
+
+
+def test_result_is_always_a_known_tag() -> None:
+    for text in ["", "x", "a b c d", "the the the", "euy euy", "🙏 makasih min 🙏"]:
+        assert detect_lang(text) in LANGS

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import pytest
+
+from pipeline.text.pii import PiiResult, mask_pii
+from schemas.vocab import PiiKind
+
+NIK = PiiKind.NIK
+KK = PiiKind.KK
+PHONE = PiiKind.PHONE
+EMAIL = PiiKind.EMAIL
+PLATE = PiiKind.PLATE
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked", "kinds"),
+    [
+        # NIK / KK
+        ("NIK saya 3603123456789012 tolong dicek min", "NIK saya [NIK] tolong dicek min", [NIK]),
+        ("nik: 3603 1234 5678 9012 ga kebaca", "nik: [NIK] ga kebaca", [NIK]),
+        ("No KK 3671012345678901 belum update", "No KK [KK] belum update", [KK]),
+        ("nomor kartu keluarga 36.71.01.234567.8901", "nomor kartu keluarga [KK]", [KK]),
+        ("nkk 3671-0123-4567-8901 kok beda", "nkk [KK] kok beda", [KK]),
+        ("ktp 3604123456789012 hilang", "ktp [NIK] hilang", [NIK]),
+        ("3201123456789012 ini punya ibu saya", "[NIK] ini punya ibu saya", [NIK]),  # no context: Jabar code
+        ("KK dan NIK: 3603123456789012", "KK dan NIK: [NIK]", [NIK]),  # nearest context word wins
+        # phones
+        ("wa aja 0812-3456-7890 ya", "wa aja [TELEPON] ya", [PHONE]),
+        ("hubungi 081234567890", "hubungi [TELEPON]", [PHONE]),
+        ("+62 812 3456 7890 admin", "[TELEPON] admin", [PHONE]),
+        ("call 62857.1234.5678", "call [TELEPON]", [PHONE]),
+        ("(+62) 813-1111-2222", "[TELEPON]", [PHONE]),
+        ("wa.me/6281234567890", "wa.me/[TELEPON]", [PHONE]),
+        ("0856 1234 567", "[TELEPON]", [PHONE]),
+        # e-mail
+        ("kirim ke budi.santoso@gmail.com ya", "kirim ke [EMAIL] ya", [EMAIL]),
+        ("cs: layanan_warga+banten@mail.co.id.", "cs: [EMAIL].", [EMAIL]),
+        # plates
+        ("motor B 1234 KJL ditilang", "motor [PLAT] ditilang", [PLATE]),
+        ("plat A1234BCD nabrak", "plat [PLAT] nabrak", [PLATE]),
+        ("mobil AB 12 C parkir liar", "mobil [PLAT] parkir liar", [PLATE]),
+        ("nopol b 1234 kjl", "nopol [PLAT]", [PLATE]),
+        ("truk a 9876 zx ugal-ugalan", "truk [PLAT] ugal-ugalan", [PLATE]),
+        ("plat d 1 ab", "plat [PLAT]", [PLATE]),
+        # several at once, kinds sorted and unique
+        (
+            "NIK 3603123456789012, hp 081234567890 / 085712345678, email a@b.id, plat B 1 ZZ",
+            "NIK [NIK], hp [TELEPON] / [TELEPON], email [EMAIL], plat [PLAT]",
+            [EMAIL, NIK, PHONE, PLATE],
+        ),
+    ],
+)
+def test_masks(raw: str, masked: str, kinds: list[PiiKind]) -> None:
+    result = mask_pii(raw)
+    assert result.text == masked
+    assert result.kinds == kinds
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Biaya balik nama Rp 150.000 katanya",
+        "harga Rp1.250.000,- mahal",
+        "tahun 2023 sampai 2025 belum beres",
+        "RT 05 RW 02 Kel. Cikokol",
+        "rumah no 12 blok B12 No 3",
+        "nomor antrean 123 dari 450",
+        "order 123456789012 belum sampai",
+        "resi JP1234567890123",
+        "jam 08.30 - 09.00 WIB",
+        "tanggal 08-12-2023 pukul 10:00",
+        "pkl 10.00 udah tutup",
+        "lulusan S1 UI dan S2 ITB",
+        "anak saya D3 kebidanan",
+        "KB 2 anak cukup",
+        "lulus s 1 ya",
+        "naik B 20 rb doang",
+        "kelas A 12 IPA",
+        "Rp 1.500.000.000.000.000",
+        "4111111111111111",  # 16 digits, 41 is not a province code, no context word
+        "call center 112 dan 021-5551234",  # emergency and landline numbers stay
+        "@samsatbanten @dukcapil_kotatangerang #samsatbanten",
+        "Pajak naik 5% jadi 2,5 juta",
+        "",
+    ],
+)
+def test_leaves_non_personal_numbers(text: str) -> None:
+    result = mask_pii(text)
+    assert result.text == text
+    assert result.kinds == []
+
+
+def test_result_is_frozen_and_never_holds_values() -> None:
+    result = mask_pii("NIK 3603123456789012")
+    assert isinstance(result, PiiResult)
+    assert "3603123456789012" not in result.model_dump_json()
+    with pytest.raises(ValueError):
+        result.text = "x"
+
+
+def test_longer_digit_runs_are_not_nik() -> None:
+    assert mask_pii("no rekening 36031234567890123").kinds == []
+
+
+def test_email_digits_not_masked_as_phone() -> None:
+    result = mask_pii("081234567890@gmail.com")
+    assert result.text == "[EMAIL]"
+    assert result.kinds == [EMAIL]

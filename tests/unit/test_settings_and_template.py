@@ -1,0 +1,54 @@
+"""Settings come from PANTAU_* variables; the index template adapts to what the cluster has."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from pipeline.settings import Settings
+from pipeline.sinks.elasticsearch import ClusterFeatures, index_name, render_template
+
+
+def test_settings_read_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANTAU_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
+    monkeypatch.setenv("PANTAU_ES_URL", "https://es:9200")
+    monkeypatch.setenv("PANTAU_TOPIC_PARTITIONS", "12")
+    monkeypatch.setenv("PANTAU_ES_API_KEY", "secret")
+    settings = Settings()
+    assert settings.kafka_bootstrap == "k1:9092,k2:9092"
+    assert settings.topic_partitions == 12
+    assert settings.es_api_key is not None and "secret" not in repr(settings)
+
+
+def test_settings_reject_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANTAU_TOPIC_PARTITIONS", "0")
+    with pytest.raises(ValueError, match="topic_partitions"):
+        Settings()
+
+
+def test_monthly_index_uses_utc_month() -> None:
+    settings = Settings(index_prefix="p")
+    wib = timezone(timedelta(hours=7))
+    assert index_name(settings, datetime(2026, 12, 1, 3, 0, tzinfo=wib)) == "p-2026.11"
+    assert index_name(settings, datetime(2026, 12, 1, 8, 0, tzinfo=wib)) == "p-2026.12"
+
+
+def test_template_without_stemmer_or_ilm() -> None:
+    settings = Settings(index_prefix="p", index_replicas=2)
+    template = render_template(
+        settings, ClusterFeatures(version="8.15.3", indonesian_stemmer=False, ilm=False)
+    )
+    index = template["template"]["settings"]
+    assert template["index_patterns"] == ["p-*"] and template["template"]["aliases"] == {"p": {}}
+    assert index["number_of_replicas"] == 2
+    assert "id_stem" not in index["analysis"]["analyzer"]["pantau_text"]["filter"]
+    assert "index.lifecycle.name" not in index
+
+
+def test_template_with_stemmer_and_ilm() -> None:
+    settings = Settings(index_prefix="p")
+    template = render_template(settings, ClusterFeatures(version="8.15.3", indonesian_stemmer=True, ilm=True))
+    index = template["template"]["settings"]
+    assert index["analysis"]["analyzer"]["pantau_text"]["filter"][-1] == "id_stem"
+    assert index["index.lifecycle.name"] == "p-retention"
