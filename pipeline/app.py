@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
+import numpy as np
 from faust.types import EventT
 from pydantic import ValidationError
 
@@ -24,11 +25,14 @@ from pipeline.enrich.enricher import Enricher
 from pipeline.kafka.config import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client, index_name
+from pipeline.topics.models import TopicPost
+from pipeline.topics.stream import TopicInput, register_topic_agent
 from pipeline.validation import Rejected, decode_raw_post, describe_validation_error
 from schemas.documents import PostDocument
 from schemas.posts import DeadLetter, EnrichedPost, RawPost, Stage
 
 log = logging.getLogger("pantau.worker")
+Enriched = tuple[EnrichedPost | Rejected, np.ndarray | None]
 
 
 def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
@@ -49,6 +53,15 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
     raw_topic = app.topic(settings.topic_raw, key_serializer="raw", value_serializer="raw")
     enriched_topic = app.topic(settings.topic_enriched, key_serializer="raw", value_serializer="raw")
     dead_topic = app.topic(settings.topic_dead_letter, key_serializer="raw", value_serializer="raw")
+    topics_input = app.topic(settings.topic_topics_input, key_serializer="raw", value_serializer="raw")
+    register_topic_agent(
+        app,
+        settings,
+        topics_input,
+        lambda: BulkIndexer(
+            async_client(settings, endpoints.elasticsearch), settings.bulk_backoff, settings.bulk_backoff_max
+        ),
+    )
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-model")
     state: dict[str, Any] = {}
 
@@ -79,19 +92,19 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
         enricher_: Enricher = state["enricher"]
         return enricher_
 
-    async def run_enrich(model: Enricher, posts: Sequence[RawPost]) -> list[EnrichedPost | Rejected]:
+    async def run_enrich(model: Enricher, posts: Sequence[RawPost]) -> list[Enriched]:
         """Batch inference off the event loop; a batch that fails is redone post by post."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(executor, model.enrich, list(posts))
+            return await loop.run_in_executor(executor, model.enrich_with_embeddings, list(posts))
         except Exception:
             log.exception("batch enrichment failed; isolating the post that fails")
-        results: list[EnrichedPost | Rejected] = []
+        results: list[Enriched] = []
         for post in posts:
             try:
-                results.extend(await loop.run_in_executor(executor, model.enrich, [post]))
+                results.extend(await loop.run_in_executor(executor, model.enrich_with_embeddings, [post]))
             except Exception as exc:
-                results.append(Rejected("enrich", f"{type(exc).__name__}: {exc}"))
+                results.append((Rejected("enrich", f"{type(exc).__name__}: {exc}"), None))
         return results
 
     @app.agent(raw_topic, name="enrich")
@@ -106,12 +119,16 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
                 except Rejected as exc:
                     deliveries.append(await dead_letter(event, exc.stage, exc.reason))
             results = await run_enrich(model, [post for _, post in valid]) if valid else []
-            for (event, _), result in zip(valid, results, strict=True):
+            for (event, _), (result, embedding) in zip(valid, results, strict=True):
                 if isinstance(result, Rejected):
                     deliveries.append(await dead_letter(event, result.stage, result.reason))
-                else:
-                    value = result.model_dump_json(exclude_none=True).encode()
-                    deliveries.append(await enriched_topic.send(key=result.key.encode(), value=value))
+                    continue
+                key = result.key.encode()
+                value = result.model_dump_json(exclude_none=True).encode()
+                deliveries.append(await enriched_topic.send(key=key, value=value))
+                if result.is_public_service and embedding is not None:
+                    item = TopicInput.build(TopicPost.from_enriched(result), embedding)
+                    deliveries.append(await topics_input.send(key=key, value=item.model_dump_json().encode()))
             await asyncio.gather(*deliveries)  # offsets are acked when this batch returns
             log.info(
                 "enriched %d, dead-lettered %d",
@@ -164,5 +181,5 @@ def _batches(stream: faust.StreamT[bytes], size: int, within: float) -> Any:
     return cast(faust.Stream[bytes], stream).take_events(size, within=within)
 
 
-def _count_rejected(results: Sequence[EnrichedPost | Rejected]) -> int:
-    return sum(1 for r in results if isinstance(r, Rejected))
+def _count_rejected(results: Sequence[Enriched]) -> int:
+    return sum(1 for r, _ in results if isinstance(r, Rejected))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
+from elasticsearch import Elasticsearch, NotFoundError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -14,7 +16,7 @@ from pipeline.embedded.process import ServerError, spawn, stop
 from pipeline.embedded.stack import EmbeddedStack, Endpoints, wait_for_worker_log
 from pipeline.kafka.producer import produce_file
 from pipeline.kafka.topics import ensure_topics
-from pipeline.report import render_summary, summarise
+from pipeline.report import query_topics, render_summary, render_topics, summarise
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import apply_index_template, sync_client
 from pipeline.sources.files import count_records
@@ -38,6 +40,25 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console) 
         f"(ES {features.version}; Indonesian stemmer {_on(features.indonesian_stemmer)}; "
         f"ILM {_on(features.ilm)})"
     )
+
+
+def show_topics(settings: Settings, es: Elasticsearch, console: Console, wait: float = 60.0) -> None:
+    """The emerging topics of the newest 24 h of the stream, once discovery has published them."""
+    deadline = time.monotonic() + wait
+    rows: list[dict[str, object]] = []
+    with console.status("waiting for topic discovery"):
+        while time.monotonic() < deadline:
+            try:
+                rows = query_topics(es, settings.topics_index, timedelta(hours=24), None, None, 8)
+            except NotFoundError:
+                rows = []
+            if rows:
+                break
+            time.sleep(1)
+    if rows:
+        render_topics(console, rows, title="Top emerging topics (last 24 h of the stream)")
+    else:
+        console.print("no emerging topic yet: too few similar public-service posts in the last 24 h")
 
 
 def _on(available: bool) -> str:
@@ -92,6 +113,8 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         else:
+            # a demo wants its topics now, not after a production-sized update interval
+            os.environ.setdefault("PANTAU_TOPICS_UPDATE_INTERVAL", "5")
             state = stack.start_worker()
             assert state.worker is not None
             log, worker_pid = Path(state.worker.log), state.worker.pid
@@ -129,6 +152,7 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         for letter in tally.dead_letters[:10]:
             console.print(f"  [yellow]dead letter[/yellow] [{letter.stage}] {letter.reason}")
         render_summary(console, summarise(es, settings.index_alias, keys))
+        show_topics(settings, es, console)
         es.close()
         console.print(
             "query the index:\n"

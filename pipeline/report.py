@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -122,3 +123,49 @@ def render_summary(console: Console, summary: IndexSummary) -> None:
     )
     console.print(table)
     console.print("regions: " + ", ".join(f"{REGION_SHORT.get(r, r)} = {region_label(r)}" for r in regions))
+
+
+def query_topics(
+    es: Any, index: str, since: timedelta, agency: str | None, region: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Topics whose last post is within ``since`` of the newest topic's (stream time, so backfills work)."""
+    es.indices.refresh(index=index)
+    newest = es.search(index=index, size=1, sort=[{"last_seen": "desc"}], source=["last_seen"])["hits"][
+        "hits"
+    ]
+    if not newest:
+        return []
+    latest = datetime.fromisoformat(newest[0]["_source"]["last_seen"])
+    filters: list[dict[str, Any]] = [{"range": {"last_seen": {"gte": (latest - since).isoformat()}}}]
+    if agency:
+        filters.append({"term": {"top_agencies.agency": agency}})
+    if region:
+        filters.append({"term": {"top_regions.region": region}})
+    hits = es.search(
+        index=index, size=limit, query={"bool": {"filter": filters}}, sort=[{"size": "desc"}, {"id": "asc"}]
+    )["hits"]["hits"]
+    return [dict(hit["_source"]) for hit in hits]
+
+
+def render_topics(out: Console, rows: list[dict[str, Any]], title: str = "Emerging topics") -> None:
+    table = Table(title=title)
+    for column, justify in (
+        ("topic", "left"),
+        ("size", "right"),
+        ("growth", "right"),
+        ("neg/neu/pos", "right"),
+        ("agencies", "left"),
+        ("regions", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        mix = row.get("sentiment", {})
+        table.add_row(
+            f"{row['label']}\n[dim]{row['id']}[/dim]",
+            str(row["size"]),
+            f"{row.get('growth', 0):.1f}× ({row.get('posts_last_hour', 0)}/h)",
+            f"{mix.get('negative', 0)}/{mix.get('neutral', 0)}/{mix.get('positive', 0)}",
+            ", ".join(f"{a['agency']} {a['count']}" for a in row.get("top_agencies", [])[:3]),
+            ", ".join(f"{r['region']} {r['count']}" for r in row.get("top_regions", [])[:3]),
+        )
+    out.print(table)

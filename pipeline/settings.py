@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     topic_raw: str = "pantau.posts.raw"
     topic_enriched: str = "pantau.posts.enriched"
     topic_dead_letter: str = "pantau.posts.deadletter"
+    topic_topics_input: str = Field("pantau.topics.input", description="public-service posts + embeddings")
+    topic_topics: str = Field("pantau.topics", description="emerging topics (key = topic id)")
     topic_partitions: int = Field(4, ge=1, description="partitions per topic, fixed at creation")
     topic_replication: int = Field(1, ge=1, description="replication factor (3 on a production cluster)")
 
@@ -70,6 +72,12 @@ class Settings(BaseSettings):
     index_retention_days: int | None = Field(
         730, ge=1, description="ILM delete phase where the cluster has ILM; unset keeps indices forever"
     )
+
+    # Emerging topics
+    topics_index: str = Field("pantau-topics", description="one document per topic id")
+    topics_window_hours: float = Field(24.0, gt=0, description="sliding window of discovery")
+    topics_update_interval: float = Field(300.0, gt=0, description="seconds between re-clusterings")
+    topics_min_size: int = Field(5, ge=2, description="posts a cluster needs to be a topic")
 
     # Models
     model_dir: Path = Field(

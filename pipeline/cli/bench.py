@@ -32,3 +32,10 @@ def model(
         backends=tuple(_backend(b.strip()) for b in backends.split(",")),
         threads=threads,
     )
+
+
+@app.command("topics", help="Topic discovery: posts/s through the window, time of one update at each size.")
+def topics(sizes: str = typer.Option("10000,100000", help="comma-separated window sizes (posts)")) -> None:
+    from pipeline.topics.bench import run_topics_bench
+
+    run_topics_bench(console, sizes=tuple(int(s) for s in sizes.split(",")))

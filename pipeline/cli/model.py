@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -53,22 +53,66 @@ def train(
     valid: list[Path] | None = typer.Option(
         None, "--valid", help="validation file(s) that choose the hyper-parameters (never the test split)"
     ),
-    base: Path | None = typer.Option(None, "--base", help="sentiment: encoder dir from `pantau model build`"),
+    base: Path | None = typer.Option(
+        None,
+        "--base",
+        help="sentiment: encoder dir from `pantau model build` (default .cache/e5-small-id); with --epochs: "
+        "the model dir to start from, encoder + head (default PANTAU_MODEL_DIR)",
+    ),
     out: Path | None = typer.Option(
-        None, "--out", help="model directory to write (default PANTAU_MODEL_DIR)"
+        None,
+        "--out",
+        help="model directory to write (default PANTAU_MODEL_DIR; with --epochs: .cache/finetuned, so the "
+        "shipped model is only replaced when you say so)",
     ),
     epochs: int = typer.Option(
-        0, "--epochs", help="reserved for the encoder fine-tuner; ignored by the linear head trainers"
+        0,
+        "--epochs",
+        min=0,
+        help="sentiment: 0 fits the head on frozen embeddings (seconds); N > 0 fine-tunes encoder and head "
+        "for N epochs (about 25 min per SmSA epoch on 2 CPU cores), resumable from checkpoints",
+    ),
+    lr: float = typer.Option(
+        6e-5, "--lr", help="with --epochs: peak learning rate of the top layer and head"
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="with --epochs: texts per step"),
+    max_length: int = typer.Option(
+        128, "--max-length", min=8, help="with --epochs: tokens per training text (longer ones are cut)"
+    ),
+    checkpoint_dir: Path | None = typer.Option(
+        None, "--checkpoint-dir", help="with --epochs: checkpoints (default .cache/finetune-checkpoints)"
+    ),
+    no_resume: bool = typer.Option(
+        False, "--no-resume", help="with --epochs: start over instead of continuing the last checkpoint"
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", min=1, help="with --epochs: stop after this many steps in all (smoke runs)"
     ),
     threads: int = typer.Option(2, "--threads", help="torch threads"),
     backend: str = typer.Option("fp32", "--backend", help="encoder backend for the embeddings: fp32 or int8"),
 ) -> None:
-    """Train a calibrated head on frozen encoder embeddings and write it into the model directory."""
+    """Train a calibrated head on frozen encoder embeddings (default), or fine-tune the encoder (--epochs)."""
     from pipeline.model.data import INDOMAIN_DIR, default_train_files, default_valid_files
 
-    out = out or get_settings().model_dir
+    if epochs and task is Task.CATEGORY:
+        raise typer.BadParameter("--epochs fine-tunes the sentiment model; the category head is linear only")
     if epochs:
-        console.print("[yellow]--epochs is ignored: the heads are fitted on frozen embeddings[/]")
+        _finetune(
+            base or get_settings().model_dir,
+            out or get_settings().cache_dir / "finetuned",
+            data or default_train_files(),
+            valid or default_valid_files(),
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            checkpoint_dir=checkpoint_dir or get_settings().cache_dir / "finetune-checkpoints",
+            resume=not no_resume,
+            max_steps=max_steps,
+            threads=threads,
+        )
+        return
+    out = out or get_settings().model_dir
     if task is Task.CATEGORY:
         from pipeline.model.train_category import train_category
 
@@ -88,6 +132,33 @@ def train(
         valid_files=valid or default_valid_files(),
         threads=threads,
         backend=_backend(backend),
+    )
+
+
+def _finetune(
+    model_in: Path,
+    out: Path,
+    train_files: list[Path],
+    valid_files: list[Path],
+    **kw: Any,
+) -> None:
+    """Fine-tune into ``out``, then say how to check it against the model in use before copying it over."""
+    from pipeline.model.finetune import finetune_sentiment
+    from pipeline.model.train import default_test_files
+
+    result = finetune_sentiment(
+        model_in, out, train_files, valid_files, console=console, test_files=default_test_files(), **kw
+    )
+    shipped = get_settings().model_dir
+    valid_args = " ".join(f"--data {p}" for p in valid_files)
+    console.print(
+        "\n[bold]next[/]: 1. compare with the model in use on validation data (never choose on test):\n"
+        f"  pantau model eval --model {shipped} {valid_args}\n"
+        f"  pantau model eval --model {out} {valid_args}\n"
+        "2. the category head was fitted on the old encoder's embeddings, so none was written; retrain it:\n"
+        f"  pantau model train --task category --out {out}\n"
+        f"3. only if {result['version']} beats the model in use on validation, copy it over:\n"
+        f"  cp {out}/* {shipped}/"
     )
 
 

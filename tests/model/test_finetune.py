@@ -1,0 +1,114 @@
+"""Encoder fine-tuning, kept to a few steps on 16 SmSA texts: output loads, checkpoints resume exactly."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from rich.console import Console
+
+from pipeline.model.category import CATEGORY_HEAD_FILE
+from pipeline.model.data import DEFAULT_MODEL_DIR, SMSA_DIR
+from pipeline.model.encoder import PACKED_FILE
+from pipeline.model.finetune import CHECKPOINT_FILE, finetune_sentiment
+from pipeline.model.sentiment import SentimentModel
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """16 train and 8 valid rows, all three labels present."""
+    root = tmp_path_factory.mktemp("data")
+    out = []
+    for name, n in (("train_preprocess.tsv", 16), ("valid_preprocess.tsv", 8)):
+        lines = (SMSA_DIR / name).read_text(encoding="utf-8").splitlines()
+        picked = [next(row for row in lines if row.endswith("\tneutral"))]
+        picked += [row for row in lines if not row.endswith("\tneutral")][: n - 1]
+        path = root / name
+        path.write_text("\n".join(picked) + "\n", encoding="utf-8")
+        out.append(path)
+    return out[0], out[1]
+
+
+def _run(data: tuple[Path, Path], out: Path, ckpt: Path, **kw: Any) -> dict[str, Any]:
+    torch.set_num_threads(2)
+    defaults: dict[str, Any] = {"epochs": 1, "batch_size": 8, "max_length": 24, "threads": 2}
+    return finetune_sentiment(
+        DEFAULT_MODEL_DIR,
+        out,
+        [data[0]],
+        [data[1]],
+        checkpoint_dir=ckpt,
+        console=Console(file=io.StringIO()),
+        device="cpu",
+        **(defaults | kw),
+    )
+
+
+def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _run(data, out, tmp_path / "ckpt", epochs=2, max_steps=3)
+    assert result["steps"] == 3
+    assert (tmp_path / "ckpt" / CHECKPOINT_FILE).exists()
+    # The frozen word embeddings keep their original 4-bit blocks; the trained layers are float16.
+    assert result["encoder"]["tensors"]["q4_unchanged"] == 1
+    assert result["encoder"]["tensors"]["fp16"] == 72
+    assert not (out / CATEGORY_HEAD_FILE).exists(), "a category head fitted on the old encoder is stale"
+
+    model = SentimentModel.load(out, threads=2)
+    preds = model.predict(["pelayanan samsat cepat dan ramah", "jalan rusak parah tidak diperbaiki"])
+    for p in preds:
+        assert sum(p.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    shipped = json.loads((DEFAULT_MODEL_DIR / "pantau_model.json").read_text(encoding="utf-8"))
+    assert model.version == result["version"] != shipped["version"]
+    meta = model.meta["finetune"]
+    assert meta["steps"] == 3 and meta["data"]["train"][0]["sha256"]
+    assert set(model.meta["metrics"]["valid"]) >= {"macro_f1", "ece"}
+    assert (out / PACKED_FILE).stat().st_size < 70e6
+
+
+def test_resume_continues_at_the_saved_step(data: tuple[Path, Path], tmp_path: Path) -> None:
+    kw: dict[str, Any] = {"batch_size": 4, "storage": "q4"}  # 4 steps per epoch: stop and resume mid-epoch
+    straight = _run(data, tmp_path / "a", tmp_path / "ckpt_a", max_steps=4, **kw)
+    first = _run(data, tmp_path / "b", tmp_path / "ckpt_b", max_steps=2, **kw)
+    assert first["steps"] == 2 and first["resumed_from"] is None
+    resumed = _run(data, tmp_path / "b", tmp_path / "ckpt_b", max_steps=4, **kw)
+    assert resumed["resumed_from"] == 2
+    assert resumed["steps"] == 4
+    # Same batches, dropout masks, optimizer moments and schedule: the losses match the unbroken run.
+    assert resumed["losses"] == pytest.approx(straight["losses"], rel=1e-4)
+    ckpt = torch.load(tmp_path / "ckpt_b" / CHECKPOINT_FILE, weights_only=True)
+    assert ckpt["step"] == 4
+    assert {int(s["step"]) for s in ckpt["optimizer"]["state"].values()} == {4}
+
+    fresh = _run(data, tmp_path / "c", tmp_path / "ckpt_b", max_steps=1, resume=False, **kw)
+    assert fresh["resumed_from"] is None and fresh["steps"] == 1
+    assert fresh["losses"] == pytest.approx(straight["losses"][:1], rel=1e-4)
+
+
+def test_resume_refuses_a_different_run(data: tuple[Path, Path], tmp_path: Path) -> None:
+    _run(data, tmp_path / "a", tmp_path / "ckpt", max_steps=1, storage="q4")
+    with pytest.raises(ValueError, match="different run"):
+        _run(data, tmp_path / "a", tmp_path / "ckpt", max_steps=1, storage="q4", lr=1e-4)
+
+
+def test_fp16_export_loads_with_from_pretrained(tmp_path: Path) -> None:
+    from transformers import BertModel
+
+    from pipeline.model.encoder import load_encoder
+    from pipeline.model.finetune import save_encoder
+
+    torch.set_num_threads(2)
+    encoder = load_encoder(DEFAULT_MODEL_DIR)
+    (tmp_path / "config.json").write_bytes((DEFAULT_MODEL_DIR / "config.json").read_bytes())
+    info = save_encoder(encoder, DEFAULT_MODEL_DIR, tmp_path, "fp16")
+    assert info["file"] == "model.safetensors" and not (tmp_path / PACKED_FILE).exists()
+    again = BertModel.from_pretrained(str(tmp_path), local_files_only=True, add_pooling_layer=False).float()
+    ids = torch.tensor([[0, 1000, 2000, 2]])
+    with torch.inference_mode():
+        a = encoder(input_ids=ids).last_hidden_state
+        b = again.eval()(input_ids=ids).last_hidden_state
+    assert torch.allclose(a, b, atol=2e-2)

@@ -1,0 +1,214 @@
+"""Emerging-topic discovery on the synthetic day, embedded once with the shipped sentiment encoder."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.topics.discovery import TopicDiscovery
+from pipeline.topics.models import Topic, TopicPost, TopicState
+from pipeline.topics.synthetic import STORIES, story_of, synthetic_day
+from pipeline.topics.terms import content_tokens, label_from_terms
+from schemas.vocab import Category
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "sentiment"
+START = datetime.fromisoformat("2025-01-15T00:00:00+00:00")
+END = START + timedelta(hours=24)
+EXPECTED_TERMS = {
+    "flood_lebak": {"lebak", "banjir", "rangkasbitung"},
+    "ktp_queue_tangerang": {"ktp", "antre", "antrean", "dukcapil"},
+    "pju_cilegon": {"lampu", "pju", "cilegon"},
+}
+
+
+@pytest.fixture(scope="module")
+def day() -> tuple[list[TopicPost], np.ndarray]:
+    from pipeline.model.sentiment import SentimentModel
+
+    if not (MODEL_DIR / "head.safetensors").exists():
+        pytest.skip("shipped model not present")
+    posts = synthetic_day(0, START)
+    model = SentimentModel.load(MODEL_DIR, threads=2)
+    return posts, model.embed([p.text for p in posts])
+
+
+def fed(posts: list[TopicPost], emb: np.ndarray, until: datetime | None = None) -> TopicDiscovery:
+    disc = TopicDiscovery()
+    idx = [i for i, p in enumerate(posts) if until is None or p.created_at <= until]
+    disc.add([posts[i] for i in idx], emb[idx])
+    return disc
+
+
+def story_topics(disc: TopicDiscovery, topics: list[Topic]) -> dict[str, Topic]:
+    """Each story's topic: the one holding most of its posts."""
+    assigned = disc.assignments()
+    by_id = {t.id: t for t in topics}
+    out: dict[str, Topic] = {}
+    for story in STORIES:
+        votes = Counter(assigned.get(k) for k in assigned if story_of(k) == story.name)
+        best = [tid for tid, _ in votes.most_common() if tid is not None]
+        if best:
+            out[story.name] = by_id[best[0]]
+    return out
+
+
+def test_planted_stories_are_separate_clean_topics(day: tuple[list[TopicPost], np.ndarray]) -> None:
+    posts, emb = day
+    disc = fed(posts, emb)
+    topics = disc.update(END)
+    found = story_topics(disc, topics)
+    assert set(found) == {s.name for s in STORIES}
+    assert len({t.id for t in found.values()}) == 3
+    assigned = disc.assignments()
+    for story in STORIES:
+        topic = found[story.name]
+        members = [k for k, tid in assigned.items() if tid == topic.id]
+        mine = sum(story_of(k) == story.name for k in members)
+        assert mine >= 0.8 * story.size, (story.name, mine)
+        assert len(members) - mine <= 0.1 * len(members), (story.name, members)
+        assert set(topic.label.replace(" · ", " ").split()) & EXPECTED_TERMS[story.name], topic.label
+        assert topic.size == len(members)
+        assert sum(topic.sentiment.model_dump().values()) == topic.size
+        assert topic.top_regions[0].region == story.region
+        assert 1 <= len(topic.representative_posts) <= 3
+        assert len(topic.centroid) == emb.shape[1]
+        assert "centroid" not in topic.public_view()
+        json.dumps(topic.public_view())
+
+
+def test_chatter_forms_no_large_topic(day: tuple[list[TopicPost], np.ndarray]) -> None:
+    posts, emb = day
+    disc = fed(posts, emb)
+    topics = disc.update(END)
+    assigned = disc.assignments()
+    for topic in topics:
+        members = [k for k, tid in assigned.items() if tid == topic.id]
+        if sum(story_of(k) is not None for k in members) < len(members) / 2:
+            assert topic.size <= 10, topic.label
+
+
+def test_ids_stable_when_posts_arrive(day: tuple[list[TopicPost], np.ndarray]) -> None:
+    posts, emb = day
+    cut = END - timedelta(hours=2)
+    disc = fed(posts, emb, until=cut)
+    before = story_topics(disc, disc.update(cut))
+    later = [i for i, p in enumerate(posts) if p.created_at > cut]
+    assert later  # the streetlight story is still growing
+    disc.add([posts[i] for i in later], emb[later])
+    after = story_topics(disc, disc.update(END))
+    assert {k: t.id for k, t in after.items()} == {k: t.id for k, t in before.items()}
+    assert after["pju_cilegon"].size >= before["pju_cilegon"].size
+    assert not disc.last_changes.retired
+
+
+def test_state_round_trip_keeps_ids(day: tuple[list[TopicPost], np.ndarray]) -> None:
+    posts, emb = day
+    disc = fed(posts, emb)
+    ids = {t.id for t in disc.update(END)}
+    state = TopicState.from_json(disc.state().to_json())
+    assert state == disc.state()
+    restored = TopicDiscovery.from_state(state, posts, emb)
+    again = restored.update(END + timedelta(minutes=5))
+    assert {t.id for t in again} == ids
+    assert not restored.last_changes.new
+
+
+def test_ids_are_deterministic_across_workers(day: tuple[list[TopicPost], np.ndarray]) -> None:
+    posts, emb = day
+    a = fed(posts, emb)
+    rev = list(range(len(posts)))[::-1]  # arrival order must not matter
+    b = TopicDiscovery()
+    b.add([posts[i] for i in rev], emb[rev])
+    ta, tb = a.update(END), b.update(END)
+    assert [t.id for t in ta] == [t.id for t in tb]
+    assert [t.label for t in ta] == [t.label for t in tb]
+    assert all(t.id.startswith("t-") and len(t.id) == 12 for t in ta)
+
+
+def test_topics_retire_when_the_window_passes(day: tuple[list[TopicPost], np.ndarray]) -> None:
+    posts, emb = day
+    disc = fed(posts, emb)
+    ids = {t.id for t in disc.update(END)}
+    assert disc.update(END + timedelta(hours=25)) == []
+    assert set(disc.last_changes.retired) == ids
+    assert disc.topics == {}
+    assert len(disc) == 0
+
+
+# -- without the model ---------------------------------------------------------------------------------
+
+
+def _letters(i: int) -> str:
+    """A post of three words no other post uses (tokens with digits are dropped, so letters only)."""
+    return " ".join("".join(chr(97 + (i * 3 + j) // 26**d % 26) for d in range(4)) for j in range(3))
+
+
+def _planted(n: int, category: Category, seed: int = 1) -> tuple[list[TopicPost], np.ndarray]:
+    """``n`` near-identical posts plus 60 unrelated ones, with hand-made unit vectors."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal(384)
+    emb = np.vstack([base + 0.3 * rng.standard_normal((n, 384)), rng.standard_normal((60, 384))])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    posts = [
+        TopicPost(
+            key=f"x:{i}",
+            created_at=START + timedelta(minutes=i),
+            text="konser dangdut alun alun rame banget" if i < n else _letters(i),
+            category=category if i < n else Category.LAYANAN_UMUM,
+        )
+        for i in range(n + 60)
+    ]
+    return posts, emb.astype(np.float32)
+
+
+def test_non_service_posts_cannot_carry_a_topic() -> None:
+    for category, expect in ((Category.BUKAN_LAYANAN, 0), (Category.LAYANAN_UMUM, 1)):
+        posts, emb = _planted(8, category)
+        disc = TopicDiscovery()
+        disc.add(posts, emb)
+        assert len(disc.update(START + timedelta(hours=3))) == expect, category
+
+
+def test_add_replaces_a_replayed_key_and_checks_shapes() -> None:
+    posts, emb = _planted(8, Category.LAYANAN_UMUM)
+    disc = TopicDiscovery()
+    disc.add(posts, emb)
+    disc.add(posts[:5], emb[:5])
+    assert len(disc) == len(posts)
+    with pytest.raises(ValueError):
+        disc.add(posts[:2], emb[:1])
+
+
+def test_merge_keeps_the_older_id() -> None:
+    posts, emb = _planted(12, Category.LAYANAN_UMUM)
+    disc = TopicDiscovery()
+    disc.add(posts, emb)
+    (topic,) = disc.update(START + timedelta(hours=3))
+    twin = topic.model_copy(update={"id": "t-younger", "first_seen": topic.first_seen + timedelta(minutes=1)})
+    disc._topics[twin.id] = twin  # as if an earlier split had left two topics on one story
+    (merged,) = disc.update(START + timedelta(hours=3, minutes=5))
+    assert merged.id == topic.id
+    assert disc.last_changes.merged == {"t-younger": topic.id}
+    assert "t-younger" in merged.merged_ids
+
+
+def test_content_tokens_drop_noise_keep_agencies() -> None:
+    text = (
+        "@budi123 @bpbdlebak BANJIRRR di Rangkasbitung!! hub [TELEPON] https://t.co/x 2025 #banjirlebak gak"
+    )
+    assert content_tokens(text) == ["bpbdlebak", "banjir", "rangkasbitung", "hub", "banjirlebak"]
+    assert content_tokens("lampunya mati") == ["lampu", "mati"]
+
+
+def test_label_skips_covered_terms() -> None:
+    assert (
+        label_from_terms(["banjir", "lebak", "banjir lebak", "rangkasbitung"])
+        == "banjir · lebak · rangkasbitung"
+    )
+    assert label_from_terms(["banjir", "banjir lebak", "lebak", "evakuasi"]) == "banjir lebak · evakuasi"
+    assert label_from_terms(["ktp", "dukcapil"], 3) == "ktp · dukcapil"
