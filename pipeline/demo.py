@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from elasticsearch import Elasticsearch, NotFoundError
@@ -22,6 +22,8 @@ from pipeline.sinks.elasticsearch import apply_index_template, sync_client
 from pipeline.sources.files import count_records
 from pipeline.tracking import wait_processed
 
+DEMO_WINDOW_HOURS = 192
+"""The bundled sample spans eight days; the demo's discovery window covers all of it."""
 SAMPLE_POSTS = Path(__file__).resolve().parent / "samples" / "posts.jsonl"
 
 
@@ -42,23 +44,26 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console) 
     )
 
 
-def show_topics(settings: Settings, es: Elasticsearch, console: Console, wait: float = 60.0) -> None:
-    """The emerging topics of the newest 24 h of the stream, once discovery has published them."""
+def show_topics(
+    settings: Settings, es: Elasticsearch, console: Console, since: timedelta, wait: float = 60.0
+) -> None:
+    """The emerging topics of the stream's newest ``since``, once discovery has published them."""
     deadline = time.monotonic() + wait
     rows: list[dict[str, object]] = []
     with console.status("waiting for topic discovery"):
         while time.monotonic() < deadline:
             try:
-                rows = query_topics(es, settings.topics_index, timedelta(hours=24), None, None, 8)
+                rows = query_topics(es, settings.topics_index, since, None, None, 8)
             except NotFoundError:
                 rows = []
             if rows:
                 break
             time.sleep(1)
     if rows:
-        render_topics(console, rows, title="Top emerging topics (last 24 h of the stream)")
+        hours = since.total_seconds() / 3600
+        render_topics(console, rows, title=f"Top emerging topics (last {hours:g} h of the stream)")
     else:
-        console.print("no emerging topic yet: too few similar public-service posts in the last 24 h")
+        console.print("no emerging topic yet: too few similar public-service posts in the window")
 
 
 def _on(available: bool) -> str:
@@ -105,6 +110,7 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         prepare_cluster(settings, endpoints, console)
 
         t0 = time.monotonic()
+        started = datetime.now(UTC)
         if external:
             log = settings.run_dir / "logs" / "demo-worker.log"
             worker_pid = spawn(
@@ -115,6 +121,7 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         else:
             # a demo wants its topics now, not after a production-sized update interval
             os.environ.setdefault("PANTAU_TOPICS_UPDATE_INTERVAL", "5")
+            os.environ.setdefault("PANTAU_TOPICS_WINDOW_HOURS", str(DEMO_WINDOW_HOURS))
             state = stack.start_worker()
             assert state.worker is not None
             log, worker_pid = Path(state.worker.log), state.worker.pid
@@ -139,6 +146,7 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
                 keys,
                 timeout=timeout,
                 on_progress=lambda t: progress.update(task, completed=t.indexed + t.dead_lettered),
+                since=started,
             )
         elapsed = time.monotonic() - t0
 
@@ -152,7 +160,8 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         for letter in tally.dead_letters[:10]:
             console.print(f"  [yellow]dead letter[/yellow] [{letter.stage}] {letter.reason}")
         render_summary(console, summarise(es, settings.index_alias, keys))
-        show_topics(settings, es, console)
+        window_hours = float(os.environ.get("PANTAU_TOPICS_WINDOW_HOURS", settings.topics_window_hours))
+        show_topics(settings, es, console, since=timedelta(hours=window_hours))
         es.close()
         console.print(
             "query the index:\n"

@@ -10,6 +10,8 @@ import base64
 import json
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 from kafka import KafkaConsumer, TopicPartition
@@ -31,7 +33,8 @@ class Tally(BaseModel):
         return self.indexed + self.dead_lettered >= self.expected
 
 
-def count_indexed(es: Elasticsearch, alias: str, keys: Iterable[str]) -> int:
+def count_indexed(es: Elasticsearch, alias: str, keys: Iterable[str], since: datetime | None = None) -> int:
+    """Documents with these ids, processed at or after ``since`` (an earlier run's copies don't count)."""
     keys = list(keys)
     try:
         es.indices.refresh(index=alias)
@@ -40,7 +43,10 @@ def count_indexed(es: Elasticsearch, alias: str, keys: Iterable[str]) -> int:
     total = 0
     for start in range(0, len(keys), 1000):
         chunk = keys[start : start + 1000]
-        total += int(es.count(index=alias, query={"ids": {"values": chunk}})["count"])
+        query: dict[str, Any] = {"ids": {"values": chunk}}
+        if since is not None:
+            query = {"bool": {"filter": [query, {"range": {"processed_at": {"gte": since.isoformat()}}}]}}
+        total += int(es.count(index=alias, query=query)["count"])
     return total
 
 
@@ -98,6 +104,7 @@ def wait_processed(
     keys: Iterable[str],
     timeout: float = 600.0,
     on_progress: Callable[[Tally], None] | None = None,
+    since: datetime | None = None,
 ) -> Tally:
     """Poll until every key is indexed or dead-lettered (or ``timeout`` passes; the tally says)."""
     wanted = set(keys)
@@ -107,7 +114,7 @@ def wait_processed(
         while True:
             letters = [dl for dl in reader.poll() if dead_letter_key(dl) in wanted]
             dead_keys = {dead_letter_key(dl) for dl in letters}
-            indexed = count_indexed(es, settings.index_alias, wanted - dead_keys)
+            indexed = count_indexed(es, settings.index_alias, wanted - dead_keys, since)
             tally = Tally(
                 expected=len(wanted), indexed=indexed, dead_lettered=len(dead_keys), dead_letters=letters
             )
