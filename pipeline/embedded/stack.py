@@ -233,12 +233,16 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
 
 
 def wait_for_worker_log(
-    log: Path, marker: str = "Ready", timeout: float = 120.0, pid: int | None = None
+    log: Path, marker: str = "[^Worker]: Ready", timeout: float = 120.0, pid: int | None = None
 ) -> None:
-    """Block until the worker logged ``marker`` (Faust prints ``[^Worker]: Ready`` once started)."""
+    """Block until the worker logged ``marker`` (Faust prints ``[^Worker]: Ready`` once started); with
+    ``pid``, only that process's line counts (the log also holds earlier workers' lines)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if log.exists() and marker in log.read_text(errors="replace"):
+        if log.exists() and any(
+            marker in line and (pid is None or f"[{pid}]" in line)
+            for line in log.read_text(errors="replace").splitlines()
+        ):
             return
         if pid is not None and not is_alive(pid):
             break

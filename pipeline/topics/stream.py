@@ -145,6 +145,8 @@ def register_topic_agent(
             unlabelled.add(failure.key)  # e.g. the post is not indexed yet: retried at the next update
             log.info("topic write %s deferred: %s", failure.key, failure.reason)
         stage.published = {k: t for k, t in assignments.items() if k not in unlabelled}
+        if unlabelled:  # come round again after the interval even if no post arrives
+            stage.pending = max(stage.pending, 1)
         log.info(
             "topics updated at %s: %d active, %d retired, %d posts labelled",
             stage.clock.isoformat(),

@@ -49,7 +49,7 @@ class Pipeline:
     def start_worker(self) -> None:
         state = self.stack.start_worker()
         assert state.worker
-        wait_for_worker_log(Path(state.worker.log), marker="Ready", pid=state.worker.pid, timeout=180)
+        wait_for_worker_log(Path(state.worker.log), pid=state.worker.pid, timeout=180)
 
     def document(self, key: str) -> dict[str, Any]:
         self.es.indices.refresh(index=self.settings.index_alias)

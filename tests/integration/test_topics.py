@@ -32,15 +32,18 @@ def _topics_of(pipeline: Pipeline, keys: list[str]) -> dict[str, str | None]:
     return {h["_id"]: (h["_source"].get("topic") or {}).get("id") for h in hits}
 
 
-def _wait_for_topics(
-    pipeline: Pipeline, keys: list[str], share: float, timeout: float = 240
-) -> dict[str, str | None]:
+def _wait_for_update(pipeline: Pipeline, clock: datetime, timeout: float = 240) -> None:
+    """Until discovery has published an update that saw every post up to ``clock`` (stream time)."""
+    index = pipeline.settings.topics_index
     deadline = time.monotonic() + timeout
-    while True:
-        assigned = _topics_of(pipeline, keys)
-        if sum(1 for t in assigned.values() if t) >= share * len(keys) or time.monotonic() > deadline:
-            return assigned
+    while time.monotonic() < deadline:
+        if pipeline.es.indices.exists(index=index):
+            pipeline.es.indices.refresh(index=index)
+            hits = pipeline.es.search(index=index, size=1, sort=[{"updated_at": "desc"}])["hits"]["hits"]
+            if hits and datetime.fromisoformat(hits[0]["_source"]["updated_at"]) >= clock:
+                return
         time.sleep(1)
+    raise AssertionError(f"no topic update reached {clock.isoformat()} in {timeout}s")
 
 
 def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> None:
@@ -51,7 +54,12 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
 
     story_keys = {s.name: [k for k in keys if story_of(k) == s.name] for s in STORIES}
     all_story_keys = [k for ks in story_keys.values() for k in ks]
-    assigned = _wait_for_topics(pipeline, all_story_keys, share=0.8)
+    _wait_for_update(pipeline, max(p.created_at for p in posts))
+    deadline = time.monotonic() + 120  # a post indexed after the update is labelled at the next one
+    assigned = _topics_of(pipeline, all_story_keys)
+    while sum(1 for t in assigned.values() if t) < 0.8 * len(all_story_keys) and time.monotonic() < deadline:
+        time.sleep(1)
+        assigned = _topics_of(pipeline, all_story_keys)
     topic_of_story: dict[str, str] = {}
     for story, members in story_keys.items():
         counts = Counter(assigned.get(k) for k in members if assigned.get(k))
@@ -81,7 +89,7 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
 
     # The worker dies; the topics it held come back from the changelog with the same ids.
     pipeline.restart_worker(kill=True)
-    later = START + timedelta(hours=23, minutes=40)
+    later = START + timedelta(hours=24, minutes=5)  # newer than every post: the clock must move
     follow_ups = []
     for story in STORIES:
         for n, source in enumerate([p for p in posts if story_of(p.key) == story.name][:4]):
@@ -90,7 +98,12 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
     assert wait_processed(
         pipeline.settings, pipeline.endpoints.kafka, pipeline.es, late_keys, timeout=300
     ).indexed == len(late_keys)
-    late = _wait_for_topics(pipeline, late_keys, share=0.75)
+    _wait_for_update(pipeline, later)
+    deadline = time.monotonic() + 120  # a post indexed after the update is labelled at the next one
+    late = _topics_of(pipeline, late_keys)
+    while sum(1 for t in late.values() if t) < 0.75 * len(late_keys) and time.monotonic() < deadline:
+        time.sleep(1)
+        late = _topics_of(pipeline, late_keys)
     for story in STORIES:
         got = Counter(late.get(k) for k in late_keys if story.name in k and late.get(k))
         assert got and got.most_common(1)[0][0] == topic_of_story[story.name], (
