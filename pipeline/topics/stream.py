@@ -57,6 +57,7 @@ class TopicStage:
         self.clock: datetime | None = None
         self.pending = 0
         self.state_dirty = False
+        self.reconciled = False
         self.last_update = time.monotonic()
         self.lock = asyncio.Lock()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-topics")
@@ -109,6 +110,14 @@ def register_topic_agent(
             indexers.append(make_indexer())
         return indexers[0]
 
+    async def stale_topic_ids(known: set[str]) -> list[str]:
+        """Ids in the topics index that this discovery state does not hold."""
+        es = indexer().es
+        if not await es.indices.exists(index=settings.topics_index):
+            return []
+        response = await es.search(index=settings.topics_index, size=10_000, source=False)
+        return [hit["_id"] for hit in response["hits"]["hits"] if hit["_id"] not in known]
+
     async def update_and_publish() -> None:
         """Re-cluster as of the stream clock, then publish to Kafka and Elasticsearch (caller holds lock)."""
         assert stage.discovery is not None and stage.clock is not None
@@ -116,6 +125,9 @@ def register_topic_agent(
         active = await loop.run_in_executor(stage.executor, stage.discovery.update, stage.clock)
         stage.last_update, stage.pending, stage.state_dirty = time.monotonic(), 0, True
         retired = list(stage.discovery.last_changes.retired)
+        if not stage.reconciled:  # topics an earlier state left in the index (e.g. a fresh broker) go
+            retired += await stale_topic_ids(set(stage.discovery.topics) | set(retired))
+            stage.reconciled = True
         deliveries: list[Awaitable[Any]] = []
         for topic in active:
             value = topic.model_dump_json(exclude={"centroid", "misses"}).encode()
