@@ -10,13 +10,12 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch, NotFoundError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.embedded.process import ServerError, spawn, stop
 from pipeline.embedded.stack import EmbeddedStack, Endpoints, wait_for_worker_log
 from pipeline.kafka.producer import produce_file
 from pipeline.kafka.topics import ensure_topics
-from pipeline.report import query_topics, render_summary, render_topics, summarise
+from pipeline.report import progress_bar, query_topics, render_summary, render_topics, summarise
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import apply_index_template, sync_client
 from pipeline.sources.files import count_records
@@ -70,16 +69,6 @@ def _on(available: bool) -> str:
     return "on" if available else "not available"
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
 def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None, timeout: float) -> bool:
     path = file or SAMPLE_POSTS
     external = bool(settings.kafka_bootstrap and settings.es_url)
@@ -128,7 +117,7 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         console.print(f"worker started (pid {worker_pid}, log {log}); loading the model …")
 
         total = count_records(path)
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task(f"producing {path.name}", total=total)
             report = produce_file(settings, endpoints.kafka, path, on_record=lambda: progress.advance(task))
         for bad in report.invalid:
@@ -137,7 +126,7 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         wait_for_worker_log(log, pid=worker_pid)
         es = sync_client(settings, endpoints.elasticsearch)
         keys = sorted(set(report.keys))
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("processing (indexed + dead-lettered)", total=len(keys))
             tally = wait_processed(
                 settings,

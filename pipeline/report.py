@@ -8,9 +8,22 @@ from typing import Any
 from elasticsearch import Elasticsearch
 from pydantic import BaseModel
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from schemas.vocab import REGION_NAMES, Category, Region, SentimentLabel
+
+
+def progress_bar(console: Console) -> Progress:
+    """The one progress bar of long commands: description, bar, n/total, elapsed."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
 
 NO_REGION = "none"
 REGION_SHORT = {

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.embedded.process import ServerError
+from pipeline.report import progress_bar
 from pipeline.settings import get_settings
 
 console = Console(stderr=True)
@@ -23,16 +23,6 @@ def register(app: typer.Typer) -> None:
     app.command(
         help="Enrich one text (JSON to stdout) or a file (--input/--output) with the pipeline's code."
     )(classify)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def produce(
@@ -50,7 +40,7 @@ def produce(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     ensure_topics(settings, endpoints.kafka)
-    with _progress() as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task(f"producing {path.name}", total=count_records(path))
         report = produce_file(settings, endpoints.kafka, path, on_record=lambda: progress.advance(task))
     for bad in report.invalid:
@@ -118,7 +108,7 @@ def _classify_file(enricher: object, input: Path, output: Path | None) -> int:
         batch.clear()
 
     try:
-        with _progress() as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task(f"classifying {input.name}", total=count_records(input))
             for record in read_records(input):
                 progress.advance(task)
