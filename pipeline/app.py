@@ -53,14 +53,18 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
     raw_topic = app.topic(settings.topic_raw, key_serializer="raw", value_serializer="raw")
     enriched_topic = app.topic(settings.topic_enriched, key_serializer="raw", value_serializer="raw")
     dead_topic = app.topic(settings.topic_dead_letter, key_serializer="raw", value_serializer="raw")
+
+    def make_indexer() -> BulkIndexer:
+        return BulkIndexer(
+            async_client(settings, endpoints.elasticsearch), settings.bulk_backoff, settings.bulk_backoff_max
+        )
+
     topics_input = app.topic(settings.topic_topics_input, key_serializer="raw", value_serializer="raw")
     register_topic_agent(
         app,
         settings,
         topics_input,
-        lambda: BulkIndexer(
-            async_client(settings, endpoints.elasticsearch), settings.bulk_backoff, settings.bulk_backoff_max
-        ),
+        make_indexer,
     )
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-model")
     state: dict[str, Any] = {}
@@ -138,8 +142,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
 
     @app.agent(enriched_topic, name="index")
     async def index(stream: faust.StreamT[bytes]) -> None:
-        es = async_client(settings, endpoints.elasticsearch)
-        indexer = BulkIndexer(es, settings.bulk_backoff, settings.bulk_backoff_max)
+        indexer = make_indexer()
         try:
             async for events in _batches(stream, settings.batch_size * 4, within=settings.batch_timeout):
                 deliveries: list[Awaitable[Any]] = []
@@ -171,7 +174,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
                 await asyncio.gather(*deliveries)
                 log.info("indexed %d", len(actions) - len(failures))
         finally:
-            await es.close()
+            await indexer.close()
 
     return app
 
