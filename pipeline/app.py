@@ -90,7 +90,12 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
         if "enricher" not in state:
             loop = asyncio.get_running_loop()
             state["enricher"] = await loop.run_in_executor(
-                executor, Enricher.load, settings.model_dir, settings.model_max_length, settings.model_threads
+                executor,
+                Enricher.load,
+                settings.model_dir,
+                settings.model_max_length,
+                settings.model_threads,
+                settings.model_backend,
             )
             log.info("sentiment model %s loaded", state["enricher"].model_version)
         enricher_: Enricher = state["enricher"]

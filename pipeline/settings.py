@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.model.encoder import Backend
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "sentiment"
 
@@ -82,6 +84,10 @@ class Settings(BaseSettings):
     # Models
     model_dir: Path = Field(
         DEFAULT_MODEL_DIR, description="model directory: encoder, sentiment and category heads"
+    )
+    model_backend: Backend = Field(
+        "onnx-int8",
+        description="sentiment inference: onnx-int8 (ONNX Runtime, fastest on CPU), fp32 or int8 (torch)",
     )
     model_max_length: int = Field(128, ge=16, le=512, description="token cap per post")
     model_threads: int = Field(2, ge=1, description="CPU threads for inference")

@@ -18,9 +18,9 @@ def model(
     model_dir: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
     batch_sizes: str = typer.Option("1,8,32", help="comma-separated batch sizes"),
     backends: str = typer.Option(
-        "fp32,int8", help="comma-separated backends (fp32 is what the pipeline runs)"
+        "fp32,int8,onnx-int8", help="comma-separated backends (the pipeline runs PANTAU_MODEL_BACKEND)"
     ),
-    threads: int = typer.Option(2, "--threads", help="torch threads"),
+    threads: int = typer.Option(2, "--threads", help="inference threads"),
 ) -> None:
     from pipeline.cli.model import _backend
     from pipeline.model.bench import run_model_bench

@@ -89,7 +89,9 @@ def train(
         None, "--max-steps", min=1, help="with --epochs: stop after this many steps in all (smoke runs)"
     ),
     threads: int = typer.Option(2, "--threads", help="torch threads"),
-    backend: str = typer.Option("fp32", "--backend", help="encoder backend for the embeddings: fp32 or int8"),
+    backend: str = typer.Option(
+        "fp32", "--backend", help="frozen-head trainer: encoder backend for the embeddings, fp32 or int8"
+    ),
 ) -> None:
     """Train a calibrated head on frozen encoder embeddings (default), or fine-tune the encoder (--epochs)."""
     from pipeline.model.data import INDOMAIN_DIR, default_train_files, default_valid_files
@@ -120,7 +122,7 @@ def train(
         valid_files = valid or [INDOMAIN_DIR / "valid.jsonl"]
         if len(train_files) != 1 or len(valid_files) != 1:
             raise typer.BadParameter("the category head takes one --data and one --valid file")
-        train_category(out, train_files[0], valid_files[0], console)
+        train_category(out, train_files[0], valid_files[0], console, get_settings().model_backend)
         return
     from pipeline.model.train import train_sentiment
 
@@ -163,9 +165,26 @@ def _finetune(
 
 
 def _backend(value: str) -> Backend:
-    if value not in ("fp32", "int8"):
-        raise typer.BadParameter("backend must be fp32 or int8")
-    return "fp32" if value == "fp32" else "int8"
+    from pipeline.model.encoder import BACKENDS
+
+    for backend in BACKENDS:
+        if value == backend:
+            return backend
+    raise typer.BadParameter(f"backend must be one of {', '.join(BACKENDS)}")
+
+
+BACKEND_HELP = "fp32 or int8 (torch), onnx-int8 (ONNX Runtime); default PANTAU_MODEL_BACKEND"
+
+
+@app.command()
+def export(
+    model: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
+) -> None:
+    """Write encoder.int8.onnx (the onnx-int8 backend) from the encoder weights of a model directory."""
+    from pipeline.model.onnx_export import export_onnx
+
+    with console.status("exporting the encoder to ONNX and quantising it to int8 …"):
+        export_onnx(model or get_settings().model_dir, console)
 
 
 @app.command("eval")
@@ -173,14 +192,15 @@ def eval_(
     data: list[Path] = typer.Option(..., "--data", help="labelled file(s) to score; repeatable"),
     task: Task = typer.Option(Task.SENTIMENT, "--task", help="which head to evaluate"),
     model: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
-    backend: str = typer.Option("fp32", "--backend", help="fp32 (default) or int8"),
-    threads: int = typer.Option(2, "--threads", help="torch threads"),
+    backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
+    threads: int = typer.Option(2, "--threads", help="inference threads"),
 ) -> None:
     """Macro-F1, accuracy, per-class scores, confusion matrix and calibration error on labelled files."""
     from pipeline.model.evaluate import evaluate, load_labelled, print_report
     from pipeline.model.sentiment import SentimentModel
 
     model_dir = model or get_settings().model_dir
+    backend = backend or get_settings().model_backend
     m = SentimentModel.load(model_dir, backend=_backend(backend), threads=threads)
     if task is Task.CATEGORY:
         from pipeline.model.category import CategoryModel, evaluate_category

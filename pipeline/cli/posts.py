@@ -64,7 +64,9 @@ def classify(
     if (text is None) == (input is None):
         console.print("[red]error:[/red] give either a TEXT or --input FILE")
         raise typer.Exit(2)
-    enricher = Enricher.load(settings.model_dir, settings.model_max_length, settings.model_threads)
+    enricher = Enricher.load(
+        settings.model_dir, settings.model_max_length, settings.model_threads, settings.model_backend
+    )
     if text is not None:
         try:
             post = validate_raw_post(

@@ -13,6 +13,7 @@ import numpy as np
 from pipeline.enrich.category import CategoryGuess, classify_category
 from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazetteer
 from pipeline.model.category import CategoryModel, evidence_features
+from pipeline.model.encoder import Backend
 from pipeline.model.sentiment import SentimentModel
 from pipeline.text.lang import detect_lang
 from pipeline.text.pii import PiiResult, mask_pii
@@ -52,9 +53,11 @@ class Enricher:
         self.gazetteer = gazetteer or default_gazetteer()
 
     @classmethod
-    def load(cls, model_dir: Path, max_length: int = 128, threads: int = 2) -> Enricher:
+    def load(
+        cls, model_dir: Path, max_length: int = 128, threads: int = 2, backend: Backend = "fp32"
+    ) -> Enricher:
         return cls(
-            SentimentModel.load(model_dir, max_length=max_length, threads=threads),
+            SentimentModel.load(model_dir, backend=backend, max_length=max_length, threads=threads),
             CategoryModel.load(model_dir),
         )
 
@@ -68,7 +71,7 @@ class Enricher:
     def enrich_with_embeddings(
         self, posts: Sequence[RawPost]
     ) -> list[tuple[EnrichedPost | Rejected, np.ndarray | None]]:
-        """Each post's result and, when enriched, its embedding (the topic stage clusters these)."""
+        """Each post's result and, when enriched, its topic embedding (the topic stage clusters these)."""
         results: list[tuple[EnrichedPost | Rejected, np.ndarray | None]] = []
         staged: list[tuple[int, RawPost, Evidence]] = []
         for index, post in enumerate(posts):
@@ -84,6 +87,7 @@ class Enricher:
             self.sentiment.probabilities_from_embeddings(embeddings)
         )
         categories = self.category.predict(embeddings, evidence_matrix([e for _, _, e in staged]))
+        topic_embeddings = self.sentiment.topic_view(embeddings)
         now = datetime.now(UTC)
         for row, ((index, post, evidence), sentiment, category) in enumerate(
             zip(staged, sentiments, categories, strict=True)
@@ -104,5 +108,5 @@ class Enricher:
                 model_version=self.model_version,
                 processed_at=now,
             )
-            results[index] = (enriched, embeddings[row])
+            results[index] = (enriched, topic_embeddings[row])
         return results

@@ -1,4 +1,4 @@
-"""Sentiment of a post: frozen mE5-small embeddings + a calibrated linear head, from local files only."""
+"""Sentiment of a post: mE5-small encoder (fine-tuned) + a calibrated linear head, from local files only."""
 
 from __future__ import annotations
 
@@ -12,12 +12,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.model.data import DEFAULT_MODEL_DIR, LABELS
-from pipeline.model.encoder import PACKED_FILE, Backend, load_encoder, load_tokenizer, mean_pooled
+from pipeline.model.encoder import (
+    PACKED_FILE,
+    Backend,
+    PooledEncoder,
+    embed_texts,
+    load_pooled_encoder,
+    load_tokenizer,
+)
 from schemas.posts import Sentiment
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
-    from transformers import BertModel
 
 SentimentPrediction = Sentiment
 """The pipeline's own contract (``schemas.posts.Sentiment``): label, score of that label, all three scores."""
@@ -86,11 +92,12 @@ class SentimentModel:
 
     def __init__(
         self,
-        encoder: BertModel,
+        encoder: PooledEncoder,
         tokenizer: Tokenizer,
         head: Head,
         *,
         version: str,
+        backend: Backend = "fp32",
         prefix: str = "query: ",
         max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 32,
@@ -100,6 +107,7 @@ class SentimentModel:
         self.tokenizer = tokenizer
         self.head = head
         self.version = version
+        self.backend = backend
         self.prefix = prefix
         self.max_length = max_length
         self.batch_size = batch_size
@@ -115,18 +123,15 @@ class SentimentModel:
         max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 32,
     ) -> SentimentModel:
-        """Load from ``model_dir`` (no network); ``threads`` caps torch's intra-op threads (process-wide)."""
-        import torch
-
-        if threads is not None:
-            torch.set_num_threads(threads)
+        """Load from ``model_dir`` (no network); ``threads`` caps the backend's intra-op threads."""
         meta_path = model_dir / META_FILE
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
         return cls(
-            load_encoder(model_dir, backend),
+            load_pooled_encoder(model_dir, backend, threads),
             load_tokenizer(model_dir),
             Head.load(model_dir / HEAD_FILE),
             version=meta.get("version") or weights_version(model_dir),
+            backend=backend,
             prefix=meta.get("prefix", "query: "),
             max_length=max_length,
             batch_size=batch_size,
@@ -148,8 +153,8 @@ class SentimentModel:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised mean-pooled embeddings ``(n, 384)``; the topic stage clusters these."""
         if not texts:
-            return np.zeros((0, int(self.encoder.config.hidden_size)), dtype=np.float32)
-        return mean_pooled(
+            return np.zeros((0, self.encoder.hidden_size), dtype=np.float32)
+        return embed_texts(
             self.encoder,
             self.tokenizer,
             list(texts),
@@ -157,6 +162,17 @@ class SentimentModel:
             max_length=self.max_length,
             batch_size=self.batch_size,
         )
+
+    def topic_view(self, emb: np.ndarray) -> np.ndarray:
+        """Embeddings with the sentiment head's directions projected out, re-normalised: the fine-tuned
+        encoder pulls same-sentiment posts together, and topics should group posts by subject, not mood
+        (a flood story holds angry reports and calm BPBD updates alike)."""
+        if len(emb) == 0:
+            return emb
+        basis, _ = np.linalg.qr(self.head.weight.T.astype(np.float64))  # (hidden, 3), orthonormal
+        rest = emb - (emb @ basis) @ basis.T
+        norms = np.linalg.norm(rest, axis=1, keepdims=True)
+        return np.asarray(rest / np.maximum(norms, 1e-12), dtype=np.float32)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities ``(n, 3)`` in the order of ``self.head.labels``."""

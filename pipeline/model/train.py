@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.model.data import DATA_DIR, LABELS, REPO_ROOT, SMSA_DIR, load_labelled
 from pipeline.model.encoder import PACKED_FILE, Backend, load_encoder, load_tokenizer, mean_pooled
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
+from pipeline.model.onnx_export import export_onnx
 from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head, weights_version
 
 if TYPE_CHECKING:
@@ -184,6 +185,7 @@ def train_sentiment(
         if (base_dir / name).resolve() != (out_dir / name).resolve():
             shutil.copyfile(base_dir / name, out_dir / name)
     fitted.head.save(out_dir / HEAD_FILE, {"temperature": f"{fitted.temperature:.6f}"})
+    export_onnx(out_dir, console)
 
     metrics: dict[str, Any] = {"valid": _metrics(fitted.valid_after)}
     for name, path in (test_files if test_files is not None else default_test_files()).items():

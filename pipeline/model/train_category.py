@@ -19,6 +19,7 @@ from pipeline.model.category import (
     evaluate_category,
     load_category_labelled,
 )
+from pipeline.model.encoder import Backend
 from pipeline.model.sentiment import META_FILE, Head, SentimentModel
 from pipeline.model.train import fit_temperature
 
@@ -35,10 +36,13 @@ def category_inputs(model: SentimentModel, path: Path) -> tuple[np.ndarray, np.n
     return embeddings, evidence_matrix(evidence), labels
 
 
-def train_category(model_dir: Path, train: Path, valid: Path, console: Console) -> dict[str, Any]:
+def train_category(
+    model_dir: Path, train: Path, valid: Path, console: Console, backend: Backend = "fp32"
+) -> dict[str, Any]:
+    """Fit on the embeddings of ``backend``: the one the pipeline will run the head on."""
     from sklearn.linear_model import LogisticRegression
 
-    model = SentimentModel.load(model_dir)
+    model = SentimentModel.load(model_dir, backend=backend)
     with console.status("embedding the labelled posts"):
         x_tr, ev_tr, y_tr = category_inputs(model, train)
         x_va, ev_va, y_va = category_inputs(model, valid)
@@ -67,6 +71,7 @@ def train_category(model_dir: Path, train: Path, valid: Path, console: Console) 
     report = evaluate_category(CategoryModel(head, weight), x_va, ev_va, y_va)
     summary = {
         "head": "multinomial logistic regression on [embedding, weight × rule evidence]",
+        "embeddings_backend": backend,
         "evidence_weight": weight,
         "C": c,
         "temperature": round(temperature, 4),
