@@ -82,12 +82,11 @@ class Enricher:
                 staged.append((index, post, evidence))
         if not staged:
             return results
-        embeddings = self.sentiment.embed([e.masked.text for _, _, e in staged])
+        embeddings, topic_embeddings = self.sentiment.embed_with_topics([e.masked.text for _, _, e in staged])
         sentiments = self.sentiment.predictions_from_proba(
             self.sentiment.probabilities_from_embeddings(embeddings)
         )
         categories = self.category.predict(embeddings, evidence_matrix([e for _, _, e in staged]))
-        topic_embeddings = self.sentiment.topic_view(embeddings)
         now = datetime.now(UTC)
         for row, ((index, post, evidence), sentiment, category) in enumerate(
             zip(staged, sentiments, categories, strict=True)

@@ -130,8 +130,30 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
     return Tokenizer.from_file(str(model_dir / "tokenizer.json"))
 
 
+TOPIC_LAYER = 6
+"""Hidden layer whose pooled output feeds topic discovery. Sentiment fine-tuning (layer-wise lr decay) left
+the middle of the encoder close to mE5, so it still groups posts by subject; the last layer groups them by
+mood (measured on the demo sample: one 42-post all-negative topic instead of samsat, banjir, pdam …)."""
+
+
+def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L2-normalised mean over real tokens: the one pooling every backend and the trainer use."""
+    import torch
+
+    w = mask.unsqueeze(-1).to(states.dtype)
+    return torch.nn.functional.normalize((states * w).sum(1) / w.sum(1).clamp(min=1), dim=-1)
+
+
+def pooled_pair(model: BertModel, mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+    """``(batch, 2, hidden)``: the last layer pooled (sentiment, category) and ``TOPIC_LAYER`` pooled."""
+    import torch
+
+    out = model(attention_mask=mask, output_hidden_states=True, **inputs)
+    return torch.stack([pool(out.last_hidden_state, mask), pool(out.hidden_states[TOPIC_LAYER], mask)], dim=1)
+
+
 class PooledEncoder(Protocol):
-    """Token ids + attention mask → L2-normalised mean-pooled embeddings; one per backend."""
+    """Token ids + attention mask → ``(batch, 2, hidden)`` pooled embeddings (see ``pooled_pair``)."""
 
     hidden_size: int
 
@@ -149,11 +171,8 @@ class TorchEncoder:
         import torch
 
         with torch.inference_mode():
-            m = torch.from_numpy(mask)
-            states = self.model(input_ids=torch.from_numpy(ids), attention_mask=m).last_hidden_state
-            w = m.unsqueeze(-1).to(states.dtype)
-            pooled = (states * w).sum(1) / w.sum(1).clamp(min=1)
-            return np.asarray(torch.nn.functional.normalize(pooled, dim=-1).float().numpy())
+            pair = pooled_pair(self.model, torch.from_numpy(mask), input_ids=torch.from_numpy(ids))
+            return np.asarray(pair.float().numpy())
 
 
 def load_pooled_encoder(
@@ -181,7 +200,7 @@ def embed_texts(
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Embeddings ``(len(texts), hidden)`` float32, in input order.
+    """Embeddings ``(len(texts), 2, hidden)`` float32 (last layer, topic layer), in input order.
 
     Texts are sorted by token count and batched so padding stays small.
     """
@@ -189,7 +208,7 @@ def embed_texts(
     tokenizer.no_padding()
     encs = tokenizer.encode_batch([prefix + t for t in texts])
     order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-    out = np.zeros((len(texts), encoder.hidden_size), dtype=np.float32)
+    out = np.zeros((len(texts), 2, encoder.hidden_size), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         width = max(len(encs[i].ids) for i in idx)
@@ -215,7 +234,7 @@ def mean_pooled(
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """:func:`embed_texts` for a torch ``BertModel`` (model building and the frozen-head trainer)."""
+    """Last-layer embeddings of a torch ``BertModel`` (model building and the frozen-head trainer)."""
     return embed_texts(
         TorchEncoder(model),
         tokenizer,
@@ -224,4 +243,4 @@ def mean_pooled(
         max_length=max_length,
         batch_size=batch_size,
         progress=progress,
-    )
+    )[:, 0]

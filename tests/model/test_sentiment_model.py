@@ -208,9 +208,11 @@ def test_vocab_trim_keeps_segmentation_of_covered_text() -> None:
     assert len(fallback_piece_ids(pieces)) > 1000  # single characters and ASCII pieces stay as fallbacks
 
 
-def test_topic_view_drops_the_sentiment_directions(model: SentimentModel) -> None:
+def test_topic_embeddings_come_from_the_same_pass(model: SentimentModel) -> None:
     texts = ["banjir di rangkasbitung makin tinggi", "terima kasih bpbd lebak sigap evakuasi warga"]
-    topic = model.topic_view(model.embed(texts))
-    assert np.allclose(np.linalg.norm(topic, axis=1), 1.0, atol=1e-5)
-    assert np.abs(topic @ model.head.weight.T).max() < 1e-4  # the sentiment head sees nothing of it
-    assert model.topic_view(np.zeros((0, 384), dtype=np.float32)).shape == (0, 384)
+    heads, topics = model.embed_with_topics(texts)
+    assert heads.shape == topics.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(topics, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(heads, model.embed(texts), atol=1e-2)
+    assert float(np.min(np.sum(heads * topics, axis=1))) < 0.99  # a different layer, not a copy
+    assert model.embed_with_topics([])[1].shape == (0, 384)

@@ -35,7 +35,7 @@ def day() -> tuple[list[TopicPost], np.ndarray]:
         pytest.skip("shipped model not present")
     posts = synthetic_day(0, START)
     model = SentimentModel.load(MODEL_DIR, backend=Settings().model_backend, threads=2)  # what workers run
-    return posts, model.topic_view(model.embed([p.text for p in posts]))
+    return posts, model.embed_with_topics([p.text for p in posts])[1]
 
 
 def fed(posts: list[TopicPost], emb: np.ndarray, until: datetime | None = None) -> TopicDiscovery:
