@@ -44,6 +44,7 @@ from pipeline.model.encoder import (
     load_encoder,
     load_state_dict,
     load_tokenizer,
+    pool,
     quantize_int8_rows,
 )
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
@@ -86,9 +87,7 @@ class Classifier(torch.nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        m = mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * m).sum(1) / m.sum(1).clamp(min=1)
-        out: torch.Tensor = self.head(F.normalize(pooled, dim=-1))
+        out: torch.Tensor = self.head(pool(states, mask))
         return out
 
 
