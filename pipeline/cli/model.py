@@ -88,6 +88,25 @@ def train(
     max_steps: int | None = typer.Option(
         None, "--max-steps", min=1, help="with --epochs: stop after this many steps in all (smoke runs)"
     ),
+    layers: int | None = typer.Option(
+        None,
+        "--layers",
+        min=1,
+        help="with --epochs: keep only the first N transformer layers (a faster student; N ≥ 7, above the "
+        "topic layer); its head starts from a fit on the student's own output",
+    ),
+    freeze_layers: int = typer.Option(
+        0,
+        "--freeze-layers",
+        min=0,
+        help="with --epochs: hold the first N transformer layers fixed (cheaper steps)",
+    ),
+    teacher: Path | None = typer.Option(
+        None,
+        "--teacher",
+        help="with --epochs: distil from this model dir (its calibrated probabilities as soft targets, its "
+        "topic-layer embeddings as anchors), run with PANTAU_MODEL_BACKEND",
+    ),
     threads: int = typer.Option(2, "--threads", help="torch threads"),
     backend: str = typer.Option(
         "fp32", "--backend", help="frozen-head trainer: encoder backend for the embeddings, fp32 or int8"
@@ -112,6 +131,10 @@ def train(
             resume=not no_resume,
             max_steps=max_steps,
             threads=threads,
+            layers=layers,
+            freeze_layers=freeze_layers,
+            teacher=teacher,
+            teacher_backend=get_settings().model_backend,
         )
         return
     out = out or get_settings().model_dir
@@ -126,6 +149,12 @@ def train(
         return
     from pipeline.model.train import train_sentiment
 
+    if backend not in ("fp32", "int8"):
+        raise typer.BadParameter(
+            f"{backend!r}: the frozen-head trainer embeds with torch, so --backend is fp32 or int8 "
+            "(fine-tuning with --epochs writes the onnx-int8 export itself)",
+            param_hint="--backend",
+        )
     train_sentiment(
         base or _base_dir(),
         out,

