@@ -30,6 +30,10 @@ from pipeline.topics.models import TopicPost, TopicState
 
 log = logging.getLogger("pantau.topics")
 STATE_KEY = b"state"
+TICK_KEY = b"__tick__"
+"""An empty message the idle timer sends itself: tables change only inside a stream event, so without it an
+update the timer made would reach the changelog only with the next post, and a worker killed in between
+would come back with the state before that update (and could mint new ids for topics it had published)."""
 
 
 class TopicInput(BaseModel):
@@ -174,16 +178,17 @@ def register_topic_agent(
             async with stage.lock:
                 if stage.discovery is None:
                     stage.discovery = stage.restore(window_table, state_table)
-                value = event.message.value or b""
-                item = TopicInput.model_validate_json(value)
-                window_table[item.post.key.encode()] = value
-                stage.created[item.post.key] = item.post.created_at
-                stage.discovery.add([item.post], item.vector()[None, :])
-                stage.clock = max(stage.clock or item.post.created_at, item.post.created_at)
-                stage.pending += 1
-                if stage.due():
-                    await update_and_publish()
-                if stage.state_dirty:
+                if event.message.key != TICK_KEY:
+                    value = event.message.value or b""
+                    item = TopicInput.model_validate_json(value)
+                    window_table[item.post.key.encode()] = value
+                    stage.created[item.post.key] = item.post.created_at
+                    stage.discovery.add([item.post], item.vector()[None, :])
+                    stage.clock = max(stage.clock or item.post.created_at, item.post.created_at)
+                    stage.pending += 1
+                    if stage.due():
+                        await update_and_publish()
+                if stage.state_dirty and stage.clock is not None:
                     state_table[STATE_KEY] = stage.discovery.state().to_json().encode()
                     cutoff = stage.clock - stage.window
                     for key in [k for k, at in stage.created.items() if at < cutoff]:
@@ -199,3 +204,4 @@ def register_topic_agent(
         async with stage.lock:
             if stage.due():
                 await update_and_publish()
+                await input_topic.send(key=TICK_KEY, value=b"")  # so the agent saves the new state
