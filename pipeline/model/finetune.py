@@ -135,17 +135,10 @@ def teacher_targets(
             return cached["probs"], cached["pairs"], teacher.version
     with _progress(console) as progress:
         task = progress.add_task(f"teacher {teacher.version} ({backend})", total=len(texts), loss=0.0, lr=0.0)
-        pair = embed_texts(
-            teacher.encoder,
-            teacher.tokenizer,
-            list(texts),
-            prefix=teacher.prefix,
-            max_length=teacher.max_length,
-            progress=lambda n: progress.update(task, advance=n),
-        )
+        last, topic = teacher.embed_with_topics(texts, progress=lambda n: progress.update(task, advance=n))
     order = [list(teacher.head.labels).index(lab) for lab in labels]
-    probs = teacher.head.probabilities(pair[:, 0])[:, order].astype(np.float32)
-    pairs = np.ascontiguousarray(pair, dtype=np.float32)
+    probs = teacher.head.probabilities(last)[:, order].astype(np.float32)
+    pairs = np.ascontiguousarray(np.stack([last, topic], axis=1), dtype=np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("teacher.tmp.npz")
     np.savez(tmp, key=key.hexdigest(), probs=probs, pairs=pairs)

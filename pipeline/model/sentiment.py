@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,8 +154,11 @@ class SentimentModel:
         """L2-normalised mean-pooled last-layer embeddings ``(n, 384)``: what the heads read."""
         return self.embed_with_topics(texts)[0]
 
-    def embed_with_topics(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Head embeddings and topic embeddings (``TOPIC_LAYER`` pooled), both ``(n, 384)``, one pass."""
+    def embed_with_topics(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Head embeddings and topic embeddings (``TOPIC_LAYER`` pooled), both ``(n, 384)``, one pass;
+        ``progress`` is told how many texts each batch finished."""
         if not texts:
             empty = np.zeros((0, self.encoder.hidden_size), dtype=np.float32)
             return empty, empty
@@ -166,6 +169,7 @@ class SentimentModel:
             prefix=self.prefix,
             max_length=self.max_length,
             batch_size=self.batch_size,
+            progress=progress,
         )
         return pair[:, 0], pair[:, 1]
 
