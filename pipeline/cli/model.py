@@ -93,7 +93,7 @@ def train(
         "--layers",
         min=1,
         help="with --epochs: keep only the first N transformer layers (a faster student; N ≥ 7, above the "
-        "topic layer); its head starts from a fit on the student's own output",
+        "topic layer); without --teacher its head starts from a fit on the student's own output",
     ),
     freeze_layers: int = typer.Option(
         0,
@@ -105,7 +105,7 @@ def train(
         None,
         "--teacher",
         help="with --epochs: distil from this model dir (its calibrated probabilities as soft targets, its "
-        "topic-layer embeddings as anchors), run with PANTAU_MODEL_BACKEND",
+        "pooled last-layer and topic-layer embeddings as anchors), run with PANTAU_MODEL_BACKEND",
     ),
     threads: int = typer.Option(2, "--threads", help="torch threads"),
     backend: str = typer.Option(
