@@ -14,6 +14,7 @@ from rich.console import Console
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import DEFAULT_MODEL_DIR, SMSA_DIR
 from pipeline.model.encoder import PACKED_FILE
+from pipeline.model.evaluate import evaluate, load_labelled
 from pipeline.model.finetune import CHECKPOINT_FILE, finetune_sentiment
 from pipeline.model.sentiment import SentimentModel
 
@@ -75,6 +76,13 @@ def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_pat
     # The onnx-int8 backend was exported from these new weights and agrees with torch on the labels.
     fast = SentimentModel.load(out, backend="onnx-int8", threads=2)
     assert [p.label for p in fast.predict(texts)] == [p.label for p in preds]
+    # Temperature and recorded metrics come from the backend that ships, not from the fp32 trainer.
+    assert meta["calibrated_on"] == "onnx-int8"
+    v_texts, v_labels = load_labelled(data[1])
+    valid = model.meta["metrics"]["valid"]
+    shipped_valid = evaluate(fast, v_texts, v_labels)
+    assert valid["macro_f1"] == pytest.approx(shipped_valid.macro_f1, abs=1e-3)
+    assert valid["ece"] == pytest.approx(shipped_valid.ece, abs=2e-3)
 
 
 def test_resume_continues_at_the_saved_step(data: tuple[Path, Path], tmp_path: Path) -> None:
