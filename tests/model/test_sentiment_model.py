@@ -75,6 +75,21 @@ def test_onnx_export_must_match_the_weights_next_to_it(tmp_path: Path) -> None:
         SentimentModel.load(tmp_path / "m", backend="onnx-int8")
 
 
+def test_shipped_directory_stores_each_weight_once_within_40_mb() -> None:
+    import onnx
+    from safetensors import safe_open
+
+    from pipeline.model.encoder import I8_SUFFIX
+    from pipeline.model.onnx_export import SHARED_KEY
+
+    meta = {p.key: p.value for p in onnx.load(str(DEFAULT_MODEL_DIR / ONNX_FILE)).metadata_props}
+    shared = {k for keys in json.loads(meta[SHARED_KEY]).values() for k in keys}
+    with safe_open(str(DEFAULT_MODEL_DIR / PACKED_FILE), framework="np") as f:
+        assert shared == {k for k in f.keys() if k.endswith(I8_SUFFIX)}  # noqa: SIM118
+    total = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file())
+    assert total <= 40e6, f"shipped model directory is {total / 1e6:.1f} MB (target 40 MB)"
+
+
 def test_clear_positive_and_negative_posts(model: SentimentModel) -> None:
     preds = model.predict(POSITIVE + NEGATIVE)
     got = [p.label.value for p in preds]
