@@ -128,6 +128,8 @@ def _leave_out_shared(model: onnx.ModelProto, model_dir: Path) -> dict[str, list
 
 
 def _fill_shared(model: onnx.ModelProto, model_dir: Path, shared: dict[str, list[str]]) -> None:
+    if not shared:  # a standalone export (no int8 matrices in the safetensors file, or an older one)
+        return
     matrices = _int8_matrices(model_dir)
     for init in model.graph.initializer:
         if init.name in shared:

@@ -113,6 +113,22 @@ def test_resume_refuses_a_different_run(data: tuple[Path, Path], tmp_path: Path)
         _run(data, tmp_path / "a", tmp_path / "ckpt", max_steps=1, storage="q4", lr=1e-4)
 
 
+def test_export_without_int8_matrices_keeps_its_weights_in_the_onnx_file(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = _run(data, out, tmp_path / "ckpt", max_steps=1, storage="q4", onnx=True)
+    assert "int8" not in result["encoder"]["tensors"]
+    assert result["onnx"]["shared_int8_matrices"] == 0
+    assert result["onnx"]["mb"] > 5  # the int8 weights are inside the graph
+    texts = ["pelayanan samsat cepat dan ramah", "jalan rusak parah tidak diperbaiki"]
+    labels = {
+        b: [p.label for p in SentimentModel.load(out, backend=b, threads=2).predict(texts)]
+        for b in ("fp32", "onnx-int8")
+    }
+    assert labels["fp32"] == labels["onnx-int8"]
+
+
 def test_fp16_export_loads_with_from_pretrained(tmp_path: Path) -> None:
     from transformers import BertModel
 
