@@ -210,10 +210,11 @@ def export(
     model: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
 ) -> None:
     """Write encoder.int8.onnx (the onnx-int8 backend) from the encoder weights of a model directory."""
-    from pipeline.model.onnx_export import export_onnx
+    from pipeline.model.onnx_export import export_onnx, record_export
 
+    model_dir = model or get_settings().model_dir
     with console.status("exporting the encoder to ONNX and quantising it to int8 …"):
-        export_onnx(model or get_settings().model_dir, console)
+        record_export(model_dir, export_onnx(model_dir, console))
 
 
 @app.command("eval")

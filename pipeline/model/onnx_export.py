@@ -177,6 +177,22 @@ class OnnxEncoder:
         return np.asarray(out, dtype=np.float32)
 
 
+def record_export(model_dir: Path, info: dict[str, Any]) -> None:
+    """Keep a fine-tuned model's ``pantau_model.json`` true after ``pantau model export`` rewrote the file."""
+    from pipeline.model.sentiment import META_FILE
+
+    meta_path = model_dir / META_FILE
+    if not meta_path.exists():
+        return
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if "finetune" not in meta:
+        return
+    meta["finetune"]["onnx"] = info
+    total = sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file())
+    meta["finetune"]["artifact_mb"] = round(total / 1e6, 1)
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def export_onnx(model_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Export the encoder of ``model_dir`` to ``model_dir/encoder.int8.onnx``; seconds, not minutes."""
     import warnings

@@ -270,3 +270,23 @@ def test_model_eval_command_on_a_small_file() -> None:
     for shown in ("macro-F1", "95 % interval", "accuracy", "ECE", "per class", "confusion", "neutral"):
         assert shown in result.output
     assert re.search(r"texts\s*│\s*20\s", result.output)
+
+
+def test_model_export_reproduces_the_shipped_graph(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "m")
+    (tmp_path / "m" / ONNX_FILE).unlink()
+    result = CliRunner().invoke(app, ["model", "export", "--model", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / ONNX_FILE).read_bytes() == (DEFAULT_MODEL_DIR / ONNX_FILE).read_bytes()
+    meta = json.loads((tmp_path / "m" / "pantau_model.json").read_text(encoding="utf-8"))
+    shipped = json.loads((DEFAULT_MODEL_DIR / "pantau_model.json").read_text(encoding="utf-8"))
+    assert meta["finetune"]["onnx"]["mb"] == shipped["finetune"]["onnx"]["mb"]
+    assert (
+        meta["finetune"]["onnx"]["shared_int8_matrices"]
+        == 4
+        * json.loads((DEFAULT_MODEL_DIR / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
+    )
