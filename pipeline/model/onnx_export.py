@@ -179,7 +179,7 @@ class OnnxEncoder:
 
 def record_export(model_dir: Path, info: dict[str, Any]) -> None:
     """Keep a fine-tuned model's ``pantau_model.json`` true after ``pantau model export`` rewrote the file."""
-    from pipeline.model.sentiment import META_FILE
+    from pipeline.model.sentiment import META_FILE, directory_mb, write_meta
 
     meta_path = model_dir / META_FILE
     if not meta_path.exists():
@@ -188,9 +188,8 @@ def record_export(model_dir: Path, info: dict[str, Any]) -> None:
     if "finetune" not in meta:
         return
     meta["finetune"]["onnx"] = info
-    total = sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file())
-    meta["finetune"]["artifact_mb"] = round(total / 1e6, 1)
-    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    meta["finetune"]["artifact_mb"] = round(directory_mb(model_dir), 1)
+    write_meta(model_dir, meta)
 
 
 def export_onnx(model_dir: Path, console: Console | None = None) -> dict[str, Any]:

@@ -73,6 +73,17 @@ class Head:
             return cls(f.get_tensor("weight"), f.get_tensor("bias"), labels)
 
 
+def write_meta(model_dir: Path, meta: dict[str, Any]) -> None:
+    """``pantau_model.json`` in the one layout every writer uses, so a retrain shows as a readable diff."""
+    text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+    (model_dir / META_FILE).write_text(text, encoding="utf-8")
+
+
+def directory_mb(model_dir: Path) -> float:
+    """Every file of the model directory: what a clone carries and what the size limits apply to."""
+    return sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file()) / 1e6
+
+
 def weights_version(model_dir: Path) -> str:
     """``e5s-id-head-<hash>``: changes whenever the encoder weights, tokenizer or head change."""
     h = hashlib.sha256()

@@ -29,7 +29,13 @@ from pipeline.model.encoder import (
 )
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
 from pipeline.model.onnx_export import export_onnx
-from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head, weights_version
+from pipeline.model.sentiment import (
+    DEFAULT_MAX_LENGTH,
+    HEAD_FILE,
+    Head,
+    weights_version,
+    write_meta,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -229,7 +235,7 @@ def train_sentiment(
         "metrics": metrics,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_meta(out_dir, meta)
     for path in out_dir.iterdir():
         path.chmod(0o644)
     console.print(f"[bold green]model {meta['version']} written to {out_dir}[/]")

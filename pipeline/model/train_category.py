@@ -20,7 +20,7 @@ from pipeline.model.category import (
     load_category_labelled,
 )
 from pipeline.model.encoder import Backend
-from pipeline.model.sentiment import META_FILE, Head, SentimentModel
+from pipeline.model.sentiment import META_FILE, Head, SentimentModel, write_meta
 from pipeline.model.train import fit_temperature
 
 EVIDENCE_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
@@ -86,7 +86,7 @@ def train_category(
     meta_path = model_dir / META_FILE
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     meta["category"] = summary
-    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_meta(model_dir, meta)
     console.print(
         f"category head: evidence weight {weight}, C {c}, temperature {temperature:.3f}, "
         f"valid accuracy {report.accuracy:.3f}, ECE {report.ece:.3f}"
