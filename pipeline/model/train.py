@@ -29,13 +29,7 @@ from pipeline.model.encoder import (
 )
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
 from pipeline.model.onnx_export import export_onnx
-from pipeline.model.sentiment import (
-    DEFAULT_MAX_LENGTH,
-    HEAD_FILE,
-    Head,
-    weights_version,
-    write_meta,
-)
+from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, Head, weights_version, write_meta
 
 if TYPE_CHECKING:
     from rich.console import Console
