@@ -42,9 +42,12 @@ def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipel
         {"id": "has space", "platform": "myspace", "text": "hai", "created_at": "2026-11-20T08:00:00"}
     ).encode()
     too_long = make_post("banjir " * 2000)  # 14,000 characters
+    # Sundanese script: valid UTF-8 and a valid post, but no piece of the trimmed vocabulary covers it
+    unreadable = make_post("ᮘᮔ᮪ᮏᮤᮁ ᮌᮨᮓᮦ ᮓᮤ ᮜᮨᮘᮊ᮪")
     pipeline.send_raw(bad_json, b"x:broken")
     pipeline.send_raw(bad_contract, b"myspace:has space")
     long_key = pipeline.send_post(too_long)
+    unreadable_key = pipeline.send_post(unreadable)
     good = make_post("Terima kasih BPBD Lebak sudah cepat evakuasi warga Rangkasbitung yang kebanjiran 🙏")
     good_key = pipeline.send_post(good)
 
@@ -52,10 +55,10 @@ def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipel
         pipeline.settings,
         pipeline.endpoints.kafka,
         pipeline.es,
-        ["x:broken", "myspace:has space", long_key, good_key],
+        ["x:broken", "myspace:has space", long_key, unreadable_key, good_key],
         timeout=180,
     )
-    assert tally.indexed == 1 and tally.dead_lettered == 3, tally
+    assert tally.indexed == 1 and tally.dead_lettered == 4, tally
     letters = {dead_letter_key(dl): dl for dl in tally.dead_letters}
     assert letters["x:broken"].stage == "decode" and "not JSON" in letters["x:broken"].reason
     assert base64.b64decode(letters["x:broken"].original) == bad_json
@@ -63,6 +66,9 @@ def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipel
     assert contract.stage == "validate"
     assert "id" in contract.reason and "platform" in contract.reason and "created_at" in contract.reason
     assert "10000" in letters[long_key].reason.replace(",", "")
+    assert letters[unreadable_key].stage == "enrich"
+    assert letters[unreadable_key].reason == "only characters the tokenizer does not know"
+    assert json.loads(base64.b64decode(letters[unreadable_key].original))["text"] == unreadable["text"]
     assert pipeline.document(good_key)["agencies"] == ["bpbd"]
 
 
