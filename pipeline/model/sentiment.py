@@ -13,13 +13,13 @@ import numpy as np
 
 from pipeline.model.data import DEFAULT_MODEL_DIR, LABELS
 from pipeline.model.encoder import (
-    PACKED_FILE,
     Backend,
     PooledEncoder,
     embed_texts,
     load_pooled_encoder,
     load_tokenizer,
 )
+from pipeline.model.packed import HEAD_FILE, PACKED_FILE
 from schemas.posts import Sentiment
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 SentimentPrediction = Sentiment
 """The pipeline's own contract (``schemas.posts.Sentiment``): label, score of that label, all three scores."""
 
-HEAD_FILE = "head.safetensors"
 META_FILE = "pantau_model.json"
 DEFAULT_MAX_LENGTH = 128
 """Tokens per text: a tweet with room to spare; longer posts are truncated (their start carries most)."""

@@ -20,15 +20,16 @@ import numpy as np
 
 from pipeline.model.data import DATA_DIR, LABELS, REPO_ROOT, SMSA_DIR, load_labelled
 from pipeline.model.encoder import (
-    PACKED_FILE,
     Backend,
     TorchEncoder,
     embed_texts,
     load_encoder,
     load_tokenizer,
+    write_transformers_code,
 )
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
 from pipeline.model.onnx_export import export_onnx
+from pipeline.model.packed import PACKED_FILE
 from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, Head, weights_version, write_meta
 
 if TYPE_CHECKING:
@@ -194,6 +195,7 @@ def train_sentiment(
     for name in BASE_FILES:
         if (base_dir / name).resolve() != (out_dir / name).resolve():
             shutil.copyfile(base_dir / name, out_dir / name)
+    write_transformers_code(out_dir)
     fitted.head.save(out_dir / HEAD_FILE, {"temperature": f"{fitted.temperature:.6f}"})
     export_onnx(out_dir, console)
 

