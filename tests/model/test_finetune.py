@@ -118,6 +118,21 @@ def test_resume_refuses_a_different_run(data: tuple[Path, Path], tmp_path: Path)
         _run(data, tmp_path / "a", tmp_path / "ckpt", max_steps=1, storage="q4", lr=1e-4)
 
 
+def test_recorded_scores_are_those_of_the_stored_weights(data: tuple[Path, Path], tmp_path: Path) -> None:
+    """4-bit storage changes every layer matrix: what pantau_model.json records must be what
+    `pantau model eval --backend fp32` gets from the files, not what the weights in memory scored."""
+    out = tmp_path / "out"
+    _run(data, out, tmp_path / "ckpt", max_steps=2, storage="q4", test_files={"valid_again": data[1]})
+    model = SentimentModel.load(out, backend="fp32", threads=2)
+    texts, labels = load_labelled(data[1])
+    report = evaluate(model, texts, labels)
+    for name in ("valid", "valid_again"):
+        recorded = model.meta["metrics"][name]
+        assert recorded["confusion"] == report.confusion
+        assert recorded["ece"] == pytest.approx(report.ece, abs=1e-4)
+        assert recorded["macro_f1"] == pytest.approx(report.macro_f1, abs=1e-4)
+
+
 def test_export_without_int8_matrices_keeps_its_weights_in_the_onnx_file(
     data: tuple[Path, Path], tmp_path: Path
 ) -> None:
