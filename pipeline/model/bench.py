@@ -39,6 +39,35 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def bench_backend(
+    model_dir: Path,
+    backend: Backend,
+    batch_sizes: Sequence[int],
+    lengths: Sequence[str],
+    threads: int,
+    seconds: float,
+) -> list[BenchRow]:
+    """Every cell of one backend, in the calling process: its peak RSS is this backend's alone only in a
+    fresh process, which is how ``run_model_bench`` calls it."""
+    from pipeline.model.sentiment import SentimentModel
+
+    model = SentimentModel.load(model_dir, backend=backend, threads=threads)
+    rows: list[BenchRow] = []
+    for length in lengths:
+        base = TEXTS[length]
+        tokens = len(model.tokenizer.encode(model.prefix + base).ids)
+        for bs in batch_sizes:
+            texts = [f"{base} ({i})" for i in range(bs)]
+            model.predict(texts)  # warm-up
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                model.predict(texts)
+                n += bs
+            rate = n / (time.perf_counter() - start)
+            rows.append(BenchRow(backend, length, min(tokens, model.max_length), bs, rate, peak_rss_mb()))
+    return rows
+
+
 def run_model_bench(
     model_dir: Path,
     batch_sizes: Sequence[int] = (1, 8, 32),
@@ -49,29 +78,28 @@ def run_model_bench(
     threads: int = 2,
     seconds: float = 3.0,
 ) -> list[BenchRow]:
-    """Predict repeatedly for about ``seconds`` per cell; varied texts so nothing is cached."""
-    from rich.console import Console
-    from rich.table import Table
+    """Predict repeatedly for about ``seconds`` per cell; varied texts so nothing is cached.
 
-    from pipeline.model.sentiment import SentimentModel
+    Each backend runs in a fresh process, so its peak RSS does not include the backends before it
+    (a torch backend leaves the process near 1 GB; onnx-int8 alone needs about a third of that).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
 
     console = console or Console()
     rows: list[BenchRow] = []
-    for backend in backends:
-        model = SentimentModel.load(model_dir, backend=backend, threads=threads)
-        for length in lengths:
-            base = TEXTS[length]
-            tokens = len(model.tokenizer.encode(model.prefix + base).ids)
-            for bs in batch_sizes:
-                texts = [f"{base} ({i})" for i in range(bs)]
-                model.predict(texts)  # warm-up
-                n, start = 0, time.perf_counter()
-                while time.perf_counter() - start < seconds:
-                    model.predict(texts)
-                    n += bs
-                rate = n / (time.perf_counter() - start)
-                rows.append(BenchRow(backend, length, min(tokens, model.max_length), bs, rate, peak_rss_mb()))
-        del model
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("benchmarking", total=len(backends))
+        for backend in backends:
+            progress.update(task, description=f"benchmarking {backend}")
+            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+                job = pool.submit(bench_backend, model_dir, backend, batch_sizes, lengths, threads, seconds)
+                rows += job.result()
+            progress.advance(task)
     table = Table(title=f"sentiment model throughput ({threads} threads)")
     for col in ("backend", "text", "tokens", "batch", "texts/s", "peak RSS MB"):
         table.add_column(col, justify="right")
