@@ -143,7 +143,15 @@ def test_eval_on_fixture_beats_chance(model: SentimentModel) -> None:
     assert report.n == 20
     assert report.macro_f1 > 0.5
     assert sum(map(sum, report.confusion)) == 20
-    assert 0.0 <= report.ece <= 1.0
+    # ECE by hand: ten equal-width confidence bins, |accuracy - mean confidence| weighted by bin size.
+    proba = model.predict_proba(texts)
+    conf = proba.max(axis=1)
+    correct = np.array([model.head.labels[i] == y for i, y in zip(proba.argmax(axis=1), labels, strict=True)])
+    bins = np.minimum((conf * 10).astype(int), 9)
+    by_hand = sum(
+        (bins == b).mean() * abs(correct[bins == b].mean() - conf[bins == b].mean()) for b in set(bins)
+    )
+    assert report.ece == pytest.approx(by_hand, abs=1e-6)
 
 
 def test_macro_f1_interval_brackets_the_score_and_narrows_with_more_posts() -> None:
