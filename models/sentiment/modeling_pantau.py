@@ -7,24 +7,26 @@ Every model directory carries a copy of this file and of ``packed.py``, and its 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     model = AutoModelForSequenceClassification.from_pretrained("models/sentiment", trust_remote_code=True)
     tokenizer = AutoTokenizer.from_pretrained("models/sentiment")
-    batch = tokenizer(["query: pelayanan samsat cepat, mantap"], return_tensors="pt", padding=True)
+    texts = ["query: pelayanan samsat cepat, mantap"]  # the prefix the model was trained with
+    batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True)  # 128 tokens, as trained
     probabilities = model(**batch).logits.softmax(-1)  # labels in model.config.id2label
 
 The weights stay packed as shipped and are dequantised at load, so the directory needs no second, larger
-copy. Imports are limited to torch, safetensors, transformers and the sibling ``packed.py`` for that reason.
+copy; everything else (``dtype``, ``save_pretrained`` and loading that copy again) is transformers' own.
+Imports are limited to what a transformers install has (numpy, safetensors, torch) and the sibling
+``packed.py``, because this file runs where the pipeline is not installed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from safetensors import safe_open
 from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .packed import HEAD_FILE, read_packed
+from .packed import HEAD_FILE, PACKED_FILE, read_head, read_packed
 
 
 def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -33,38 +35,62 @@ def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize((states * w).sum(1) / w.sum(1).clamp(min=1), dim=-1)
 
 
-def _load_encoder_weights(model: torch.nn.Module, model_dir: str | Path, prefix: str = "") -> None:
-    state = {prefix + k: torch.from_numpy(v) for k, v in read_packed(model_dir).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("classifier.")]
-    if missing or unexpected:
-        raise ValueError(f"{model_dir}: weights do not fit the config: {missing} {unexpected}")
+def packed_state_dict(model_dir: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    """``encoder.q4.safetensors`` dequantised into float32 tensors under ``prefix`` + their BertModel keys."""
+    return {prefix + k: torch.from_numpy(v) for k, v in read_packed(model_dir).items()}
+
+
+def _is_packed(model_dir: Any) -> bool:
+    return isinstance(model_dir, str | Path) and (Path(model_dir) / PACKED_FILE).is_file()
 
 
 def _config(model_dir: str | Path, kwargs: dict[str, Any]) -> BertConfig:
-    config = kwargs.get("config")
+    config = kwargs.pop("config", None)
     if not isinstance(config, BertConfig):  # AutoModel passes the config it read; a direct call may not
         config = BertConfig.from_pretrained(str(model_dir))
     return config
 
 
+def _load_packed(
+    cls: Any,
+    model_dir: str | Path,
+    config: BertConfig,
+    state: dict[str, torch.Tensor],
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """transformers' own loading from an in-memory state dict, refusing weights that do not fit the config
+    (transformers would warn and initialise the gaps at random)."""
+    model = super(cls, cls).from_pretrained(None, *args, config=config, state_dict=state, **kwargs)
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"{model_dir}: weights do not fit the config: missing {missing}, unexpected {unexpected}"
+        )
+    return model
+
+
 class PantauBertModel(BertModel):
-    """The encoder alone: a ``BertModel`` (no pooler) with the shipped weights, in eval mode."""
+    """The encoder alone: a ``BertModel`` without the pooler (the heads mean-pool the last layer)."""
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
-        cls, model_dir: str | Path, *args: Any, **kwargs: Any
+        cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any
     ) -> PantauBertModel:
-        model = cls(_config(model_dir, kwargs), add_pooling_layer=False)
-        _load_encoder_weights(model, model_dir)
-        return model.eval()
+        kwargs.setdefault("add_pooling_layer", False)
+        path = pretrained_model_name_or_path
+        if not _is_packed(path):  # e.g. a save_pretrained copy: plain safetensors
+            return super().from_pretrained(path, *args, **kwargs)
+        config = _config(path, kwargs)
+        return _load_packed(cls, path, config, packed_state_dict(path), *args, **kwargs)
 
 
 class PantauSentimentClassifier(BertPreTrainedModel):
     """Encoder → mean over real tokens → L2-normalise → linear head (temperature folded in).
 
-    Texts need the ``query: `` prefix the model was trained with; ``logits.softmax(-1)`` are the pipeline's
-    calibrated probabilities (fp32 backend).
+    ``logits.softmax(-1)`` are the pipeline's calibrated probabilities (its fp32 backend) for texts given
+    with the ``query: `` prefix and cut at 128 tokens, as the model was trained.
     """
 
     def __init__(self, config: BertConfig) -> None:
@@ -77,33 +103,45 @@ class PantauSentimentClassifier(BertPreTrainedModel):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> SequenceClassifierOutput:
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        kwargs.pop("token_type_ids", None)  # the tokenizer may add them; the model was trained without
-        states = self.bert(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        return SequenceClassifierOutput(logits=self.classifier(mean_pool(states, attention_mask)))
+        out = self.bert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(mean_pool(out.last_hidden_state, attention_mask))
+        loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        loss = cast("torch.FloatTensor | None", loss)
+        result = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
+        return result.to_tuple() if return_dict is False else result
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
-        cls, model_dir: str | Path, *args: Any, **kwargs: Any
+        cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any
     ) -> PantauSentimentClassifier:
-        head_path = Path(model_dir) / HEAD_FILE
-        if not head_path.exists():
-            raise FileNotFoundError(
-                f"{head_path} is missing: a base encoder has no classifier, use AutoModel"
-            )
-        with safe_open(str(head_path), framework="np") as f:
-            labels = (f.metadata() or {})["labels"].split(",")
-            weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
-        config = _config(model_dir, kwargs)
+        path = pretrained_model_name_or_path
+        if not _is_packed(path):  # e.g. a save_pretrained copy: plain safetensors, labels in its config
+            return super().from_pretrained(path, *args, **kwargs)
+        head = Path(path) / HEAD_FILE
+        if not head.is_file():
+            raise FileNotFoundError(f"{head} is missing: a base encoder, load it with AutoModel")
+        labels, weight, bias = read_head(head)
+        config = _config(path, kwargs)
         config.num_labels = len(labels)
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
-        model = cls(config)
-        _load_encoder_weights(model, model_dir, prefix="bert.")
-        with torch.no_grad():
-            model.classifier.weight.copy_(torch.from_numpy(weight))
-            model.classifier.bias.copy_(torch.from_numpy(bias))
-        return model.eval()
+        state = packed_state_dict(path, prefix="bert.")
+        state |= {"classifier.weight": torch.from_numpy(weight), "classifier.bias": torch.from_numpy(bias)}
+        return _load_packed(cls, path, config, state, *args, **kwargs)

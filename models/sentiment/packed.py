@@ -59,3 +59,12 @@ def read_packed(model_dir: str | Path) -> dict[str, np.ndarray]:
                 arr = dequantize_int8_rows(arr, f.get_tensor(key + I8_SCALE_SUFFIX))
             out[key] = np.ascontiguousarray(arr, dtype=np.float32)
     return out
+
+
+def read_head(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``head.safetensors`` → its labels (kept in the file's metadata), weight ``(labels, hidden)``, bias."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        labels = (f.metadata() or {})["labels"].split(",")
+        return labels, f.get_tensor("weight"), f.get_tensor("bias")

@@ -21,7 +21,6 @@ from pipeline.model.packed import (
     PACKED_FORMAT,
     Q4_SUFFIX,
     QK,
-    read_packed,
 )
 
 if TYPE_CHECKING:
@@ -79,13 +78,6 @@ def save_packed(out_dir: Path, q4: dict[str, np.ndarray], f32: dict[str, np.ndar
     return path
 
 
-def load_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
-    """Dequantise ``encoder.q4.safetensors`` into float32 tensors."""
-    import torch
-
-    return {k: torch.from_numpy(v) for k, v in read_packed(model_dir).items()}
-
-
 def load_encoder(model_dir: Path, backend: Backend = "fp32") -> BertModel:
     """Build the encoder from local files; ``int8`` applies torch dynamic quantisation to Linear layers.
 
@@ -93,19 +85,19 @@ def load_encoder(model_dir: Path, backend: Backend = "fp32") -> BertModel:
     embedding shifts with its batchmates (cosine ~0.99): replays would not reproduce scores. Default fp32.
     """
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
 
-    config_dict = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    if (model_dir / PACKED_FILE).exists():
-        model = BertModel(BertConfig.from_dict(config_dict), add_pooling_layer=False)
-        missing, unexpected = model.load_state_dict(load_state_dict(model_dir), strict=False)
-        if missing or unexpected:
-            raise ValueError(f"{model_dir}: weights do not fit the config: {missing} {unexpected}")
-    elif (model_dir / HF_FILE).exists():
-        model = BertModel.from_pretrained(str(model_dir), local_files_only=True, add_pooling_layer=False)
-        model = model.float()
-    else:
+    from pipeline.model.modeling_pantau import PantauBertModel
+
+    if not (model_dir / PACKED_FILE).exists() and not (model_dir / HF_FILE).exists():
         raise FileNotFoundError(f"{model_dir}: neither {PACKED_FILE} nor {HF_FILE}")
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every load would clutter CLI output
+    try:
+        model = PantauBertModel.from_pretrained(model_dir, local_files_only=True).float()
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     model.eval()
     if backend == "int8":
         # Per-channel scales: the 4-bit source weights have per-block scales, so one scale per tensor loses

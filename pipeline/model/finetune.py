@@ -41,7 +41,6 @@ from pipeline.model.encoder import (
     embed_texts,
     load_encoder,
     load_pooled_encoder,
-    load_state_dict,
     load_tokenizer,
     pooled_pair,
     quantize_int8_rows,
@@ -60,6 +59,7 @@ from pipeline.model.packed import (
     QK,
     dequantize_int8_rows,
     dequantize_q4,
+    read_packed,
 )
 from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head, directory_mb, write_meta
 from pipeline.model.train import Fitted, _file_info, _metrics, _read, fit_head, fit_temperature
@@ -311,9 +311,7 @@ def save_encoder(
             for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
                 if key.endswith(Q4_SUFFIX):
                     source[key[: -len(Q4_SUFFIX)]] = f.get_tensor(key)
-        previous = {
-            k: v.numpy() for k, v in load_state_dict(src_dir).items() if k in source or ".layer." in k
-        }
+        previous = {k: v for k, v in read_packed(src_dir).items() if k in source or ".layer." in k}
     tensors: dict[str, np.ndarray] = {}
     counts = {"q4_unchanged": 0, "q4_requantized": 0, "int8": 0, "fp16": 0, "f32": 0}
     dot = norm = 0.0

@@ -19,7 +19,7 @@ from pipeline.model.encoder import (
     load_pooled_encoder,
     load_tokenizer,
 )
-from pipeline.model.packed import HEAD_FILE, PACKED_FILE
+from pipeline.model.packed import HEAD_FILE, PACKED_FILE, read_head
 from schemas.posts import Sentiment
 
 if TYPE_CHECKING:
@@ -65,11 +65,8 @@ class Head:
 
     @classmethod
     def load(cls, path: Path) -> Head:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="np") as f:
-            labels = tuple((f.metadata() or {})["labels"].split(","))
-            return cls(f.get_tensor("weight"), f.get_tensor("bias"), labels)
+        labels, weight, bias = read_head(path)
+        return cls(weight, bias, tuple(labels))
 
 
 def write_meta(model_dir: Path, meta: dict[str, Any]) -> None:

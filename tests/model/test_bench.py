@@ -1,4 +1,4 @@
-"""`pantau bench model` runs each backend in its own process and reports every cell (numbers not asserted)."""
+"""`pantau bench model` (each backend in a spawned process) reports every cell; numbers are not asserted."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pipeline.model.bench import BenchRow, run_model_bench
 from pipeline.model.data import DEFAULT_MODEL_DIR
 
 
-def test_every_cell_is_measured_in_a_process_of_its_own_backend() -> None:
+def test_bench_reports_every_cell_of_the_backends_asked_for() -> None:
     out = io.StringIO()
     rows = run_model_bench(
         DEFAULT_MODEL_DIR,

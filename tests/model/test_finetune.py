@@ -187,8 +187,8 @@ def low_topic_layer(monkeypatch: pytest.MonkeyPatch) -> int:
 def test_distilled_student_is_shallower_and_keeps_the_topic_layer(
     data: tuple[Path, Path], tmp_path: Path, low_topic_layer: int
 ) -> None:
-    from pipeline.model.encoder import load_state_dict
     from pipeline.model.finetune import TEACHER_FILE
+    from pipeline.model.modeling_pantau import packed_state_dict
 
     n = SHIPPED_LAYERS - 1
     out, ckpt = tmp_path / "student", tmp_path / "ckpt"
@@ -208,7 +208,7 @@ def test_distilled_student_is_shallower_and_keeps_the_topic_layer(
     assert result["start_head"] is None, "a distilled student starts from the teacher's head"
 
     # Frozen layers come back bit-for-bit (their int8 rows re-quantise to themselves); trained ones move.
-    before, after = load_state_dict(DEFAULT_MODEL_DIR), load_state_dict(out)
+    before, after = packed_state_dict(DEFAULT_MODEL_DIR), packed_state_dict(out)
     assert not any(k.startswith(f"encoder.layer.{n}.") for k in after)
     for name in ("encoder.layer.0.output.dense.weight", "encoder.layer.2.attention.self.query.weight"):
         assert torch.allclose(before[name], after[name], atol=1e-6)

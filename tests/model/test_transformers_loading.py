@@ -19,6 +19,8 @@ TEXTS = [
     "air pdam mati tiga hari tanpa pemberitahuan, payah",
     "besok ada pemadaman listrik terjadwal di kecamatan cipocok jaya",
     "Sirine peringatan dini di Mauk rusak sejak tahun lalu",
+    # over 128 tokens: both routes must cut it where the model was trained to read
+    "antre di samsat dari pagi, " * 30 + "akhirnya pulang tanpa stnk, kecewa",
 ]
 
 
@@ -29,7 +31,7 @@ def transformers_probabilities(model_dir: Path, texts: list[str]) -> np.ndarray:
 
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), trust_remote_code=True)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    batch = tokenizer(["query: " + t for t in texts], return_tensors="pt", padding=True)
+    batch = tokenizer(["query: " + t for t in texts], return_tensors="pt", padding=True, truncation=True)
     assert [model.config.id2label[i] for i in range(3)] == ["negative", "neutral", "positive"]
     with torch.inference_mode():
         return np.asarray(model(**batch).logits.softmax(-1).numpy())
@@ -86,3 +88,48 @@ def test_base_encoder_without_head_says_to_use_auto_model(tmp_path: Path) -> Non
     shutil.copytree(DEFAULT_MODEL_DIR, base, ignore=shutil.ignore_patterns("head.safetensors"))
     with pytest.raises(FileNotFoundError, match="AutoModel"):
         AutoModelForSequenceClassification.from_pretrained(str(base), trust_remote_code=True)
+
+
+def test_classifier_behaves_like_any_transformers_model(tmp_path: Path) -> None:
+    """Options transformers users pass are honoured, not dropped: dtype, labels, hidden states, tuples,
+    and a save_pretrained copy loads again."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(DEFAULT_MODEL_DIR), trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(DEFAULT_MODEL_DIR))
+    batch = tokenizer(["query: " + t for t in TEXTS[:2]], return_tensors="pt", padding=True, truncation=True)
+    labels = torch.tensor([2, 0])
+    with torch.inference_mode():
+        out = model(**batch, labels=labels, output_hidden_states=True)
+        as_tuple = model(**batch, return_dict=False)
+    assert out.loss is not None
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+    assert len(out.hidden_states) == model.config.num_hidden_layers + 1
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], out.logits)
+
+    half = AutoModelForSequenceClassification.from_pretrained(
+        str(DEFAULT_MODEL_DIR), trust_remote_code=True, dtype=torch.float16
+    )
+    assert half.dtype == torch.float16
+
+    copy = tmp_path / "copy"
+    model.save_pretrained(str(copy))
+    tokenizer.save_pretrained(str(copy))
+    again = AutoModelForSequenceClassification.from_pretrained(str(copy), trust_remote_code=True)
+    assert again.config.id2label == model.config.id2label
+    with torch.inference_mode():
+        torch.testing.assert_close(again(**batch).logits, out.logits)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tmp_path: Path) -> None:
+    from transformers import AutoModel
+
+    broken = tmp_path / "broken"
+    shutil.copytree(DEFAULT_MODEL_DIR, broken)
+    config = json.loads((broken / "config.json").read_text(encoding="utf-8"))
+    config["num_hidden_layers"] = 8  # the file holds 7 layers: transformers alone would fill one at random
+    (broken / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ValueError, match="do not fit the config"):
+        AutoModel.from_pretrained(str(broken), trust_remote_code=True)
