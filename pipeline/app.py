@@ -25,11 +25,11 @@ from pipeline.enrich.enricher import Enricher
 from pipeline.kafka.config import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client, index_name
-from pipeline.topics.models import TopicPost
 from pipeline.topics.stream import TopicInput, register_topic_agent
 from pipeline.validation import Rejected, decode_raw_post, describe_validation_error
 from schemas.documents import PostDocument
 from schemas.posts import DeadLetter, EnrichedPost, RawPost, Stage
+from schemas.topics import TopicPost
 
 log = logging.getLogger("pantau.worker")
 Enriched = tuple[EnrichedPost | Rejected, np.ndarray | None]

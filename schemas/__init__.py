@@ -12,6 +12,7 @@ from schemas.posts import (
     Sentiment,
     TopicRef,
 )
+from schemas.topics import EmergingTopic, TopicPost
 from schemas.vocab import Agency, Category, PiiKind, Platform, Region, SentimentLabel
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Author",
     "Category",
     "DeadLetter",
+    "EmergingTopic",
     "EnrichedPost",
     "Geo",
     "Metrics",
@@ -30,5 +32,6 @@ __all__ = [
     "Region",
     "Sentiment",
     "SentimentLabel",
+    "TopicPost",
     "TopicRef",
 ]

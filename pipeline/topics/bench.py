@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.model.bench import peak_rss_mb
 from pipeline.topics.discovery import TopicDiscovery
-from pipeline.topics.models import TopicPost
+from schemas.topics import TopicPost
 
 if TYPE_CHECKING:
     from rich.console import Console

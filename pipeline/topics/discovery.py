@@ -17,7 +17,9 @@ from typing import TypeVar
 import numpy as np
 
 from pipeline.topics.cluster import Features, best_centroid, centre, refine, seed_labels
-from pipeline.topics.models import (
+from pipeline.topics.terms import content_tokens, ctfidf_terms, label_from_terms, lexical_matrix
+from schemas.posts import TopicRef
+from schemas.topics import (
     AgencyCount,
     RegionCount,
     RepresentativePost,
@@ -26,8 +28,6 @@ from pipeline.topics.models import (
     TopicPost,
     TopicState,
 )
-from pipeline.topics.terms import content_tokens, ctfidf_terms, label_from_terms, lexical_matrix
-from schemas.posts import TopicRef
 from schemas.vocab import Category
 
 T = TypeVar("T")

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, index_name
 from pipeline.topics.discovery import TopicDiscovery
-from pipeline.topics.models import TopicPost, TopicState
+from schemas.topics import TopicPost, TopicState
 
 log = logging.getLogger("pantau.topics")
 STATE_KEY = b"state"
@@ -134,7 +134,7 @@ def register_topic_agent(
             stage.reconciled = True
         deliveries: list[Awaitable[Any]] = []
         for topic in active:
-            value = topic.model_dump_json(exclude={"centroid", "misses"}).encode()
+            value = topic.public_view().model_dump_json().encode()
             deliveries.append(await output_topic.send(key=topic.id.encode(), value=value))
         for tid in retired:  # a tombstone tells consumers the topic is gone
             deliveries.append(await output_topic.send(key=tid.encode(), value=None))
@@ -144,7 +144,10 @@ def register_topic_agent(
         # posts whose topic changed, and posts that left every topic (their old label would mislead)
         changed: dict[str, str | None] = {k: t for k, t in assignments.items() if stage.published.get(k) != t}
         changed |= {k: None for k in stage.published if k not in assignments}
-        actions = [IndexAction(key=t.id, index=settings.topics_index, source=t.public_view()) for t in active]
+        actions = [
+            IndexAction(key=t.id, index=settings.topics_index, source=t.public_view().model_dump(mode="json"))
+            for t in active
+        ]
         actions += [IndexAction(key=tid, index=settings.topics_index, op="delete") for tid in retired]
         actions += [
             IndexAction(

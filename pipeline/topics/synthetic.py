@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from pipeline.topics.models import TopicPost
+from schemas.topics import TopicPost
 from schemas.vocab import Agency, Category, Region, SentimentLabel
 
 A, C, R, S = Agency, Category, Region, SentimentLabel

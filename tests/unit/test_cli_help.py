@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer.main
 from typer.testing import CliRunner
 
@@ -25,12 +27,17 @@ def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "DeadLetter.schema.json",
+        "EmergingTopic.schema.json",
         "EnrichedPost.schema.json",
         "PostDocument.schema.json",
         "RawPost.schema.json",
+        "TopicPost.schema.json",
     ]
     raw = (tmp_path / "RawPost.schema.json").read_text()
     assert '"required"' in raw and '"created_at"' in raw
+    # The published topic leaves out what discovery keeps to itself.
+    topic = json.loads((tmp_path / "EmergingTopic.schema.json").read_text())
+    assert "growth" in topic["properties"] and "centroid" not in topic["properties"]
 
 
 def test_frozen_head_trainer_refuses_the_onnx_backend_up_front() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.posts import EnrichedPost, TopicRef
@@ -60,8 +58,8 @@ class RepresentativePost(BaseModel):
     text: str
 
 
-class Topic(BaseModel):
-    """A story in the current window.
+class EmergingTopic(BaseModel):
+    """A story in the current window, as published on ``pantau.topics`` and indexed in ``pantau-topics``.
 
     ``growth`` is ``posts_last_hour / (posts_prev_hour + 1)``: the +1 keeps a topic going from 0 to 1 post
     from looking infinite while still ranking 0 → 12 far above 10 → 12. ``first_seen`` is the earliest post
@@ -83,15 +81,20 @@ class Topic(BaseModel):
     sentiment: SentimentMix = Field(default_factory=SentimentMix)
     representative_posts: list[RepresentativePost] = Field(default_factory=list, max_length=3)
     merged_ids: list[str] = Field(default_factory=list, description="ids of topics folded into this one")
+
+
+class Topic(EmergingTopic):
+    """An ``EmergingTopic`` plus what discovery keeps to itself between updates."""
+
     centroid: list[float] = Field(default_factory=list, description="unit vector in embedding space")
     misses: int = Field(0, ge=0, description="consecutive updates without a matching cluster")
 
     def ref(self) -> TopicRef:
         return TopicRef(id=self.id, label=self.label)
 
-    def public_view(self) -> dict[str, Any]:
-        """JSON-ready document for Elasticsearch and dashboards: no centroid, no bookkeeping."""
-        return self.model_dump(mode="json", exclude={"centroid", "misses"})
+    def public_view(self) -> EmergingTopic:
+        """What consumers and dashboards get: no centroid, no bookkeeping."""
+        return EmergingTopic.model_validate(self.model_dump(exclude={"centroid", "misses"}))
 
 
 class TopicState(BaseModel):
