@@ -47,6 +47,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         store="memory://",
+        datadir=str(settings.run_dir / "faust"),  # not the working directory, which may be read-only
         web_enabled=False,
         autodiscover=False,
     )

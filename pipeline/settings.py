@@ -96,7 +96,10 @@ class Settings(BaseSettings):
     )
 
     # Embedded stack
-    run_dir: Path = Field(default_factory=_default_run_dir, description="embedded stack state, logs, ES data")
+    run_dir: Path = Field(
+        default_factory=_default_run_dir,
+        description="embedded stack state, logs, ES data, the worker's Faust data dir",
+    )
     embedded_host: str = "127.0.0.1"
 
     @property
