@@ -10,9 +10,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-MAX_TEXT_CHARS = 10_000
-"""Longest post text (after normalisation) the pipeline accepts."""
-
 _ZWJ = "\u200d"
 _ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 _KEEP_CONTROLS = frozenset("\n\t")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
+from pipeline.model.data import DEFAULT_MODEL_DIR
 from pipeline.tracking import DeadLetterReader, dead_letter_key, wait_processed
+from schemas.posts import DeadLetter
 from tests.integration.conftest import Pipeline, make_post
 
 
@@ -33,7 +36,8 @@ def test_post_is_enriched_and_indexed(pipeline: Pipeline) -> None:
     assert set(doc["pii"]) == {"phone", "plate"}
     assert doc["likes"] == 3
     assert doc["extra"] == {"collected_by": "test-suite"}
-    assert doc["model_version"]
+    shipped = json.loads((DEFAULT_MODEL_DIR / "pantau_model.json").read_text(encoding="utf-8"))["version"]
+    assert doc["model_version"].startswith(shipped + "+")  # sentiment weights + category head
 
 
 def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipeline) -> None:
@@ -75,17 +79,24 @@ def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipel
 def test_same_post_twice_is_one_document(pipeline: Pipeline) -> None:
     post = make_post("PDAM Tirta Benteng air mati lagi dari subuh, Cipondoh kering kerontang")
     key = pipeline.send_post(post)
-    pipeline.send_post(post)
-    assert (
-        wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [key], timeout=180).indexed
-        == 1
+    first = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [key], timeout=180)
+    assert first.indexed == 1, first
+    resent_at = datetime.now(UTC)
+    pipeline.send_post(post)  # a redelivery, as at-least-once producers and replays make
+    # Processed again only once a document for the key carries a later processed_at: then it replaced
+    # the first copy, and the count below would show a second document if it had not.
+    again = wait_processed(
+        pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [key], timeout=180, since=resent_at
     )
+    assert again.indexed == 1, again
     pipeline.es.indices.refresh(index=pipeline.settings.index_alias)
     count = pipeline.es.count(index=pipeline.settings.index_alias, query={"term": {"post_id": post["id"]}})
     assert count["count"] == 1
 
 
-def test_worker_killed_mid_stream_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
+def test_worker_killed_without_committing_loses_nothing_and_keeps_one_document_per_post(
+    pipeline: Pipeline,
+) -> None:
     posts = [make_post(f"jalan di Cikupa rusak parah nomor {i}, kapan dibenerin DPUPR?") for i in range(120)]
     keys = [pipeline.send_post(p) for p in posts[:60]]
     # let the worker get going, then kill it without a chance to commit
@@ -101,20 +112,22 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(pipeline: Pipelin
 
 
 def test_dead_letter_reader_sees_every_letter(pipeline: Pipeline) -> None:
-    pipeline.send_raw(b"\xff\xfe not utf8", b"x:binary")
-    tally = wait_processed(
-        pipeline.settings, pipeline.endpoints.kafka, pipeline.es, ["x:binary"], timeout=180
-    )
-    assert tally.dead_lettered == 1
+    bad = {f"x:binary-{i}": b"\xff\xfe not utf8 " + str(i).encode() for i in range(3)}
+    for key, value in bad.items():
+        pipeline.send_raw(value, key.encode())
+    tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, list(bad), timeout=180)
+    assert tally.dead_lettered == 3
     reader = DeadLetterReader(pipeline.settings, pipeline.endpoints.kafka)
     try:
-        letters = []
+        seen: dict[str, DeadLetter] = {}
         for _ in range(20):
-            letters = reader.poll()
-            if any(dead_letter_key(dl) == "x:binary" for dl in letters):
+            seen |= {k: dl for dl in reader.poll() if (k := dead_letter_key(dl)) in bad}
+            if len(seen) == len(bad):
                 break
-        letter = next(dl for dl in letters if dead_letter_key(dl) == "x:binary")
-        assert letter.stage == "decode" and "UTF-8" in letter.reason
-        assert letter.source_topic == pipeline.settings.topic_raw and letter.source_offset is not None
+        assert set(seen) == set(bad)
+        for key, letter in seen.items():
+            assert letter.stage == "decode" and "UTF-8" in letter.reason
+            assert base64.b64decode(letter.original) == bad[key]
+            assert letter.source_topic == pipeline.settings.topic_raw and letter.source_offset is not None
     finally:
         reader.close()

@@ -250,4 +250,5 @@ def test_truncated_without_teacher_starts_from_a_head_fitted_on_its_own_output(
     assert 0.0 < result["start_head"]["valid_macro_f1"] <= 1.0
     model = SentimentModel.load(tmp_path / "out", backend="fp32", threads=2)
     assert model.meta["finetune"]["layers"] == n
-    assert len(model.predict(["antrean samsat lama"])) == 1
+    preds = model.predict(["antrean samsat lama", "pelayanan cepat"])
+    assert len(preds) == 2 and all(sum(p.scores.values()) == pytest.approx(1.0, abs=1e-5) for p in preds)

@@ -153,8 +153,14 @@ def test_enriched_round_trips_through_json() -> None:
     assert again == post
 
 
-def test_dead_letter_requires_reason_and_stage() -> None:
-    with pytest.raises(ValueError):
-        DeadLetter.model_validate(
-            {"original": "", "stage": "somewhere", "reason": "x", "failed_at": datetime.now(UTC)}
-        )
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"stage": "somewhere"}, "stage"), ({"stage": None}, "stage"), ({"reason": None}, "reason")],
+)
+def test_dead_letter_requires_reason_and_stage(change: dict[str, object], field: str) -> None:
+    letter = {"original": "", "stage": "decode", "reason": "x", "failed_at": datetime.now(UTC)}
+    DeadLetter.model_validate(letter)  # the complete letter is valid
+    letter |= change
+    letter = {k: v for k, v in letter.items() if v is not None}
+    with pytest.raises(ValueError, match=field):
+        DeadLetter.model_validate(letter)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -125,10 +124,6 @@ def test_recognize(gaz: Gazetteer, text: str, agencies: list[Agency], region: Re
     found = gaz.recognize(text)
     assert found.agencies == agencies
     assert found.region == region
-
-
-def test_enough_cases() -> None:
-    assert len(CASES) >= 60
 
 
 # Outside Banten
@@ -272,9 +267,11 @@ def test_default_is_cached() -> None:
 def test_every_region_has_its_kecamatan() -> None:
     data = yaml.safe_load((DATA_DIR / "regions.yaml").read_text(encoding="utf-8"))["regions"]
     counts = {code: len(entry.get("kecamatan", [])) for code, entry in data.items()}
-    # BPS counts: Pandeglang 35, Lebak 28, Kab. Tangerang 29, Kab. Serang 29 (Cibitung of Pandeglang is
-    # left to Bekasi), Kota Tangerang 13, Cilegon 8, Kota Serang 6, Tangsel 7.
-    assert counts["3601"] >= 33
+    # BPS counts: Pandeglang 35, Lebak 28, Kab. Tangerang 29, Kab. Serang 29, Kota Tangerang 13, Cilegon 8,
+    # Kota Serang 6, Tangsel 7. Pandeglang lists 33: Cibitung is left to Bekasi's (regions.yaml), and
+    # kecamatan Pandeglang is the regency's own name.
+    assert counts["3601"] == 33
+    assert "pandeglang" in data["3601"]["names"]
     assert counts["3602"] == 28
     assert counts["3603"] == 29
     assert counts["3604"] == 29
@@ -282,19 +279,6 @@ def test_every_region_has_its_kecamatan() -> None:
     assert counts["3672"] == 8
     assert counts["3673"] == 6
     assert counts["3674"] == 7
-
-
-def test_rough_throughput(gaz: Gazetteer) -> None:
-    post = (
-        "Jalan rusak parah di Cikupa depan pabrik, udah setahun ga diperbaiki @pemkabtangerang tolong "
-        "dong. Air PDAM mati lagi di Pamulang dari pagi, Tirta Kerta Raharja gimana sih min"
-    )
-    gaz.recognize(post)
-    start = time.perf_counter()
-    for _ in range(200):
-        gaz.recognize(post)
-    per_post = (time.perf_counter() - start) / 200
-    assert per_post < 0.002  # generous bound for a shared CI core; ~0.1 ms measured locally
 
 
 # Data validation

@@ -2,11 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.text.normalize import MAX_TEXT_CHARS, normalize_text
-
-
-def test_limit_constant() -> None:
-    assert MAX_TEXT_CHARS == 10_000
+from pipeline.text.normalize import normalize_text
 
 
 @pytest.mark.parametrize(

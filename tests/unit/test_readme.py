@@ -27,4 +27,9 @@ def test_every_command_is_documented() -> None:
         commands += [f"pantau {name} {child}" for child in sub] if sub else [f"pantau {name}"]
     missing = [c for c in commands if c not in README]
     assert not missing
-    assert Path(REPO_ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+def test_ci_runs_the_test_command_the_readme_opens_with() -> None:
+    opening = "\n".join(README.splitlines()[:8])
+    assert "make demo" in opening and "make test" in opening
+    assert Path(REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()[-1].strip() == "make test"

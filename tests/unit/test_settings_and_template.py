@@ -17,6 +17,7 @@ def test_settings_read_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PANTAU_ES_API_KEY", "secret")
     settings = Settings()
     assert settings.kafka_bootstrap == "k1:9092,k2:9092"
+    assert settings.es_url == "https://es:9200"
     assert settings.topic_partitions == 12
     assert settings.es_api_key is not None and "secret" not in repr(settings)
 
