@@ -227,8 +227,11 @@ def eval_(
 ) -> None:
     """Macro-F1 (with a 95 % bootstrap interval), accuracy, per-class scores, confusion matrix and calibration
     error on labelled files."""
+    from functools import partial
+
     from pipeline.model.evaluate import evaluate, load_labelled, print_report
     from pipeline.model.sentiment import SentimentModel
+    from pipeline.report import progress_bar
 
     model_dir = model or get_settings().model_dir
     backend = backend or get_settings().model_backend
@@ -240,10 +243,15 @@ def eval_(
         head = CategoryModel.load(model_dir)
         console.print(f"category head {head.version} on encoder {m.version} ({backend})")
         for path in data:
-            embeddings, evidence, labels = category_inputs(m, path)
+            with progress_bar(console) as bar:
+                task_id = bar.add_task(f"embedding {path.name}", total=None)
+                embeddings, evidence, labels = category_inputs(m, path, partial(bar.advance, task_id))
             print_report(evaluate_category(head, embeddings, evidence, labels), console, title=str(path))
         return
     console.print(f"model {m.version} ({backend})")
     for path in data:
         texts, labels = load_labelled(path)
-        print_report(evaluate(m, texts, labels), console, title=str(path))
+        with progress_bar(console) as bar:
+            task_id = bar.add_task(f"scoring {path.name}", total=len(texts))
+            report = evaluate(m, texts, labels, partial(bar.advance, task_id))
+        print_report(report, console, title=str(path))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,10 +126,17 @@ def report_from_proba(
     )
 
 
-def evaluate(model: SentimentModel, texts: Sequence[str], labels: Sequence[str]) -> EvalReport:
+def evaluate(
+    model: SentimentModel,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    progress: Callable[[int], None] | None = None,
+) -> EvalReport:
+    """``progress`` is told how many texts each batch finished (a progress bar's ``advance``)."""
     if len(texts) != len(labels):
         raise ValueError("texts and labels differ in length")
-    return report_from_proba(model.predict_proba(texts), labels, model.head.labels)
+    embeddings = model.embed_with_topics(texts, progress)[0]
+    return report_from_proba(model.probabilities_from_embeddings(embeddings), labels, model.head.labels)
 
 
 def print_report(report: EvalReport, console: Console, title: str = "evaluation") -> None:

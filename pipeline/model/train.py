@@ -78,10 +78,9 @@ def _read(files: Sequence[Path]) -> tuple[list[str], list[str]]:
 def _embed(
     encoder: BertModel, tok: Tokenizer, texts: list[str], what: str, console: Console, **kw: Any
 ) -> np.ndarray:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from pipeline.report import progress_bar
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task(f"embedding {what}", total=len(texts))
         pair = embed_texts(
             TorchEncoder(encoder), tok, texts, progress=lambda n: progress.advance(task, n), **kw

@@ -4,6 +4,7 @@ weight of the rule evidence; the test split is never read here)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ EVIDENCE_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 C_VALUES = (4.0, 16.0, 64.0)
 
 
-def category_inputs(model: SentimentModel, path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def category_inputs(
+    model: SentimentModel, path: Path, progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Embeddings and rule evidence of a labelled file, computed exactly as the pipeline does."""
     rows, labels = load_category_labelled(path)
     gazetteer = default_gazetteer()
     evidence = [gather_evidence(gazetteer, str(row["text"])) for row in rows]
-    embeddings = model.embed([e.masked.text for e in evidence])
+    embeddings = model.embed_with_topics([e.masked.text for e in evidence], progress)[0]
     return embeddings, evidence_matrix(evidence), labels
 
 
