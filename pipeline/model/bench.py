@@ -87,12 +87,13 @@ def run_model_bench(
     from multiprocessing import get_context
 
     from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
+
+    from pipeline.report import progress_bar
 
     console = console or Console()
     rows: list[BenchRow] = []
-    with Progress(console=console, transient=True) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("benchmarking", total=len(backends))
         for backend in backends:
             progress.update(task, description=f"benchmarking {backend}")

