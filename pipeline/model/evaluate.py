@@ -135,8 +135,7 @@ def evaluate(
     """``progress`` is told how many texts each batch finished (a progress bar's ``advance``)."""
     if len(texts) != len(labels):
         raise ValueError("texts and labels differ in length")
-    embeddings = model.embed_with_topics(texts, progress)[0]
-    return report_from_proba(model.probabilities_from_embeddings(embeddings), labels, model.head.labels)
+    return report_from_proba(model.predict_proba(texts, progress), labels, model.head.labels)
 
 
 def print_report(report: EvalReport, console: Console, title: str = "evaluation") -> None:

@@ -157,9 +157,9 @@ class SentimentModel:
             return "only characters the tokenizer does not know"
         return None
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """L2-normalised mean-pooled last-layer embeddings ``(n, 384)``: what the heads read."""
-        return self.embed_with_topics(texts)[0]
+        return self.embed_with_topics(texts, progress)[0]
 
     def embed_with_topics(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
@@ -180,9 +180,12 @@ class SentimentModel:
         )
         return pair[:, 0], pair[:, 1]
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities ``(n, 3)`` in the order of ``self.head.labels``."""
-        return self.probabilities_from_embeddings(self.embed(texts))
+    def predict_proba(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Probabilities ``(n, 3)`` in the order of ``self.head.labels``; ``progress`` as in
+        ``embed_with_topics``."""
+        return self.probabilities_from_embeddings(self.embed(texts, progress))
 
     def probabilities_from_embeddings(self, emb: np.ndarray) -> np.ndarray:
         """Reuse embeddings already computed for topics: no second encoder pass."""

@@ -35,7 +35,7 @@ def category_inputs(
     rows, labels = load_category_labelled(path)
     gazetteer = default_gazetteer()
     evidence = [gather_evidence(gazetteer, str(row["text"])) for row in rows]
-    embeddings = model.embed_with_topics([e.masked.text for e in evidence], progress)[0]
+    embeddings = model.embed([e.masked.text for e in evidence], progress)
     return embeddings, evidence_matrix(evidence), labels
 
 
