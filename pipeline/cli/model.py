@@ -101,11 +101,12 @@ def train(
         min=0,
         help="with --epochs: hold the first N transformer layers fixed (cheaper steps)",
     ),
-    teacher: Path | None = typer.Option(
+    teachers: list[Path] | None = typer.Option(
         None,
         "--teacher",
         help="with --epochs: distil from this model dir (its calibrated probabilities as soft targets, its "
-        "pooled last-layer and topic-layer embeddings as anchors), run with PANTAU_MODEL_BACKEND",
+        "pooled last-layer and topic-layer embeddings as anchors), run with PANTAU_MODEL_BACKEND; repeat "
+        "for an ensemble: the soft targets become the teachers' mean, the anchors stay the first one's",
     ),
     threads: int = typer.Option(2, "--threads", help="torch threads"),
     backend: str = typer.Option(
@@ -133,7 +134,7 @@ def train(
             threads=threads,
             layers=layers,
             freeze_layers=freeze_layers,
-            teacher=teacher,
+            teachers=teachers or [],
             teacher_backend=get_settings().model_backend,
         )
         return

@@ -109,10 +109,42 @@ class Classifier(torch.nn.Module):
         return logits, pair
 
 
-TEACHER_FILE = "teacher.npz"
-
-
 def teacher_targets(
+    teacher_dirs: Sequence[Path],
+    texts: Sequence[str],
+    labels: Sequence[str],
+    cache_dir: Path,
+    console: Console,
+    *,
+    backend: Backend,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Soft targets and anchors for ``texts``: the mean of the teachers' calibrated probabilities (in
+    ``labels`` order) and the first teacher's pooled pairs (last layer, topic layer; ``(n, 2, hidden)``).
+
+    Averaging several teachers gives softer, better-ranked targets than any one of them; the anchors come
+    from one teacher only because the student must stay in that teacher's embedding space (its topic layer
+    and head). One teacher pass over the training set takes minutes on two cores, so each is cached in
+    ``cache_dir`` under a key of teacher weights, backend and texts; a resumed run reuses them. Returns the
+    teacher versions too.
+    """
+    if not teacher_dirs:
+        raise ValueError("at least one teacher is needed")
+    probs: list[np.ndarray] = []
+    pairs: np.ndarray | None = None
+    versions: list[str] = []
+    for teacher_dir in teacher_dirs:
+        p, pair, version = _teacher_pass(
+            teacher_dir, texts, labels, cache_dir, console, backend=backend, threads=threads
+        )
+        probs.append(p)
+        pairs = pair if pairs is None else pairs
+        versions.append(version)
+    assert pairs is not None
+    return np.stack(probs).mean(axis=0, dtype=np.float32), pairs, versions
+
+
+def _teacher_pass(
     teacher_dir: Path,
     texts: Sequence[str],
     labels: Sequence[str],
@@ -122,19 +154,13 @@ def teacher_targets(
     backend: Backend,
     threads: int,
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """The teacher's calibrated probabilities (in ``labels`` order) and pooled pairs (last layer, topic
-    layer; ``(n, 2, hidden)``) for ``texts``.
-
-    One teacher pass over the training set takes minutes on two cores, so it is cached in ``cache_dir``
-    under a key of teacher weights, backend and texts; a resumed run reuses it. Returns the teacher version.
-    """
     from pipeline.model.sentiment import SentimentModel
 
     teacher = SentimentModel.load(teacher_dir, backend=backend, threads=threads)
     key = hashlib.sha256(f"{_source_weights_digest(teacher_dir)}|{backend}|{teacher.prefix}".encode())
     for text in texts:
         key.update(text.encode("utf-8") + b"\0")
-    path = cache_dir / TEACHER_FILE
+    path = cache_dir / f"teacher-{key.hexdigest()[:16]}.npz"
     if path.exists():
         cached = np.load(path)
         if str(cached["key"]) == key.hexdigest():
@@ -146,7 +172,7 @@ def teacher_targets(
     probs = teacher.head.probabilities(last)[:, order].astype(np.float32)
     pairs = np.ascontiguousarray(np.stack([last, topic], axis=1), dtype=np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("teacher.tmp.npz")
+    tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez(tmp, key=key.hexdigest(), probs=probs, pairs=pairs)
     os.replace(tmp, path)
     return probs, pairs, teacher.version
@@ -410,7 +436,7 @@ def finetune_sentiment(
     onnx: bool = True,
     layers: int | None = None,
     freeze_layers: int = 0,
-    teacher: Path | None = None,
+    teachers: Sequence[Path] = (),
     teacher_backend: Backend = "onnx-int8",
     distill_weight: float = 0.5,
     anchor_weight: float = 5.0,
@@ -425,12 +451,12 @@ def finetune_sentiment(
     must be retrained.
 
     Distillation into a faster model: ``layers`` keeps only the first N transformer layers (N > the topic
-    layer); ``freeze_layers`` holds the embeddings and the first N layers fixed (cheaper steps); ``teacher``
-    (a model dir) adds its calibrated probabilities as soft targets (``distill_weight`` of the label loss)
-    and pulls the student's pooled last-layer and topic-layer embeddings towards the teacher's
+    layer); ``freeze_layers`` holds the embeddings and the first N layers fixed (cheaper steps); ``teachers``
+    (model dirs) add the mean of their calibrated probabilities as soft targets (``distill_weight`` of the
+    label loss) and pull the student's pooled last-layer and topic-layer embeddings towards the first one's
     (``anchor_weight`` × (1 − cosine)): the last one carries far more of the teacher than three
     probabilities, and the topic one keeps topic discovery grouping posts by subject. Start from the
-    teacher's directory (``model_dir_in``) so its head reads the anchored embedding from the first step.
+    first teacher's directory (``model_dir_in``) so its head reads the anchored embedding from the first step.
     """
     if epochs < 1:
         raise ValueError("epochs must be ≥ 1 (0 means the frozen-head trainer)")
@@ -473,7 +499,7 @@ def finetune_sentiment(
     v_texts, v_text = _read(valid_files)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, best_path = checkpoint_dir / CHECKPOINT_FILE, checkpoint_dir / BEST_FILE
-    if truncated and teacher is None and not (resume and ckpt_path.exists()):
+    if truncated and not teachers and not (resume and ckpt_path.exists()):
         # The source head reads the last of all layers; start from one fitted on the student's own output.
         start = _head_for(encoder, tok, prefix, texts, y_text, v_texts, v_text, seed, console)
         head_in = start.head
@@ -494,10 +520,10 @@ def finetune_sentiment(
     valid_ids = _encode(tok, v_texts, prefix, DEFAULT_MAX_LENGTH)  # scored as SentimentModel will see them
     lengths = np.array([len(i) for i in train_ids])
     t_probs = t_pairs = None
-    teacher_version = None
-    if teacher is not None:
-        probs, pairs, teacher_version = teacher_targets(
-            teacher, texts, labels, checkpoint_dir, console, backend=teacher_backend, threads=threads
+    teacher_versions: list[str] = []
+    if teachers:
+        probs, pairs, teacher_versions = teacher_targets(
+            teachers, texts, labels, checkpoint_dir, console, backend=teacher_backend, threads=threads
         )
         t_probs, t_pairs = torch.from_numpy(probs).to(device), torch.from_numpy(pairs).to(device)
     steps_per_epoch = len(epoch_batches(lengths, batch_size, seed, 0))
@@ -535,8 +561,13 @@ def finetune_sentiment(
         "seed": seed,
         "layers": n_layers,
         "freeze_layers": freeze_layers,
-        "teacher": [_source_weights_digest(teacher), teacher_backend, distill_weight, anchor_weight]
-        if teacher is not None
+        "teacher": [
+            [_source_weights_digest(t) for t in teachers],
+            teacher_backend,
+            distill_weight,
+            anchor_weight,
+        ]
+        if teachers
         else None,
     }
     step = epoch = step_in_epoch = 0
@@ -706,12 +737,13 @@ def finetune_sentiment(
             "layers": n_layers,
             "freeze_layers": freeze_layers,
             "teacher": {
-                "version": teacher_version,
+                "version": teacher_versions[0],
+                "ensemble": teacher_versions,
                 "backend": teacher_backend,
                 "distill_weight": distill_weight,
                 "anchor_weight": anchor_weight,
             }
-            if teacher is not None
+            if teachers
             else None,
             "class_weighted": class_weighted,
             "start_head": start_head,

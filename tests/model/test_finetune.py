@@ -187,7 +187,7 @@ def low_topic_layer(monkeypatch: pytest.MonkeyPatch) -> int:
 def test_distilled_student_is_shallower_and_keeps_the_topic_layer(
     data: tuple[Path, Path], tmp_path: Path, low_topic_layer: int
 ) -> None:
-    from pipeline.model.finetune import TEACHER_FILE
+    from pipeline.model.finetune import teacher_targets
     from pipeline.model.modeling_pantau import packed_state_dict
 
     n = SHIPPED_LAYERS - 1
@@ -195,7 +195,7 @@ def test_distilled_student_is_shallower_and_keeps_the_topic_layer(
     kw: dict[str, Any] = {
         "layers": n,
         "freeze_layers": 3,
-        "teacher": DEFAULT_MODEL_DIR,
+        "teachers": [DEFAULT_MODEL_DIR],
         "teacher_backend": "fp32",  # the shipped ONNX graph outputs the unpatched topic layer
         "max_steps": 2,
     }
@@ -226,10 +226,25 @@ def test_distilled_student_is_shallower_and_keeps_the_topic_layer(
         assert all(sum(p.scores.values()) == pytest.approx(1.0, abs=1e-5) for p in student.predict(texts))
 
     # A resumed run reuses the cached teacher pass instead of running the teacher again.
-    cached = (ckpt / TEACHER_FILE).stat().st_mtime_ns
+    (cache,) = ckpt.glob("teacher-*.npz")
+    cached = cache.stat().st_mtime_ns
     again = _run(data, out, ckpt, onnx=False, **(kw | {"max_steps": 3}))
     assert again["resumed_from"] == 2
-    assert (ckpt / TEACHER_FILE).stat().st_mtime_ns == cached
+    assert cache.stat().st_mtime_ns == cached
+
+    # An ensemble: soft targets are the teachers' mean, anchors the first teacher's.
+    labels = ["negative", "neutral", "positive"]
+    one = [
+        teacher_targets([t], texts, labels, tmp_path / "tcache", Console(), backend="fp32", threads=2)
+        for t in (DEFAULT_MODEL_DIR, out)
+    ]
+    probs, pairs, versions = teacher_targets(
+        [DEFAULT_MODEL_DIR, out], texts, labels, tmp_path / "tcache", Console(), backend="fp32", threads=2
+    )
+    assert not np.allclose(one[0][0], one[1][0], atol=1e-4), "the two teachers must disagree to test a mean"
+    np.testing.assert_allclose(probs, (one[0][0] + one[1][0]) / 2, rtol=1e-6)
+    np.testing.assert_array_equal(pairs, one[0][1])
+    assert versions == [shipped["version"], again["version"]]
 
 
 def test_student_must_keep_the_topic_layer(data: tuple[Path, Path], tmp_path: Path) -> None:
