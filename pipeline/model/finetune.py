@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import LABELS
 from pipeline.model.encoder import (
+    DEFAULT_MAX_LENGTH,
     HF_FILE,
     TOPIC_LAYER,
     Backend,
@@ -61,7 +62,7 @@ from pipeline.model.packed import (
     dequantize_q4,
     read_packed,
 )
-from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, META_FILE, Head, directory_mb, write_meta
+from pipeline.model.sentiment import HEAD_FILE, META_FILE, Head, directory_mb, write_meta
 from pipeline.model.train import Fitted, _file_info, _metrics, _read, fit_head, fit_temperature
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.model.data import DEFAULT_MODEL_DIR, LABELS
 from pipeline.model.encoder import (
+    DEFAULT_MAX_LENGTH,
     Backend,
     PooledEncoder,
     embed_texts,
@@ -29,7 +30,6 @@ SentimentPrediction = Sentiment
 """The pipeline's own contract (``schemas.posts.Sentiment``): label, score of that label, all three scores."""
 
 META_FILE = "pantau_model.json"
-DEFAULT_MAX_LENGTH = 128
 """Tokens per text: a tweet with room to spare; longer posts are truncated (their start carries most)."""
 
 __all__ = ["DEFAULT_MODEL_DIR", "SentimentModel", "SentimentPrediction", "UnencodableText"]

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.model.data import DATA_DIR, LABELS, REPO_ROOT, SMSA_DIR, load_labelled
 from pipeline.model.encoder import (
+    DEFAULT_MAX_LENGTH,
     Backend,
     TorchEncoder,
     embed_texts,
@@ -30,7 +31,7 @@ from pipeline.model.encoder import (
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
 from pipeline.model.onnx_export import export_onnx
 from pipeline.model.packed import PACKED_FILE
-from pipeline.model.sentiment import DEFAULT_MAX_LENGTH, HEAD_FILE, Head, weights_version, write_meta
+from pipeline.model.sentiment import HEAD_FILE, Head, weights_version, write_meta
 
 if TYPE_CHECKING:
     from rich.console import Console

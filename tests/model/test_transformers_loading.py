@@ -69,6 +69,8 @@ def test_shipped_loader_code_is_the_packages() -> None:
     """A change to the loader must reach the shipped directory, or users would run stale code."""
     config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text(encoding="utf-8"))
     assert config["auto_map"] == encoder.AUTO_MAP
+    tokenizer_config = json.loads((DEFAULT_MODEL_DIR / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert tokenizer_config["model_max_length"] == encoder.DEFAULT_MAX_LENGTH
     for name in encoder.TRANSFORMERS_CODE:
         source = Path(encoder.__file__).with_name(name)
         assert (DEFAULT_MODEL_DIR / name).read_bytes() == source.read_bytes(), name
@@ -79,6 +81,18 @@ def test_shipped_loader_code_is_the_packages() -> None:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
         assert imported <= PLAIN_INSTALL, imported - PLAIN_INSTALL
+
+
+def test_written_directories_cap_the_tokenizer_where_the_pipeline_does(tmp_path: Path) -> None:
+    """A directory trained from an older source (whose tokenizer said 512) must still cut at 128."""
+    (tmp_path / "config.json").write_text('{"num_hidden_layers": 7}', encoding="utf-8")
+    (tmp_path / "tokenizer_config.json").write_text('{"model_max_length": 512}', encoding="utf-8")
+    encoder.write_transformers_code(tmp_path)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8")) == {
+        "model_max_length": encoder.DEFAULT_MAX_LENGTH
+    }
+    config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    assert config == {"num_hidden_layers": 7, "auto_map": encoder.AUTO_MAP}
 
 
 def test_base_encoder_without_head_says_to_use_auto_model(tmp_path: Path) -> None:
