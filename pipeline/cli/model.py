@@ -108,6 +108,9 @@ def train(
         "pooled last-layer and topic-layer embeddings as anchors), run with PANTAU_MODEL_BACKEND; repeat "
         "for an ensemble: the soft targets become the teachers' mean, the anchors stay the first one's",
     ),
+    seed: int = typer.Option(
+        13, "--seed", help="with --epochs: seed of batch order and dropout (a second run of one recipe)"
+    ),
     threads: int = typer.Option(2, "--threads", help="torch threads"),
     backend: str = typer.Option(
         "fp32", "--backend", help="frozen-head trainer: encoder backend for the embeddings, fp32 or int8"
@@ -135,6 +138,7 @@ def train(
             layers=layers,
             freeze_layers=freeze_layers,
             teachers=teachers or [],
+            seed=seed,
             teacher_backend=get_settings().model_backend,
         )
         return

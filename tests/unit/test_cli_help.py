@@ -49,5 +49,5 @@ def test_frozen_head_trainer_refuses_the_onnx_backend_up_front() -> None:
 def test_model_train_help_lists_the_distillation_options() -> None:
     result = CliRunner().invoke(app, ["model", "train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for option in ("--layers", "--freeze-layers", "--teacher", "--epochs"):
+    for option in ("--layers", "--freeze-layers", "--teacher", "--epochs", "--seed"):
         assert option in result.output
