@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 Backend = Literal["fp32", "int8", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("fp32", "int8", "onnx-int8")
 PAD_ID = 1
+"""``<pad>`` in the XLM-R vocabulary the e5 tokenizer keeps."""
 DEFAULT_MAX_LENGTH = 128
 """Tokens per post the models are trained and run with."""
-"""``<pad>`` in the XLM-R vocabulary the e5 tokenizer keeps."""
 HF_FILE = "model.safetensors"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
