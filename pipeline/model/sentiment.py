@@ -30,7 +30,6 @@ SentimentPrediction = Sentiment
 """The pipeline's own contract (``schemas.posts.Sentiment``): label, score of that label, all three scores."""
 
 META_FILE = "pantau_model.json"
-"""Tokens per text: a tweet with room to spare; longer posts are truncated (their start carries most)."""
 
 __all__ = ["DEFAULT_MODEL_DIR", "SentimentModel", "SentimentPrediction", "UnencodableText"]
 
