@@ -1,7 +1,7 @@
 """The Faust application: two agents between three topics and Elasticsearch.
 
 ``enrich``: raw topic → validate + normalise → enrich (model in an executor, batched) → enriched topic.
-``index``:  enriched topic → bulk index (idempotent ``_id``) → offsets acknowledged only after ES acks.
+``index``:  enriched topic → bulk upsert (idempotent ``_id``) → offsets acknowledged only after ES acks.
 Anything either agent cannot process goes to the dead-letter topic with its reason; the agents go on.
 """
 
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import faust
 import numpy as np
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from pipeline.embedded.stack import Endpoints
 from pipeline.enrich.enricher import Enricher
+from pipeline.kafka.batches import OnFailure, process_batches
 from pipeline.kafka.config import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client, index_name
@@ -57,16 +58,13 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
 
     def make_indexer() -> BulkIndexer:
         return BulkIndexer(
-            async_client(settings, endpoints.elasticsearch), settings.bulk_backoff, settings.bulk_backoff_max
+            async_client(settings, endpoints.elasticsearch),
+            settings.bulk_backoff,
+            settings.bulk_backoff_max,
+            settings.bulk_max_attempts,
         )
 
     topics_input = app.topic(settings.topic_topics_input, key_serializer="raw", value_serializer="raw")
-    register_topic_agent(
-        app,
-        settings,
-        topics_input,
-        make_indexer,
-    )
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-model")
     state: dict[str, Any] = {}
 
@@ -86,6 +84,8 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
             "dead-letter %s/%s@%s [%s] %s", message.topic, message.partition, message.offset, stage, reason
         )
         return await dead_topic.send(key=message.key, value=letter.model_dump_json().encode())
+
+    register_topic_agent(app, settings, topics_input, make_indexer, dead_letter)
 
     async def enricher() -> Enricher:
         if "enricher" not in state:
@@ -117,10 +117,20 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
                 results.append((Rejected("enrich", f"{type(exc).__name__}: {exc}"), None))
         return results
 
+    def dead_letter_batch(stage: Stage) -> OnFailure:
+        """What ``run_batch`` does with a batch whose processing raised: keep every message, with why."""
+
+        async def on_failure(events: Sequence[EventT], exc: Exception) -> None:
+            reason = f"unexpected {type(exc).__name__}: {exc}"
+            await asyncio.gather(*[await dead_letter(event, stage, reason) for event in events])
+
+        return on_failure
+
     @app.agent(raw_topic, name="enrich")
     async def enrich(stream: faust.StreamT[bytes]) -> None:
         model = await enricher()
-        async for events in _batches(stream, settings.batch_size, within=settings.batch_timeout):
+
+        async def handle(events: Sequence[EventT]) -> None:
             deliveries: list[Awaitable[Any]] = []
             valid: list[tuple[EventT, RawPost]] = []
             for event in events:
@@ -139,55 +149,58 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
                 if result.is_public_service and embedding is not None:
                     item = TopicInput.build(TopicPost.from_enriched(result), embedding)
                     deliveries.append(await topics_input.send(key=key, value=item.model_dump_json().encode()))
-            await asyncio.gather(*deliveries)  # offsets are acked when this batch returns
+            await asyncio.gather(*deliveries)  # the batch is released for acknowledgement after this
             log.info(
                 "enriched %d, dead-lettered %d",
                 len(valid) - _count_rejected(results),
                 len(events) - len(valid) + _count_rejected(results),
             )
 
+        await process_batches(
+            stream, settings.batch_size, settings.batch_timeout, handle, dead_letter_batch("enrich")
+        )
+
     @app.agent(enriched_topic, name="index")
     async def index(stream: faust.StreamT[bytes]) -> None:
         indexer = make_indexer()
-        try:
-            async for events in _batches(stream, settings.batch_size * 4, within=settings.batch_timeout):
-                deliveries: list[Awaitable[Any]] = []
-                actions: dict[str, tuple[EventT, IndexAction]] = {}
-                for event in events:
-                    try:
-                        post = EnrichedPost.model_validate_json(event.message.value or b"")
-                    except ValidationError as exc:
-                        deliveries.append(await dead_letter(event, "index", describe_validation_error(exc)))
-                        continue
-                    source = PostDocument.from_post(post).to_source()
-                    actions[post.key] = (
-                        event,
-                        IndexAction(key=post.key, index=index_name(settings, post.created_at), source=source),
-                    )
+
+        async def handle(events: Sequence[EventT]) -> None:
+            deliveries: list[Awaitable[Any]] = []
+            actions: dict[str, tuple[EventT, IndexAction]] = {}  # by key: a batch's redelivery is one write
+            for event in events:
                 try:
-                    failures = await indexer.index([action for _, action in actions.values()])
-                except Exception as exc:
-                    log.exception("bulk request refused")
-                    failures_reason = f"{type(exc).__name__}: {exc}"
-                    for event, _ in actions.values():
-                        deliveries.append(await dead_letter(event, "index", failures_reason))
-                    failures = []
-                for failure in failures:
-                    event, _ = actions[failure.key]
-                    deliveries.append(
-                        await dead_letter(event, "index", f"HTTP {failure.status} {failure.reason}")
-                    )
-                await asyncio.gather(*deliveries)
-                log.info("indexed %d", len(actions) - len(failures))
+                    post = EnrichedPost.model_validate_json(event.message.value or b"")
+                except ValidationError as exc:
+                    deliveries.append(await dead_letter(event, "index", describe_validation_error(exc)))
+                    continue
+                try:
+                    source = PostDocument.from_post(post).to_source()
+                    where = index_name(settings, post.created_at)
+                except Exception as exc:  # a valid message the document model cannot take: keep it
+                    log.exception("no document for %s", post.key)
+                    reason = f"no document: {type(exc).__name__}: {exc}"
+                    deliveries.append(await dead_letter(event, "index", reason))
+                    continue
+                actions[post.key] = (
+                    event,
+                    IndexAction(key=post.key, index=where, source=source, op="upsert"),
+                )
+            failures = await indexer.index([action for _, action in actions.values()])
+            for failure in failures:
+                event, _ = actions[failure.key]
+                reason = f"HTTP {failure.status} {failure.reason}"
+                deliveries.append(await dead_letter(event, "index", reason))
+            await asyncio.gather(*deliveries)
+            log.info("indexed %d, dead-lettered %d", len(actions) - len(failures), len(deliveries))
+
+        try:
+            await process_batches(
+                stream, settings.batch_size * 4, settings.batch_timeout, handle, dead_letter_batch("index")
+            )
         finally:
             await indexer.close()
 
     return app
-
-
-def _batches(stream: faust.StreamT[bytes], size: int, within: float) -> Any:
-    """``Stream.take_events``: batches of events whose offsets are acked after the loop body returns."""
-    return cast(faust.Stream[bytes], stream).take_events(size, within=within)
 
 
 def _count_rejected(results: Sequence[Enriched]) -> int:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     bulk_backoff_max: float = Field(
         30.0, gt=0, description="longest retry delay; retries go on until ES answers"
     )
+    bulk_max_attempts: int = Field(
+        10, ge=1, description="bulk requests a document answered with 5xx may take before it is dead-lettered"
+    )
     index_retention_days: int | None = Field(
         730, ge=1, description="ILM delete phase where the cluster has ILM; unset keeps indices forever"
     )

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.text.normalize import normalize_text
-from schemas.posts import MAX_TEXT_CHARS, RawPost, Stage
+from schemas.posts import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, RawPost, Stage
 
 
 class Rejected(Exception):
@@ -45,15 +45,32 @@ def validate_raw_post(data: Mapping[str, Any]) -> RawPost:
     return post
 
 
+def check_message_size(value: bytes) -> None:
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise Rejected("decode", f"message of {len(value):,} bytes, limit {MAX_MESSAGE_BYTES:,}")
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` with every way it fails as ``ValueError``: nesting too deep for the parser raises
+    ``RecursionError``, which would otherwise escape the handlers of bad input."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("not JSON the parser accepts: nested too deeply") from None
+
+
 def decode_raw_post(value: bytes | None) -> RawPost:
     if value is None:
         raise Rejected("decode", "empty message (tombstone)")
+    check_message_size(value)
     try:
-        data = json.loads(value.decode("utf-8"))
+        data = parse_json(value.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise Rejected("decode", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise Rejected("decode", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise Rejected("decode", str(exc)) from None
     if not isinstance(data, dict):
         raise Rejected("decode", f"expected a JSON object, got {type(data).__name__}")
     return validate_raw_post(data)

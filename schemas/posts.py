@@ -13,6 +13,9 @@ MAX_TEXT_CHARS = 10_000
 """Bound on ``text`` after normalisation (enforced by the pipeline's validation stage)."""
 MAX_RAW_TEXT_CHARS = 100_000
 """Bound on ``text`` as received: anything larger is rejected before normalisation."""
+MAX_MESSAGE_BYTES = 512_000
+"""Bound on a raw message as a whole (unknown fields pass through): its dead letter, base64 in JSON,
+must still fit Kafka's default 1 MB message limit."""
 
 PostId = Annotated[
     str,
@@ -100,7 +103,7 @@ class EnrichedPost(RawPost):
     processed_at: AwareDatetime
 
 
-Stage = Literal["decode", "validate", "enrich", "index"]
+Stage = Literal["decode", "validate", "enrich", "index", "topics"]
 
 
 class DeadLetter(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pipeline.kafka.config import kafka_python_config
 from pipeline.settings import Settings
 from pipeline.sources.files import read_records
-from pipeline.validation import Rejected, validate_raw_post
+from pipeline.validation import Rejected, check_message_size, validate_raw_post
 
 
 class InvalidLine(BaseModel):
@@ -53,10 +53,11 @@ def produce_file(
             else:
                 try:
                     post = validate_raw_post(record.data)
+                    value = post.model_dump_json(exclude_none=True).encode()
+                    check_message_size(value)
                 except Rejected as exc:
                     report.invalid.append(InvalidLine(line=record.line, reason=exc.reason))
                 else:
-                    value = post.model_dump_json(exclude_none=True).encode()
                     futures.append(producer.send(settings.topic_raw, key=post.key.encode(), value=value))
                     report.keys.append(post.key)
             if on_record:

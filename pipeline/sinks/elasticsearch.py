@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "posts-template.json"
 TOPICS_TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "topics-template.json"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+SPLIT_STATUS = {400, 413}
+"""A whole bulk request refused with these may be one document's fault (too large, unparsable)."""
 
 
 class ClusterFeatures(BaseModel):
@@ -126,17 +128,29 @@ def render_topics_template(settings: Settings) -> dict[str, Any]:
 
 
 class IndexAction(BaseModel):
-    """One bulk operation: ``index`` (full document), ``update`` (partial ``doc``) or ``delete``."""
+    """One bulk operation: ``index`` (whole document), ``upsert`` (create, or merge into the stored one),
+    ``update`` (merge into an existing document) or ``delete``.
+
+    Posts are upserted: the topics agent adds ``topic`` to a post's document later, and a redelivered post
+    written with ``index`` would remove it again. A field a reprocessed post no longer has stays as it was.
+    """
 
     key: str
     index: str
     source: dict[str, Any] | None = None
-    op: Literal["index", "update", "delete"] = "index"
+    op: Literal["index", "upsert", "update", "delete"] = "index"
+
+    @property
+    def bulk_op(self) -> str:
+        """The operation's name in the bulk request and in its response items."""
+        return "update" if self.op == "upsert" else self.op
 
     def operations(self) -> list[dict[str, Any]]:
-        header: dict[str, Any] = {self.op: {"_index": self.index, "_id": self.key}}
+        header: dict[str, Any] = {self.bulk_op: {"_index": self.index, "_id": self.key}}
         if self.op == "delete":
             return [header]
+        if self.op == "upsert":
+            return [header, {"doc": self.source or {}, "doc_as_upsert": True}]
         return [header, {"doc": self.source} if self.op == "update" else self.source or {}]
 
 
@@ -147,17 +161,23 @@ class IndexFailure(BaseModel):
 
 
 class BulkIndexer:
-    """Bulk-index batches; retry 429/5xx and connection errors until acknowledged.
+    """Bulk-index batches so that every action ends indexed or, refused for good, as a failure.
 
-    Only documents Elasticsearch refused for good (4xx other than 429, e.g. a mapping conflict) come
-    back as failures, for the dead-letter topic; everything else is indexed before the call returns,
-    which is what lets the caller commit the Kafka offsets afterwards.
+    What the caller gets back (for the dead-letter topic) is only what Elasticsearch refused because of
+    the document itself: a 4xx item (mapping conflict, bad value), a request the cluster refuses as a whole
+    with 400/413 narrowed down by halving to the one action it refuses, or an item that kept failing with
+    5xx for ``max_attempts`` requests. Everything about the cluster rather than the document is waited
+    out with exponential back-off, however long it takes: connection errors, 5xx and 429 for the whole
+    request, 429 items (back-pressure), and whole-request 401/403/404 (credentials, URL), which only an
+    operator can fix. So nothing is dead-lettered because the cluster was down or misconfigured, and the
+    call returns only when the caller may commit the Kafka offsets.
     """
 
-    def __init__(self, es: AsyncElasticsearch, backoff: float, backoff_max: float) -> None:
+    def __init__(self, es: AsyncElasticsearch, backoff: float, backoff_max: float, max_attempts: int) -> None:
         self.es = es
         self.backoff = backoff
         self.backoff_max = backoff_max
+        self.max_attempts = max_attempts
 
     async def close(self) -> None:
         await self.es.close()
@@ -165,43 +185,68 @@ class BulkIndexer:
     async def index(self, actions: list[IndexAction]) -> list[IndexFailure]:
         pending = list(actions)
         failures: list[IndexFailure] = []
+        item_failures = [0] * len(pending)  # 5xx answers per action, by position in ``actions``
+        position = list(range(len(pending)))
         delay = self.backoff
         attempt = 0
         while pending:
             attempt += 1
-            retry: list[IndexAction] = []
+            retry: list[int] = []  # indices into ``pending``
             try:
                 operations: list[dict[str, Any]] = []
                 for action in pending:
                     operations.extend(action.operations())
                 response = await self.es.bulk(operations=operations)
-            except (TransportError, ApiError) as exc:
-                status = getattr(exc, "status_code", None) or getattr(
-                    getattr(exc, "meta", None), "status", None
+            except ApiError as exc:
+                status = int(exc.status_code)
+                if status in SPLIT_STATUS:
+                    if len(pending) == 1:
+                        return [
+                            *failures,
+                            IndexFailure(key=pending[0].key, status=status, reason=_reason(exc)),
+                        ]
+                    half = len(pending) // 2
+                    return failures + await self.index(pending[:half]) + await self.index(pending[half:])
+                level = logging.WARNING if status in RETRYABLE_STATUS else logging.ERROR
+                log.log(
+                    level, "bulk request refused (%s), attempt %d; retrying in %.1fs", exc, attempt, delay
                 )
-                if isinstance(exc, ApiError) and status not in RETRYABLE_STATUS:
-                    raise
+                retry = list(range(len(pending)))
+            except TransportError as exc:
                 log.warning("bulk request failed (%s), attempt %d; retrying in %.1fs", exc, attempt, delay)
-                retry = pending
+                retry = list(range(len(pending)))
             else:
-                for action, item in zip(pending, response["items"], strict=True):
-                    result = item.get(action.op, {})
+                for i, (action, item) in enumerate(zip(pending, response["items"], strict=True)):
+                    result = item.get(action.bulk_op, {})
                     status = int(result.get("status", 500))
                     if status < 300 or (status == 404 and action.op == "delete"):
                         continue
+                    error = result.get("error", {})
+                    reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
+                    if status == 429:
+                        retry.append(i)
+                        continue
                     if status in RETRYABLE_STATUS:
-                        retry.append(action)
-                    else:
-                        error = result.get("error", {})
-                        reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
-                        failures.append(IndexFailure(key=action.key, status=status, reason=reason))
+                        item_failures[position[i]] += 1
+                        if item_failures[position[i]] < self.max_attempts:
+                            retry.append(i)
+                            continue
+                        reason = f"{reason} (after {self.max_attempts} attempts)"
+                    failures.append(IndexFailure(key=action.key, status=status, reason=reason))
                 if retry:
                     log.warning(
                         "%d documents got 429/5xx, attempt %d; retrying in %.1fs", len(retry), attempt, delay
                     )
             if not retry:
                 break
-            pending = retry
+            pending, position = [pending[i] for i in retry], [position[i] for i in retry]
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff_max)
         return failures
+
+
+def _reason(exc: ApiError) -> str:
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    if isinstance(error, dict):
+        return f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
+    return str(exc.message)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from pipeline.validation import parse_json
 
 
 class FileRecord(BaseModel):
@@ -32,15 +33,27 @@ def _is_csv(path: Path) -> bool:
     return path.suffix.lower() in {".csv", ".tsv"}
 
 
+def _not_utf8(values: Iterable[str]) -> str | None:
+    for value in values:
+        for column, char in enumerate(value, start=1):
+            if "\udc80" <= char <= "\udcff":
+                return f"not UTF-8: byte 0x{ord(char) - 0xDC00:02x} at column {column}"
+    return None
+
+
 def _read_jsonl(path: Path) -> Iterator[FileRecord]:
-    with open(path, encoding="utf-8", errors="strict") as fh:
+    # Bytes that are not UTF-8 decode to lone surrogates: that line is reported, the rest still read.
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
+            if error := _not_utf8([line]):
+                yield FileRecord(line=number, error=error)
+                continue
             try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield FileRecord(line=number, error=f"not JSON: {exc.msg} at column {exc.colno}")
+                data = parse_json(line)
+            except ValueError as exc:
+                yield FileRecord(line=number, error=str(exc))
                 continue
             if not isinstance(data, dict):
                 yield FileRecord(line=number, error=f"expected a JSON object, got {type(data).__name__}")
@@ -51,13 +64,16 @@ def _read_jsonl(path: Path) -> Iterator[FileRecord]:
 def _read_csv(path: Path) -> Iterator[FileRecord]:
     """CSV columns map to fields; dotted headers (``author.handle``, ``metrics.likes``) nest."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         for row in reader:
             number = reader.line_num
             surplus = row.pop(None, None)
             if surplus:
                 yield FileRecord(line=number, error=f"{len(surplus)} more values than header columns")
+                continue
+            if error := _not_utf8(v for v in row.values() if isinstance(v, str)):
+                yield FileRecord(line=number, error=error)
                 continue
             data: dict[str, Any] = {}
             for key, value in row.items():

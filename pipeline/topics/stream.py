@@ -21,11 +21,14 @@ from typing import Any, cast
 
 import faust
 import numpy as np
-from pydantic import BaseModel
+from faust.types import EventT
+from pydantic import BaseModel, ValidationError
 
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, index_name
 from pipeline.topics.discovery import TopicDiscovery
+from pipeline.validation import describe_validation_error
+from schemas.posts import Stage
 from schemas.topics import TopicPost, TopicState
 
 log = logging.getLogger("pantau.topics")
@@ -101,8 +104,13 @@ def register_topic_agent(
     settings: Settings,
     input_topic: faust.TopicT,
     make_indexer: Callable[[], BulkIndexer],
+    dead_letter: Callable[[EventT, Stage, str], Awaitable[Awaitable[Any]]],
 ) -> None:
-    """Add the window and state tables, the ``topics`` agent and its idle-time update timer to ``app``."""
+    """Add the window and state tables, the ``topics`` agent and its idle-time update timer to ``app``.
+
+    ``dead_letter`` takes a message the agent cannot read; Faust acknowledges each event as the loop moves
+    on, even when its body raised, so nothing may escape the body.
+    """
     window_table = app.Table("topic-window", partitions=1, key_type=bytes, value_type=bytes)
     state_table = app.Table("topic-state", partitions=1, key_type=bytes, value_type=bytes)
     output_topic = app.topic(settings.topic_topics, key_serializer="raw", value_serializer="raw")
@@ -174,6 +182,15 @@ def register_topic_agent(
             len(changed),
         )
 
+    async def publish() -> None:
+        """``update_and_publish``; if Kafka or Elasticsearch fails it, the next interval tries again (the
+        posts are in the window already, and an update republishes every active topic)."""
+        try:
+            await update_and_publish()
+        except Exception:
+            log.exception("topic update failed; trying again in %.0f s", settings.topics_update_interval)
+            stage.last_update, stage.pending = time.monotonic(), max(stage.pending, 1)
+
     @app.agent(input_topic, name="topics")
     async def topics(stream: faust.StreamT[bytes]) -> None:
         # One event at a time: Faust tables can only change while the stream holds a current event.
@@ -183,14 +200,18 @@ def register_topic_agent(
                     stage.discovery = stage.restore(window_table, state_table)
                 if event.message.key != TICK_KEY:
                     value = event.message.value or b""
-                    item = TopicInput.model_validate_json(value)
+                    try:
+                        item = TopicInput.model_validate_json(value)
+                    except ValidationError as exc:
+                        await (await dead_letter(event, "topics", describe_validation_error(exc)))
+                        continue
                     window_table[item.post.key.encode()] = value
                     stage.created[item.post.key] = item.post.created_at
                     stage.discovery.add([item.post], item.vector()[None, :])
                     stage.clock = max(stage.clock or item.post.created_at, item.post.created_at)
                     stage.pending += 1
                     if stage.due():
-                        await update_and_publish()
+                        await publish()
                 if stage.state_dirty and stage.clock is not None:
                     state_table[STATE_KEY] = stage.discovery.state().to_json().encode()
                     cutoff = stage.clock - stage.window
@@ -206,5 +227,5 @@ def register_topic_agent(
             return
         async with stage.lock:
             if stage.due():
-                await update_and_publish()
+                await publish()
                 await input_topic.send(key=TICK_KEY, value=b"")  # so the agent saves the new state

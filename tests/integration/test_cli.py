@@ -44,12 +44,14 @@ def test_produce_sends_valid_lines_and_reports_invalid_ones(pipeline: Pipeline, 
         make_post("makasih damkar tangsel gercep banget evakuasi ular di Pamulang 🙏"),
     ]
     path = tmp_path / "posts.jsonl"
-    lines = [json.dumps(good[0]), "{not json", json.dumps({**good[1], "id": "bad id"}), json.dumps(good[1])]
-    path.write_text("\n".join(lines) + "\n")
+    huge = {**good[1], "id": "huge", "attachment": "x" * 600_000}
+    lines = [json.dumps(good[0]), "{not json", json.dumps({**good[1], "id": "bad id"}), json.dumps(huge)]
+    path.write_text("\n".join([*lines, json.dumps(good[1])]) + "\n")
     result = pantau("produce", str(path))
     assert result.returncode == 2
     assert "posts.jsonl:2" in result.stderr and "not JSON" in result.stderr
     assert "posts.jsonl:3" in result.stderr and "id:" in result.stderr
+    assert "posts.jsonl:4" in result.stderr and "limit 512,000" in result.stderr
     assert "sent 2 posts" in result.stderr
     keys = [f"x:{p['id']}" for p in good]
     assert (

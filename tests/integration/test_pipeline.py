@@ -6,6 +6,8 @@ import base64
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from pipeline.model.data import DEFAULT_MODEL_DIR
 from pipeline.tracking import DeadLetterReader, dead_letter_key, wait_processed
 from schemas.posts import DeadLetter
@@ -48,10 +50,16 @@ def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipel
     too_long = make_post("banjir " * 2000)  # 14,000 characters
     # Sundanese script: valid UTF-8 and a valid post, but no piece of the trimmed vocabulary covers it
     unreadable = make_post("ᮘᮔ᮪ᮏᮤᮁ ᮌᮨᮓᮦ ᮓᮤ ᮜᮨᮘᮊ᮪")
+    # Nested past the JSON parser's recursion limit; and a message whose dead letter (base64) would not fit
+    # Kafka's 1 MB default if the message were not refused at 512,000 bytes.
+    too_deep = b"[" * 100_000 + b"]" * 100_000
+    too_big = make_post("Samsat Cikokol antre", attachment="x" * 600_000)
     pipeline.send_raw(bad_json, b"x:broken")
     pipeline.send_raw(bad_contract, b"myspace:has space")
+    pipeline.send_raw(too_deep, b"x:deep")
     long_key = pipeline.send_post(too_long)
     unreadable_key = pipeline.send_post(unreadable)
+    big_key = pipeline.send_post(too_big)
     good = make_post("Terima kasih BPBD Lebak sudah cepat evakuasi warga Rangkasbitung yang kebanjiran 🙏")
     good_key = pipeline.send_post(good)
 
@@ -59,12 +67,15 @@ def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipel
         pipeline.settings,
         pipeline.endpoints.kafka,
         pipeline.es,
-        ["x:broken", "myspace:has space", long_key, unreadable_key, good_key],
+        ["x:broken", "myspace:has space", "x:deep", long_key, unreadable_key, big_key, good_key],
         timeout=180,
     )
-    assert tally.indexed == 1 and tally.dead_lettered == 4, tally
+    assert tally.indexed == 1 and tally.dead_lettered == 6, tally
     letters = {dead_letter_key(dl): dl for dl in tally.dead_letters}
     assert letters["x:broken"].stage == "decode" and "not JSON" in letters["x:broken"].reason
+    assert letters["x:deep"].reason == "not JSON the parser accepts: nested too deeply"
+    assert letters[big_key].stage == "decode" and "limit 512,000" in letters[big_key].reason
+    assert json.loads(base64.b64decode(letters[big_key].original))["attachment"] == too_big["attachment"]
     assert base64.b64decode(letters["x:broken"].original) == bad_json
     contract = letters["myspace:has space"]
     assert contract.stage == "validate"
@@ -94,14 +105,16 @@ def test_same_post_twice_is_one_document(pipeline: Pipeline) -> None:
     assert count["count"] == 1
 
 
-def test_worker_killed_without_committing_loses_nothing_and_keeps_one_document_per_post(
-    pipeline: Pipeline,
+@pytest.mark.parametrize("kill", [True, False], ids=["killed", "stopped"])
+def test_worker_killed_or_stopped_midway_loses_nothing_and_keeps_one_document_per_post(
+    pipeline: Pipeline, kill: bool
 ) -> None:
     posts = [make_post(f"jalan di Cikupa rusak parah nomor {i}, kapan dibenerin DPUPR?") for i in range(120)]
     keys = [pipeline.send_post(p) for p in posts[:60]]
-    # let the worker get going, then kill it without a chance to commit
+    # let the worker get going, then kill it without a chance to commit, or stop it (SIGTERM) while it
+    # is in the middle of the stream: a batch it had not finished must not be committed on the way out
     wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys[:10], timeout=180)
-    pipeline.restart_worker(kill=True)
+    pipeline.restart_worker(kill=kill)
     keys += [pipeline.send_post(p) for p in posts[60:]]
     tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=300)
     assert tally.indexed == 120 and tally.dead_lettered == 0, tally

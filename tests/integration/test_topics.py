@@ -71,6 +71,24 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
         topic_of_story[story] = tid
     assert len(set(topic_of_story.values())) == 3, topic_of_story
 
+    # A redelivered post (at-least-once) is written again and keeps the label the topics agent gave it.
+    flood = topic_of_story["flood_lebak"]
+    again = next(p for p in posts if assigned.get(p.key) == flood)
+    resent_at = datetime.now(UTC)
+    pipeline.send_post(_raw(again.key, again.text, again.created_at))
+    assert (
+        wait_processed(
+            pipeline.settings,
+            pipeline.endpoints.kafka,
+            pipeline.es,
+            [again.key],
+            timeout=180,
+            since=resent_at,
+        ).indexed
+        == 1
+    )
+    assert _topics_of(pipeline, [again.key])[again.key] == flood
+
     chatter = [k for k in keys if story_of(k) is None]
     chatter_topics = Counter(t for t in _topics_of(pipeline, chatter).values() if t)
     # "big" = half the smallest planted story (25 posts)

@@ -71,6 +71,8 @@ def test_text_bound_applies_after_normalisation() -> None:
         (b"\xff\xfe", "not UTF-8"),
         (b"[1, 2]", "expected a JSON object, got list"),
         (None, "tombstone"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (json.dumps({**VALID, "blob": "x" * 512_000}).encode(), "bytes, limit 512,000"),
     ],
 )
 def test_undecodable_messages(value: bytes | None, reason: str) -> None:
@@ -87,6 +89,25 @@ def test_file_reader_reports_bad_lines_with_numbers(tmp_path: Path) -> None:
     assert records[1].error and "not JSON" in records[1].error
     assert records[2].error and "JSON object" in records[2].error
     assert count_records(path) == 4
+
+
+def test_file_reader_reports_undecodable_lines_and_reads_on(tmp_path: Path) -> None:
+    jsonl = tmp_path / "posts.jsonl"
+    good = json.dumps(VALID).encode()
+    jsonl.write_bytes(good + b"\n" + b'{"text": "caf\xe9"}\n' + b"[" * 100_000 + b"\n" + good + b"\n")
+    records = list(read_records(jsonl))
+    assert [(r.line, r.error) for r in records if r.error] == [
+        (2, "not UTF-8: byte 0xe9 at column 14"),
+        (3, "not JSON the parser accepts: nested too deeply"),
+    ]
+    assert [r.line for r in records if r.data == VALID] == [1, 4]
+    csv_path = tmp_path / "posts.csv"
+    csv_path.write_bytes(
+        b"id,platform,text,created_at\n1,x,caf\xe9,2026-11-20T07:00:00Z\n2,x,ok,2026-11-20T07:00:00Z\n"
+    )
+    rows = list(read_records(csv_path))
+    assert rows[0].error == "not UTF-8: byte 0xe9 at column 4"
+    assert rows[1].data is not None and rows[1].data["text"] == "ok"
 
 
 def test_csv_dotted_headers_nest(tmp_path: Path) -> None:
