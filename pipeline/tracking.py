@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Collection, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
@@ -93,8 +93,42 @@ class DeadLetterReader:
                 self.letters.append(DeadLetter.model_validate_json(record.value))
         return self.letters
 
+    def read_all(self, idle: float = 2.0) -> list[DeadLetter]:
+        """Every letter so far: polls until nothing new came for ``idle`` seconds (the embedded broker's
+        end offsets can lag by a batch, so they cannot say when the end is reached)."""
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle:
+            before = len(self.letters)
+            if len(self.poll()) > before:
+                quiet_since = time.monotonic()
+        return self.letters
+
     def close(self) -> None:
         self.consumer.close()
+
+
+def select_letters(
+    letters: Iterable[DeadLetter],
+    *,
+    stages: Collection[str] = (),
+    keys: Collection[str] = (),
+    grep: str | None = None,
+    since: datetime | None = None,
+) -> list[DeadLetter]:
+    """The letters matching every filter given (stage, post key, reason substring, failed since)."""
+    needle = grep.casefold() if grep else None
+    return [
+        dl
+        for dl in letters
+        if (not stages or dl.stage in stages)
+        and (not keys or dead_letter_key(dl) in keys)
+        and (needle is None or needle in dl.reason.casefold())
+        and (since is None or _aware(dl.failed_at) >= since)
+    ]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def wait_processed(

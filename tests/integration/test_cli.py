@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pipeline.tracking import wait_processed
@@ -58,3 +59,38 @@ def test_produce_sends_valid_lines_and_reports_invalid_ones(pipeline: Pipeline, 
         wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=180).indexed
         == 2
     )
+
+
+def test_deadletter_list_shows_why_and_replay_delivers_once_the_cause_is_fixed(pipeline: Pipeline) -> None:
+    # The post's month gets an index whose mapping refuses it (agencies as numbers): Elasticsearch answers
+    # 400 for that document, so the index agent dead-letters it.
+    post = make_post("Samsat Ciruas antre panjang banget dari subuh", created_at="2019-01-15T08:00:00+00:00")
+    index = f"{pipeline.settings.index_prefix}-2019.01"
+    pipeline.es.indices.create(index=index, mappings={"properties": {"agencies": {"type": "integer"}}})
+    key = pipeline.send_post(post)
+    tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [key], timeout=180)
+    assert tally.dead_lettered == 1, tally
+
+    listed = pantau("deadletter", "list", "--key", key, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (letter,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert letter["key"] == key and letter["stage"] == "index"
+    assert (
+        letter["reason"].startswith("HTTP 400") and letter["source_topic"] == pipeline.settings.topic_enriched
+    )
+    table = pantau("deadletter", "list", "--stage", "index", "--grep", "http 400")
+    assert key in table.stdout
+
+    assert pantau("deadletter", "replay").returncode == 2  # no filter: refuses to replay everything
+    pipeline.es.indices.delete(index=index)  # the fix: the template makes the index again, correctly
+    replayed = pantau("deadletter", "replay", "--key", key)
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"sent 1 messages back to {pipeline.settings.topic_enriched}" in replayed.stderr
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pipeline.es.indices.refresh(index=pipeline.settings.index_alias)
+        if pipeline.es.count(index=pipeline.settings.index_alias, query={"ids": {"values": [key]}})["count"]:
+            break
+        time.sleep(0.5)
+    doc = pipeline.document(key)
+    assert doc["agencies"] == ["samsat"] and doc["text"] == post["text"]

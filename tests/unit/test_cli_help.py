@@ -14,7 +14,19 @@ def test_help_lists_every_command() -> None:
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     registered = set(typer.main.get_group(app).commands)
-    expected = {"demo", "up", "status", "down", "worker", "produce", "classify", "schema", "model", "bench"}
+    expected = {
+        "demo",
+        "up",
+        "status",
+        "down",
+        "worker",
+        "produce",
+        "classify",
+        "schema",
+        "model",
+        "bench",
+        "deadletter",
+    }
     assert registered >= expected | {"topics"}
     for command in registered:
         assert f" {command} " in result.output

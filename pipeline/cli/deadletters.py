@@ -1,0 +1,101 @@
+"""``pantau deadletter``: what the pipeline could not process, why, and sending it back once fixed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.topics import parse_duration
+from pipeline.embedded.process import ServerError
+from pipeline.settings import get_settings
+from schemas.posts import DeadLetter
+
+app = typer.Typer(
+    help="List the dead-letter topic and replay letters whose cause is fixed.", no_args_is_help=True
+)
+console = Console(stderr=True)
+out = Console(width=None if Console().is_terminal else 160)
+
+STAGE_HELP = "only letters from this stage: decode, validate, enrich, index, topics (repeatable)"
+KEY_HELP = "only letters of this post key, platform:id (repeatable)"
+GREP_HELP = "only letters whose reason contains this text (any case)"
+SINCE_HELP = "only letters written within this long, e.g. 90m, 24h, 7d"
+
+
+def _letters(stages: list[str], keys: list[str], grep: str | None, since: str | None) -> list[DeadLetter]:
+    from pipeline.embedded.stack import resolve_endpoints
+    from pipeline.tracking import DeadLetterReader, select_letters
+
+    settings = get_settings()
+    cutoff = datetime.now(UTC) - parse_duration(since) if since else None
+    try:
+        endpoints = resolve_endpoints(settings)
+    except ServerError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    reader = DeadLetterReader(settings, endpoints.kafka)
+    try:
+        with console.status(f"reading {settings.topic_dead_letter} …"):
+            letters = reader.read_all()
+    finally:
+        reader.close()
+    return select_letters(letters, stages=stages, keys=keys, grep=grep, since=cutoff)
+
+
+@app.command("list", help="Show dead letters: when, stage, post key, where from and why (newest last).")
+def list_letters(
+    stage: list[str] = typer.Option([], "--stage", help=STAGE_HELP),
+    key: list[str] = typer.Option([], "--key", help=KEY_HELP),
+    grep: str | None = typer.Option(None, "--grep", help=GREP_HELP),
+    since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
+    limit: int = typer.Option(50, "--limit", help="show the newest N (0: all)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON letter per line, with its post key"),
+) -> None:
+    from pipeline.tracking import dead_letter_key
+
+    letters = _letters(stage, key, grep, since)
+    shown = letters[-limit:] if limit else letters
+    if as_json:
+        for letter in shown:
+            print(json.dumps({"key": dead_letter_key(letter), **letter.model_dump(mode="json")}))
+        return
+    table = Table(
+        title=f"{len(letters)} dead letters" + (f", newest {len(shown)}" if len(shown) < len(letters) else "")
+    )
+    for column in ("failed at (UTC)", "stage", "post key", "from", "reason"):
+        table.add_column(column, overflow="fold")
+    for letter in shown:
+        where = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
+        failed = letter.failed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(failed, letter.stage, dead_letter_key(letter) or "?", where, letter.reason)
+    out.print(table)
+
+
+@app.command(help="Send matching letters' original messages back to the topics they came from.")
+def replay(
+    stage: list[str] = typer.Option([], "--stage", help=STAGE_HELP),
+    key: list[str] = typer.Option([], "--key", help=KEY_HELP),
+    grep: str | None = typer.Option(None, "--grep", help=GREP_HELP),
+    since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help="count what would be sent, send nothing"),
+) -> None:
+    from pipeline.embedded.stack import resolve_endpoints
+    from pipeline.kafka.producer import replay_dead_letters
+
+    if not (stage or key or grep or since):
+        console.print("[red]error:[/red] say which letters: --stage, --key, --grep or --since")
+        raise typer.Exit(2)
+    letters = _letters(stage, key, grep, since)
+    if dry_run or not letters:
+        console.print(f"{len(letters)} letters match; nothing sent")
+        return
+    settings = get_settings()
+    report = replay_dead_letters(settings, resolve_endpoints(settings).kafka, letters)
+    for topic, n in sorted(report.sent.items()):
+        console.print(f"sent {n} messages back to {topic}")
+    if report.no_source:
+        console.print(f"[yellow]{report.no_source} letters name no source topic: not sent[/yellow]")
