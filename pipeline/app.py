@@ -43,6 +43,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(settings.session_timeout / 6, 0.5),
         broker_commit_interval=settings.commit_interval,
+        stream_wait_empty=False,  # a stop cancels a running batch, which stays uncommitted (kafka/batches.py)
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         topic_partitions=settings.topic_partitions,

@@ -15,7 +15,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 from kafka import KafkaConsumer, TopicPartition
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from pipeline.kafka.config import kafka_python_config
 from pipeline.settings import Settings
@@ -74,14 +74,16 @@ class DeadLetterReader:
         )
         self._assigned = False
         self.letters: list[DeadLetter] = []
+        self.unreadable = 0
+        """Records on the topic that are not dead letters (a tombstone, another producer's message)."""
 
     def _assign(self) -> bool:
         partitions = self.consumer.partitions_for_topic(self.topic)
         if not partitions:
             return False
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_beginning(*tps)
+        self.partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(self.partitions)
+        self.consumer.seek_to_beginning(*self.partitions)
         self._assigned = True
         return True
 
@@ -90,17 +92,30 @@ class DeadLetterReader:
             return self.letters
         for records in self.consumer.poll(timeout_ms=500, max_records=1000).values():
             for record in records:
-                self.letters.append(DeadLetter.model_validate_json(record.value))
+                try:
+                    self.letters.append(DeadLetter.model_validate_json(record.value or b""))
+                except ValidationError:
+                    self.unreadable += 1
         return self.letters
 
-    def read_all(self, idle: float = 2.0) -> list[DeadLetter]:
-        """Every letter so far: polls until nothing new came for ``idle`` seconds (the embedded broker's
-        end offsets can lag by a batch, so they cannot say when the end is reached)."""
+    def read_all(self, idle: float = 2.0, timeout: float = 60.0) -> list[DeadLetter]:
+        """Every letter so far. Reads at least up to the end offsets seen at the start, then on until
+        nothing new came for ``idle`` seconds: the embedded broker's end offsets can lag by a batch."""
+        deadline = time.monotonic() + timeout
+        while not self._assign():
+            if time.monotonic() > deadline:
+                return self.letters  # no dead-letter topic yet: no letters
+            time.sleep(0.2)
+        ends = self.consumer.end_offsets(self.partitions)
         quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle:
-            before = len(self.letters)
-            if len(self.poll()) > before:
+        while time.monotonic() < deadline:
+            before = len(self.letters) + self.unreadable
+            self.poll()
+            if len(self.letters) + self.unreadable > before:
                 quiet_since = time.monotonic()
+            reached = all(self.consumer.position(tp) >= end for tp, end in ends.items())
+            if reached and time.monotonic() - quiet_since >= idle:
+                break
         return self.letters
 
     def close(self) -> None:
@@ -115,9 +130,10 @@ def select_letters(
     grep: str | None = None,
     since: datetime | None = None,
 ) -> list[DeadLetter]:
-    """The letters matching every filter given (stage, post key, reason substring, failed since)."""
+    """The letters matching every filter given (stage, post key, reason substring, failed since), oldest
+    first (the topic's partitions interleave them otherwise)."""
     needle = grep.casefold() if grep else None
-    return [
+    chosen = [
         dl
         for dl in letters
         if (not stages or dl.stage in stages)
@@ -125,6 +141,17 @@ def select_letters(
         and (needle is None or needle in dl.reason.casefold())
         and (since is None or _aware(dl.failed_at) >= since)
     ]
+    return sorted(chosen, key=lambda dl: _aware(dl.failed_at))
+
+
+def latest_per_message(letters: Iterable[DeadLetter]) -> list[DeadLetter]:
+    """One letter per original message (the newest): a message replayed and refused again has several."""
+    newest: dict[tuple[str | None, str], DeadLetter] = {}
+    for letter in letters:
+        seen = newest.get((letter.original_key, letter.original))
+        if seen is None or _aware(letter.failed_at) >= _aware(seen.failed_at):
+            newest[(letter.original_key, letter.original)] = letter
+    return sorted(newest.values(), key=lambda dl: _aware(dl.failed_at))
 
 
 def _aware(moment: datetime) -> datetime:

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from pipeline.text.normalize import normalize_text
-from schemas.posts import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS, RawPost, Stage
+from schemas.posts import MAX_MESSAGE_BYTES, MAX_NESTING, MAX_TEXT_CHARS, RawPost, Stage
 
 
 class Rejected(Exception):
@@ -29,11 +30,29 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def nesting(value: Any) -> int:
+    """Depth of nested lists and objects (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def validate_raw_post(data: Mapping[str, Any]) -> RawPost:
+    if nesting(data) > MAX_NESTING:
+        raise Rejected("validate", f"nested deeper than {MAX_NESTING} levels")
     try:
         post = RawPost.model_validate(data)
     except ValidationError as exc:
         raise Rejected("validate", describe_validation_error(exc)) from None
+    try:  # what the pipeline will send on must be writable: e.g. a lone surrogate (\udc80) is not
+        post.model_dump_json()
+    except PydanticSerializationError as exc:
+        raise Rejected("validate", f"cannot be written as JSON: {exc}") from None
     text = normalize_text(post.text)
     if not text:
         raise Rejected("validate", "text: empty after normalisation")

@@ -13,6 +13,9 @@ MAX_TEXT_CHARS = 10_000
 """Bound on ``text`` after normalisation (enforced by the pipeline's validation stage)."""
 MAX_RAW_TEXT_CHARS = 100_000
 """Bound on ``text`` as received: anything larger is rejected before normalisation."""
+MAX_NESTING = 32
+"""Bound on how deep a raw post's JSON nests (unknown fields included): deeper is not a social-media post,
+and parsers downstream (pydantic's, Elasticsearch's) have their own, lower limits than Python's."""
 MAX_MESSAGE_BYTES = 512_000
 """Bound on a raw message as a whole (unknown fields pass through): its dead letter, base64 in JSON,
 must still fit Kafka's default 1 MB message limit."""

@@ -43,6 +43,10 @@ def _letters(stages: list[str], keys: list[str], grep: str | None, since: str | 
             letters = reader.read_all()
     finally:
         reader.close()
+    if reader.unreadable:
+        console.print(
+            f"[yellow]{reader.unreadable} records on the topic are not dead letters: skipped[/yellow]"
+        )
     return select_letters(letters, stages=stages, keys=keys, grep=grep, since=cutoff)
 
 
@@ -89,7 +93,9 @@ def replay(
     if not (stage or key or grep or since):
         console.print("[red]error:[/red] say which letters: --stage, --key, --grep or --since")
         raise typer.Exit(2)
-    letters = _letters(stage, key, grep, since)
+    from pipeline.tracking import latest_per_message
+
+    letters = latest_per_message(_letters(stage, key, grep, since))  # a message refused twice is sent once
     if dry_run or not letters:
         console.print(f"{len(letters)} letters match; nothing sent")
         return

@@ -4,11 +4,14 @@ Faust's ``Stream.take_events`` acknowledges a batch when the consumer loop moves
 loop body raised or the worker was stopped in the middle of it, so a batch that was never processed
 would have its offsets committed. While its batch runs, each message here carries one extra reference,
 which makes that acknowledgement a no-op unless the batch finished: an unfinished batch stays
-uncommitted and is read again after a restart or rebalance.
+uncommitted and is read again after a restart or rebalance. That is also why the app can stop without
+waiting for streams to drain (``stream_wait_empty=False``): a batch cut short by a stop is not lost, and a
+stop never waits on a batch that is waiting out an Elasticsearch outage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -32,11 +35,19 @@ async def process_batches(
         await run_batch(events, handle, on_failure)
 
 
-async def run_batch(events: Sequence[EventT], handle: Handler, on_failure: OnFailure) -> None:
+async def run_batch(
+    events: Sequence[EventT],
+    handle: Handler,
+    on_failure: OnFailure,
+    retry_first: float = 1.0,
+    retry_max: float = 30.0,
+) -> None:
     """``handle(events)``; if it raises, ``on_failure(events, error)`` (the dead-letter topic) instead.
 
-    The batch is released for acknowledgement only when one of the two returned. Cancellation (the
-    worker stopping) and a failing ``on_failure`` propagate with the batch still held.
+    The batch is released for acknowledgement only when one of the two returned. ``on_failure`` is
+    retried with back-off (up to ``retry_max`` s apart) for as long as it fails: giving up would leave
+    the batch held and the partition's commits stuck behind it. Cancellation (the worker stopping)
+    propagates with the batch still held, so it is read again after the restart.
     """
     for event in events:  # no await before this: a stop cannot slip in between
         event.message.incref()
@@ -44,17 +55,21 @@ async def run_batch(events: Sequence[EventT], handle: Handler, on_failure: OnFai
         await handle(events)
     except Exception as exc:
         log.exception("a batch of %d events failed; dead-lettering all of them", len(events))
-        try:
-            await on_failure(events, exc)
-        except Exception:
-            first = events[0].message
-            log.critical(
-                "could not dead-letter the failed batch: its offsets (from %s[%d]@%d) stay uncommitted "
-                "and are read again after a restart",
-                first.topic,
-                first.partition,
-                first.offset,
-            )
-            raise
+        delay = retry_first
+        while True:
+            try:
+                await on_failure(events, exc)
+                break
+            except Exception:
+                first = events[0].message
+                log.exception(
+                    "could not dead-letter the failed batch from %s[%d]@%d; trying again in %.0f s",
+                    first.topic,
+                    first.partition,
+                    first.offset,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, retry_max)
     for event in events:
         event.message.decref()

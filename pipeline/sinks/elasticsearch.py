@@ -24,6 +24,9 @@ TOPICS_TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "topics-template
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 SPLIT_STATUS = {400, 413}
 """A whole bulk request refused with these may be one document's fault (too large, unparsable)."""
+ACCESS_STATUS = {401, 403}
+"""Credentials or privileges: for the whole request or for one index's items, only an operator fixes them."""
+RETRY_ON_CONFLICT = 3
 
 
 class ClusterFeatures(BaseModel):
@@ -146,7 +149,10 @@ class IndexAction(BaseModel):
         return "update" if self.op == "upsert" else self.op
 
     def operations(self) -> list[dict[str, Any]]:
-        header: dict[str, Any] = {self.bulk_op: {"_index": self.index, "_id": self.key}}
+        target: dict[str, Any] = {"_index": self.index, "_id": self.key}
+        if self.bulk_op == "update":  # the index and topics agents may update one post at the same moment
+            target["retry_on_conflict"] = RETRY_ON_CONFLICT
+        header = {self.bulk_op: target}
         if self.op == "delete":
             return [header]
         if self.op == "upsert":
@@ -168,9 +174,10 @@ class BulkIndexer:
     with 400/413 narrowed down by halving to the one action it refuses, or an item that kept failing with
     5xx for ``max_attempts`` requests. Everything about the cluster rather than the document is waited
     out with exponential back-off, however long it takes: connection errors, 5xx and 429 for the whole
-    request, 429 items (back-pressure), and whole-request 401/403/404 (credentials, URL), which only an
-    operator can fix. So nothing is dead-lettered because the cluster was down or misconfigured, and the
-    call returns only when the caller may commit the Kafka offsets.
+    request, 429 items (back-pressure), 401/403 for the request or for items (credentials, privileges),
+    and any other refusal of the whole request that is not Elasticsearch's 400/413 (a wrong URL, a
+    proxy), which only an operator can fix. So nothing is dead-lettered because the cluster was down or
+    misconfigured, and the call returns only when the caller may commit the Kafka offsets.
     """
 
     def __init__(self, es: AsyncElasticsearch, backoff: float, backoff_max: float, max_attempts: int) -> None:
@@ -199,7 +206,7 @@ class BulkIndexer:
                 response = await self.es.bulk(operations=operations)
             except ApiError as exc:
                 status = int(exc.status_code)
-                if status in SPLIT_STATUS:
+                if status in SPLIT_STATUS and _error_of(exc) is not None:  # Elasticsearch's, not a proxy's
                     if len(pending) == 1:
                         return [
                             *failures,
@@ -223,7 +230,9 @@ class BulkIndexer:
                         continue
                     error = result.get("error", {})
                     reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
-                    if status == 429:
+                    if status == 429 or status in ACCESS_STATUS:
+                        if status in ACCESS_STATUS:
+                            log.error("%s refused for %s: %s", action.index, action.key, reason)
                         retry.append(i)
                         continue
                     if status in RETRYABLE_STATUS:
@@ -245,8 +254,14 @@ class BulkIndexer:
         return failures
 
 
-def _reason(exc: ApiError) -> str:
+def _error_of(exc: ApiError) -> dict[str, Any] | None:
+    """The ``error`` object of an Elasticsearch error response, None for anyone else's (a proxy's page)."""
     error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    if isinstance(error, dict):
+    return error if isinstance(error, dict) else None
+
+
+def _reason(exc: ApiError) -> str:
+    error = _error_of(exc)
+    if error is not None:
         return f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
     return str(exc.message)

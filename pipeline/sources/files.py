@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,11 @@ def _is_csv(path: Path) -> bool:
     return path.suffix.lower() in {".csv", ".tsv"}
 
 
-def _not_utf8(values: Iterable[str]) -> str | None:
-    for value in values:
-        for column, char in enumerate(value, start=1):
-            if "\udc80" <= char <= "\udcff":
-                return f"not UTF-8: byte 0x{ord(char) - 0xDC00:02x} at column {column}"
+def _undecodable(text: str) -> tuple[int, int] | None:
+    """The first byte that was not UTF-8 (read with ``surrogateescape``) and its 1-based position."""
+    for position, char in enumerate(text, start=1):
+        if "\udc80" <= char <= "\udcff":
+            return ord(char) - 0xDC00, position
     return None
 
 
@@ -47,8 +47,8 @@ def _read_jsonl(path: Path) -> Iterator[FileRecord]:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            if error := _not_utf8([line]):
-                yield FileRecord(line=number, error=error)
+            if bad := _undecodable(line):
+                yield FileRecord(line=number, error=f"not UTF-8: byte 0x{bad[0]:02x} at column {bad[1]}")
                 continue
             try:
                 data = parse_json(line)
@@ -72,8 +72,13 @@ def _read_csv(path: Path) -> Iterator[FileRecord]:
             if surplus:
                 yield FileRecord(line=number, error=f"{len(surplus)} more values than header columns")
                 continue
-            if error := _not_utf8(v for v in row.values() if isinstance(v, str)):
-                yield FileRecord(line=number, error=error)
+            undecodable = [
+                f"not UTF-8: byte 0x{bad[0]:02x} in column {name!r}"
+                for name, value in row.items()
+                if isinstance(value, str) and (bad := _undecodable(value))
+            ]
+            if undecodable:
+                yield FileRecord(line=number, error=undecodable[0])
                 continue
             data: dict[str, Any] = {}
             for key, value in row.items():

@@ -14,7 +14,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -24,6 +24,7 @@ import numpy as np
 from faust.types import EventT
 from pydantic import BaseModel, ValidationError
 
+from pipeline.kafka.batches import run_batch
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, index_name
 from pipeline.topics.discovery import TopicDiscovery
@@ -61,6 +62,7 @@ class TopicStage:
         self.discovery: TopicDiscovery | None = None
         self.created: dict[str, datetime] = {}
         self.published: dict[str, str] = {}
+        self.retired: set[str] = set()
         self.clock: datetime | None = None
         self.pending = 0
         self.state_dirty = False
@@ -76,7 +78,12 @@ class TopicStage:
     def restore(
         self, window: faust.types.TableT[bytes, bytes], state: faust.types.TableT[bytes, bytes]
     ) -> TopicDiscovery:
-        inputs = [TopicInput.model_validate_json(value) for value in window.values()]
+        inputs: list[TopicInput] = []
+        for key, value in window.items():
+            try:
+                inputs.append(TopicInput.model_validate_json(value))
+            except ValidationError as exc:  # written by an older release, say: one post, not the window
+                log.warning("window entry %r unreadable, left out: %s", key, exc)
         saved = state.get(STATE_KEY)
         topic_state = TopicState.from_json(saved) if saved else TopicState()
         vectors = np.stack([i.vector() for i in inputs]) if inputs else None
@@ -136,10 +143,12 @@ def register_topic_agent(
         loop = asyncio.get_running_loop()
         active = await loop.run_in_executor(stage.executor, stage.discovery.update, stage.clock)
         stage.last_update, stage.pending, stage.state_dirty = time.monotonic(), 0, True
-        retired = list(stage.discovery.last_changes.retired)
+        # kept until published: a failed publish is retried, and the next update will not list them again
+        stage.retired |= set(stage.discovery.last_changes.retired)
         if not stage.reconciled:  # topics an earlier state left in the index (e.g. a fresh broker) go
-            retired += await stale_topic_ids(set(stage.discovery.topics) | set(retired))
+            stage.retired |= set(await stale_topic_ids(set(stage.discovery.topics) | stage.retired))
             stage.reconciled = True
+        retired = sorted(stage.retired)
         deliveries: list[Awaitable[Any]] = []
         for topic in active:
             value = topic.public_view().model_dump_json().encode()
@@ -172,6 +181,7 @@ def register_topic_agent(
             unlabelled.add(failure.key)  # e.g. the post is not indexed yet: retried at the next update
             log.info("topic write %s deferred: %s", failure.key, failure.reason)
         stage.published = {k: t for k, t in assignments.items() if k not in unlabelled}
+        stage.retired.clear()
         if unlabelled:  # come round again after the interval even if no post arrives
             stage.pending = max(stage.pending, 1)
         log.info(
@@ -196,29 +206,38 @@ def register_topic_agent(
         # One event at a time: Faust tables can only change while the stream holds a current event.
         async for event in cast(faust.Stream[bytes], stream).events():
             async with stage.lock:
-                if stage.discovery is None:
-                    stage.discovery = stage.restore(window_table, state_table)
-                if event.message.key != TICK_KEY:
-                    value = event.message.value or b""
-                    try:
-                        item = TopicInput.model_validate_json(value)
-                    except ValidationError as exc:
-                        await (await dead_letter(event, "topics", describe_validation_error(exc)))
-                        continue
-                    window_table[item.post.key.encode()] = value
-                    stage.created[item.post.key] = item.post.created_at
-                    stage.discovery.add([item.post], item.vector()[None, :])
-                    stage.clock = max(stage.clock or item.post.created_at, item.post.created_at)
-                    stage.pending += 1
-                    if stage.due():
-                        await publish()
-                if stage.state_dirty and stage.clock is not None:
-                    state_table[STATE_KEY] = stage.discovery.state().to_json().encode()
-                    cutoff = stage.clock - stage.window
-                    for key in [k for k, at in stage.created.items() if at < cutoff]:
-                        del stage.created[key]
-                        window_table.pop(key.encode(), None)
-                    stage.state_dirty = False
+                await run_batch([event], add_to_window, dead_letter_input)
+
+    async def add_to_window(events: Sequence[EventT]) -> None:
+        (event,) = events
+        if stage.discovery is None:
+            stage.discovery = stage.restore(window_table, state_table)
+        if event.message.key != TICK_KEY:
+            value = event.message.value or b""
+            try:
+                item = TopicInput.model_validate_json(value)
+            except ValidationError as exc:
+                await (await dead_letter(event, "topics", describe_validation_error(exc)))
+                return
+            # into discovery first: it refuses a bad embedding before the window table keeps it
+            stage.discovery.add([item.post], item.vector()[None, :])
+            window_table[item.post.key.encode()] = value
+            stage.created[item.post.key] = item.post.created_at
+            stage.clock = max(stage.clock or item.post.created_at, item.post.created_at)
+            stage.pending += 1
+            if stage.due():
+                await publish()
+        if stage.state_dirty and stage.clock is not None:
+            state_table[STATE_KEY] = stage.discovery.state().to_json().encode()
+            cutoff = stage.clock - stage.window
+            for key in [k for k, at in stage.created.items() if at < cutoff]:
+                del stage.created[key]
+                window_table.pop(key.encode(), None)
+            stage.state_dirty = False
+
+    async def dead_letter_input(events: Sequence[EventT], exc: Exception) -> None:
+        for event in events:
+            await (await dead_letter(event, "topics", f"unexpected {type(exc).__name__}: {exc}"))
 
     @app.timer(interval=max(settings.topics_update_interval / 2, 0.5))
     async def flush_idle() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -24,17 +23,29 @@ from tests.integration.conftest import Pipeline
 class FaultyProxy(ThreadingHTTPServer):
     """Forwards every request to Elasticsearch, except for the faults its attributes switch on."""
 
-    def __init__(self, upstream: str, port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), _Forward)
+    def __init__(self, upstream: str, listen: bool = True) -> None:
+        super().__init__(("127.0.0.1", 0), _Forward, bind_and_activate=False)
+        self.server_bind()  # the port is ours from here on; connections are refused until it listens
         self.upstream = upstream.rstrip("/")
         self.max_bulk_bytes: int | None = None  # 413 above this, like http.max_content_length
-        self.refuse_next = 0  # answer this many bulk requests with 401
-        self.failing_ids: set[str] = set()  # bulk items for these ids come back as 503
-        self.bulk_sizes: list[int] = []  # actions per bulk request that reached the proxy
+        self.refuse: list[tuple[int, str, bytes]] = []  # answers for the next bulk requests
+        self.item_faults: dict[str, list[int]] = {}  # per id, statuses its next bulk items get instead
+        self.bulk_sizes: list[int] = []  # actions per bulk request that reached Elasticsearch
+        if listen:
+            self.start()
+
+    def start(self) -> None:
+        self.server_activate()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def _json_error(status: int, kind: str, reason: str = "injected") -> tuple[int, str, bytes]:
+    body = {"error": {"type": kind, "reason": reason}, "status": status}
+    return status, "application/json", json.dumps(body).encode()
 
 
 class _Forward(BaseHTTPRequestHandler):
@@ -51,22 +62,16 @@ class _Forward(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status: int, kind: str, reason: str) -> None:
-        self._answer(
-            status, json.dumps({"error": {"type": kind, "reason": reason}, "status": status}).encode()
-        )
-
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         bulk = self.path.split("?")[0].endswith("/_bulk")
         if bulk:
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
             headers = [line for line in lines if set(line) & {"index", "update", "delete", "create"}]
-            if self.server.refuse_next > 0:
-                self.server.refuse_next -= 1
-                return self._error(401, "security_exception", "unable to authenticate")
+            if self.server.refuse:
+                return self._answer(*_reordered(self.server.refuse.pop(0)))
             if self.server.max_bulk_bytes is not None and len(body) > self.server.max_bulk_bytes:
-                return self._error(413, "content_too_long", f"{len(body)} bytes")
+                return self._answer(*_reordered(_json_error(413, "content_too_long", f"{len(body)} bytes")))
             self.server.bulk_sizes.append(len(headers))
         request = urllib.request.Request(
             self.server.upstream + self.path, data=body or None, method=self.command
@@ -78,29 +83,28 @@ class _Forward(BaseHTTPRequestHandler):
                 content_type = response.headers.get("Content-Type", "application/json")
         except urllib.error.HTTPError as exc:
             status, payload, content_type = exc.code, exc.read(), "application/json"
-        if bulk and self.server.failing_ids:
+        if bulk and self.server.item_faults:
             answer = json.loads(payload)
             for item in answer["items"]:
                 result = next(iter(item.values()))
-                if result["_id"] in self.server.failing_ids:
-                    result.update(
-                        status=503, error={"type": "unavailable_shards_exception", "reason": "test"}
-                    )
-            answer["errors"] = True
+                faults = self.server.item_faults.get(result["_id"])
+                if faults:
+                    result.update(status=faults.pop(0), error={"type": "injected_fault", "reason": "test"})
+                    answer["errors"] = True
             payload = json.dumps(answer).encode()
         self._answer(status, payload, content_type.split(";")[0])
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
 
-def _serve(proxy: FaultyProxy) -> None:
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+def _reordered(answer: tuple[int, str, bytes]) -> tuple[int, bytes, str]:
+    status, content_type, body = answer
+    return status, body, content_type
 
 
 @pytest.fixture
 def proxy(pipeline: Pipeline) -> Iterator[FaultyProxy]:
     server = FaultyProxy(pipeline.endpoints.elasticsearch)
-    _serve(server)
     yield server
     server.shutdown()
     server.server_close()
@@ -163,36 +167,34 @@ def test_a_request_too_large_is_halved_until_only_the_culprit_is_refused(
     assert max(proxy.bulk_sizes) < len(actions)
 
 
-def test_refused_credentials_are_waited_out_not_dead_lettered(pipeline: Pipeline, proxy: FaultyProxy) -> None:
+def test_refused_credentials_and_privileges_are_waited_out_not_dead_lettered(
+    pipeline: Pipeline, proxy: FaultyProxy
+) -> None:
     index = _fresh_index(pipeline)
-    proxy.refuse_next = 3  # an operator fixes the key after three attempts
+    # an operator fixes the key after two attempts; a proxy in between answers once with its own 400
+    # page; one document's index lacks the privilege for two more attempts
+    proxy.refuse = [_json_error(401, "security_exception"), _json_error(401, "security_exception")]
+    proxy.refuse.append((400, "text/html", b"<html>400 Bad Request</html>"))
+    proxy.item_faults = {"d1": [403, 403]}
     actions = [IndexAction(key=f"d{i}", index=index, source={"n": i}, op="upsert") for i in range(4)]
     assert _index(pipeline, proxy.url, actions) == []
-    assert proxy.refuse_next == 0
+    assert proxy.refuse == [] and proxy.item_faults == {"d1": []}
     assert sorted(_docs(pipeline, index)) == ["d0", "d1", "d2", "d3"]
 
 
 def test_a_cluster_that_comes_up_late_gets_everything(pipeline: Pipeline) -> None:
     index = _fresh_index(pipeline)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    started: list[FaultyProxy] = []
-
-    def come_up() -> None:
-        started.append(FaultyProxy(pipeline.endpoints.elasticsearch, port))
-        _serve(started[0])
-
-    timer = threading.Timer(1.5, come_up)
+    down = FaultyProxy(pipeline.endpoints.elasticsearch, listen=False)  # connection refused for now
+    timer = threading.Timer(1.5, down.start)
     timer.start()
     try:
         actions = [IndexAction(key=f"d{i}", index=index, source={"n": i}, op="upsert") for i in range(3)]
-        assert _index(pipeline, f"http://127.0.0.1:{port}", actions) == []
+        assert _index(pipeline, down.url, actions) == []
     finally:
         timer.join()
-        for server in started:
-            server.shutdown()
-            server.server_close()
+        down.shutdown()
+        down.server_close()
+    assert down.bulk_sizes == [3]
     assert sorted(_docs(pipeline, index)) == ["d0", "d1", "d2"]
 
 
@@ -200,9 +202,10 @@ def test_a_document_failing_with_5xx_every_time_is_given_up_after_max_attempts(
     pipeline: Pipeline, proxy: FaultyProxy
 ) -> None:
     index = _fresh_index(pipeline)
-    proxy.failing_ids = {"stuck"}
-    actions = [IndexAction(key=k, index=index, source={"n": 1}, op="upsert") for k in ("a", "stuck", "b")]
+    proxy.item_faults = {"stuck": [503] * 10, "flaky": [503]}
+    keys = ("a", "stuck", "flaky", "b")
+    actions = [IndexAction(key=k, index=index, source={"n": 1}, op="upsert") for k in keys]
     failures = _index(pipeline, proxy.url, actions, max_attempts=3)
     assert [(f.key, f.status) for f in failures] == [("stuck", 503)]
     assert "after 3 attempts" in failures[0].reason
-    assert proxy.bulk_sizes == [3, 1, 1]  # the others went through at the first request
+    assert proxy.bulk_sizes == [4, 2, 1]  # a and b at once, flaky at its second try, stuck three times

@@ -111,8 +111,8 @@ def test_worker_killed_or_stopped_midway_loses_nothing_and_keeps_one_document_pe
 ) -> None:
     posts = [make_post(f"jalan di Cikupa rusak parah nomor {i}, kapan dibenerin DPUPR?") for i in range(120)]
     keys = [pipeline.send_post(p) for p in posts[:60]]
-    # let the worker get going, then kill it without a chance to commit, or stop it (SIGTERM) while it
-    # is in the middle of the stream: a batch it had not finished must not be committed on the way out
+    # let the worker get going, then kill it without a chance to commit, or stop it (SIGTERM) while it is
+    # in the middle of the stream (it does not wait for its running batches: stream_wait_empty=False)
     wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys[:10], timeout=180)
     pipeline.restart_worker(kill=kill)
     keys += [pipeline.send_post(p) for p in posts[60:]]

@@ -40,7 +40,13 @@ async def _boom(events: Sequence[EventT]) -> None:
 
 def test_a_finished_batch_is_acknowledged() -> None:
     events = _events(3)
-    asyncio.run(run_batch(events, _ok, _boom))
+    handled: list[int] = []
+
+    async def handle(batch: Sequence[EventT]) -> None:
+        handled.extend(e.message.offset for e in batch)
+
+    asyncio.run(run_batch(events, handle, _boom))
+    assert handled == [0, 1, 2]
     assert _acked_by_take_events(events) == [True, True, True]
 
 
@@ -56,14 +62,34 @@ def test_a_failed_batch_is_dead_lettered_then_acknowledged() -> None:
     assert _acked_by_take_events(events) == [True, True]
 
 
-def test_a_batch_that_cannot_be_dead_lettered_stays_unacknowledged() -> None:
+def test_dead_lettering_is_retried_until_the_broker_takes_it() -> None:
+    events = _events(2)
+    attempts: list[int] = []
+
+    async def broker_back_on_third_try(batch: Sequence[EventT], exc: Exception) -> None:
+        attempts.append(len(batch))
+        if len(attempts) < 3:
+            raise ConnectionError("broker unreachable")
+
+    asyncio.run(run_batch(events, _boom, broker_back_on_third_try, retry_first=0.01))
+    assert attempts == [2, 2, 2]
+    assert _acked_by_take_events(events) == [True, True]
+
+
+def test_a_batch_that_could_not_be_dead_lettered_before_a_stop_stays_unacknowledged() -> None:
     events = _events(2)
 
     async def broker_down(batch: Sequence[EventT], exc: Exception) -> None:
         raise ConnectionError("broker unreachable")
 
-    with pytest.raises(ConnectionError):
-        asyncio.run(run_batch(events, _boom, broker_down))
+    async def stopped() -> None:
+        task = asyncio.create_task(run_batch(events, _boom, broker_down, retry_first=0.01))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stopped())
     assert _acked_by_take_events(events) == [False, False]
 
 

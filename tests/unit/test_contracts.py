@@ -91,6 +91,17 @@ def test_file_reader_reports_bad_lines_with_numbers(tmp_path: Path) -> None:
     assert count_records(path) == 4
 
 
+def test_posts_nested_too_deep_or_not_writable_as_json_are_rejected() -> None:
+    deep = {**VALID, "x": json.loads("[" * 33 + "]" * 33)}
+    with pytest.raises(Rejected, match="nested deeper than 32 levels"):
+        validate_raw_post(deep)
+    assert validate_raw_post({**VALID, "x": json.loads("[" * 31 + "]" * 31)}).model_extra
+    # a lone surrogate arrives through a JSON escape; the enriched message could not be written
+    with pytest.raises(Rejected, match="cannot be written as JSON") as info:
+        decode_raw_post(json.dumps({**VALID, "note": "\udc80"}).encode())  # ASCII, with the escape
+    assert info.value.stage == "validate"
+
+
 def test_file_reader_reports_undecodable_lines_and_reads_on(tmp_path: Path) -> None:
     jsonl = tmp_path / "posts.jsonl"
     good = json.dumps(VALID).encode()
@@ -106,7 +117,7 @@ def test_file_reader_reports_undecodable_lines_and_reads_on(tmp_path: Path) -> N
         b"id,platform,text,created_at\n1,x,caf\xe9,2026-11-20T07:00:00Z\n2,x,ok,2026-11-20T07:00:00Z\n"
     )
     rows = list(read_records(csv_path))
-    assert rows[0].error == "not UTF-8: byte 0xe9 at column 4"
+    assert rows[0].error == "not UTF-8: byte 0xe9 in column 'text'"
     assert rows[1].data is not None and rows[1].data["text"] == "ok"
 
 
