@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,9 +17,10 @@ from pipeline.model.category import CategoryModel, evidence_features
 from pipeline.model.encoder import Backend
 from pipeline.model.sentiment import SentimentModel
 from pipeline.text.lang import detect_lang
-from pipeline.text.pii import PiiResult, mask_pii
+from pipeline.text.pii import PiiResult, mask_pii, mask_structure
 from pipeline.validation import Rejected
 from schemas.posts import EnrichedPost, RawPost
+from schemas.vocab import PiiKind
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,35 @@ def gather_evidence(gazetteer: Gazetteer, text: str) -> Evidence:
     masked = mask_pii(text)
     found = gazetteer.recognize(text)
     return Evidence(masked=masked, found=found, guess=classify_category(masked.text, found.agencies))
+
+
+PUBLIC_AUTHOR_FIELDS = frozenset({"id", "handle", "name"})
+"""The author's public identity on the platform, kept so an agency can answer the person."""
+
+
+def mask_other_fields(post: RawPost) -> tuple[dict[str, Any], set[PiiKind]]:
+    """The post's fields besides ``text`` and ``lang``, with personal data masked wherever free text can
+    carry it: the link (``wa.me/62…``), the place name, every field outside the contract (captions,
+    quoted posts) and every author field beyond the public identity. Coordinates are kept for maps."""
+    fields = post.model_dump(exclude={"text", "lang"})
+    found: set[PiiKind] = set()
+
+    def masked(value: Any) -> Any:
+        value, kinds = mask_structure(value)
+        found.update(kinds)
+        return value
+
+    if fields.get("url"):
+        fields["url"] = masked(fields["url"])
+    if fields.get("geo"):
+        fields["geo"] = {k: v if k in ("lat", "lon") else masked(v) for k, v in fields["geo"].items()}
+    if fields.get("author"):
+        fields["author"] = {
+            k: v if k in PUBLIC_AUTHOR_FIELDS else masked(v) for k, v in fields["author"].items()
+        }
+    for key in post.model_extra or {}:
+        fields[key] = masked(fields[key])
+    return fields, found
 
 
 def evidence_matrix(evidence: Sequence[Evidence]) -> np.ndarray:
@@ -92,8 +123,9 @@ class Enricher:
             zip(staged, sentiments, categories, strict=True)
         ):
             text = evidence.masked.text
+            fields, found_elsewhere = mask_other_fields(post)
             enriched = EnrichedPost(
-                **post.model_dump(exclude={"text", "lang"}),
+                **fields,
                 text=text,
                 lang=post.lang or detect_lang(text),
                 agencies=evidence.found.agencies,
@@ -103,7 +135,7 @@ class Enricher:
                 category=category.category,
                 category_confidence=category.confidence,
                 is_public_service=category.is_public_service,
-                pii=evidence.masked.kinds,
+                pii=sorted(set(evidence.masked.kinds) | found_elsewhere),
                 model_version=self.model_version,
                 processed_at=now,
             )

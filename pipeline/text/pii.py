@@ -1,12 +1,19 @@
 """Mask personal data before any model, index or log sees a post.
 
-Passes run from the most to the least specific shape (e-mail, 16-digit NIK/KK, phone, plate) so that a
-shorter pattern never eats part of a longer one. Only the kinds found are reported, never the values.
+Passes run from the most to the least specific shape (e-mail, numbers named by the word before them:
+NPWP, bank account, BPJS, passport/SIM, NIK/KK; then any 16-digit NIK/KK, phone, name, house number,
+birth date, plate) so that a shorter pattern never eats part of a longer one. Only the kinds found are
+reported, never the values.
+
+Deliberately left visible: street, village and RT/RW names without a house number (they say where a
+flood or a broken road is), agency hotlines and office landlines, and @handles (the public accounts that
+posts address and reply to).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,6 +25,13 @@ TOKENS: dict[PiiKind, str] = {
     PiiKind.PHONE: "[TELEPON]",
     PiiKind.EMAIL: "[EMAIL]",
     PiiKind.PLATE: "[PLAT]",
+    PiiKind.NPWP: "[NPWP]",
+    PiiKind.BANK_ACCOUNT: "[REKENING]",
+    PiiKind.BPJS: "[BPJS]",
+    PiiKind.ID_DOCUMENT: "[DOKUMEN]",
+    PiiKind.NAME: "[NAMA]",
+    PiiKind.ADDRESS: "[ALAMAT]",
+    PiiKind.BIRTH_DATE: "[TGL_LAHIR]",
 }
 
 
@@ -34,6 +48,14 @@ class PiiResult(BaseModel):
 
 _EMAIL = re.compile(
     r"(?<![\w.+%-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]*[A-Za-z0-9_])?@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+)
+# Written to dodge scrapers: "andi [at] gmail [dot] com", "dewi(at)gmail.com", "joko@gmail .com".
+_AT = r"(?:\s*[\[({]at[\])}]\s*|\s+@\s*|\s*@\s+)"
+_DOT = r"(?:\s*[\[({]dot[\])}]\s*|\s*\.\s*)"
+_EMAIL_SPELLED = re.compile(
+    rf"(?<![\w.+%-])[A-Za-z0-9][\w.+%-]*(?:{_AT}|@)[A-Za-z0-9-]+(?:{_DOT}[A-Za-z0-9-]+)*{_DOT}"
+    r"(?:com|id|net|org|co|ac|go|sch|info|me|io|biz)\b",
+    re.IGNORECASE,
 )
 
 # 16 digits with at most one separator between any two of them: "3603 1234 5678 9012", "36.03.12.345678.9012".
@@ -61,10 +83,94 @@ _ID_CONTEXT = re.compile(
 )
 _CONTEXT_CHARS = 40
 
-# Mobile numbers only: landlines printed in posts are agency offices, not people.
-_SEP = r"(?:\s?[.-]\s?|\s)"
+
+def _digits(low: int, high: int) -> str:
+    """A run of ``low``–``high`` digits, groups separated by one space, dot or (spaced) dash."""
+    return rf"\d(?:(?:\s?[.\-–]\s?|\s)?\d){{{low - 1},{high - 1}}}"
+
+
+def _named_number(context: str, number: str) -> re.Pattern[str]:
+    """``number`` right after a word that names it ("rek BCA 1234567890", "NIK saya 3601…"), with up to
+    three short words between (bank name, "saya", "no"); only ``num`` is masked."""
+    return re.compile(
+        rf"(?P<ctx>\b(?:{context})\b)(?P<mid>(?:[\s:./,-]+[A-Za-z][A-Za-z-]{{0,14}}){{0,3}}[\s:./,-]*)"
+        rf"(?P<num>{number})(?![\w])",
+        re.IGNORECASE,
+    )
+
+
+_BANKS = (
+    r"bca|bri|bni|btn|bsi|bjb|mandiri|cimb(?:\s+niaga)?|danamon|permata|ocbc|jago|seabank|btpn|muamalat|"
+    r"mega|panin|maybank|bank\s+banten"
+)
+# Numbers a word before them names, most specific first; every one is at least 8 digits long.
+_NAMED: list[tuple[PiiKind, re.Pattern[str]]] = [
+    (PiiKind.NPWP, _named_number(r"npwp", _digits(15, 16))),
+    (
+        PiiKind.BANK_ACCOUNT,
+        _named_number(rf"(?:no\.?\s*)?rek(?:ening)?|norek|{_BANKS}", _digits(8, 20)),
+    ),
+    (
+        PiiKind.BPJS,
+        _named_number(r"bpjs|kis|jkn|kpj|kartu\s+indonesia\s+sehat|no\.?\s*peserta", _digits(11, 16)),
+    ),
+    (PiiKind.ID_DOCUMENT, _named_number(r"sim", _digits(12, 14))),
+    (PiiKind.ID_DOCUMENT, _named_number(r"paspor|passport", r"[A-Za-z]\s?\d{7}")),
+    # A NIK or KK typed one or two digits short or long: the 16-digit pass below only sees exact ones.
+    (PiiKind.NIK, _named_number(r"nik|ktp|e-?ktp|kk|nkk|kartu\s+keluarga", _digits(14, 18))),
+]
+_NPWP_FORMATTED = re.compile(r"(?<![\d.])\d{2}\.\d{3}\.\d{3}\.\d[.-]\d{3}\.\d{3}(?![\d.])")
+
+# Mobile numbers only (08[1-9]…: 0800 is toll-free): landlines printed in posts are agency offices.
+_SEP = r"(?:\s?[.\-–/]\s?|\s)"
 _PHONE = re.compile(
-    rf"(?<![\w+])(?:(?:\+62|\(\+62\)|62){_SEP}?8\d{{2}}|08\d{{2}})(?:{_SEP}?\d){{5,9}}(?!\d)(?![.-]\d)"
+    rf"(?<![\d+])(?:(?:\+62|\(\+62\)|62){_SEP}?8[1-9]\d|0?8[1-9]\d(?=\d|{_SEP})|\(08[1-9]\d\))"
+    rf"(?:{_SEP}?\d){{5,9}}(?!\d)(?![.-]\d)"
+)
+# A number glued to the word before it is a phone only after one of these ("HP081…", "noHP:081…").
+_PHONE_WORD_BEFORE = re.compile(
+    r"(?:hp|wa|cp|telp|tlp|telepon|tel|no|nomor|nomer|kontak|call)$", re.IGNORECASE
+)
+_RUPIAH_BEFORE = re.compile(r"\brp\.?\s*$", re.IGNORECASE)
+
+_NAME_CONTEXT = (
+    r"(?<!\w)(?i:a\s?[./]\s?n\b\.?|atas\s+nama|nama\s+(?:saya|sy|aku|ku|lengkap|pelapor|pemohon)|namaku|"
+    r"nama\s*:)"
+)
+_HONORIFIC = r"(?i:bpk|bapak|pak|ibu|bu|hj|h|sdr|sdri|sdra|mas|mbak|mba|teh|kang|dr|drs|ir|alm|almh)\.?"
+_NAME = re.compile(
+    rf"(?P<ctx>{_NAME_CONTEXT}\s*[:,]?\s*(?:(?i:adalah|ialah)\s+)?(?:{_HONORIFIC}\s+){{0,2}})"
+    r"(?P<name>[A-Z][A-Za-z'’-]+(?:\s+[A-Z][A-Za-z'’.-]*){0,3}|[a-z][a-z'’-]{2,})"
+)
+_SELF_NAMED = re.compile(r"nama\s*(?:saya|sy|aku|ku|lengkap|pelapor|pemohon|:)|namaku", re.IGNORECASE)
+# "atas nama pemerintah", "a.n. Kepala Dinas": on behalf of an office, not a person.
+_NOT_A_NAME = frozenset(
+    _words(
+        "saya kami kita dia mereka yang dan di ke dari warga pemerintah pemda pemkot pemkab pemprov instansi "
+        "dinas kepala camat lurah bupati walikota wali gubernur ketua sekretaris direktur kapolres kapolsek "
+        "presiden menteri rakyat masyarakat seluruh semua keluarga wagub wabup wakil sudah udah belum blm "
+        "tidak tdk gak ga nggak enggak kok juga masih sedang lagi telah akan ada itu ini tersebut lengkap "
+        "asli baru lama salah beda sama kosong tertera tercantum"
+    )
+)
+# Affixed verbs in lower case ("nama saya dipanggil", "nama sy terdaftar") are not names either.
+_AFFIXED = re.compile(r"^(?:di|ter|ber|me|mem|men|meng|meny|se|per)[a-z]{4,}$")
+
+_STREET = (
+    r"\b(?i:jl|jln|jalan|gg|gang|komp|komplek|kompleks|perum|perumahan|blok|blk|cluster|kav|kavling|kp|"
+    r"kampung|dusun|dsn|alamat|rumah)\b"
+)
+# A house number within a few words of a street, estate or block: "Jl. Raya Serang No. 12", "Blok C5 No. 21".
+_HOUSE_NUMBER = re.compile(
+    rf"(?P<ctx>{_STREET}[^\n;!?]{{0,40}}?)(?P<num>\b(?i:no|nomor|nmr)\b\.?\s*\d{{1,4}}[A-Za-z]?(?:\s*[/-]\s*\d{{1,4}})?\b)"
+)
+_RT_RW = re.compile(r"\b(?i:rt)\.?\s*\d{1,3}\s*[/,]?\s*(?i:rw)\.?\s*\d{1,3}\b")
+
+_MONTHS = r"jan|feb|mar|apr|mei|jun|jul|agu|agt|ags|sep|okt|nov|des"
+_BIRTH_DATE = re.compile(
+    r"(?P<ctx>\b(?i:lahir|tgl\.?\s*lahir|tanggal\s+lahir|ttl|dob)\b\s*[:,]?\s*(?i:di\s+|pada\s+)?"
+    r"(?:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s*,\s*)?(?i:tgl\.?\s*|tanggal\s+)?)"
+    rf"(?P<date>\d{{1,2}}\s*[-/.]\s*\d{{1,2}}\s*[-/.]\s*\d{{2,4}}|\d{{1,2}}\s+(?i:{_MONTHS})[a-z]*\.?\s+\d{{4}})"
 )
 
 PLATE_REGIONS = _words(
@@ -72,17 +178,21 @@ PLATE_REGIONS = _words(
     "DA DB DD DE DG DH DK DL DM DN DR DT EA EB ED KB KH KT KU PA PB"
 )
 _PLATE = re.compile(
-    rf"(?<![\w@#/])(?P<pre>{'|'.join(sorted(PLATE_REGIONS, key=len, reverse=True))})"
-    r"(?P<sp1>\s?)(?P<num>\d{1,4})(?P<sp2>\s?)(?P<suf>[A-Za-z]{1,3})(?![\w@])",
+    rf"(?<![\w@#/.-])(?P<pre>{'|'.join(sorted(PLATE_REGIONS, key=len, reverse=True))})"
+    r"(?P<sp1>[\s.-]?)(?P<num>\d{1,4})(?P<sp2>[\s.-]?)(?P<suf>[A-Za-z]{1,3})(?![\w@])",
     re.IGNORECASE,
 )
 _PLATE_CONTEXT = re.compile(r"\b(?:plat|pelat|nopol|no\.?\s*pol|nomor\s+polisi|tnkb)\b", re.IGNORECASE)
 # Suffixes that are units or words, not plate series: "S 1 ya", "B 20 rb", "KB 2 anak" (too long anyway).
 _UNIT_SUFFIXES = frozenset(_words("rb rbu jt km kg cm mm ml gb mb pm am wib wit x kw th thn bln hr mnt"))
 _WORD_SUFFIXES = frozenset(_words("ya yg di ke dan aja an sd dr lg sj kok sih deh dong nih tuh org no"))
-# Address and room numbering ("Blok B 12 No 3", "Kelas A 12 IPA") shares the plate shape.
-_ADDRESS_WORD = re.compile(
-    r"\b(?:blok|blk|gang|gg|no|nomor|rt|rw|kav|kavling|lt|lantai|unit|tower|tipe|type|kelas|ruang|pintu)\W*$",
+# Numbering that shares the plate shape: addresses and rooms ("Blok B 12 No 3", "Kelas A 12 IPA"), stalls,
+# queues and seats ("kios A 12 B", "antrian B 12 C"), phone models ("Oppo A 78 NFC").
+_NOT_PLATE_WORD = re.compile(
+    r"\b(?:blok|blk|gang|gg|no|nomor|rt|rw|kav|kavling|lt|lantai|unit|tower|tipe|type|kelas|ruang|pintu|"
+    r"kios|lapak|los|ruko|antrian|antrean|loket|tribun|halte|meja|kursi|seat|gate|peron|jalur|zona|gerbong|"
+    r"kamar|bangsal|oppo|samsung|galaxy|redmi|xiaomi|vivo|realme|iphone|infinix|tecno|poco|nokia|asus|lenovo)"
+    r"\W*$",
     re.IGNORECASE,
 )
 
@@ -109,21 +219,74 @@ def _mask_sixteen(text: str, found: set[PiiKind]) -> str:
     return _SIXTEEN.sub(repl, text)
 
 
+def _mask_named_numbers(text: str, found: set[PiiKind]) -> str:
+    for kind, pattern in _NAMED:
+
+        def repl(m: re.Match[str], kind: PiiKind = kind) -> str:
+            if _THOUSANDS.fullmatch(m.group("num")):
+                return m.group(0)  # an amount: "rekening Rp 1.500.000" is not a number of the account
+            if kind is PiiKind.NIK:  # the nearest of "kk" / "nik" before the number decides
+                last = list(_ID_CONTEXT.finditer(m.group("ctx") + m.group("mid")))
+                kind = PiiKind.KK if last and last[-1].group("kk") else PiiKind.NIK
+            found.add(kind)
+            return m.group("ctx") + m.group("mid") + TOKENS[kind]
+
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _mask_phones(text: str, found: set[PiiKind]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        raw, before = m.group(0), text[: m.start()]
+        if _THOUSANDS.fullmatch(raw) or _RUPIAH_BEFORE.search(before):
+            return raw  # "Rp 62.812.345.678"
+        if before and before[-1].isalpha() and not _PHONE_WORD_BEFORE.search(before):
+            return raw  # inside a code: "TRX0812345678"
+        found.add(PiiKind.PHONE)
+        return TOKENS[PiiKind.PHONE]
+
+    return _PHONE.sub(repl, text)
+
+
+def _mask_names(text: str, found: set[PiiKind]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name = m.group("name")
+        if name.split()[0].lower() in _NOT_A_NAME:
+            return m.group(0)
+        if name[0].islower() and (not _SELF_NAMED.search(m.group("ctx")) or _AFFIXED.match(name)):
+            return m.group(0)  # "atas nama baik sekolah": only "nama saya budi" is trusted in lower case
+        found.add(PiiKind.NAME)
+        return m.group("ctx") + TOKENS[PiiKind.NAME]
+
+    return _NAME.sub(repl, text)
+
+
+def _mask_addresses(text: str, found: set[PiiKind]) -> str:
+    def house(m: re.Match[str]) -> str:
+        found.add(PiiKind.ADDRESS)
+        return m.group("ctx") + TOKENS[PiiKind.ADDRESS]
+
+    text = _HOUSE_NUMBER.sub(house, text)
+    token = TOKENS[PiiKind.ADDRESS]
+
+    def rt_rw(m: re.Match[str]) -> str:  # a neighbourhood alone locates a complaint; with a house, a person
+        return token if token in text[max(0, m.start() - 40) : m.start()] else m.group(0)
+
+    return _RT_RW.sub(rt_rw, text)
+
+
 def _is_plate(m: re.Match[str], text: str) -> bool:
-    pre, num, suf = m.group("pre"), m.group("num"), m.group("suf").lower()
+    num, suf = m.group("num"), m.group("suf").lower()
     if suf in _UNIT_SUFFIXES:
         return False
     before = text[max(0, m.start() - 25) : m.start()]
     if _PLATE_CONTEXT.search(before):
         return True
-    if _ADDRESS_WORD.search(before):
+    if _NOT_PLATE_WORD.search(before):
         return False
     if len(num) < 3 and suf in _WORD_SUFFIXES:
         return False
-    if not (pre.isupper() and m.group("suf").isupper()) and len(num) < 2:
-        return False
-    # Degrees and grades typed as "S1", "D3", "S2 UI": a plate that short is always spaced out.
-    return not (len(num) == 1 and not m.group("sp1") and pre.upper() in ("S", "D"))
+    return len(num) >= 2  # "D 3 PNS", "A 1": too short to tell from a grade or a code without "plat" before
 
 
 def _mask_plates(text: str, found: set[PiiKind]) -> str:
@@ -137,7 +300,7 @@ def _mask_plates(text: str, found: set[PiiKind]) -> str:
 
 
 def mask_pii(text: str) -> PiiResult:
-    """Replace NIK/KK numbers, mobile numbers, e-mail addresses and vehicle plates with tokens."""
+    """Replace the personal data this module knows (see ``TOKENS``) with tokens."""
     found: set[PiiKind] = set()
 
     def sub(pattern: re.Pattern[str], kind: PiiKind, value: str) -> str:
@@ -148,8 +311,40 @@ def mask_pii(text: str) -> PiiResult:
         return pattern.sub(repl, value)
 
     text = sub(_EMAIL, PiiKind.EMAIL, text)
+    text = sub(_EMAIL_SPELLED, PiiKind.EMAIL, text)
+    text = sub(_NPWP_FORMATTED, PiiKind.NPWP, text)
+    text = _mask_named_numbers(text, found)
     text = _mask_sixteen(text, found)
-    text = sub(_PHONE, PiiKind.PHONE, text)
-
+    text = _mask_phones(text, found)
+    text = _mask_names(text, found)
+    text = _mask_addresses(text, found)
+    text = _mask_birth_dates(text, found)
     text = _mask_plates(text, found)
     return PiiResult(text=text, kinds=sorted(found))
+
+
+def _mask_birth_dates(text: str, found: set[PiiKind]) -> str:
+    def repl(m: re.Match[str]) -> str:
+        found.add(PiiKind.BIRTH_DATE)
+        return m.group("ctx") + TOKENS[PiiKind.BIRTH_DATE]
+
+    return _BIRTH_DATE.sub(repl, text)
+
+
+def mask_structure(value: Any) -> tuple[Any, set[PiiKind]]:
+    """Every string inside ``value`` (dicts and lists, any depth) masked, and the kinds found: for the
+    fields besides ``text`` that a platform may fill with personal data (captions, quoted posts, links)."""
+    found: set[PiiKind] = set()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            result = mask_pii(item)
+            found.update(result.kinds)
+            return result.text
+        if isinstance(item, dict):
+            return {key: walk(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [walk(inner) for inner in item]
+        return item
+
+    return walk(value), found

@@ -21,6 +21,9 @@ def test_post_is_enriched_and_indexed(pipeline: Pipeline) -> None:
         author={"id": "u1", "handle": "warga_serang", "name": "Budi", "followers": 12},
         metrics={"likes": 3, "replies": 1},
         collected_by="test-suite",
+        # fields beside the text that platforms fill with free text: masked the same way
+        quoted={"text": "NIK sy 3604123456789012 a.n. Siti Aminah", "likes": 2},
+        url="https://wa.me/6281298765432",
     )
     key = pipeline.send_post(post)
     tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [key], timeout=180)
@@ -35,9 +38,14 @@ def test_post_is_enriched_and_indexed(pipeline: Pipeline) -> None:
     total = doc["sentiment"]["negative"] + doc["sentiment"]["neutral"] + doc["sentiment"]["positive"]
     assert abs(total - 1) < 1e-3
     assert "0812" not in doc["text"] and "1234 BCD" not in doc["text"]
-    assert set(doc["pii"]) == {"phone", "plate"}
+    assert set(doc["pii"]) == {"phone", "plate", "nik", "name"}
     assert doc["likes"] == 3
-    assert doc["extra"] == {"collected_by": "test-suite"}
+    assert doc["extra"] == {
+        "collected_by": "test-suite",
+        "quoted": {"text": "NIK sy [NIK] a.n. [NAMA]", "likes": 2},
+    }
+    assert doc["url"] == "https://wa.me/[TELEPON]"
+    assert doc["author"]["handle"] == "warga_serang"  # the public identity an agency answers
     shipped = json.loads((DEFAULT_MODEL_DIR / "pantau_model.json").read_text(encoding="utf-8"))["version"]
     assert doc["model_version"].startswith(shipped + "+")  # sentiment weights + category head
 
