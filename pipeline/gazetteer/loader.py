@@ -32,6 +32,9 @@ class AgencyEntry(_Strict):
     apps: list[str] = []
     phrases: list[str] = []
     regional: dict[str, Region] = {}
+    ambiguous: dict[str, list[str]] = {}
+    """Short forms that also mean something else ("pkb" is a party, "tpa" a Qur'an school): alias ->
+    words of which one must be near it ("pkb" -> pajak, motor, stnk ...)."""
 
     def plain_aliases(self) -> list[str]:
         return [
@@ -61,6 +64,7 @@ class RegionEntry(_Strict):
     kecamatan: list[PlaceItem] = []
     places: list[PlaceItem] = []
     weak: list[str] = []
+    shared: list[str] = []
 
     @field_validator("kecamatan", "places")
     @classmethod
@@ -118,10 +122,11 @@ def load_data(directory: Path | None = None) -> GazetteerData:
     regions = _read(directory / REGIONS_FILE, TypeAdapter(RegionsFile)).regions
     outside = _read(directory / OUTSIDE_FILE, TypeAdapter(OutsideFile)).outside
     for code, entry in regions.items():
-        unknown = sorted(set(entry.weak) - entry.place_names())
-        if unknown:
-            raise GazetteerError(
-                f"{directory / REGIONS_FILE}: regions.{code}.weak: "
-                f"not a kecamatan or place of {code}: {unknown}"
-            )
+        for key in ("weak", "shared"):
+            unknown = sorted(set(getattr(entry, key)) - entry.place_names())
+            if unknown:
+                raise GazetteerError(
+                    f"{directory / REGIONS_FILE}: regions.{code}.{key}: "
+                    f"not a kecamatan or place of {code}: {unknown}"
+                )
     return GazetteerData(agencies=agencies, regions=regions, outside=outside)

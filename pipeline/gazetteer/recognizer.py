@@ -39,9 +39,14 @@ LEVEL_PROVINCE = 1
 
 NEAR_TOKENS = 3
 """An outside place at most this many tokens away from an agency alias claims that mention."""
+NEAR_COMPANION = 8
+"""How far (tokens, either side) an ambiguous alias looks for one of its companion words."""
 
 # Words that turn a weak place name into a place: "kecamatan kemiri", "desa sumur".
 PLACE_MARKERS = frozenset({"kecamatan", "kelurahan", "desa", "kampung", "kp", "dusun", "perumahan", "perum"})
+# A place name right after these names a road ("Jl. Raya Serang-Pandeglang", "Jl. Sultan Ageng Tirtayasa"),
+# which may run far from where the post is.
+ROAD_WORDS = frozenset({"jalan", "jl", "jln", "raya", "ageng", "sultan", "tol"})
 
 _PKL_TIME = re.compile(r"\bpkl\.?\s*(?=\d)", re.IGNORECASE)  # "pkl 10.00" is pukul, not street vendors
 
@@ -61,6 +66,8 @@ class Recognition(BaseModel):
 class AgencyAlias:
     agency: Agency
     region: Region | None = None
+    companions: frozenset[str] = frozenset()
+    """For an alias that also means something else: one of these tokens must be within ``NEAR_COMPANION``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,8 @@ class Place:
     weak: bool = False
     hints: tuple[Region, ...] = ()
     """For a bare city name, every kab/kota whose name contains it ("tangerang" → 3671, 3603, 3674)."""
+    shared: bool = False
+    """Also the name of a place just outside Banten ("Kelapa Dua": Depok, Jakarta)."""
 
     @property
     def outside(self) -> bool:
@@ -104,36 +113,61 @@ class Gazetteer:
         agency_hits = self._agencies.find(toks)
         place_hits = self._places.find(toks)
 
-        # Kab/kota that the post points at without doubt; they settle ambiguous and weak names.
+        outside = [p for p in place_hits if p.value.outside]
+        # A name Banten shares with other places (listed as shared or weak), right before an outside
+        # place, is that other place ("Kelapa Dua, Depok", "Pasar Anyar Bogor", "kopo bandung");
+        # "Rangkasbitung - Tanah Abang" is a route.
+        place_hits = [
+            p
+            for p in place_hits
+            if not (p.value.shared or p.value.weak)
+            or not any(0 <= o.start - p.end <= NEAR_TOKENS for o in outside)
+        ]
+
+        # Kab/kota that the post points at without doubt; they settle ambiguous and weak names. A bare
+        # "tangerang" only hints at its three kab/kota: enough to settle "Curug", not to make "kresek" a
+        # place.
         sure: set[Region] = set()
+        hinted: set[Region] = set()
         for p in place_hits:
             if len(p.value.regions) == 1 and not p.value.weak and p.value.level >= LEVEL_FALLBACK:
-                sure.add(p.value.regions[0])
-                sure.update(p.value.hints)
+                (hinted if p.value.hints else sure).add(p.value.regions[0])
+                hinted.update(p.value.hints)
         for a in agency_hits:
             if a.value.region is not None and a.value.region != Region.PROVINCE:
                 sure.add(a.value.region)
 
-        # (hit, region it resolved to or None while still ambiguous)
-        banten: list[tuple[Match[Place], Region | None]] = []
-        outside: list[Match[Place]] = []
+        # (hit, region it resolved to or None while still ambiguous, rank within its level: 2 for a name,
+        # 1 for a weak name something else confirmed, 0 for a road named after places ("Jl. Raya
+        # Serang-Pandeglang"), which may run far from where the post is)
+        banten: list[tuple[Match[Place], Region | None, int]] = []
+        road_end = -1  # where the last road name ended: "serang-pandeglang" is one road
         for p in place_hits:
             place = p.value
+            road = p.start > 0 and (
+                toks[p.start - 1] in ROAD_WORDS
+                or (p.start == road_end and toks[p.start] not in ("kota", "kabupaten"))  # "… Kota Cilegon"
+            )
+            road_end = p.end if road else road_end
             if place.outside:
-                outside.append(p)
-            elif len(place.regions) > 1:
-                picked = [r for r in place.regions if r in sure]
-                banten.append((p, picked[0] if len(picked) == 1 else None))
-            elif (
-                not place.weak or place.regions[0] in sure or (p.start and toks[p.start - 1] in PLACE_MARKERS)
-            ):
-                banten.append((p, place.regions[0]))
+                continue
+            if len(place.regions) > 1:
+                picked = [r for r in place.regions if r in sure] or [r for r in place.regions if r in hinted]
+                banten.append((p, picked[0] if len(picked) == 1 else None, 0 if road else 2))
+            elif not place.weak:
+                banten.append((p, place.regions[0], 0 if road else 2))
+            elif place.regions[0] in sure or (p.start and toks[p.start - 1] in PLACE_MARKERS):
+                banten.append((p, place.regions[0], 0 if road else 1))
 
         agencies: list[Agency] = []
-        evidence: list[tuple[int, int, Region]] = []
-        near: list[tuple[Match[Place], bool]] = [(p, True) for p, _ in banten] + [(p, False) for p in outside]
+        evidence: list[tuple[int, int, int, Region]] = []  # level, rank, position, region
+        near: list[tuple[Match[Place], bool]] = [(p, True) for p, _, _ in banten] + [
+            (p, False) for p in outside
+        ]
         for a in agency_hits:
             alias = a.value
+            if alias.companions and not _has_companion(toks, a, alias.companions):
+                continue  # "kader PKB", "ngaji di TPA", "kartu kuning ke pemain"
             if alias.region is None and near:
                 nearest, is_banten = min(near, key=lambda item: _gap(a, item[0]))
                 if not is_banten and _gap(a, nearest) <= NEAR_TOKENS * 2 + 1:  # _gap counts half-steps
@@ -142,18 +176,18 @@ class Gazetteer:
                 agencies.append(alias.agency)
             if alias.region is not None:
                 level = LEVEL_PROVINCE if alias.region == Region.PROVINCE else LEVEL_AGENCY
-                evidence.append((level, a.start, alias.region))
+                evidence.append((level, 2, a.start, alias.region))
 
         places: list[str] = []
-        for p, region in banten:
+        for p, region, rank in banten:
             if region is None:
                 continue
-            evidence.append((p.value.level, p.start, region))
+            evidence.append((p.value.level, rank, p.start, region))
             if p.value.name not in places:
                 places.append(p.value.name)
 
-        region = max(evidence, key=lambda e: (e[0], -e[1]))[2] if evidence else None
-        has_banten = bool(banten) or any(a.value.region is not None for a in agency_hits)
+        region = max(evidence, key=lambda e: (e[0], e[1], -e[2]))[3] if evidence else None
+        has_banten = bool(places) or any(a.value.region is not None for a in agency_hits)
         return Recognition(
             agencies=agencies, region=region, places=places, outside_banten=bool(outside) and not has_banten
         )
@@ -171,6 +205,9 @@ def _agency_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Agenc
     for agency, entry in data.agencies.items():
         aliases = [(a, AgencyAlias(agency)) for a in entry.plain_aliases()]
         aliases += [(a, AgencyAlias(agency, region)) for a, region in entry.regional.items()]
+        for phrase, words in entry.ambiguous.items():
+            companions = frozenset(t for w in words for t in matcher.phrase_tokens(w))
+            aliases.append((phrase, AgencyAlias(agency, companions=companions)))
         for phrase, value in aliases:
             toks = matcher.phrase_tokens(phrase)
             if not toks:
@@ -192,39 +229,47 @@ def _agency_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Agenc
 
 
 def _place_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Place]:
-    matcher: PhraseMatcher[Place] = PhraseMatcher()
-    # alias tokens -> (display name, region, level, weak) for every region that lists it
-    found: dict[tuple[str, ...], list[tuple[str, Region, int, bool]]] = {}
+    # "dipamulang" is "di pamulang", but "diserang" is "attacked" and "Dipati Ukur" a Bandung street: bare
+    # city names and places outside Banten keep their prefix
+    keep = frozenset(t for e in data.regions.values() for name in e.fallback for t in tokenize(name))
+    keep |= frozenset(t for aliases in data.outside.values() for a in aliases for t in tokenize(a))
+    matcher: PhraseMatcher[Place] = PhraseMatcher(strip_prefixes=True, keep_prefix=keep)
+    # alias tokens -> (display name, region, level, weak, shared) for every region that lists it
+    found: dict[tuple[str, ...], list[tuple[str, Region, int, bool, bool]]] = {}
 
-    def note(alias: str, name: str, region: Region, level: int, weak: bool) -> None:
+    def note(alias: str, name: str, region: Region, level: int, weak: bool, shared: bool = False) -> None:
         toks = matcher.phrase_tokens(alias)
         if not toks:
             raise GazetteerError(f"{directory / REGIONS_FILE}: regions.{region}: {alias!r} has no words")
-        found.setdefault(toks, []).append((name, region, level, weak))
+        found.setdefault(toks, []).append((name, region, level, weak, shared))
 
     for region, entry in data.regions.items():
         label = REGION_NAMES[region]
         top = LEVEL_PROVINCE if region == Region.PROVINCE else LEVEL_PLACE
         for alias in entry.names:
             note(alias, label, region, top, False)
+            words = tokenize(alias)
+            if len(words) > 1 and words[0] == "kabupaten":  # in handles: "@dukcapil_kabserang"
+                note("kab" + "".join(words[1:]), label, region, top, False)
         for alias in entry.fallback:
             note(alias, entry.fallback[0].title(), region, LEVEL_FALLBACK, False)
-        weak_names = set(entry.weak)
+        weak_names, shared_names = set(entry.weak), set(entry.shared)
         for item in [*entry.kecamatan, *entry.places]:
             name, variants = place_variants(item)
             for alias in variants:
-                note(alias, name, region, LEVEL_PLACE, name in weak_names)
+                note(alias, name, region, LEVEL_PLACE, name in weak_names, name in shared_names)
 
     names = [(region, matcher.phrase_tokens(a)) for region, e in data.regions.items() for a in e.names]
     places: dict[tuple[str, ...], Place] = {}
     for toks, options in found.items():
-        regions = tuple(dict.fromkeys(region for _, region, _, _ in options))
-        name, _, level, _ = max(options, key=lambda o: o[2])
+        regions = tuple(dict.fromkeys(region for _, region, _, _, _ in options))
+        name, _, level, _, _ = max(options, key=lambda o: o[2])
         weak = all(o[3] for o in options)
         hints: tuple[Region, ...] = ()
         if level == LEVEL_FALLBACK:
             hints = tuple(dict.fromkeys(r for r, nt in names if r != Region.PROVINCE and _contains(nt, toks)))
-        places[toks] = Place(name, regions, level, weak, hints)
+        shared = all(o[4] for o in options)
+        places[toks] = Place(name, regions, level, weak, hints, shared)
 
     for name, aliases in data.outside.items():
         for alias in [name, *aliases]:
@@ -241,6 +286,14 @@ def _place_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Place]
     for toks, place in places.items():
         matcher.add_joined(toks, place)
     return matcher
+
+
+def _has_companion(toks: Sequence[str], hit: Match[Any], companions: frozenset[str]) -> bool:
+    window = [
+        *toks[max(0, hit.start - NEAR_COMPANION) : hit.start],
+        *toks[hit.end : hit.end + NEAR_COMPANION],
+    ]
+    return any(tok.lstrip("#@") in companions or tok.removesuffix("nya") in companions for tok in window)
 
 
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:

@@ -21,6 +21,9 @@ _HANDLE_MARKS = "@#"
 # Informal spellings that should not each need their own alias. One token to one token only.
 SYNONYMS: dict[str, str] = {
     "jln": "jalan",
+    "mall": "mal",
+    "tanggerang": "tangerang",
+    "cileduk": "ciledug",
     "jl": "jalan",
     "ga": "tidak",
     "gak": "tidak",
@@ -52,8 +55,9 @@ SYNONYMS: dict[str, str] = {
     "ancur": "hancur",
 }
 
-SUFFIXES: tuple[str, ...] = ("nya", "ny", "ku", "mu", "lah", "kah", "pun")
-"""Clitics glued to nouns in informal posts ("samsatnya", "puskesmasnya"); stripped only at a phrase end."""
+SUFFIXES: tuple[str, ...] = ("nya", "ny", "ku", "mu", "lah", "kah", "pun", "na", "ne", "e")
+"""Clitics glued to nouns in informal posts ("samsatnya", "puskesmasnya"; Sundanese "puskesmasna",
+Javanese "pdame"); stripped only at a phrase end, and only when what is left is a phrase."""
 
 PREFIXES: tuple[str, ...] = ("di", "ke")
 """Prepositions typed without a space ("disamsat", "kedukcapil"); opt-in, since "diserang" is a verb."""
@@ -71,7 +75,8 @@ def fold(text: str) -> str:
 
 
 def _raw_tokens(text: str) -> list[str]:
-    text = text.lower()
+    # "@dukcapil_kabserang" is "@dukcapil" + "kabserang": handles join their words with underscores
+    text = text.lower().replace("_", " ")
     if _ANY_TRIPLE.search(text):  # cheap test first: the back-reference substitution is the slow part
         text = _REPEATS.sub(r"\1", text)
     return _TOKEN.findall(text)
@@ -95,10 +100,14 @@ class Match(Generic[T]):
 class PhraseMatcher(Generic[T]):
     """Longest-match, left-to-right, non-overlapping phrase finder over a token trie."""
 
-    def __init__(self, *, strip_prefixes: bool = False, min_stem: int = 3) -> None:
+    def __init__(
+        self, *, strip_prefixes: bool = False, min_stem: int = 3, keep_prefix: frozenset[str] = frozenset()
+    ) -> None:
         self._root: dict[str, Any] = {}
         self._strip_prefixes = strip_prefixes
         self._min_stem = min_stem
+        self._keep_prefix = keep_prefix
+        """Words whose glued "di"/"ke" makes another word ("diserang" is "attacked"): never stripped."""
 
     @staticmethod
     def phrase_tokens(phrase: str) -> tuple[str, ...]:
@@ -142,7 +151,12 @@ class PhraseMatcher(Generic[T]):
                     child = node.get(tok[: -len(suffix)])
                     if child is not None and _END in child:
                         return child[_END]
-        if self._strip_prefixes and tok.startswith(PREFIXES) and len(tok) - 2 > self._min_stem:
+        if (
+            self._strip_prefixes
+            and tok.startswith(PREFIXES)
+            and len(tok) - 2 > self._min_stem
+            and tok[2:] not in self._keep_prefix
+        ):
             child = node.get(tok[2:])
             if child is not None and _END in child:
                 return child[_END]

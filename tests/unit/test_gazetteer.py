@@ -351,3 +351,62 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
     (path / "outside.yaml").write_text("outside: [unclosed\n", encoding="utf-8")
     with pytest.raises(GazetteerError, match=r"outside\.yaml"):
         Gazetteer.load(path)
+
+
+# Posts that tripped the recognizer once (a review with 139 realistic posts), and how they read now.
+@pytest.mark.parametrize(
+    ("text", "agencies", "region"),
+    [
+        # short forms that also mean something else count only with a word of their service nearby
+        ("Kader PKB Pandeglang konsolidasi jelang pilkada", [], R.KAB_PANDEGLANG),
+        ("PKB motor sy nunggak 2 tahun, ada pemutihan ga?", [A.SAMSAT], None),
+        ("Anak SMK lagi PKL di PT Indah Kiat Serang, dapet uang saku ga ya", [], R.KOTA_SERANG),
+        ("penataan PKL di Pasar Lama Tangerang keren", [A.SATPOLPP], R.KOTA_TANGERANG),
+        ("ngaji di TPA masjid Kasemen libur dulu", [], R.KOTA_SERANG),
+        ("TPA Cipeucang longsor lagi, sampahnya kemana2", [A.DLH, A.BPBD], R.KOTA_TANGERANG_SELATAN),
+        ("Gosok gigi pake odol apa yg bagus? #tangsel", [], R.KOTA_TANGERANG_SELATAN),
+        ("Wasit kasih kartu kuning ke pemain Persita", [], None),
+        ("Razia knalpot brong sama Polres Cilegon tadi malem", [], R.KOTA_CILEGON),
+        ("Bapenda Kota Tangerang PBB naik gila2an", [], R.KOTA_TANGERANG),
+        # Sundanese and Javanese endings, handles with underscores, spellings
+        ("puskesmasna di Menes teu aya dokter", [A.PUSKESMAS], R.KAB_PANDEGLANG),
+        ("pdame mati maneh nang Cilegon", [A.PDAM], R.KOTA_CILEGON),
+        ("@dukcapil_kabserang tolong dong ktp saya blm jadi", [A.DUKCAPIL], R.KAB_SERANG),
+        ("Tanggerang banjir lagi, BPBD siaga", [A.BPBD], R.KOTA_TANGERANG),
+        ("Cileduk macet parah, dishub tolong atur", [A.DISHUB], R.KOTA_TANGERANG),
+        ("dipamulang banjir lagi gaes", [A.BPBD], R.KOTA_TANGERANG_SELATAN),
+        ("Tim Persib diserang terus", [], None),
+        # weak names: a bare "Tangerang"/"Serang" no longer makes "kresek"/"petir" a place
+        ("Jual plastik kresek grosir murah, Tangerang COD", [], R.KOTA_TANGERANG),
+        ("Hujan petir di Serang, listrik padam", [], R.KOTA_SERANG),
+        ("Aya carita lucu di grup WA", [], None),
+        # roads named after places rank below the place the post is in
+        ("Jl. Sultan Ageng Tirtayasa Kota Cilegon macet, parkir liar", [A.DISHUB], R.KOTA_CILEGON),
+        ("PJU mati sepanjang jalan Kp. Sumur Pecung, Serang", [A.DPUPR], R.KOTA_SERANG),
+        ("Cipeucang bau sampah kecium sampe Serpong", [A.DLH], R.KOTA_TANGERANG_SELATAN),
+        ("ICE BSD lagi ada pameran, parkiran penuh", [], R.KAB_TANGERANG),
+        ("RSUD Tangerang parkirannya kacau", [A.RSUD], R.KAB_TANGERANG),
+        ("Tangerang Raya darurat sampah, DLH saling lempar", [A.DLH], R.PROVINCE),
+        # a name Banten shares with a neighbour, right before that neighbour's name
+        ("Banjir di Kelapa Dua, Depok, BPBD Depok udh turun", [], None),
+        ("Pasar Anyar Bogor kebakaran", [], None),
+        ("KRL Rangkasbitung - Tanah Abang penuh bgt", [], R.KAB_LEBAK),
+        ("Macet parah tiap pagi di simpang Bitung, Dishub cuma pasang spanduk", [A.DISHUB], None),
+    ],
+)
+def test_reviewed_posts(gaz: Gazetteer, text: str, agencies: list[Agency], region: Region | None) -> None:
+    result = gaz.recognize(text)
+    assert (result.agencies, result.region) == (agencies, region)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dukcapil Pekalongan cepet bgt, salut",
+        "Samsat Kudus buka sampe sore ga ya",
+        "Duri Kosambi Cengkareng banjir",
+    ],
+)
+def test_places_elsewhere_in_java_are_outside(gaz: Gazetteer, text: str) -> None:
+    result = gaz.recognize(text)
+    assert result.agencies == [] and result.region is None and result.outside_banten
