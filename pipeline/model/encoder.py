@@ -75,14 +75,27 @@ def write_transformers_code(model_dir: Path) -> None:
         path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
+def save_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """``safetensors.numpy.save_file`` with the header's keys sorted.
+
+    safetensors orders ``metadata`` by a hash seeded per process, so equal weights were written as
+    different bytes, and the model versions (digests of the files) changed from run to run.
+    """
+    from safetensors.numpy import save
+
+    raw = save(tensors, metadata=metadata)
+    size = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + size]), separators=(",", ":"), sort_keys=True).encode()
+    header += b" " * (-len(header) % 8)  # the format aligns the data that follows to 8 bytes
+    path.write_bytes(len(header).to_bytes(8, "little") + header + raw[8 + size :])
+
+
 def save_packed(out_dir: Path, q4: dict[str, np.ndarray], f32: dict[str, np.ndarray]) -> Path:
     """Write Q4_0 blocks (uint8 rows) and float32 tensors under their BertModel keys."""
-    from safetensors.numpy import save_file
-
     tensors = {k + Q4_SUFFIX: np.ascontiguousarray(v, dtype=np.uint8) for k, v in q4.items()}
     tensors.update({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in f32.items()})
     path = out_dir / PACKED_FILE
-    save_file(tensors, str(path), metadata={"format": PACKED_FORMAT, "block": str(QK)})
+    save_safetensors(path, tensors, {"format": PACKED_FORMAT, "block": str(QK)})
     return path
 
 

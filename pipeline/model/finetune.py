@@ -45,6 +45,7 @@ from pipeline.model.encoder import (
     load_tokenizer,
     pooled_pair,
     quantize_int8_rows,
+    save_safetensors,
     write_transformers_code,
 )
 from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
@@ -374,7 +375,7 @@ def save_encoder(
     (out_dir / HF_FILE).unlink(missing_ok=True)  # load_encoder prefers the packed file; leave no doubt
     path = out_dir / PACKED_FILE
     tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    save_file(tensors, str(path), metadata={"format": PACKED_FORMAT, "block": str(QK)})
+    save_safetensors(path, tensors, {"format": PACKED_FORMAT, "block": str(QK)})
     info: dict[str, Any] = {
         "storage": storage,
         "file": PACKED_FILE,

@@ -19,6 +19,7 @@ from pipeline.model.encoder import (
     embed_texts,
     load_pooled_encoder,
     load_tokenizer,
+    save_safetensors,
 )
 from pipeline.model.packed import HEAD_FILE, PACKED_FILE, read_head
 from schemas.posts import Sentiment
@@ -53,14 +54,12 @@ class Head:
         return np.asarray(p / p.sum(axis=1, keepdims=True))
 
     def save(self, path: Path, metadata: dict[str, str] | None = None) -> None:
-        from safetensors.numpy import save_file
-
         # C order explicitly: sklearn's coef_ can be Fortran-ordered, and safetensors writes raw memory.
         tensors = {
             k: np.ascontiguousarray(v, dtype=np.float32)
             for k, v in (("weight", self.weight), ("bias", self.bias))
         }
-        save_file(tensors, str(path), metadata={"labels": ",".join(self.labels), **(metadata or {})})
+        save_safetensors(path, tensors, {"labels": ",".join(self.labels), **(metadata or {})})
 
     @classmethod
     def load(cls, path: Path) -> Head:

@@ -22,7 +22,7 @@ from pipeline.model.category import (
 )
 from pipeline.model.encoder import Backend
 from pipeline.model.sentiment import META_FILE, Head, SentimentModel, write_meta
-from pipeline.model.train import fit_temperature
+from pipeline.model.train import _file_info, fit_temperature
 
 EVIDENCE_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 C_VALUES = (4.0, 16.0, 64.0)
@@ -78,9 +78,9 @@ def train_category(
         "evidence_weight": weight,
         "C": c,
         "temperature": round(temperature, 4),
-        "train": {"path": str(train), "rows": len(y_tr)},
-        "valid": {
-            "path": str(valid),
+        "train": _file_info(train) | {"rows": len(y_tr)},
+        "valid": _file_info(valid)
+        | {
             "rows": len(y_va),
             "accuracy": round(report.accuracy, 4),
             "macro_f1": round(report.macro_f1, 4),
