@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         0.5, gt=0, description="first retry delay on 429/5xx/connection errors, doubled"
     )
     bulk_backoff_max: float = Field(
-        30.0, gt=0, description="longest retry delay; retries go on until ES answers"
+        30.0, gt=0, description="longest retry delay; outages are retried until ES answers"
     )
     bulk_max_attempts: int = Field(
         10, ge=1, description="bulk requests a document answered with 5xx may take before it is dead-lettered"

@@ -47,7 +47,8 @@ PUBLIC_AUTHOR_FIELDS = frozenset({"id", "handle", "name"})
 def mask_other_fields(post: RawPost) -> tuple[dict[str, Any], set[PiiKind]]:
     """The post's fields besides ``text`` and ``lang``, with personal data masked wherever free text can
     carry it: the link (``wa.me/62…``), the place name, every field outside the contract (captions,
-    quoted posts) and every author field beyond the public identity. Coordinates are kept for maps."""
+    quoted posts, strings among the metrics) and every author field beyond the public identity.
+    Coordinates are kept for maps."""
     fields = post.model_dump(exclude={"text", "lang"})
     found: set[PiiKind] = set()
 
@@ -64,6 +65,8 @@ def mask_other_fields(post: RawPost) -> tuple[dict[str, Any], set[PiiKind]]:
         fields["author"] = {
             k: v if k in PUBLIC_AUTHOR_FIELDS else masked(v) for k, v in fields["author"].items()
         }
+    if fields.get("metrics"):  # counts stay numbers; a string a platform put there is free text
+        fields["metrics"] = masked(fields["metrics"])
     for key in post.model_extra or {}:
         fields[key] = masked(fields[key])
     return fields, found

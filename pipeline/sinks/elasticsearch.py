@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "posts-template.json"
 TOPICS_TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "topics-template.json"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
-SPLIT_STATUS = {400, 413}
-"""A whole bulk request refused with these may be one document's fault (too large, unparsable)."""
 ACCESS_STATUS = {401, 403}
 """Credentials or privileges: for the whole request or for one index's items, only an operator fixes them."""
 RETRY_ON_CONFLICT = 3
@@ -170,13 +168,13 @@ class BulkIndexer:
     """Bulk-index batches so that every action ends indexed or, refused for good, as a failure.
 
     What the caller gets back (for the dead-letter topic) is only what Elasticsearch refused because of
-    the document itself: a 4xx item (mapping conflict, bad value), a request the cluster refuses as a whole
-    with 400/413 narrowed down by halving to the one action it refuses, or an item that kept failing with
-    5xx for ``max_attempts`` requests. Everything about the cluster rather than the document is waited
-    out with exponential back-off, however long it takes: connection errors, 5xx and 429 for the whole
-    request, 429 items (back-pressure), 401/403 for the request or for items (credentials, privileges),
-    and any other refusal of the whole request that is not Elasticsearch's 400/413 (a wrong URL, a
-    proxy), which only an operator can fix. So nothing is dead-lettered because the cluster was down or
+    the document itself: a 4xx item (mapping conflict, bad value), a request refused as a whole as too
+    large (413) or unparsable (400), narrowed down by halving to the one action it refuses, or an item that
+    kept failing with 5xx for ``max_attempts`` requests. Everything about the cluster rather than the
+    document is waited out with exponential back-off, however long it takes: connection errors, 5xx and
+    429 for the whole request, 429 items (back-pressure), 401/403 for the request or for items
+    (credentials, privileges), and any other refusal of the whole request (a 404 for a wrong URL, a proxy's
+    400 page), which only an operator can fix. So nothing is dead-lettered because the cluster was down or
     misconfigured, and the call returns only when the caller may commit the Kafka offsets.
     """
 
@@ -206,7 +204,9 @@ class BulkIndexer:
                 response = await self.es.bulk(operations=operations)
             except ApiError as exc:
                 status = int(exc.status_code)
-                if status in SPLIT_STATUS and _error_of(exc) is not None:  # Elasticsearch's, not a proxy's
+                # Elasticsearch answers a request over http.max_content_length with 413 and no body; a 400
+                # counts only with Elasticsearch's error object (a proxy's 400 page is the setup's fault)
+                if status == 413 or (status == 400 and _error_of(exc) is not None):
                     if len(pending) == 1:
                         return [
                             *failures,

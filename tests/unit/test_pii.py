@@ -165,3 +165,29 @@ def test_email_digits_not_masked_as_phone() -> None:
     result = mask_pii("081234567890@gmail.com")
     assert result.text == "[EMAIL]"
     assert result.kinds == [EMAIL]
+
+
+def test_fields_beside_the_text_are_masked_except_the_public_identity() -> None:
+    from pipeline.enrich.enricher import mask_other_fields
+    from schemas.posts import RawPost
+
+    post = RawPost.model_validate(
+        {
+            "id": "1",
+            "platform": "x",
+            "text": "hai",
+            "created_at": "2026-11-20T08:00:00Z",
+            "url": "https://wa.me/6281234567890",
+            "author": {"id": "u1", "handle": "budi_88", "name": "Budi", "bio": "wa 0812-1111-2222"},
+            "geo": {"place": "Jl. Raya Serang No. 12", "lat": -6.1, "lon": 106.1},
+            "metrics": {"likes": 3, "note": "nik 3604123456789012"},
+            "quoted": [{"text": "a.n. Siti Aminah"}],
+        }
+    )
+    fields, kinds = mask_other_fields(post)
+    assert fields["url"] == "https://wa.me/[TELEPON]"
+    assert fields["author"] == {"id": "u1", "handle": "budi_88", "name": "Budi", "bio": "wa [TELEPON]"}
+    assert fields["geo"] == {"place": "Jl. Raya Serang [ALAMAT]", "lat": -6.1, "lon": 106.1}
+    assert fields["metrics"]["likes"] == 3 and fields["metrics"]["note"] == "nik [NIK]"
+    assert fields["quoted"] == [{"text": "a.n. [NAMA]"}]
+    assert kinds == {PiiKind.PHONE, PiiKind.ADDRESS, PiiKind.NIK, PiiKind.NAME}
