@@ -75,16 +75,16 @@ class TopicStage:
     def window(self) -> timedelta:
         return timedelta(hours=self.settings.topics_window_hours)
 
-    def restore(
-        self, window: faust.types.TableT[bytes, bytes], state: faust.types.TableT[bytes, bytes]
-    ) -> TopicDiscovery:
+    def restore(self, entries: list[tuple[bytes, bytes]], saved: bytes | None) -> TopicDiscovery:
+        """Discovery rebuilt from the window table's entries and the saved state. Run in the executor: a
+        day's window takes seconds to parse, longer than the event loop may stall without missing
+        heartbeats."""
         inputs: list[TopicInput] = []
-        for key, value in window.items():
+        for key, value in entries:
             try:
                 inputs.append(TopicInput.model_validate_json(value))
             except ValidationError as exc:  # written by an older release, say: one post, not the window
                 log.warning("window entry %r unreadable, left out: %s", key, exc)
-        saved = state.get(STATE_KEY)
         topic_state = TopicState.from_json(saved) if saved else TopicState()
         vectors = np.stack([i.vector() for i in inputs]) if inputs else None
         discovery = TopicDiscovery.from_state(
@@ -210,8 +210,10 @@ def register_topic_agent(
 
     async def add_to_window(events: Sequence[EventT]) -> None:
         (event,) = events
-        if stage.discovery is None:
-            stage.discovery = stage.restore(window_table, state_table)
+        if stage.discovery is None:  # the tables are read here, on the loop; parsed in the executor
+            entries, saved = list(window_table.items()), state_table.get(STATE_KEY)
+            loop = asyncio.get_running_loop()
+            stage.discovery = await loop.run_in_executor(stage.executor, stage.restore, entries, saved)
         if event.message.key != TICK_KEY:
             value = event.message.value or b""
             try:
