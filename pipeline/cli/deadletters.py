@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.cli.endpoints import running_endpoints
 from pipeline.cli.topics import parse_duration
-from pipeline.embedded.process import ServerError
-from pipeline.settings import get_settings
+from pipeline.settings import Settings, get_settings
 from schemas.posts import DeadLetter
 
 app = typer.Typer(
@@ -26,18 +26,13 @@ GREP_HELP = "only letters whose reason contains this text (any case)"
 SINCE_HELP = "only letters written within this long, e.g. 90m, 24h, 7d"
 
 
-def _letters(stages: list[str], keys: list[str], grep: str | None, since: str | None) -> list[DeadLetter]:
-    from pipeline.embedded.stack import resolve_endpoints
+def _letters(
+    settings: Settings, kafka: str, stages: list[str], keys: list[str], grep: str | None, since: str | None
+) -> list[DeadLetter]:
     from pipeline.tracking import DeadLetterReader, select_letters
 
-    settings = get_settings()
     cutoff = datetime.now(UTC) - parse_duration(since) if since else None
-    try:
-        endpoints = resolve_endpoints(settings)
-    except ServerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    reader = DeadLetterReader(settings, endpoints.kafka)
+    reader = DeadLetterReader(settings, kafka)
     try:
         with console.status(f"reading {settings.topic_dead_letter} …"):
             letters = reader.read_all()
@@ -61,7 +56,8 @@ def list_letters(
 ) -> None:
     from pipeline.tracking import dead_letter_key
 
-    letters = _letters(stage, key, grep, since)
+    settings = get_settings()
+    letters = _letters(settings, running_endpoints(settings, console).kafka, stage, key, grep, since)
     shown = letters[-limit:] if limit else letters
     if as_json:
         for letter in shown:
@@ -87,20 +83,20 @@ def replay(
     since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="count what would be sent, send nothing"),
 ) -> None:
-    from pipeline.embedded.stack import resolve_endpoints
     from pipeline.kafka.producer import replay_dead_letters
+    from pipeline.tracking import latest_per_message
 
     if not (stage or key or grep or since):
         console.print("[red]error:[/red] say which letters: --stage, --key, --grep or --since")
         raise typer.Exit(2)
-    from pipeline.tracking import latest_per_message
 
-    letters = latest_per_message(_letters(stage, key, grep, since))  # a message refused twice is sent once
+    settings = get_settings()
+    kafka = running_endpoints(settings, console).kafka
+    letters = latest_per_message(_letters(settings, kafka, stage, key, grep, since))  # one per message
     if dry_run or not letters:
         console.print(f"{len(letters)} letters match; nothing sent")
         return
-    settings = get_settings()
-    report = replay_dead_letters(settings, resolve_endpoints(settings).kafka, letters)
+    report = replay_dead_letters(settings, kafka, letters)
     for topic, n in sorted(report.sent.items()):
         console.print(f"sent {n} messages back to {topic}")
     if report.no_source:

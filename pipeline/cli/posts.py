@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from pipeline.embedded.process import ServerError
 from pipeline.report import progress_bar
 from pipeline.settings import get_settings
 
@@ -28,17 +27,13 @@ def register(app: typer.Typer) -> None:
 def produce(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or CSV of raw posts"),
 ) -> None:
-    from pipeline.embedded.stack import resolve_endpoints
+    from pipeline.cli.endpoints import running_endpoints
     from pipeline.kafka.producer import produce_file
     from pipeline.kafka.topics import ensure_topics
     from pipeline.sources.files import count_records
 
     settings = get_settings()
-    try:
-        endpoints = resolve_endpoints(settings)
-    except ServerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    endpoints = running_endpoints(settings, console)
     ensure_topics(settings, endpoints.kafka)
     with progress_bar(console) as progress:
         task = progress.add_task(f"producing {path.name}", total=count_records(path))

@@ -8,7 +8,6 @@ from datetime import timedelta
 import typer
 from rich.console import Console
 
-from pipeline.embedded.process import ServerError
 from pipeline.report import query_topics, render_topics
 from pipeline.settings import get_settings
 
@@ -38,17 +37,12 @@ def topics(
 ) -> None:
     from elasticsearch import NotFoundError
 
-    from pipeline.embedded.stack import resolve_endpoints
+    from pipeline.cli.endpoints import running_endpoints
     from pipeline.sinks.elasticsearch import sync_client
 
     settings = get_settings()
     window = parse_duration(since)
-    try:
-        endpoints = resolve_endpoints(settings)
-    except ServerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    es = sync_client(settings, endpoints.elasticsearch)
+    es = sync_client(settings, running_endpoints(settings, console).elasticsearch)
     try:
         rows = query_topics(es, settings.topics_index, window, agency, region, limit)
     except NotFoundError:
