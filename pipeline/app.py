@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from pipeline.embedded.stack import Endpoints
 from pipeline.enrich.enricher import Enricher
-from pipeline.kafka.batches import OnFailure, process_batches
+from pipeline.kafka.batches import dead_lettering, process_batches
 from pipeline.kafka.config import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client, index_name
@@ -118,15 +118,6 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
                 results.append((Rejected("enrich", f"{type(exc).__name__}: {exc}"), None))
         return results
 
-    def dead_letter_batch(stage: Stage) -> OnFailure:
-        """What ``run_batch`` does with a batch whose processing raised: keep every message, with why."""
-
-        async def on_failure(events: Sequence[EventT], exc: Exception) -> None:
-            reason = f"unexpected {type(exc).__name__}: {exc}"
-            await asyncio.gather(*[await dead_letter(event, stage, reason) for event in events])
-
-        return on_failure
-
     @app.agent(raw_topic, name="enrich")
     async def enrich(stream: faust.StreamT[bytes]) -> None:
         model = await enricher()
@@ -158,7 +149,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
             )
 
         await process_batches(
-            stream, settings.batch_size, settings.batch_timeout, handle, dead_letter_batch("enrich")
+            stream, settings.batch_size, settings.batch_timeout, handle, dead_lettering(dead_letter, "enrich")
         )
 
     @app.agent(enriched_topic, name="index")
@@ -196,7 +187,11 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
 
         try:
             await process_batches(
-                stream, settings.batch_size * 4, settings.batch_timeout, handle, dead_letter_batch("index")
+                stream,
+                settings.batch_size * 4,
+                settings.batch_timeout,
+                handle,
+                dead_lettering(dead_letter, "index"),
             )
         finally:
             await indexer.close()

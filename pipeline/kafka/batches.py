@@ -19,12 +19,27 @@ from typing import Any, cast
 import faust
 from faust.types import EventT
 
+from schemas.posts import Stage
+
 log = logging.getLogger("pantau.worker")
 
 Handler = Callable[[Sequence[EventT]], Awaitable[None]]
 OnFailure = Callable[[Sequence[EventT], Exception], Awaitable[None]]
+DeadLetterSender = Callable[[EventT, Stage, str], Awaitable[Awaitable[Any]]]
+"""Sends one event's message to the dead-letter topic with a stage and a reason; awaiting the result waits
+for the broker's acknowledgement."""
 
-__all__ = ["Handler", "OnFailure", "process_batches", "run_batch"]
+__all__ = ["DeadLetterSender", "Handler", "OnFailure", "dead_lettering", "process_batches", "run_batch"]
+
+
+def dead_lettering(dead_letter: DeadLetterSender, stage: Stage) -> OnFailure:
+    """The ``on_failure`` that keeps every message of a failed batch, with the error as the reason."""
+
+    async def on_failure(events: Sequence[EventT], exc: Exception) -> None:
+        reason = f"unexpected {type(exc).__name__}: {exc}"
+        await asyncio.gather(*[await dead_letter(event, stage, reason) for event in events])
+
+    return on_failure
 
 
 async def process_batches(

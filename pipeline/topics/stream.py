@@ -24,12 +24,11 @@ import numpy as np
 from faust.types import EventT
 from pydantic import BaseModel, ValidationError
 
-from pipeline.kafka.batches import run_batch
+from pipeline.kafka.batches import DeadLetterSender, dead_lettering, run_batch
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, index_name
 from pipeline.topics.discovery import TopicDiscovery
 from pipeline.validation import describe_validation_error
-from schemas.posts import Stage
 from schemas.topics import TopicPost, TopicState
 
 log = logging.getLogger("pantau.topics")
@@ -111,7 +110,7 @@ def register_topic_agent(
     settings: Settings,
     input_topic: faust.TopicT,
     make_indexer: Callable[[], BulkIndexer],
-    dead_letter: Callable[[EventT, Stage, str], Awaitable[Awaitable[Any]]],
+    dead_letter: DeadLetterSender,
 ) -> None:
     """Add the window and state tables, the ``topics`` agent and its idle-time update timer to ``app``.
 
@@ -122,6 +121,7 @@ def register_topic_agent(
     state_table = app.Table("topic-state", partitions=1, key_type=bytes, value_type=bytes)
     output_topic = app.topic(settings.topic_topics, key_serializer="raw", value_serializer="raw")
     stage = TopicStage(settings)
+    dead_letter_input = dead_lettering(dead_letter, "topics")
     indexers: list[BulkIndexer] = []
 
     def indexer() -> BulkIndexer:
@@ -236,10 +236,6 @@ def register_topic_agent(
                 del stage.created[key]
                 window_table.pop(key.encode(), None)
             stage.state_dirty = False
-
-    async def dead_letter_input(events: Sequence[EventT], exc: Exception) -> None:
-        for event in events:
-            await (await dead_letter(event, "topics", f"unexpected {type(exc).__name__}: {exc}"))
 
     @app.timer(interval=max(settings.topics_update_interval / 2, 0.5))
     async def flush_idle() -> None:
