@@ -76,6 +76,8 @@ class DeadLetterReader:
         self.letters: list[DeadLetter] = []
         self.unreadable = 0
         """Records on the topic that are not dead letters (a tombstone, another producer's message)."""
+        self.complete = False
+        """Whether ``read_all`` reached the end of the topic before its timeout."""
 
     def _assign(self) -> bool:
         partitions = self.consumer.partitions_for_topic(self.topic)
@@ -102,9 +104,11 @@ class DeadLetterReader:
         """Every letter so far. Reads at least up to the end offsets seen at the start, then on until
         nothing new came for ``idle`` seconds: the embedded broker's end offsets can lag by a batch."""
         deadline = time.monotonic() + timeout
-        while not self._assign():
+        self.complete = False
+        while not self._assigned and not self._assign():
             if time.monotonic() > deadline:
-                return self.letters  # no dead-letter topic yet: no letters
+                self.complete = True  # no dead-letter topic yet: no letters
+                return self.letters
             time.sleep(0.2)
         ends = self.consumer.end_offsets(self.partitions)
         quiet_since = time.monotonic()
@@ -115,6 +119,7 @@ class DeadLetterReader:
                 quiet_since = time.monotonic()
             reached = all(self.consumer.position(tp) >= end for tp, end in ends.items())
             if reached and time.monotonic() - quiet_since >= idle:
+                self.complete = True
                 break
         return self.letters
 

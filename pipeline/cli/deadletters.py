@@ -38,6 +38,10 @@ def _letters(
             letters = reader.read_all()
     finally:
         reader.close()
+    if not reader.complete:
+        console.print(
+            "[yellow]the topic was not read to its end within a minute: letters may be missing[/yellow]"
+        )
     if reader.unreadable:
         console.print(
             f"[yellow]{reader.unreadable} records on the topic are not dead letters: skipped[/yellow]"

@@ -230,9 +230,11 @@ def _agency_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Agenc
 
 def _place_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Place]:
     # "dipamulang" is "di pamulang", but "diserang" is "attacked" and "Dipati Ukur" a Bandung street: bare
-    # city names and places outside Banten keep their prefix
+    # city names and one-word places outside Banten keep their prefix ("dipasar kemis" is still Pasar Kemis)
     keep = frozenset(t for e in data.regions.values() for name in e.fallback for t in tokenize(name))
-    keep |= frozenset(t for aliases in data.outside.values() for a in aliases for t in tokenize(a))
+    keep |= frozenset(
+        words[0] for aliases in data.outside.values() for a in aliases if len(words := tokenize(a)) == 1
+    )
     matcher: PhraseMatcher[Place] = PhraseMatcher(strip_prefixes=True, keep_prefix=keep)
     # alias tokens -> (display name, region, level, weak, shared) for every region that lists it
     found: dict[tuple[str, ...], list[tuple[str, Region, int, bool, bool]]] = {}

@@ -99,9 +99,15 @@ def _named_number(context: str, number: str) -> re.Pattern[str]:
     )
 
 
+# Names that are also words ("desa mandiri", "permata hati") count only after "bank".
 _BANKS = (
-    r"bca|bri|bni|btn|bsi|bjb|mandiri|cimb(?:\s+niaga)?|danamon|permata|ocbc|jago|seabank|btpn|muamalat|"
-    r"mega|panin|maybank|bank\s+banten"
+    r"bca|bri|bni|btn|bsi|bjb|cimb(?:\s+niaga)?|danamon|ocbc|seabank|btpn|muamalat|panin|maybank|"
+    r"bank\s+(?:mandiri|permata|mega|jago|banten|dki)"
+)
+# Dates, clock times and runs of years are not account numbers: "rekening BRI tanggal 12.03.2024".
+_DATE_OR_TIME = re.compile(
+    r"\d{1,2}\s*[./-]\s*\d{1,2}\s*[./-]\s*\d{2,4}|\d{1,2}[.:]\d{2}(?:\s*[-–]\s*\d{1,2}[.:]\d{2})?"
+    r"|(?:(?:19|20)\d{2}\s*){2,}"
 )
 # Numbers a word before them names, most specific first; every one is at least 8 digits long.
 _NAMED: list[tuple[PiiKind, re.Pattern[str]]] = [
@@ -124,7 +130,7 @@ _NPWP_FORMATTED = re.compile(r"(?<![\d.])\d{2}\.\d{3}\.\d{3}\.\d[.-]\d{3}\.\d{3}
 # Mobile numbers only (08[1-9]…: 0800 is toll-free): landlines printed in posts are agency offices.
 _SEP = r"(?:\s?[.\-–/]\s?|\s)"
 _PHONE = re.compile(
-    rf"(?<![\d+])(?:(?:\+62|\(\+62\)|62){_SEP}?8[1-9]\d|0?8[1-9]\d(?=\d|{_SEP})|\(08[1-9]\d\))"
+    rf"(?<![\d+])(?:(?:\+62|\(\+62\)|62){_SEP}?8[1-9]\d|08[1-9]\d|\(08[1-9]\d\))"
     rf"(?:{_SEP}?\d){{5,9}}(?!\d)(?![.-]\d)"
 )
 # A number glued to the word before it is a phone only after one of these ("HP081…", "noHP:081…").
@@ -150,19 +156,23 @@ _NOT_A_NAME = frozenset(
         "dinas kepala camat lurah bupati walikota wali gubernur ketua sekretaris direktur kapolres kapolsek "
         "presiden menteri rakyat masyarakat seluruh semua keluarga wagub wabup wakil sudah udah belum blm "
         "tidak tdk gak ga nggak enggak kok juga masih sedang lagi telah akan ada itu ini tersebut lengkap "
-        "asli baru lama salah beda sama kosong tertera tercantum"
+        "asli baru lama salah beda sama kosong tertera tercantum hilang ganda dobel double muncul keluar "
+        "masuk kemanusiaan pt cv"
     )
 )
+# Words that end a capitalised name run: "a.n. Siti Rp 1.500.000", "a.n. Budi RT 03".
+_AFTER_NAME = frozenset(_words("rp rt rw no nik kk hp wa jl jln kel kec desa kp blok bank via di dari ke"))
 # Affixed verbs in lower case ("nama saya dipanggil", "nama sy terdaftar") are not names either.
 _AFFIXED = re.compile(r"^(?:di|ter|ber|me|mem|men|meng|meny|se|per)[a-z]{4,}$")
 
 _STREET = (
     r"\b(?i:jl|jln|jalan|gg|gang|komp|komplek|kompleks|perum|perumahan|blok|blk|cluster|kav|kavling|kp|"
-    r"kampung|dusun|dsn|alamat|rumah)\b"
+    r"kampung|dusun|dsn)\b"
 )
-# A house number within a few words of a street, estate or block: "Jl. Raya Serang No. 12", "Blok C5 No. 21".
+# A house number after a street, estate or block name, in the same clause: "Jl. Raya Serang No. 12", "Blok C5
+# No. 21"; not "jalan nomor 1 di Banten" (no name between) or "tidak jalan, laporan no 1234" (another clause).
 _HOUSE_NUMBER = re.compile(
-    rf"(?P<ctx>{_STREET}[^\n;!?]{{0,40}}?)(?P<num>\b(?i:no|nomor|nmr)\b\.?\s*\d{{1,4}}[A-Za-z]?(?:\s*[/-]\s*\d{{1,4}})?\b)"
+    rf"(?P<ctx>{_STREET}\.?\s+[^\n;!?,]{{1,40}}?|\b(?i:rumah(?!\s+sakit)|alamat)\b\W{{0,3}})(?P<num>\b(?i:no|nomor|nmr)\b\.?\s*\d{{1,4}}[A-Za-z]?(?:\s*[/-]\s*\d{{1,4}})?\b)"
 )
 _RT_RW = re.compile(r"\b(?i:rt)\.?\s*\d{1,3}\s*[/,]?\s*(?i:rw)\.?\s*\d{1,3}\b")
 
@@ -223,8 +233,11 @@ def _mask_named_numbers(text: str, found: set[PiiKind]) -> str:
     for kind, pattern in _NAMED:
 
         def repl(m: re.Match[str], kind: PiiKind = kind) -> str:
-            if _THOUSANDS.fullmatch(m.group("num")):
-                return m.group(0)  # an amount: "rekening Rp 1.500.000" is not a number of the account
+            num = m.group("num")
+            if _THOUSANDS.fullmatch(num) or _DATE_OR_TIME.fullmatch(num.strip()):
+                return m.group(0)  # an amount, a date, a time: "rekening Rp 1.500.000", "BRI jam 08.00"
+            if _PHONE.fullmatch(num):
+                return m.group(0)  # "Bank Mandiri 0812…": the phone pass names it a phone
             if kind is PiiKind.NIK:  # the nearest of "kk" / "nik" before the number decides
                 last = list(_ID_CONTEXT.finditer(m.group("ctx") + m.group("mid")))
                 kind = PiiKind.KK if last and last[-1].group("kk") else PiiKind.NIK
@@ -250,13 +263,17 @@ def _mask_phones(text: str, found: set[PiiKind]) -> str:
 
 def _mask_names(text: str, found: set[PiiKind]) -> str:
     def repl(m: re.Match[str]) -> str:
-        name = m.group("name")
-        if name.split()[0].lower() in _NOT_A_NAME:
+        words = m.group("name").split()
+        if words[0].lower() in _NOT_A_NAME:
             return m.group(0)
+        kept = next((i for i, w in enumerate(words) if w.lower().rstrip(".") in _AFTER_NAME), len(words))
+        if kept == 0:
+            return m.group(0)
+        name, rest = " ".join(words[:kept]), m.group("name")[len(" ".join(words[:kept])) :]
         if name[0].islower() and (not _SELF_NAMED.search(m.group("ctx")) or _AFFIXED.match(name)):
             return m.group(0)  # "atas nama baik sekolah": only "nama saya budi" is trusted in lower case
         found.add(PiiKind.NAME)
-        return m.group("ctx") + TOKENS[PiiKind.NAME]
+        return m.group("ctx") + TOKENS[PiiKind.NAME] + rest
 
     return _NAME.sub(repl, text)
 

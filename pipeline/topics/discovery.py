@@ -107,6 +107,8 @@ class TopicDiscovery:
             raise ValueError(f"{len(posts)} posts but embeddings of shape {emb.shape}")
         if not len(posts):
             return
+        if emb.shape[1] == 0 or not np.isfinite(emb).all():  # one would break every later update
+            raise ValueError(f"embeddings of shape {emb.shape} with non-finite or no values")
         if self._emb.shape[1] == 0:
             self._emb = np.zeros((max(1024, len(posts)), emb.shape[1]), dtype=np.float32)
         elif emb.shape[1] != self._emb.shape[1]:

@@ -181,7 +181,7 @@ def register_topic_agent(
             unlabelled.add(failure.key)  # e.g. the post is not indexed yet: retried at the next update
             log.info("topic write %s deferred: %s", failure.key, failure.reason)
         stage.published = {k: t for k, t in assignments.items() if k not in unlabelled}
-        stage.retired.clear()
+        stage.retired &= unlabelled  # a delete Elasticsearch refused is tried again at the next update
         if unlabelled:  # come round again after the interval even if no post arrives
             stage.pending = max(stage.pending, 1)
         log.info(

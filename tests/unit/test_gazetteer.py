@@ -375,6 +375,8 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
         ("Tanggerang banjir lagi, BPBD siaga", [A.BPBD], R.KOTA_TANGERANG),
         ("Cileduk macet parah, dishub tolong atur", [A.DISHUB], R.KOTA_TANGERANG),
         ("dipamulang banjir lagi gaes", [A.BPBD], R.KOTA_TANGERANG_SELATAN),
+        ("banjir dicikupa lagi", [A.BPBD], R.KAB_TANGERANG),
+        ("dukcapil lambat, semoga Tuhan kudus memberkati", [A.DUKCAPIL], None),
         ("Tim Persib diserang terus", [], None),
         # weak names: a bare "Tangerang"/"Serang" no longer makes "kresek"/"petir" a place
         ("Jual plastik kresek grosir murah, Tangerang COD", [], R.KOTA_TANGERANG),
@@ -403,7 +405,7 @@ def test_reviewed_posts(gaz: Gazetteer, text: str, agencies: list[Agency], regio
     "text",
     [
         "Dukcapil Pekalongan cepet bgt, salut",
-        "Samsat Kudus buka sampe sore ga ya",
+        "Samsat Jepara buka sampe sore ga ya",
         "Duri Kosambi Cengkareng banjir",
     ],
 )

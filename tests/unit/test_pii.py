@@ -127,6 +127,8 @@ def test_a_long_run_named_as_an_account_is_an_account_not_a_nik() -> None:
         ("rumah no 12 blok B12 No 3", "rumah [ALAMAT] blok B12 [ALAMAT]"),
         ("lahir 12-05-1985, tolong dibenerin", "lahir [TGL_LAHIR], tolong dibenerin"),
         ("TTL: Serang, 17 Agustus 1990", "TTL: Serang, [TGL_LAHIR]"),
+        ("a.n Siti Rp 1.500.000 belum masuk", "a.n [NAMA] Rp 1.500.000 belum masuk"),
+        ("Hubungi Bank Mandiri 0812-3456-7890", "Hubungi Bank Mandiri [TELEPON]"),
         # shapes the first passes missed
         ("HP081234567891 WA081234567890", "HP[TELEPON] WA[TELEPON]"),
         ("hp (0812) 3456-7890 atau 0812–3456–7890", "hp [TELEPON] atau [TELEPON]"),
@@ -155,6 +157,14 @@ def test_masks_the_kinds_citizens_post_when_they_complain(raw: str, masked: str)
         "pas sekali nama saya sudah dipanggil, nama sy terdaftar kok",
         "anak saya baru lahir 3 hari",
         "@budi_santoso88 ini yg nipu min @polresserang",  # handles stay: accounts posts address
+        # numbers a looser phone or account pattern took (a final review)
+        "anggaran 850000000 rupiah, ID pelanggan PDAM 8512345678, surat nomor 845/123/2024",
+        "facebook.com/groups/851234567/posts/1",
+        "rekening BRI tanggal 12.03.2024; Bank BRI buka jam 08.00 - 15.00",
+        "Desa Mandiri sejak 2020 2021 2022 2023",
+        "nama saya hilang dari DTKS, nama saya ganda",
+        "atas nama PT Maju Jaya",
+        "tidak jalan, laporan no 1234; antrian di rumah sakit no 125; jalan nomor 1 di Banten paling rusak",
     ],
 )
 def test_leaves_what_only_looks_personal(text: str) -> None:
