@@ -278,12 +278,18 @@ def _mask_names(text: str, found: set[PiiKind]) -> str:
     return _NAME.sub(repl, text)
 
 
-def _mask_addresses(text: str, found: set[PiiKind]) -> str:
-    def house(m: re.Match[str]) -> str:
-        found.add(PiiKind.ADDRESS)
-        return m.group("ctx") + TOKENS[PiiKind.ADDRESS]
+def _sub(pattern: re.Pattern[str], kind: PiiKind, text: str, found: set[PiiKind]) -> str:
+    """Each match of ``pattern`` becomes ``kind``'s token; a ``ctx`` group (the words naming it) stays."""
 
-    text = _HOUSE_NUMBER.sub(house, text)
+    def repl(m: re.Match[str]) -> str:
+        found.add(kind)
+        return (m.groupdict().get("ctx") or "") + TOKENS[kind]
+
+    return pattern.sub(repl, text)
+
+
+def _mask_addresses(text: str, found: set[PiiKind]) -> str:
+    text = _sub(_HOUSE_NUMBER, PiiKind.ADDRESS, text, found)
     token = TOKENS[PiiKind.ADDRESS]
 
     def rt_rw(m: re.Match[str]) -> str:  # a neighbourhood alone locates a complaint; with a house, a person
@@ -319,33 +325,17 @@ def _mask_plates(text: str, found: set[PiiKind]) -> str:
 def mask_pii(text: str) -> PiiResult:
     """Replace the personal data this module knows (see ``TOKENS``) with tokens."""
     found: set[PiiKind] = set()
-
-    def sub(pattern: re.Pattern[str], kind: PiiKind, value: str) -> str:
-        def repl(m: re.Match[str]) -> str:
-            found.add(kind)
-            return TOKENS[kind]
-
-        return pattern.sub(repl, value)
-
-    text = sub(_EMAIL, PiiKind.EMAIL, text)
-    text = sub(_EMAIL_SPELLED, PiiKind.EMAIL, text)
-    text = sub(_NPWP_FORMATTED, PiiKind.NPWP, text)
+    text = _sub(_EMAIL, PiiKind.EMAIL, text, found)
+    text = _sub(_EMAIL_SPELLED, PiiKind.EMAIL, text, found)
+    text = _sub(_NPWP_FORMATTED, PiiKind.NPWP, text, found)
     text = _mask_named_numbers(text, found)
     text = _mask_sixteen(text, found)
     text = _mask_phones(text, found)
     text = _mask_names(text, found)
     text = _mask_addresses(text, found)
-    text = _mask_birth_dates(text, found)
+    text = _sub(_BIRTH_DATE, PiiKind.BIRTH_DATE, text, found)
     text = _mask_plates(text, found)
     return PiiResult(text=text, kinds=sorted(found))
-
-
-def _mask_birth_dates(text: str, found: set[PiiKind]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        found.add(PiiKind.BIRTH_DATE)
-        return m.group("ctx") + TOKENS[PiiKind.BIRTH_DATE]
-
-    return _BIRTH_DATE.sub(repl, text)
 
 
 def mask_structure(value: Any) -> tuple[Any, set[PiiKind]]:
