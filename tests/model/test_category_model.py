@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from pipeline.enrich.enricher import Enricher
-from pipeline.model.category import CATEGORIES, CategoryModel, evaluate_category
+from pipeline.model.category import AGENCIES, CATEGORIES, CategoryModel, evaluate_category
 from pipeline.model.data import DEFAULT_MODEL_DIR, INDOMAIN_DIR
+from pipeline.model.sentiment import Head
 from pipeline.model.train_category import category_inputs
 from pipeline.validation import validate_raw_post
 from schemas.vocab import Category
@@ -57,3 +59,24 @@ def test_clear_posts(enricher: Enricher, text: str, category: str, public: bool)
     assert result.is_public_service is public
     assert 0 < result.category_confidence <= 1
     assert result.model_version.startswith(enricher.sentiment.version + "+cat-")
+
+
+@pytest.mark.parametrize(
+    ("none_probability", "category", "public"),
+    [(0.30, Category.BANSOS, True), (0.49, Category.BANSOS, True), (0.60, Category.BUKAN_LAYANAN, False)],
+)
+def test_category_and_public_flag_agree(none_probability: float, category: Category, public: bool) -> None:
+    """bukan_layanan as the most likely class at 0.30 must not come out as a public-service post labelled
+    bukan_layanan: the category follows the flag's 0.5 threshold."""
+    probs = np.full(len(CATEGORIES), (1 - none_probability) * 0.6 / (len(CATEGORIES) - 2))
+    probs[CATEGORIES.index(Category.BANSOS.value)] = (1 - none_probability) * 0.4
+    probs[CATEGORIES.index(Category.BUKAN_LAYANAN.value)] = none_probability
+    embeddings = np.ones((1, 4), dtype=np.float32)
+    evidence = np.zeros((1, len(CATEGORIES) + len(AGENCIES)), dtype=np.float32)
+    width = embeddings.shape[1] + evidence.shape[1]
+    model = CategoryModel(Head(np.zeros((len(CATEGORIES), width)), np.log(probs), CATEGORIES), 1.0)
+    assert np.argmax(model.probabilities(embeddings, evidence)) == CATEGORIES.index("bukan_layanan")
+    (prediction,) = model.predict(embeddings, evidence)
+    assert (prediction.category, prediction.is_public_service) == (category, public)
+    expected = probs[CATEGORIES.index(category.value)]
+    assert prediction.confidence == pytest.approx(expected, rel=1e-5)
