@@ -42,13 +42,24 @@ def gather_evidence(gazetteer: Gazetteer, text: str) -> Evidence:
 
 PUBLIC_AUTHOR_FIELDS = frozenset({"id", "handle", "name"})
 """The author's public identity on the platform, kept so an agency can answer the person."""
+ENRICHMENT_FIELDS = frozenset(EnrichedPost.model_fields) - frozenset(RawPost.model_fields)
+RENAMED_PREFIX = "raw_"
+"""A raw field outside the contract named like a field the pipeline writes (a news feed's ``category``)
+is kept as ``raw_<name>``: as it was, it collided with the enrichment and failed the post."""
+
+
+def _kept_name(key: str, taken: dict[str, Any]) -> str:
+    name = key
+    while name in ENRICHMENT_FIELDS or (name != key and name in taken):
+        name = RENAMED_PREFIX + name
+    return name
 
 
 def mask_other_fields(post: RawPost) -> tuple[dict[str, Any], set[PiiKind]]:
     """The post's fields besides ``text`` and ``lang``, with personal data masked wherever free text can
     carry it: the link (``wa.me/62…``), the place name, every field outside the contract (captions,
     quoted posts, strings among the metrics) and every author field beyond the public identity.
-    Coordinates are kept for maps."""
+    Coordinates are kept for maps. Extra fields that clash with the enrichment are renamed (``_kept_name``)."""
     fields = post.model_dump(exclude={"text", "lang"})
     found: set[PiiKind] = set()
 
@@ -68,7 +79,8 @@ def mask_other_fields(post: RawPost) -> tuple[dict[str, Any], set[PiiKind]]:
     if fields.get("metrics"):  # counts stay numbers; a string a platform put there is free text
         fields["metrics"] = masked(fields["metrics"])
     for key in post.model_extra or {}:
-        fields[key] = masked(fields[key])
+        value = masked(fields.pop(key))
+        fields[_kept_name(key, fields)] = value
     return fields, found
 
 

@@ -196,3 +196,32 @@ def test_dead_letter_requires_reason_and_stage(change: dict[str, object], field:
     letter = {k: v for k, v in letter.items() if v is not None}
     with pytest.raises(ValueError, match=field):
         DeadLetter.model_validate(letter)
+
+
+def test_extra_fields_named_like_enrichment_fields_are_renamed_not_fatal() -> None:
+    from pipeline.enrich.enricher import mask_other_fields
+
+    post = validate_raw_post(
+        {**VALID, "category": "Berita Daerah", "region": "Banten", "topic": "banjir", "raw_category": "x"}
+    )
+    fields, _ = mask_other_fields(post)
+    assert {k: fields[k] for k in fields if k.startswith("raw_") or k == "topic"} == {
+        "raw_category": "x",
+        "raw_raw_category": "Berita Daerah",
+        "raw_region": "Banten",
+        "raw_topic": "banjir",
+    }
+    enriched = EnrichedPost(
+        **fields,
+        text=post.text,
+        sentiment=Sentiment(
+            label="neutral", score=0.9, scores={"negative": 0.05, "neutral": 0.9, "positive": 0.05}
+        ),
+        category="bansos",
+        category_confidence=0.8,
+        is_public_service=True,
+        model_version="test",
+        processed_at=datetime.now(UTC),
+    )
+    assert enriched.category == "bansos" and enriched.topic is None and enriched.region is None
+    assert enriched.model_extra is not None and enriched.model_extra["raw_raw_category"] == "Berita Daerah"
