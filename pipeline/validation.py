@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,6 +12,11 @@ from pydantic_core import PydanticSerializationError
 
 from pipeline.text.normalize import normalize_text
 from schemas.posts import MAX_MESSAGE_BYTES, MAX_NESTING, MAX_TEXT_CHARS, RawPost, Stage
+
+MAX_FUTURE = timedelta(days=1)
+"""How far ahead of this machine's clock ``created_at`` may be: platforms stamp posts when they are made,
+so a later date is a broken source (a local time sent as UTC is off by hours, not days). Such a post would
+sit in the future on every dashboard and, in topic discovery, expire the whole window."""
 
 
 class Rejected(Exception):
@@ -53,6 +59,10 @@ def validate_raw_post(data: Mapping[str, Any]) -> RawPost:
         post.model_dump_json()
     except PydanticSerializationError as exc:
         raise Rejected("validate", f"cannot be written as JSON: {exc}") from None
+    if post.created_at > datetime.now(UTC) + MAX_FUTURE:
+        raise Rejected(
+            "validate", f"created_at: {post.created_at.isoformat()} is more than a day in the future"
+        )
     text = normalize_text(post.text)
     if not text:
         raise Rejected("validate", "text: empty after normalisation")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,6 +46,13 @@ def test_contract_violations_name_the_field(change: dict[str, str], field: str) 
         validate_raw_post({**VALID, **change})
     assert info.value.stage == "validate"
     assert info.value.reason.startswith(field)
+
+
+def test_posts_dated_more_than_a_day_ahead_are_rejected() -> None:
+    soon = datetime.now(UTC) + timedelta(hours=20)
+    assert validate_raw_post({**VALID, "created_at": soon.isoformat()}).created_at == soon
+    with pytest.raises(Rejected, match=r"created_at: .* more than a day in the future"):
+        validate_raw_post({**VALID, "created_at": (soon + timedelta(days=365)).isoformat()})
 
 
 def test_missing_fields_are_all_reported() -> None:
