@@ -26,11 +26,11 @@ from pipeline.kafka.batches import dead_lettering, process_batches
 from pipeline.kafka.config import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client, index_name
-from pipeline.topics.stream import TopicInput, register_topic_agent
+from pipeline.topics.stream import register_topic_agent
 from pipeline.validation import Rejected, decode_raw_post, describe_validation_error
 from schemas.documents import PostDocument
 from schemas.posts import DeadLetter, EnrichedPost, RawPost, Stage
-from schemas.topics import TopicPost
+from schemas.topics import TopicInput, TopicPost
 
 log = logging.getLogger("pantau.worker")
 Enriched = tuple[EnrichedPost | Rejected, np.ndarray | None]

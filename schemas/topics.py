@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+
+import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.posts import EnrichedPost, TopicRef
 from schemas.vocab import Agency, Category, Region, SentimentLabel
 
-STATE_VERSION = 1
-"""Bumped when ``TopicState``'s layout changes, so an old changelog is recognised rather than misread."""
+STATE_VERSION = 2
+"""Bumped when ``TopicState``'s layout changes, so an old changelog is recognised rather than misread.
+Version 1 kept the whole state in one entry (``LEGACY_STATE_KEY``); version 2 keeps one entry per topic."""
+SEQ_KEY = b"seq"
+TOPIC_KEY_PREFIX = b"topic:"
+LEGACY_STATE_KEY = b"state"
 
 
 class TopicPost(BaseModel):
@@ -35,6 +42,20 @@ class TopicPost(BaseModel):
             sentiment=post.sentiment.label,
             category=post.category,
         )
+
+
+class TopicInput(BaseModel):
+    """A ``pantau.topics.input`` message: a public-service post with its float16 topic embedding (base64)."""
+
+    post: TopicPost
+    embedding: str = Field(description="base64 of the little-endian float16 topic-layer embedding")
+
+    @classmethod
+    def build(cls, post: TopicPost, embedding: np.ndarray) -> TopicInput:
+        return cls(post=post, embedding=base64.b64encode(embedding.astype("<f2").tobytes()).decode())
+
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(base64.b64decode(self.embedding), dtype="<f2").astype(np.float32)
 
 
 class AgencyCount(BaseModel):
@@ -113,7 +134,45 @@ class TopicState(BaseModel):
 
     @classmethod
     def from_json(cls, data: str | bytes) -> TopicState:
+        """A state written whole (version 1, or ``to_json``)."""
         state = cls.model_validate_json(data)
-        if state.version != STATE_VERSION:
+        if state.version not in (1, STATE_VERSION):
             raise ValueError(f"topic state version {state.version}, expected {STATE_VERSION}")
         return state
+
+    def to_entries(self) -> dict[bytes, bytes]:
+        """Table entries: the update count and one entry per topic, so each changelog message stays far
+        below Kafka's 1 MB message limit however many topics are held (written whole, about 4 KB per
+        topic, the state passed it at about 240 topics)."""
+        entries = {SEQ_KEY: _Seq(version=STATE_VERSION, seq=self.seq).model_dump_json().encode()}
+        for tid, topic in self.topics.items():
+            entries[TOPIC_KEY_PREFIX + tid.encode()] = topic.model_dump_json().encode()
+        return entries
+
+    @classmethod
+    def from_entries(cls, entries: list[tuple[bytes, bytes]]) -> tuple[TopicState, list[str]]:
+        """The state and a note for each entry that could not be read (left out: one topic, not all)."""
+        problems: list[str] = []
+        seq, topics = 0, {}
+        for key, value in entries:
+            try:
+                if key == SEQ_KEY:
+                    stored = _Seq.model_validate_json(value)
+                    if stored.version != STATE_VERSION:
+                        raise ValueError(f"version {stored.version}, expected {STATE_VERSION}")
+                    seq = max(seq, stored.seq)
+                elif key.startswith(TOPIC_KEY_PREFIX):
+                    topic = Topic.model_validate_json(value)
+                    topics[topic.id] = topic
+                elif key == LEGACY_STATE_KEY:
+                    legacy = cls.from_json(value)
+                    seq = max(seq, legacy.seq)
+                    topics = legacy.topics | topics
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                problems.append(f"{key!r}: {exc}")
+        return cls(seq=seq, topics=topics), problems
+
+
+class _Seq(BaseModel):
+    version: int
+    seq: int

@@ -12,10 +12,18 @@ app = typer.Typer(help="Export the message and document contracts as JSON Schema
 
 @app.command("export", help="Write one JSON Schema file per contract into DIR.")
 def export(directory: Path = typer.Argument(..., file_okay=False, help="output directory")) -> None:
-    from schemas import DeadLetter, EmergingTopic, EnrichedPost, PostDocument, RawPost, TopicPost
+    from schemas import (
+        DeadLetter,
+        EmergingTopic,
+        EnrichedPost,
+        PostDocument,
+        RawPost,
+        TopicInput,
+        TopicPost,
+    )
 
     directory.mkdir(parents=True, exist_ok=True)
-    for model in (RawPost, EnrichedPost, DeadLetter, PostDocument, TopicPost, EmergingTopic):
+    for model in (RawPost, EnrichedPost, DeadLetter, PostDocument, TopicPost, TopicInput, EmergingTopic):
         path = directory / f"{model.__name__}.schema.json"
         schema = model.model_json_schema(by_alias=True)
         path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")

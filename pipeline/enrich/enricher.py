@@ -59,7 +59,8 @@ def mask_other_fields(post: RawPost) -> tuple[dict[str, Any], set[PiiKind]]:
     """The post's fields besides ``text`` and ``lang``, with personal data masked wherever free text can
     carry it: the link (``wa.me/62…``), the place name, every field outside the contract (captions,
     quoted posts, strings among the metrics) and every author field beyond the public identity.
-    Coordinates are kept for maps. Extra fields that clash with the enrichment are renamed (``_kept_name``)."""
+    Coordinates are kept for maps. Extra fields that clash with the enrichment are renamed
+    (``_kept_name``)."""
     fields = post.model_dump(exclude={"text", "lang"})
     found: set[PiiKind] = set()
 

@@ -30,13 +30,25 @@ def pipeline_topics(settings: Settings) -> dict[str, int]:
     }
 
 
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Per-topic settings: ``pantau.topics`` carries one message per topic id and a tombstone when it
+    ends, so it is compacted (a consumer reading it from the start gets the live topics, not history)."""
+    return {settings.topic_topics: {"cleanup.policy": "compact"}}
+
+
 def ensure_topics(settings: Settings, bootstrap: str) -> list[TopicInfo]:
     """Create missing topics; existing ones are kept (a partition count is never changed silently)."""
     admin = KafkaAdminClient(**kafka_python_config(settings, bootstrap))
+    configs = topic_configs(settings)
     try:
         existing = set(admin.list_topics())
         new = [
-            NewTopic(name, num_partitions=count, replication_factor=settings.topic_replication)
+            NewTopic(
+                name,
+                num_partitions=count,
+                replication_factor=settings.topic_replication,
+                topic_configs=configs.get(name, {}),
+            )
             for name, count in pipeline_topics(settings).items()
             if name not in existing
         ]

@@ -17,7 +17,13 @@ from typing import TypeVar
 import numpy as np
 
 from pipeline.topics.cluster import Features, best_centroid, centre, refine, seed_labels
-from pipeline.topics.terms import content_tokens, ctfidf_terms, label_from_terms, lexical_matrix
+from pipeline.topics.terms import (
+    LABEL_SEPARATOR,
+    content_tokens,
+    ctfidf_terms,
+    label_from_terms,
+    lexical_matrix,
+)
 from schemas.posts import TopicRef
 from schemas.topics import (
     AgencyCount,
@@ -327,9 +333,12 @@ class TopicDiscovery:
             if len(reps) == 3:
                 break
         first = min(times)
+        label = label_from_terms(terms, self.label_terms) or tid
+        if prev is not None and set(prev.label.split(LABEL_SEPARATOR)) == set(label.split(LABEL_SEPARATOR)):
+            label = prev.label  # the same terms reordered: no relabelling of every post for a new order
         return Topic(
             id=tid,
-            label=label_from_terms(terms, self.label_terms) or tid,
+            label=label,
             terms=terms,
             size=len(posts),
             posts_last_hour=last_hour,

@@ -4,53 +4,41 @@ The enrich agent sends each public-service post with its embedding to a one-part
 worker at a time owns discovery and two workers never mint different ids for the same story (ids are
 also derived from the data, so a replay mints the same ones). The window and the topic state live in
 Faust tables backed by changelog topics: a restarted or moved worker resumes with the same window and
-ids. Clock: the stream's own time (the newest ``created_at`` seen), so a backfill or a replay clusters
-as live traffic did.
+ids. Clock: the stream's own time (the newest ``created_at`` seen, never ahead of the wall clock), so a
+replay of the same posts mints the same ids.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import faust
 import numpy as np
+from elasticsearch import NotFoundError
 from faust.types import EventT
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from pipeline.kafka.batches import DeadLetterSender, dead_lettering, run_batch
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, index_name
 from pipeline.topics.discovery import TopicDiscovery
 from pipeline.validation import describe_validation_error
-from schemas.topics import TopicPost, TopicState
+from schemas.posts import TopicRef
+from schemas.topics import LEGACY_STATE_KEY, TOPIC_KEY_PREFIX, TopicInput, TopicState
 
 log = logging.getLogger("pantau.topics")
-STATE_KEY = b"state"
+RECONCILE_LIMIT = 10_000
+"""Labelled posts a restarted worker reads back from Elasticsearch (one search page)."""
 TICK_KEY = b"__tick__"
 """An empty message the idle timer sends itself: tables change only inside a stream event, so without it an
 update the timer made would reach the changelog only with the next post, and a worker killed in between
 would come back with the state before that update (and could mint new ids for topics it had published)."""
-
-
-class TopicInput(BaseModel):
-    """A public-service post on its way to discovery: the slice it needs plus its float16 embedding."""
-
-    post: TopicPost
-    embedding: str
-
-    @classmethod
-    def build(cls, post: TopicPost, embedding: np.ndarray) -> TopicInput:
-        return cls(post=post, embedding=base64.b64encode(embedding.astype(np.float16).tobytes()).decode())
-
-    def vector(self) -> np.ndarray:
-        return np.frombuffer(base64.b64decode(self.embedding), dtype=np.float16).astype(np.float32)
 
 
 class TopicStage:
@@ -60,7 +48,7 @@ class TopicStage:
         self.settings = settings
         self.discovery: TopicDiscovery | None = None
         self.created: dict[str, datetime] = {}
-        self.published: dict[str, str] = {}
+        self.published: dict[str, TopicRef] = {}  # post key → the label its document carries
         self.retired: set[str] = set()
         self.clock: datetime | None = None
         self.pending = 0
@@ -74,17 +62,27 @@ class TopicStage:
     def window(self) -> timedelta:
         return timedelta(hours=self.settings.topics_window_hours)
 
-    def restore(self, entries: list[tuple[bytes, bytes]], saved: bytes | None) -> TopicDiscovery:
+    def advance_clock(self, created_at: datetime, now: datetime | None = None) -> None:
+        """The stream clock moves to the newest post, but never past the wall clock: one post dated a
+        year ahead would otherwise expire the whole window and retire every topic (such a post waits in
+        the window until its time comes)."""
+        at = min(created_at, now or datetime.now(UTC))
+        self.clock = max(self.clock or at, at)
+
+    def restore(self, entries: list[tuple[bytes, bytes]], saved: list[tuple[bytes, bytes]]) -> TopicDiscovery:
         """Discovery rebuilt from the window table's entries and the saved state. Run in the executor: a
         day's window takes seconds to parse, longer than the event loop may stall without missing
-        heartbeats."""
+        heartbeats. What cannot be read is left out and logged (written by an older release, say): one
+        post or one topic, never the whole stage."""
         inputs: list[TopicInput] = []
         for key, value in entries:
             try:
                 inputs.append(TopicInput.model_validate_json(value))
-            except ValidationError as exc:  # written by an older release, say: one post, not the window
+            except ValidationError as exc:
                 log.warning("window entry %r unreadable, left out: %s", key, exc)
-        topic_state = TopicState.from_json(saved) if saved else TopicState()
+        topic_state, problems = TopicState.from_entries(saved)
+        for problem in problems:
+            log.warning("topic state entry unreadable, left out: %s", problem)
         vectors = np.stack([i.vector() for i in inputs]) if inputs else None
         discovery = TopicDiscovery.from_state(
             topic_state,
@@ -94,8 +92,8 @@ class TopicStage:
             min_size=self.settings.topics_min_size,
         )
         self.created = {i.post.key: i.post.created_at for i in inputs}
-        if inputs:
-            self.clock = max(self.created.values())
+        for at in self.created.values():
+            self.advance_clock(at)
         log.info("topic discovery restored: %d posts, %d topics", len(inputs), len(topic_state.topics))
         return discovery
 
@@ -137,16 +135,44 @@ def register_topic_agent(
         response = await es.search(index=settings.topics_index, size=10_000, source=False)
         return [hit["_id"] for hit in response["hits"]["hits"] if hit["_id"] not in known]
 
+    async def labelled_posts() -> dict[str, TopicRef]:
+        """Window posts whose document carries a topic label: what a restarted worker published before,
+        so labels of topics that ended while it was down are cleared like any other change."""
+        assert stage.clock is not None
+        try:
+            response = await indexer().es.search(
+                index=settings.index_alias,
+                size=RECONCILE_LIMIT,
+                query={
+                    "bool": {
+                        "filter": [
+                            {"exists": {"field": "topic.id"}},
+                            {"range": {"@timestamp": {"gte": (stage.clock - stage.window).isoformat()}}},
+                        ]
+                    }
+                },
+                source_includes=["topic"],
+            )
+        except NotFoundError:  # no post indexed yet
+            return {}
+        hits = response["hits"]["hits"]
+        if len(hits) == RECONCILE_LIMIT:
+            log.warning("more than %d labelled posts in the window; the rest keep their labels", len(hits))
+        return {h["_id"]: TopicRef.model_validate(h["_source"]["topic"]) for h in hits}
+
     async def update_and_publish() -> None:
         """Re-cluster as of the stream clock, then publish to Kafka and Elasticsearch (caller holds lock)."""
         assert stage.discovery is not None and stage.clock is not None
         loop = asyncio.get_running_loop()
         active = await loop.run_in_executor(stage.executor, stage.discovery.update, stage.clock)
         stage.last_update, stage.pending, stage.state_dirty = time.monotonic(), 0, True
-        # kept until published: a failed publish is retried, and the next update will not list them again
-        stage.retired |= set(stage.discovery.last_changes.retired)
-        if not stage.reconciled:  # topics an earlier state left in the index (e.g. a fresh broker) go
+        # kept until published: a failed publish is retried, and the next update will not list them again;
+        # a topic folded into another goes like a retired one (its document would show the story twice)
+        changes = stage.discovery.last_changes
+        stage.retired |= set(changes.retired) | set(changes.merged)
+        if not stage.reconciled:  # what an earlier run left in the index (e.g. before a restart) goes
             stage.retired |= set(await stale_topic_ids(set(stage.discovery.topics) | stage.retired))
+            stage.published = await labelled_posts() | stage.published
             stage.reconciled = True
         retired = sorted(stage.retired)
         deliveries: list[Awaitable[Any]] = []
@@ -156,11 +182,12 @@ def register_topic_agent(
         for tid in retired:  # a tombstone tells consumers the topic is gone
             deliveries.append(await output_topic.send(key=tid.encode(), value=None))
         await asyncio.gather(*deliveries)
-        labels: dict[str, dict[str, Any] | None] = {t.id: t.ref().model_dump() for t in active}
-        assignments = {k: t for k, t in stage.discovery.assignments().items() if t in labels}
-        # posts whose topic changed, and posts that left every topic (their old label would mislead)
-        changed: dict[str, str | None] = {k: t for k, t in assignments.items() if stage.published.get(k) != t}
-        changed |= {k: None for k in stage.published if k not in assignments}
+        refs = {t.id: t.ref() for t in active}
+        labels = {k: refs[t] for k, t in stage.discovery.assignments().items() if t in refs}
+        # posts whose topic or its label changed, and posts that left every topic (their old label would
+        # mislead)
+        changed: dict[str, TopicRef | None] = {k: r for k, r in labels.items() if stage.published.get(k) != r}
+        changed |= {k: None for k in stage.published if k not in labels}
         actions = [
             IndexAction(key=t.id, index=settings.topics_index, source=t.public_view().model_dump(mode="json"))
             for t in active
@@ -171,16 +198,19 @@ def register_topic_agent(
                 key=key,
                 index=index_name(settings, stage.created[key]),
                 op="update",
-                source={"topic": labels[tid] if tid else None},
+                source={"topic": ref.model_dump() if ref else None},
             )
-            for key, tid in changed.items()
+            for key, ref in changed.items()
             if key in stage.created
         ]
         unlabelled = set()
         for failure in await indexer().index(actions):
             unlabelled.add(failure.key)  # e.g. the post is not indexed yet: retried at the next update
             log.info("topic write %s deferred: %s", failure.key, failure.reason)
-        stage.published = {k: t for k, t in assignments.items() if k not in unlabelled}
+        # what the documents now carry: a failed write keeps its old value, so it differs and is retried
+        published = {k: r for k, r in labels.items() if k not in unlabelled}
+        published |= {k: stage.published[k] for k in unlabelled if k in stage.published}
+        stage.published = {k: r for k, r in published.items() if k in stage.created}
         stage.retired &= unlabelled  # a delete Elasticsearch refused is tried again at the next update
         if unlabelled:  # come round again after the interval even if no post arrives
             stage.pending = max(stage.pending, 1)
@@ -211,7 +241,7 @@ def register_topic_agent(
     async def add_to_window(events: Sequence[EventT]) -> None:
         (event,) = events
         if stage.discovery is None:  # the tables are read here, on the loop; parsed in the executor
-            entries, saved = list(window_table.items()), state_table.get(STATE_KEY)
+            entries, saved = list(window_table.items()), list(state_table.items())
             loop = asyncio.get_running_loop()
             stage.discovery = await loop.run_in_executor(stage.executor, stage.restore, entries, saved)
         if event.message.key != TICK_KEY:
@@ -225,12 +255,17 @@ def register_topic_agent(
             stage.discovery.add([item.post], item.vector()[None, :])
             window_table[item.post.key.encode()] = value
             stage.created[item.post.key] = item.post.created_at
-            stage.clock = max(stage.clock or item.post.created_at, item.post.created_at)
+            stage.advance_clock(item.post.created_at)
             stage.pending += 1
             if stage.due():
                 await publish()
         if stage.state_dirty and stage.clock is not None:
-            state_table[STATE_KEY] = stage.discovery.state().to_json().encode()
+            state = stage.discovery.state().to_entries()
+            for key in [k for k in state_table if k not in state]:  # topics gone, a version-1 state
+                if key.startswith(TOPIC_KEY_PREFIX) or key == LEGACY_STATE_KEY:
+                    del state_table[key]
+            for key, value in state.items():
+                state_table[key] = value
             cutoff = stage.clock - stage.window
             for key in [k for k, at in stage.created.items() if at < cutoff]:
                 del stage.created[key]

@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.topics.discovery import TopicDiscovery
 from pipeline.topics.synthetic import STORIES, story_of, synthetic_day
-from pipeline.topics.terms import content_tokens, label_from_terms
-from schemas.topics import Topic, TopicPost, TopicState
+from pipeline.topics.terms import LABEL_SEPARATOR, content_tokens, label_from_terms
+from schemas.topics import LEGACY_STATE_KEY, SEQ_KEY, TOPIC_KEY_PREFIX, Topic, TopicPost, TopicState
 from schemas.vocab import Category
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "sentiment"
@@ -218,3 +218,56 @@ def test_label_skips_covered_terms() -> None:
     )
     assert label_from_terms(["banjir", "banjir lebak", "lebak", "evakuasi"]) == "banjir lebak · evakuasi"
     assert label_from_terms(["ktp", "dukcapil"], 3) == "ktp · dukcapil"
+
+
+def test_a_reordered_label_is_kept_a_new_one_replaces_it() -> None:
+    """Labels are written onto every member post: the same terms in another order must not relabel them."""
+    posts, emb = _planted(12, Category.LAYANAN_UMUM)
+    disc = TopicDiscovery()
+    disc.add(posts, emb)
+    (topic,) = disc.update(START + timedelta(hours=3))
+    parts = topic.label.split(LABEL_SEPARATOR)
+    assert len(parts) > 1, topic.label
+    reordered = LABEL_SEPARATOR.join(reversed(parts))
+    disc._topics[topic.id] = topic.model_copy(update={"label": reordered})
+    (again,) = disc.update(START + timedelta(hours=3, minutes=5))
+    assert again.label == reordered
+    disc._topics[topic.id] = again.model_copy(update={"label": "lama · sekali"})
+    (fresh,) = disc.update(START + timedelta(hours=3, minutes=10))
+    assert set(fresh.label.split(LABEL_SEPARATOR)) == set(parts)
+
+
+def test_state_entries_round_trip_one_per_topic_and_skip_what_is_unreadable() -> None:
+    posts, emb = _planted(12, Category.LAYANAN_UMUM)
+    disc = TopicDiscovery()
+    disc.add(posts, emb)
+    (topic,) = disc.update(START + timedelta(hours=3))
+    entries = disc.state().to_entries()
+    assert set(entries) == {SEQ_KEY, TOPIC_KEY_PREFIX + topic.id.encode()}
+    state, problems = TopicState.from_entries(list(entries.items()))
+    assert state == disc.state() and problems == []
+    broken = [*entries.items(), (TOPIC_KEY_PREFIX + b"t-bad", b'{"id": "t-bad"}')]
+    state, problems = TopicState.from_entries(broken)
+    assert set(state.topics) == {topic.id} and len(problems) == 1 and "t-bad" in problems[0]
+    # a version-1 changelog (the whole state in one entry) is still read
+    legacy = disc.state().model_copy(update={"version": 1}).to_json().encode()
+    state, problems = TopicState.from_entries([(LEGACY_STATE_KEY, legacy)])
+    assert set(state.topics) == {topic.id} and state.seq == disc.state().seq and problems == []
+    # a state from a newer release is reported, not misread
+    newer = json.dumps({"version": 99, "seq": 1}).encode()
+    state, problems = TopicState.from_entries([(SEQ_KEY, newer)])
+    assert state.seq == 0 and "version 99" in problems[0]
+
+
+def test_the_stream_clock_never_runs_ahead_of_the_wall_clock() -> None:
+    """One post dated a year ahead would otherwise expire the window and retire every topic."""
+    from pipeline.settings import Settings
+    from pipeline.topics.stream import TopicStage
+
+    stage = TopicStage(Settings())
+    now = datetime.fromisoformat("2026-11-29T12:00:00+00:00")
+    stage.advance_clock(now - timedelta(hours=2), now)
+    stage.advance_clock(now + timedelta(days=365), now)
+    assert stage.clock == now
+    stage.advance_clock(now - timedelta(hours=5), now)  # an older post never moves it back
+    assert stage.clock == now
