@@ -36,7 +36,8 @@ log = logging.getLogger("pantau.worker")
 Enriched = tuple[EnrichedPost | Rejected, np.ndarray | None]
 
 
-def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
+def create_app(settings: Settings, endpoints: Endpoints, model: Enricher | None = None) -> faust.App:
+    """The worker's app; ``model`` is the loaded enrichment (loaded in the first batch when None)."""
     app = faust.App(
         settings.app_id,
         **faust_broker_options(settings, endpoints.kafka),
@@ -67,7 +68,7 @@ def create_app(settings: Settings, endpoints: Endpoints) -> faust.App:
 
     topics_input = app.topic(settings.topic_topics_input, key_serializer="raw", value_serializer="raw")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-model")
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {} if model is None else {"enricher": model}
 
     async def dead_letter(event: EventT, stage: Stage, reason: str) -> Awaitable[Any]:
         message = event.message

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.model.encoder import Backend
@@ -59,7 +60,7 @@ class Settings(BaseSettings):
     batch_timeout: float = Field(1.0, gt=0, description="seconds to wait for a batch to fill")
     session_timeout: float = Field(6.0, gt=0, description="Kafka consumer session timeout, seconds")
     commit_interval: float = Field(2.0, gt=0, description="seconds between offset commits")
-    worker_log_level: str = "info"
+    worker_log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
     # Elasticsearch
     index_prefix: str = Field("pantau-posts", description="monthly indices <prefix>-YYYY.MM, alias <prefix>")
@@ -74,8 +75,8 @@ class Settings(BaseSettings):
     bulk_max_attempts: int = Field(
         10, ge=1, description="bulk requests a document answered with 5xx may take before it is dead-lettered"
     )
-    index_retention_days: int | None = Field(
-        730, ge=1, description="ILM delete phase where the cluster has ILM; unset keeps indices forever"
+    index_retention_days: int = Field(
+        730, ge=0, description="ILM delete phase where the cluster has ILM; 0 keeps indices forever"
     )
 
     # Emerging topics
@@ -105,6 +106,12 @@ class Settings(BaseSettings):
     )
     embedded_host: str = "127.0.0.1"
 
+    @field_validator("kafka_ssl_cafile", "es_ca_certs", "model_dir", "cache_dir", "run_dir")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        """``~/pantau`` in a .env file means the home directory, as it does in a shell."""
+        return value.expanduser() if value is not None else None
+
     @property
     def index_alias(self) -> str:
         return self.index_prefix
@@ -112,4 +119,13 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, or one line per bad variable and exit status 2 (not a traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            name = "PANTAU_" + "_".join(str(p) for p in err["loc"]).upper()
+            secret = any(word in name for word in ("PASSWORD", "API_KEY"))
+            value = "***" if secret else repr(err.get("input"))
+            print(f"error: {name}={value}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from pipeline.embedded.process import ServerError, is_alive
-from pipeline.embedded.stack import EmbeddedStack, resolve_endpoints
+from pipeline.embedded.process import ServerError
+from pipeline.embedded.stack import EmbeddedStack, resolve_endpoints, wait_for_worker_log
 from pipeline.settings import get_settings
 
 console = Console(width=None if Console().is_terminal else 140)
@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
         help="Start the embedded servers, stream the bundled sample through the pipeline, summarise."
     )(demo)
     app.command(help="Start the embedded Kafka, Elasticsearch and one worker in the background.")(up)
-    app.command(help="Show the endpoints, worker, topics and index of the running pipeline.")(status)
+    app.command(
+        help="Show the endpoints, worker, topics and index of the running pipeline; exit 1 if one is down."
+    )(status)
     app.command(help="Stop the embedded worker and servers (by PID); Elasticsearch data is kept.")(down)
     app.command(help="Run the Faust worker in the foreground (enrich + index agents).")(worker)
 
@@ -55,6 +57,9 @@ def up() -> None:
         state = stack.start_servers()
         prepare_cluster(settings, state.endpoints, console)
         state = stack.start_worker()
+        assert state.worker is not None
+        with console.status("waiting for the worker (model load, group join)"):
+            wait_for_worker_log(Path(state.worker.log), pid=state.worker.pid)
     except ServerError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -67,7 +72,7 @@ def up() -> None:
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    from elasticsearch import ApiError, TransportError
+    from elasticsearch import ApiError, NotFoundError, TransportError
 
     from pipeline.kafka.topics import describe_topics
     from pipeline.sinks.elasticsearch import sync_client
@@ -92,7 +97,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         raise typer.Exit(1) from None
     report["kafka"] = endpoints.kafka
     report["elasticsearch"] = endpoints.elasticsearch
-    if state and state.worker and is_alive(state.worker.pid):
+    if not endpoints.embedded and not (state and state.worker):
+        report["worker"] = "unknown"  # workers of an external cluster run elsewhere
+    if state and state.worker and state.worker.alive():
         report["worker"] = "running"
         report["worker_pid"] = state.worker.pid
     try:
@@ -104,11 +111,15 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     es = sync_client(settings, endpoints.elasticsearch)
     try:
         report["documents"] = int(es.count(index=settings.index_alias)["count"])
+    except NotFoundError:  # nothing indexed yet
+        report["documents"] = 0
     except (ApiError, TransportError) as exc:
         report["index_error"] = str(exc).splitlines()[0]
     finally:
         es.close()
     _print_status(report, as_json)
+    if report["worker"] == "stopped" or "topics_error" in report or "index_error" in report:
+        raise typer.Exit(1)  # scripts and health checks read the exit status
 
 
 def _print_status(report: dict[str, object], as_json: bool) -> None:
@@ -133,6 +144,7 @@ def worker() -> None:
 
     from pipeline.app import create_app
     from pipeline.demo import prepare_cluster
+    from pipeline.enrich.enricher import Enricher
 
     settings = get_settings()
     try:
@@ -141,5 +153,13 @@ def worker() -> None:
     except ServerError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    app = create_app(settings, endpoints)
+    try:  # before joining the group: a worker that cannot enrich must not look ready
+        model = Enricher.load(
+            settings.model_dir, settings.model_max_length, settings.model_threads, settings.model_backend
+        )
+    except Exception as exc:
+        console.print(f"[red]error:[/red] cannot load the model from {settings.model_dir}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"model {model.model_version} loaded ({settings.model_backend})")
+    app = create_app(settings, endpoints, model)
     Worker(app, loglevel=settings.worker_log_level, quiet=True).execute_from_commandline()

@@ -36,8 +36,21 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
     return proc.pid
 
 
-def is_alive(pid: int | None) -> bool:
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, /proc/PID/stat field 22), or None where /proc
+    cannot tell: with the PID it names one process, even after the PID is reused."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def is_alive(pid: int | None, started: int | None = None) -> bool:
+    """Whether ``pid`` runs and, with ``started`` (from ``start_time``), is still the process that was
+    started then: after a crash or a reboot a state file's PID may belong to somebody else's process."""
     if not pid:
+        return False
+    if started is not None and start_time(pid) not in (started, None):
         return False
     try:
         os.kill(pid, 0)
@@ -60,18 +73,19 @@ def _not_zombie(pid: int) -> bool:
     return state != "Z"
 
 
-def stop(pid: int | None, timeout: float = 15.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
-    if not pid or not is_alive(pid):
+def stop(pid: int | None, timeout: float = 15.0, started: int | None = None) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after ``timeout``; a PID that is no longer
+    the process started at ``started`` is left alone."""
+    if not pid or not is_alive(pid, started):
         return
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):  # gone, or not ours to signal
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not is_alive(pid):
+            if not is_alive(pid, started):
                 return
             time.sleep(0.1)
 

@@ -6,17 +6,29 @@ Tansu keeps everything in memory: each start is a fresh, empty broker, and the s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from pipeline.embedded.process import ServerError, free_port, is_alive, port_open, spawn, stop, wait_until
+from pipeline.embedded.process import (
+    ServerError,
+    free_port,
+    is_alive,
+    port_open,
+    spawn,
+    start_time,
+    stop,
+    wait_until,
+)
 from pipeline.settings import Settings
 
 
@@ -28,8 +40,19 @@ class Endpoints(BaseModel):
 
 class ServerState(BaseModel):
     pid: int
+    started: int | None = Field(None, description="the process's start time (see process.start_time)")
     port: int | None = None
     log: str
+
+    @classmethod
+    def spawned(cls, pid: int, log: Path, port: int | None = None) -> ServerState:
+        return cls(pid=pid, started=start_time(pid), port=port, log=str(log))
+
+    def alive(self) -> bool:
+        return is_alive(self.pid, self.started)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        stop(self.pid, timeout, self.started)
 
 
 class StackState(BaseModel):
@@ -87,36 +110,40 @@ class EmbeddedStack:
 
     def is_running(self) -> bool:
         state = self.read_state()
-        return bool(
-            state
-            and state.kafka
-            and state.elasticsearch
-            and is_alive(state.kafka.pid)
-            and is_alive(state.elasticsearch.pid)
-        )
+        servers = (state.kafka, state.elasticsearch) if state else (None,)
+        return all(server is not None and server.alive() for server in servers)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One start or stop at a time per run directory: two `pantau up` at once would each start servers
+        and the state file would keep only one set."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     # -- start/stop --------------------------------------------------------------------------------
     def start_servers(self) -> StackState:
-        """Start broker and Elasticsearch on free loopback ports and wait until both answer."""
-        if self.is_running():
-            state = self.read_state()
-            assert state is not None
+        """Start broker and Elasticsearch on free loopback ports and wait until both answer. Each PID is
+        in the state file from the moment it is spawned, so an interrupted start leaves nothing that
+        `pantau down` cannot stop."""
+        with self.locked():
+            if self.is_running():
+                state = self.read_state()
+                assert state is not None
+                return state
+            self._stop()  # clear a half-dead previous run
+            host = self.settings.embedded_host
+            state = StackState(host=host, started_at=datetime.now(UTC))
+            try:
+                self._start_broker(host, state)
+                self._start_elasticsearch(host, state)
+            except BaseException:  # Ctrl-C too
+                self._stop()
+                raise
             return state
-        self.stop()  # clear a half-dead previous run
-        host = self.settings.embedded_host
-        state = StackState(host=host, started_at=datetime.now(UTC))
-        try:
-            state.kafka = self._start_broker(host)
-            self._write_state(state)
-            state.elasticsearch = self._start_elasticsearch(host)
-            self._write_state(state)
-        except Exception:
-            self._write_state(state)
-            self.stop()
-            raise
-        return state
 
-    def _start_broker(self, host: str) -> ServerState:
+    def _start_broker(self, host: str, state: StackState) -> None:
         port = free_port(host)
         log = self.logs / "kafka.log"
         url = f"tcp://{host}:{port}"
@@ -130,11 +157,12 @@ class EmbeddedStack:
             "--storage-engine",
             "memory://tansu/",
         ]
-        pid = spawn(argv, log)
+        state.kafka = ServerState.spawned(spawn(argv, log), log, port)
+        self._write_state(state)
+        pid = state.kafka.pid
         wait_until(lambda: port_open(host, port) and _kafka_answers(f"{host}:{port}"), pid, "Kafka", log)
-        return ServerState(pid=pid, port=port, log=str(log))
 
-    def _start_elasticsearch(self, host: str) -> ServerState:
+    def _start_elasticsearch(self, host: str, state: StackState) -> None:
         port = free_port(host)
         log = self.logs / "elasticsearch.log"
         data_dir = self.run_dir / "es-data"
@@ -150,47 +178,54 @@ class EmbeddedStack:
             "--data-dir",
             str(data_dir),
         ]
-        pid = spawn(argv, log)
+        state.elasticsearch = ServerState.spawned(spawn(argv, log), log, port)
+        self._write_state(state)
         wait_until(
             lambda: httpx.get(f"http://{host}:{port}/", timeout=1).status_code == 200,
-            pid,
+            state.elasticsearch.pid,
             "Elasticsearch",
             log,
         )
-        return ServerState(pid=pid, port=port, log=str(log))
 
     def start_worker(self) -> StackState:
-        state = self.read_state()
-        if state is None:
-            raise ServerError("start the servers first")
-        if state.worker and is_alive(state.worker.pid):
+        with self.locked():
+            state = self.read_state()
+            if state is None:
+                raise ServerError("start the servers first")
+            if state.worker and state.worker.alive():
+                return state
+            endpoints = state.endpoints
+            env = dict(os.environ)
+            env["PANTAU_KAFKA_BOOTSTRAP"] = endpoints.kafka
+            env["PANTAU_ES_URL"] = endpoints.elasticsearch
+            env["PYTHONUNBUFFERED"] = "1"
+            log = self.logs / "worker.log"
+            state.worker = ServerState.spawned(
+                spawn([sys.executable, "-m", "pipeline.cli", "worker"], log, env=env), log
+            )
+            self._write_state(state)
             return state
-        endpoints = state.endpoints
-        env = dict(os.environ)
-        env["PANTAU_KAFKA_BOOTSTRAP"] = endpoints.kafka
-        env["PANTAU_ES_URL"] = endpoints.elasticsearch
-        env["PYTHONUNBUFFERED"] = "1"
-        log = self.logs / "worker.log"
-        pid = spawn([sys.executable, "-m", "pipeline.cli", "worker"], log, env=env)
-        state.worker = ServerState(pid=pid, log=str(log))
-        self._write_state(state)
-        return state
 
     def stop_worker(self) -> None:
-        state = self.read_state()
-        if state and state.worker:
-            stop(state.worker.pid, timeout=30.0)
-            state.worker = None
-            self._write_state(state)
+        with self.locked():
+            state = self.read_state()
+            if state and state.worker:
+                state.worker.stop(timeout=30.0)
+                state.worker = None
+                self._write_state(state)
 
     def stop(self) -> None:
         """Stop worker, then servers, each by its PID; the ES data directory is kept."""
+        with self.locked():
+            self._stop()
+
+    def _stop(self) -> None:
         state = self.read_state()
         if state is None:
             return
         for server in (state.worker, state.kafka, state.elasticsearch):
             if server:
-                stop(server.pid, timeout=30.0 if server is state.worker else 15.0)
+                server.stop(timeout=30.0 if server is state.worker else 15.0)
         self.state_path.unlink(missing_ok=True)
 
 

@@ -33,6 +33,10 @@ from schemas.posts import TopicRef
 from schemas.topics import LEGACY_STATE_KEY, TOPIC_KEY_PREFIX, TopicInput, TopicState
 
 log = logging.getLogger("pantau.topics")
+MISSING_POST_UPDATES = 3
+"""Updates that may find a post's document missing before its label is given up: the index agent may
+simply not have written it yet, but one it dead-lettered never comes, and retrying it would re-cluster
+the window at every interval while the stream is idle."""
 RECONCILE_LIMIT = 10_000
 """Labelled posts a restarted worker reads back from Elasticsearch (one search page)."""
 TICK_KEY = b"__tick__"
@@ -49,6 +53,7 @@ class TopicStage:
         self.discovery: TopicDiscovery | None = None
         self.created: dict[str, datetime] = {}
         self.published: dict[str, TopicRef] = {}  # post key → the label its document carries
+        self.missing: dict[str, int] = {}  # post key → updates that found no document to label
         self.retired: set[str] = set()
         self.clock: datetime | None = None
         self.pending = 0
@@ -201,11 +206,20 @@ def register_topic_agent(
                 source={"topic": ref.model_dump() if ref else None},
             )
             for key, ref in changed.items()
-            if key in stage.created
+            if key in stage.created and stage.missing.get(key, 0) < MISSING_POST_UPDATES
         ]
         unlabelled = set()
         for failure in await indexer().index(actions):
-            unlabelled.add(failure.key)  # e.g. the post is not indexed yet: retried at the next update
+            if failure.status == 404 and failure.key in stage.created:  # the post is not indexed (yet)
+                stage.missing[failure.key] = stage.missing.get(failure.key, 0) + 1
+                if stage.missing[failure.key] >= MISSING_POST_UPDATES:  # dead-lettered, say: stop asking
+                    log.info(
+                        "post %s not indexed after %d updates: left unlabelled",
+                        failure.key,
+                        MISSING_POST_UPDATES,
+                    )
+                    continue
+            unlabelled.add(failure.key)  # retried at the next update
             log.info("topic write %s deferred: %s", failure.key, failure.reason)
         # what the documents now carry: a failed write keeps its old value, so it differs and is retried
         published = {k: r for k, r in labels.items() if k not in unlabelled}
@@ -269,6 +283,7 @@ def register_topic_agent(
             cutoff = stage.clock - stage.window
             for key in [k for k, at in stage.created.items() if at < cutoff]:
                 del stage.created[key]
+                stage.missing.pop(key, None)
                 window_table.pop(key.encode(), None)
             stage.state_dirty = False
 

@@ -94,3 +94,21 @@ def test_deadletter_list_shows_why_and_replay_delivers_once_the_cause_is_fixed(p
         time.sleep(0.5)
     doc = pipeline.document(key)
     assert doc["agencies"] == ["samsat"] and doc["text"] == post["text"]
+
+
+def test_a_worker_that_cannot_load_its_model_exits_before_joining(pipeline: Pipeline, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "COLUMNS": "200",
+            "PANTAU_KAFKA_BOOTSTRAP": pipeline.endpoints.kafka,
+            "PANTAU_ES_URL": pipeline.endpoints.elasticsearch,
+            "PANTAU_MODEL_DIR": str(tmp_path / "no-model"),
+        },
+    )
+    assert result.returncode == 1
+    assert "cannot load the model from" in result.stdout + result.stderr

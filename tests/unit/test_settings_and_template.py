@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Settings
+from pipeline.settings import Settings, get_settings
 from pipeline.sinks.elasticsearch import ClusterFeatures, index_name, render_template
 
 
@@ -26,6 +27,31 @@ def test_settings_reject_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PANTAU_TOPIC_PARTITIONS", "0")
     with pytest.raises(ValueError, match="topic_partitions"):
         Settings()
+
+
+def test_bad_variables_are_one_line_each_without_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PANTAU_BATCH_SIZE", "abc")
+    monkeypatch.setenv("PANTAU_WORKER_LOG_LEVEL", "verbose")
+    get_settings.cache_clear()
+    with pytest.raises(SystemExit) as exit_:
+        get_settings()
+    get_settings.cache_clear()
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("error: PANTAU_BATCH_SIZE='abc': ")
+    assert lines[1].startswith("error: PANTAU_WORKER_LOG_LEVEL='verbose': ")
+
+
+def test_paths_expand_home_and_retention_zero_keeps_indices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANTAU_RUN_DIR", "~/pantau-run")
+    monkeypatch.setenv("PANTAU_INDEX_RETENTION_DAYS", "0")
+    settings = Settings()
+    assert settings.run_dir == Path.home() / "pantau-run"
+    template = render_template(settings, ClusterFeatures(version="8.15.3", indonesian_stemmer=True, ilm=True))
+    assert "index.lifecycle.name" not in template["template"]["settings"]
 
 
 def test_monthly_index_uses_utc_month() -> None:
