@@ -119,7 +119,9 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         total = count_records(path)
         with progress_bar(console) as progress:
             task = progress.add_task(f"producing {path.name}", total=total)
-            report = produce_file(settings, endpoints.kafka, path, on_record=lambda: progress.advance(task))
+            report = produce_file(
+                settings, endpoints.kafka, path, on_record=lambda: progress.advance(task), keep_keys=True
+            )
         for bad in report.invalid:
             console.print(f"[yellow]line {bad.line} not sent:[/yellow] {bad.reason}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, NotFoundError
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -67,7 +67,11 @@ def _crosstab(response: dict[str, Any], outer: str, inner: str, columns: list[st
 def summarise(es: Elasticsearch, alias: str, keys: list[str] | None = None) -> IndexSummary:
     """Aggregate the whole index, or only the posts with these keys (one run's posts)."""
     query: dict[str, Any] = {"ids": {"values": keys}} if keys is not None else {"match_all": {}}
-    es.indices.refresh(index=alias)
+    try:
+        es.indices.refresh(index=alias)
+    except NotFoundError:  # nothing indexed yet (every post rejected or dead-lettered)
+        empty = CrossTab(rows=[], columns=[], counts={})
+        return IndexSummary(documents=0, agency_sentiment=empty, region_category=empty)
     response = es.search(
         index=alias,
         size=0,
@@ -142,7 +146,10 @@ def query_topics(
     es: Any, index: str, since: timedelta, agency: str | None, region: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """Topics whose last post is within ``since`` of the newest topic's (stream time, so backfills work)."""
-    es.indices.refresh(index=index)
+    try:
+        es.indices.refresh(index=index)
+    except NotFoundError:  # discovery has not published yet
+        return []
     newest = es.search(index=index, size=1, sort=[{"last_seen": "desc"}], source=["last_seen"])["hits"][
         "hits"
     ]

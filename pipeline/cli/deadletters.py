@@ -55,7 +55,7 @@ def list_letters(
     key: list[str] = typer.Option([], "--key", help=KEY_HELP),
     grep: str | None = typer.Option(None, "--grep", help=GREP_HELP),
     since: str | None = typer.Option(None, "--since", help=SINCE_HELP),
-    limit: int = typer.Option(50, "--limit", help="show the newest N (0: all)"),
+    limit: int = typer.Option(50, "--limit", min=0, help="show the newest N (0: all)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON letter per line, with its post key"),
 ) -> None:
     from pipeline.tracking import dead_letter_key

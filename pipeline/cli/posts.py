@@ -15,18 +15,27 @@ from pipeline.settings import get_settings
 console = Console(stderr=True)
 
 
+PARTLY_DONE = 3
+"""Exit status when the command ran but reported lines it could not take (the rest were sent/written);
+1 is "could not run" (no servers, no model), 2 a usage error."""
+
+
 def register(app: typer.Typer) -> None:
     app.command(
-        help="Stream a JSONL or CSV file of raw posts into the raw topic; invalid lines are reported."
+        help="Stream a JSONL or CSV file of raw posts into the raw topic; invalid lines are reported "
+        "(exit 3 when there were any)."
     )(produce)
     app.command(
-        help="Enrich one text (JSON to stdout) or a file (--input/--output) with the pipeline's code."
+        help="Enrich one text (JSON to stdout) or a file (--input/--output) with the pipeline's code "
+        "(exit 3 when lines were rejected)."
     )(classify)
 
 
 def produce(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or CSV of raw posts"),
 ) -> None:
+    from kafka.errors import KafkaError
+
     from pipeline.cli.endpoints import running_endpoints
     from pipeline.kafka.producer import produce_file
     from pipeline.kafka.topics import ensure_topics
@@ -34,15 +43,19 @@ def produce(
 
     settings = get_settings()
     endpoints = running_endpoints(settings, console)
-    ensure_topics(settings, endpoints.kafka)
-    with progress_bar(console) as progress:
-        task = progress.add_task(f"producing {path.name}", total=count_records(path))
-        report = produce_file(settings, endpoints.kafka, path, on_record=lambda: progress.advance(task))
+    try:
+        ensure_topics(settings, endpoints.kafka)
+        with progress_bar(console) as progress:
+            task = progress.add_task(f"producing {path.name}", total=count_records(path))
+            report = produce_file(settings, endpoints.kafka, path, on_record=lambda: progress.advance(task))
+    except KafkaError as exc:
+        console.print(f"[red]error:[/red] Kafka at {endpoints.kafka}: {exc!r}")
+        raise typer.Exit(1) from None
     for bad in report.invalid:
         console.print(f"[yellow]{path}:{bad.line}: not sent:[/yellow] {bad.reason}")
     console.print(f"sent {report.sent} posts to {settings.topic_raw}; {len(report.invalid)} invalid lines")
     if report.invalid:
-        raise typer.Exit(2)
+        raise typer.Exit(PARTLY_DONE)
 
 
 def classify(
@@ -59,6 +72,12 @@ def classify(
     if (text is None) == (input is None):
         console.print("[red]error:[/red] give either a TEXT or --input FILE")
         raise typer.Exit(2)
+    if output is not None and input is None:
+        console.print("[red]error:[/red] --output goes with --input (one TEXT is printed to stdout)")
+        raise typer.Exit(2)
+    if output is not None and input is not None and output.resolve() == input.resolve():
+        console.print("[red]error:[/red] --output would overwrite --input: write to another file")
+        raise typer.Exit(2)
     enricher = Enricher.load(
         settings.model_dir, settings.model_max_length, settings.model_threads, settings.model_backend
     )
@@ -69,17 +88,17 @@ def classify(
             )
         except Rejected as exc:
             console.print(f"[red]rejected:[/red] {exc.reason}")
-            raise typer.Exit(2) from None
+            raise typer.Exit(PARTLY_DONE) from None
         result = enricher.enrich([post])[0]
         if isinstance(result, Rejected):
             console.print(f"[red]rejected ({result.stage}):[/red] {result.reason}")
-            raise typer.Exit(2)
+            raise typer.Exit(PARTLY_DONE)
         print(result.model_dump_json(indent=2, exclude_none=True))
         return
     assert input is not None
     failures = _classify_file(enricher, input, output)
     if failures:
-        raise typer.Exit(2)
+        raise typer.Exit(PARTLY_DONE)
 
 
 def _classify_file(enricher: object, input: Path, output: Path | None) -> int:

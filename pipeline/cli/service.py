@@ -140,7 +140,9 @@ def down() -> None:
 
 
 def worker() -> None:
+    from elasticsearch import TransportError
     from faust.worker import Worker
+    from kafka.errors import KafkaError
 
     from pipeline.app import create_app
     from pipeline.demo import prepare_cluster
@@ -150,8 +152,8 @@ def worker() -> None:
     try:
         endpoints = resolve_endpoints(settings)
         prepare_cluster(settings, endpoints, console)
-    except ServerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (ServerError, KafkaError, TransportError) as exc:  # e.g. a cluster that does not answer
+        console.print(f"[red]error:[/red] {str(exc) or repr(exc)}")
         raise typer.Exit(1) from None
     try:  # before joining the group: a worker that cannot enrich must not look ready
         model = Enricher.load(

@@ -22,8 +22,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> int:
-    """Start ``argv`` in its own session so that stopping it also stops anything it forks."""
+    """Start ``argv`` in its own session so that stopping it also stops anything it forks. Its log starts
+    empty; the previous run's is kept as ``<log>.1`` (appending forever grew without bound, and readiness
+    checks read the whole file)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if log_path.exists() and log_path.stat().st_size:
+        os.replace(log_path, log_path.with_name(log_path.name + ".1"))
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             list(argv),

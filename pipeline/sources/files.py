@@ -11,6 +11,10 @@ from pydantic import BaseModel
 
 from pipeline.validation import parse_json
 
+CSV_FIELD_LIMIT = 1 << 24
+"""Characters one CSV cell may hold (the csv module's default, 131,072, raised an error mid-file): a post
+over the message limit is then rejected with that reason, like one in a JSONL file."""
+
 
 class FileRecord(BaseModel):
     line: int
@@ -43,7 +47,8 @@ def _undecodable(text: str) -> tuple[int, int] | None:
 
 def _read_jsonl(path: Path) -> Iterator[FileRecord]:
     # Bytes that are not UTF-8 decode to lone surrogates: that line is reported, the rest still read.
-    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+    # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first line.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -62,31 +67,48 @@ def _read_jsonl(path: Path) -> Iterator[FileRecord]:
 
 
 def _read_csv(path: Path) -> Iterator[FileRecord]:
-    """CSV columns map to fields; dotted headers (``author.handle``, ``metrics.likes``) nest."""
+    """CSV columns map to fields; dotted headers (``author.handle``, ``metrics.likes``) nest. A row the
+    csv module cannot parse (an unclosed quote, a NUL byte) is reported with the line it starts on."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        for row in reader:
-            number = reader.line_num
-            surplus = row.pop(None, None)
-            if surplus:
-                yield FileRecord(line=number, error=f"{len(surplus)} more values than header columns")
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter, strict=True)
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield FileRecord(line=max(start, 1), error=f"not valid CSV: {exc}")
+                if reader.line_num < start:  # nothing consumed: stop rather than loop
+                    return
                 continue
-            undecodable = [
-                f"not UTF-8: byte 0x{bad[0]:02x} in column {name!r}"
-                for name, value in row.items()
-                if isinstance(value, str) and (bad := _undecodable(value))
-            ]
-            if undecodable:
-                yield FileRecord(line=number, error=undecodable[0])
-                continue
-            data: dict[str, Any] = {}
-            for key, value in row.items():
-                if value is None or value == "":
-                    continue
-                head, _, rest = key.partition(".")
-                if rest:
-                    data.setdefault(head, {})[rest] = value
-                else:
-                    data[key] = value
-            yield FileRecord(line=number, data=data)
+            yield _csv_record(reader.line_num, row)
+
+
+def _csv_record(number: int, row: dict[str | None, Any]) -> FileRecord:
+    surplus = row.pop(None, None)
+    if surplus:
+        return FileRecord(line=number, error=f"{len(surplus)} more values than header columns")
+    undecodable = [
+        f"not UTF-8: byte 0x{bad[0]:02x} in column {name!r}"
+        for name, value in row.items()
+        if isinstance(value, str) and (bad := _undecodable(value))
+    ]
+    if undecodable:
+        return FileRecord(line=number, error=undecodable[0])
+    data: dict[str, Any] = {}
+    for key, value in row.items():
+        if key is None or value is None or value == "":
+            continue
+        head, _, rest = key.partition(".")
+        if not rest:
+            if isinstance(data.get(key), dict):
+                return FileRecord(line=number, error=f"column {key!r} clashes with columns {key}.*")
+            data[key] = value
+        elif isinstance(data.setdefault(head, {}), dict):
+            data[head][rest] = value
+        else:
+            return FileRecord(line=number, error=f"column {key!r} clashes with column {head!r}")
+    return FileRecord(line=number, data=data)

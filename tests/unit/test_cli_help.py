@@ -64,3 +64,14 @@ def test_model_train_help_lists_the_distillation_options() -> None:
     assert result.exit_code == 0
     for option in ("--layers", "--freeze-layers", "--teacher", "--epochs", "--seed"):
         assert option in result.output
+
+
+def test_classify_refuses_to_overwrite_its_input_and_output_without_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text('{"id": "1", "platform": "x", "text": "ok", "created_at": "2026-11-20T07:00:00Z"}\n')
+    same = CliRunner().invoke(app, ["classify", "-i", str(posts), "-o", str(posts)], env={"COLUMNS": "200"})
+    assert same.exit_code == 2 and "would overwrite" in same.output
+    assert posts.read_text().count("\n") == 1
+    out = str(tmp_path / "x.jsonl")
+    stray = CliRunner().invoke(app, ["classify", "teks", "-o", out], env={"COLUMNS": "200"})
+    assert stray.exit_code == 2 and "--output goes with --input" in stray.output

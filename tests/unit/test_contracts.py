@@ -128,6 +128,32 @@ def test_file_reader_reports_undecodable_lines_and_reads_on(tmp_path: Path) -> N
     assert rows[1].data is not None and rows[1].data["text"] == "ok"
 
 
+def test_files_from_excel_and_odd_csv_are_read_or_reported_per_row(tmp_path: Path) -> None:
+    bom = "\ufeff"
+    jsonl = tmp_path / "posts.jsonl"
+    jsonl.write_text(bom + json.dumps(VALID) + "\n", encoding="utf-8")
+    assert [r.data for r in read_records(jsonl)] == [VALID]
+    header = "id,platform,text,created_at"
+    rows = [
+        "1,x,ok,2026-11-20T07:00:00Z",
+        "2,x," + "a" * 200_000 + ",2026-11-20T07:00:00Z",  # over the csv module's default cell limit
+        "3,x,ok,2026-11-20T07:00:00Z",
+    ]
+    excel = tmp_path / "excel.csv"
+    excel.write_text(bom + "\n".join([header, *rows]) + "\n", encoding="utf-8")
+    read = list(read_records(excel))
+    assert [r.data["id"] if r.data else r.error for r in read] == ["1", "2", "3"]
+    clash = tmp_path / "clash.csv"
+    clash.write_text("id,platform,text,created_at,author,author.handle\n1,x,ok,2026-11-20T07:00:00Z,a,b\n")
+    (record,) = read_records(clash)
+    assert record.error == "column 'author.handle' clashes with column 'author'"
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text(header + '\n1,x,ok,2026-11-20T07:00:00Z\n2,x,"never closed,2026\n3,x,ok,2026\n')
+    first, broken = read_records(unclosed)
+    assert first.data is not None and first.data["id"] == "1"
+    assert broken.line == 3 and broken.error is not None and broken.error.startswith("not valid CSV")
+
+
 def test_csv_dotted_headers_nest(tmp_path: Path) -> None:
     path = tmp_path / "posts.csv"
     path.write_text(
