@@ -139,7 +139,9 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher | None 
                 key = result.key.encode()
                 value = result.model_dump_json(exclude_none=True).encode()
                 deliveries.append(await enriched_topic.send(key=key, value=value))
-                if result.is_public_service and embedding is not None:
+                # an agency's own replies ("terima kasih atas laporannya ...") would make boilerplate topics
+                account = model.gazetteer.agency_account(result.author.handle if result.author else None)
+                if result.is_public_service and embedding is not None and account is None:
                     item = TopicInput.build(TopicPost.from_enriched(result), embedding)
                     deliveries.append(await topics_input.send(key=key, value=item.model_dump_json().encode()))
             await asyncio.gather(*deliveries)  # the batch is released for acknowledgement after this

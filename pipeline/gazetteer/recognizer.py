@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,16 +95,36 @@ def _gap(a: Match[Any], b: Match[Any]) -> int:
 
 
 class Gazetteer:
-    def __init__(self, agencies: PhraseMatcher[AgencyAlias], places: PhraseMatcher[Place]) -> None:
+    def __init__(
+        self,
+        agencies: PhraseMatcher[AgencyAlias],
+        places: PhraseMatcher[Place],
+        accounts: Mapping[str, Agency] | None = None,
+    ) -> None:
         self._agencies = agencies
         self._places = places
+        self._accounts = dict(accounts or {})
 
     @classmethod
     def load(cls, path: Path | None = None) -> Gazetteer:
         """Build from the YAML files in ``path`` (default: the packaged data directory)."""
         data = load_data(path)
         directory = path or Path(__file__).parent / "data"
-        return cls(_agency_matcher(data, directory), _place_matcher(data, directory))
+        accounts = {
+            _account_key(alias): Agency(agency)
+            for agency, entry in data.agencies.items()
+            for alias in (*entry.handles, *entry.regional)
+            if alias.startswith("@")
+        }
+        return cls(_agency_matcher(data, directory), _place_matcher(data, directory), accounts)
+
+    def agency_account(self, handle: str | None) -> Agency | None:
+        """The agency whose official account this is (``@bpbd_banten``, ``pdam.tirtaraharja``): its
+        posts are replies and announcements, not citizens' reports."""
+        if not handle:
+            return None
+        key = _account_key(handle)
+        return self._accounts.get(key) or self._accounts.get(key.removesuffix("official"))
 
     def recognize(self, text: str) -> Recognition:
         toks = tokenize(_PKL_TIME.sub("pukul ", text))
@@ -191,6 +211,11 @@ class Gazetteer:
         return Recognition(
             agencies=agencies, region=region, places=places, outside_banten=bool(outside) and not has_banten
         )
+
+
+def _account_key(handle: str) -> str:
+    """Handles compare without '@', case, dots and underscores (``@Dukcapil_KotaTangerang``)."""
+    return "".join(ch for ch in handle.lower() if ch.isalnum())
 
 
 @functools.lru_cache(maxsize=1)

@@ -412,3 +412,22 @@ def test_reviewed_posts(gaz: Gazetteer, text: str, agencies: list[Agency], regio
 def test_places_elsewhere_in_java_are_outside(gaz: Gazetteer, text: str) -> None:
     result = gaz.recognize(text)
     assert result.agencies == [] and result.region is None and result.outside_banten
+
+
+@pytest.mark.parametrize(
+    ("handle", "agency"),
+    [
+        ("@BPBD_Banten", Agency.BPBD),
+        ("bpbdbanten", Agency.BPBD),
+        ("dukcapil_kotatangerang", Agency.DUKCAPIL),
+        ("pdam.tirtaraharja.official", Agency.PDAM),
+        ("@damkarkabserang", Agency.DAMKAR),
+        ("warga_serang", None),
+        ("damkar.lovers", None),
+        ("bpbd", None),
+        (None, None),
+    ],
+)
+def test_agency_accounts(gaz: Gazetteer, handle: str | None, agency: Agency | None) -> None:
+    """The agencies' own accounts: their replies stay out of topic discovery."""
+    assert gaz.agency_account(handle) == agency
