@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.settings import get_settings
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Build, train and evaluate the sentiment and category models.", no_args_is_help=True)
 console = Console()
+T = TypeVar("T")
 
 
 class Task(StrEnum):
@@ -117,16 +120,27 @@ def train(
     ),
 ) -> None:
     """Train a calibrated head on frozen encoder embeddings (default), or fine-tune the encoder (--epochs)."""
-    from pipeline.model.data import INDOMAIN_DIR, default_train_files, default_valid_files
+    from pipeline.model.category import load_category_labelled
+    from pipeline.model.data import INDOMAIN_DIR, default_train_files, default_valid_files, load_labelled
 
     if epochs and task is Task.CATEGORY:
         raise typer.BadParameter("--epochs fine-tunes the sentiment model; the category head is linear only")
+    if task is Task.CATEGORY:
+        train_files = data or [INDOMAIN_DIR / "train.jsonl"]
+        valid_files = valid or [INDOMAIN_DIR / "valid.jsonl"]
+        if len(train_files) != 1 or len(valid_files) != 1:
+            raise typer.BadParameter("the category head takes one --data and one --valid file")
+        _read_data(load_category_labelled, [*train_files, *valid_files])
+    else:
+        train_files = data or default_train_files()
+        valid_files = valid or default_valid_files()
+        _read_data(load_labelled, [*train_files, *valid_files])
     if epochs:
         _finetune(
             base or get_settings().model_dir,
             out or get_settings().cache_dir / "finetuned",
-            data or default_train_files(),
-            valid or default_valid_files(),
+            train_files,
+            valid_files,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,
@@ -146,10 +160,6 @@ def train(
     if task is Task.CATEGORY:
         from pipeline.model.train_category import train_category
 
-        train_files = data or [INDOMAIN_DIR / "train.jsonl"]
-        valid_files = valid or [INDOMAIN_DIR / "valid.jsonl"]
-        if len(train_files) != 1 or len(valid_files) != 1:
-            raise typer.BadParameter("the category head takes one --data and one --valid file")
         train_category(out, train_files[0], valid_files[0], console, get_settings().model_backend)
         return
     from pipeline.model.train import train_sentiment
@@ -164,11 +174,21 @@ def train(
         base or _base_dir(),
         out,
         console,
-        train_files=data or default_train_files(),
-        valid_files=valid or default_valid_files(),
+        train_files=train_files,
+        valid_files=valid_files,
         threads=threads,
         backend=_backend(backend),
     )
+
+
+def _read_data(read: Callable[[Path], T], paths: Sequence[Path]) -> list[T]:
+    """Every labelled file read before a model loads: a bad one is a single ``error:`` line naming
+    ``path:line`` and exit status 2, not a traceback minutes into a run."""
+    try:
+        return [read(path) for path in paths]
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 def _finetune(
@@ -234,28 +254,31 @@ def eval_(
     error on labelled files."""
     from functools import partial
 
+    from pipeline.model.category import load_category_labelled
     from pipeline.model.evaluate import evaluate, load_labelled, print_report
     from pipeline.model.sentiment import SentimentModel
     from pipeline.report import progress_bar
 
     model_dir = model or get_settings().model_dir
     backend = backend or get_settings().model_backend
-    m = SentimentModel.load(model_dir, backend=_backend(backend), threads=threads)
     if task is Task.CATEGORY:
         from pipeline.model.category import CategoryModel, evaluate_category
         from pipeline.model.train_category import category_inputs
 
+        posts = _read_data(load_category_labelled, data)
+        m = SentimentModel.load(model_dir, backend=_backend(backend), threads=threads)
         head = CategoryModel.load(model_dir)
         console.print(f"category head {head.version} on encoder {m.version} ({backend})")
-        for path in data:
+        for path, (rows, categories) in zip(data, posts, strict=True):
             with progress_bar(console) as bar:
                 task_id = bar.add_task(f"embedding {path.name}", total=None)
-                embeddings, evidence, labels = category_inputs(m, path, partial(bar.advance, task_id))
-            print_report(evaluate_category(head, embeddings, evidence, labels), console, title=str(path))
+                embeddings, evidence = category_inputs(m, rows, partial(bar.advance, task_id))
+            print_report(evaluate_category(head, embeddings, evidence, categories), console, title=str(path))
         return
+    labelled = _read_data(load_labelled, data)
+    m = SentimentModel.load(model_dir, backend=_backend(backend), threads=threads)
     console.print(f"model {m.version} ({backend})")
-    for path in data:
-        texts, labels = load_labelled(path)
+    for path, (texts, labels) in zip(data, labelled, strict=True):
         with progress_bar(console) as bar:
             task_id = bar.add_task(f"scoring {path.name}", total=len(texts))
             report = evaluate(m, texts, labels, partial(bar.advance, task_id))

@@ -4,7 +4,6 @@ evidence (keyword guess and agencies), so one encoder pass serves sentiment, cat
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.enrich.category import CategoryGuess
+from pipeline.model.data import no_labelled_rows, read_jsonl, record_text
 from pipeline.model.evaluate import EvalReport, report_from_proba
 from pipeline.model.sentiment import Head
 from schemas.vocab import Agency, Category
@@ -94,18 +94,20 @@ def decision_proba(proba: np.ndarray) -> np.ndarray:
 
 
 def load_category_labelled(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """JSONL rows with ``text`` and ``category`` (or ``label``); unknown categories fail loudly."""
+    """JSONL rows with ``text`` and ``category`` (or ``label``); unknown or missing categories fail loudly,
+    naming ``path:line``."""
+    if path.suffix.lower() != ".jsonl":
+        raise ValueError(f"{path}: the category task reads JSONL (one object per line: text + category)")
     rows, labels = [], []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            label = row.get("category", row.get("label"))
-            if label not in CATEGORIES:
-                raise ValueError(f"{path}:{number}: category {label!r} is not one of {', '.join(CATEGORIES)}")
-            rows.append(row)
-            labels.append(label)
+    for number, row in read_jsonl(path):
+        record_text(path, number, row)
+        label = row.get("category", row.get("label"))
+        if label not in CATEGORIES:
+            raise ValueError(f"{path}:{number}: category {label!r} is not one of {', '.join(CATEGORIES)}")
+        rows.append(row)
+        labels.append(label)
+    if not rows:
+        raise no_labelled_rows(path, 0)
     return rows, labels
 
 

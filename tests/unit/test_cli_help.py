@@ -64,3 +64,21 @@ def test_model_train_help_lists_the_distillation_options() -> None:
     assert result.exit_code == 0
     for option in ("--layers", "--freeze-layers", "--teacher", "--epochs", "--seed"):
         assert option in result.output
+
+
+def test_model_eval_and_train_report_a_bad_data_file_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("", encoding="utf-8")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok", "label": "positive"}\n{"text": \n', encoding="utf-8")
+    for args, message in (
+        (["model", "eval", "--data", str(empty)], "empty.tsv: no labelled rows"),
+        (["model", "eval", "--data", str(tmp_path / "missing.tsv")], "No such file"),
+        (["model", "eval", "--task", "category", "--data", str(empty)], "category task reads JSONL"),
+        (["model", "train", "--data", str(bad)], "bad.jsonl:2: not JSON"),
+        (["model", "train", "--task", "category", "--data", str(bad)], "bad.jsonl:1: category 'positive'"),
+    ):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+        assert result.exit_code == 2, (args, result.output)
+        assert "error:" in result.output and message in result.output, result.output
+        assert isinstance(result.exception, SystemExit), "no traceback"
