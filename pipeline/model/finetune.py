@@ -84,7 +84,7 @@ CLIP_NORM = 1.0
 HARD_LIMIT_MB = 70.0
 COPY_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "base_model.json")
 
-__all__ = ["CHECKPOINT_FILE", "Storage", "finetune_sentiment", "save_encoder"]
+__all__ = ["BEST_FILE", "CHECKPOINT_FILE", "Storage", "finetune_sentiment", "save_encoder"]
 
 
 class Classifier(torch.nn.Module):
@@ -598,7 +598,8 @@ def finetune_sentiment(
         start_head = ckpt.get("start_head")
         resumed_from = step
         console.print(f"resumed from {ckpt_path} at step {step} (epoch {epoch + 1}, batch {step_in_epoch})")
-    else:
+    else:  # start over: an old last.pt left here would be resumed by the next run, with no best.pt for it
+        ckpt_path.unlink(missing_ok=True)
         best_path.unlink(missing_ok=True)
 
     saved_at = step
@@ -632,7 +633,7 @@ def finetune_sentiment(
         f1 = report_from_proba(_softmax(_logits(model, valid_ids, pad_id, device)), v_text).macro_f1
         history.append({"epoch": round(at_epoch, 4), "step": step, "valid_macro_f1": round(f1, 4)})
         console.print(f"epoch {at_epoch:.2f} (step {step}): valid macro-F1 {f1:.4f}")
-        if f1 > best_f1:
+        if f1 > best_f1 or not best_path.exists():  # a checkpoint's best_f1 may outlive its best.pt
             best_f1, best_epoch = f1, at_epoch
             _atomic_save({"model": _trainable_state(model), "epoch": at_epoch, "step": step}, best_path)
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import DEFAULT_MODEL_DIR, SMSA_DIR
 from pipeline.model.evaluate import evaluate, load_labelled
-from pipeline.model.finetune import CHECKPOINT_FILE, finetune_sentiment
+from pipeline.model.finetune import BEST_FILE, CHECKPOINT_FILE, finetune_sentiment
 from pipeline.model.packed import PACKED_FILE
 from pipeline.model.sentiment import SentimentModel
 from tests.model.test_transformers_loading import transformers_probabilities
@@ -267,3 +267,26 @@ def test_truncated_without_teacher_starts_from_a_head_fitted_on_its_own_output(
     assert model.meta["finetune"]["layers"] == n
     preds = model.predict(["antrean samsat lama", "pelayanan cepat"])
     assert len(preds) == 2 and all(sum(p.scores.values()) == pytest.approx(1.0, abs=1e-5) for p in preds)
+
+
+def test_a_checkpoint_without_its_best_weights_still_finishes(
+    data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.model.finetune
+
+    ckpt = tmp_path / "ckpt"
+    kw: dict[str, Any] = {"max_steps": 1, "storage": "q4"}
+    _run(data, tmp_path / "a", ckpt, **kw)
+    # A --no-resume start deletes best.pt: if it stops before its first checkpoint, an older last.pt with
+    # a best_f1 no weights match must not make the next run fail at the end.
+    (ckpt / BEST_FILE).unlink()
+    resumed = _run(data, tmp_path / "a", ckpt, **kw)
+    assert resumed["resumed_from"] == 1 and (ckpt / BEST_FILE).exists()
+
+    def stop(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("stopped before the first checkpoint")
+
+    monkeypatch.setattr(pipeline.model.finetune, "_collate", stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        _run(data, tmp_path / "a", ckpt, resume=False, **kw)
+    assert not (ckpt / CHECKPOINT_FILE).exists() and not (ckpt / BEST_FILE).exists()
