@@ -818,7 +818,9 @@ def _write_model(
     version = f"e5s-id-ft-{digest.hexdigest()[:10]}"
     total_mb = directory_mb(out_dir)
     details["artifact_mb"] = round(total_mb, 1)
-    meta = {k: v for k, v in meta_in.items() if k not in ("metrics", "finetune", "head", "data")}
+    # What described the source's training, and its category head (never carried over), is not this model's.
+    stale = ("metrics", "finetune", "head", "data", "category", "backend_at_training")
+    meta = {k: v for k, v in meta_in.items() if k not in stale}
     meta |= {
         "version": version,
         "task": "sentiment",

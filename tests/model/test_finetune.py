@@ -36,11 +36,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def _run(data: tuple[Path, Path], out: Path, ckpt: Path, **kw: Any) -> dict[str, Any]:
+def _run(
+    data: tuple[Path, Path], out: Path, ckpt: Path, source: Path = DEFAULT_MODEL_DIR, **kw: Any
+) -> dict[str, Any]:
     torch.set_num_threads(2)
     defaults: dict[str, Any] = {"epochs": 1, "batch_size": 8, "max_length": 24, "threads": 2, "onnx": False}
     return finetune_sentiment(
-        DEFAULT_MODEL_DIR,
+        source,
         out,
         [data[0]],
         [data[1]],
@@ -290,3 +292,19 @@ def test_a_checkpoint_without_its_best_weights_still_finishes(
     with pytest.raises(RuntimeError, match="stopped"):
         _run(data, tmp_path / "a", ckpt, resume=False, **kw)
     assert not (ckpt / CHECKPOINT_FILE).exists() and not (ckpt / BEST_FILE).exists()
+
+
+def test_the_written_description_leaves_out_the_sources_training(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    for path in DEFAULT_MODEL_DIR.iterdir():
+        (source / path.name).write_bytes(path.read_bytes())
+    meta = json.loads((source / "pantau_model.json").read_text(encoding="utf-8"))
+    meta |= {"backend_at_training": "fp32", "category": {"valid": {"accuracy": 0.9}}}
+    (source / "pantau_model.json").write_text(json.dumps(meta), encoding="utf-8")
+    _run(data, tmp_path / "out", tmp_path / "ckpt", source=source, max_steps=1, storage="q4")
+    written = json.loads((tmp_path / "out" / "pantau_model.json").read_text(encoding="utf-8"))
+    assert "backend_at_training" not in written and "category" not in written
+    assert written["base"] == meta["base"] and written["finetune"]["source_model"] == meta["version"]
