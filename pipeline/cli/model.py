@@ -65,8 +65,9 @@ def train(
     out: Path | None = typer.Option(
         None,
         "--out",
-        help="model directory to write (default PANTAU_MODEL_DIR; with --epochs: .cache/finetuned, so the "
-        "shipped model is only replaced when you say so)",
+        help="model directory to write (default .cache/frozen; with --epochs: .cache/finetuned, so the "
+        "shipped model is only replaced when you name it); --task category: the model whose encoder the head "
+        "is fitted on and written next to (default PANTAU_MODEL_DIR)",
     ),
     epochs: int = typer.Option(
         0,
@@ -156,11 +157,16 @@ def train(
             teacher_backend=get_settings().model_backend,
         )
         return
-    out = out or get_settings().model_dir
     if task is Task.CATEGORY:
         from pipeline.model.train_category import train_category
 
-        train_category(out, train_files[0], valid_files[0], console, get_settings().model_backend)
+        train_category(
+            out or get_settings().model_dir,
+            train_files[0],
+            valid_files[0],
+            console,
+            get_settings().model_backend,
+        )
         return
     from pipeline.model.train import train_sentiment
 
@@ -172,7 +178,7 @@ def train(
         )
     train_sentiment(
         base or _base_dir(),
-        out,
+        out or get_settings().cache_dir / "frozen",
         console,
         train_files=train_files,
         valid_files=valid_files,

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,11 +17,26 @@ from pipeline.model.evaluate import EvalReport, report_from_proba
 from pipeline.model.sentiment import Head
 from schemas.vocab import Agency, Category
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 CATEGORY_HEAD_FILE = "category_head.safetensors"
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
 AGENCIES: tuple[str, ...] = tuple(a.value for a in Agency)
 PUBLIC_SERVICE_THRESHOLD = 0.5
 """``is_public_service`` is false only when ``bukan_layanan`` is at least this likely."""
+
+
+def remove_stale_category_head(model_dir: Path, console: Console) -> None:
+    """A category head fitted on another encoder's embeddings gives wrong categories without any error, so a
+    trainer that writes a new encoder or sentiment head into ``model_dir`` removes it."""
+    stale = model_dir / CATEGORY_HEAD_FILE
+    if stale.exists():
+        stale.unlink()
+        console.print(
+            f"[yellow]removed stale {stale}[/] (fitted on other embeddings); retrain it: "
+            f"pantau model train --task category --out {model_dir}"
+        )
 
 
 def evidence_features(guesses: Sequence[CategoryGuess], agencies: Sequence[Sequence[Agency]]) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.model.category import CATEGORY_HEAD_FILE
+from pipeline.model.category import remove_stale_category_head
 from pipeline.model.data import LABELS
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
@@ -788,10 +788,7 @@ def _write_encoder(
         config["num_hidden_layers"] = int(encoder.config.num_hidden_layers)
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     write_transformers_code(out_dir)
-    stale = out_dir / CATEGORY_HEAD_FILE
-    if stale.exists():  # fitted on the old encoder's embeddings: wrong without any error, so remove it
-        stale.unlink()
-        console.print(f"[yellow]removed stale {stale}[/]")
+    remove_stale_category_head(out_dir, console)
     stored: dict[str, Any] = {"encoder": save_encoder(encoder, src, out_dir, storage)}
     (out_dir / ONNX_FILE).unlink(missing_ok=True)  # exported from the weights this run replaces
     if onnx:

@@ -1,9 +1,11 @@
-"""Encoder fine-tuning, kept to a few steps on 16 SmSA texts: output loads, checkpoints resume exactly."""
+"""Training on 16 SmSA texts: fine-tuning kept to a few steps (output loads, checkpoints resume exactly) and
+where the frozen-head trainer writes."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from pipeline.model.data import DEFAULT_MODEL_DIR, SMSA_DIR
 from pipeline.model.evaluate import evaluate, load_labelled
 from pipeline.model.finetune import BEST_FILE, CHECKPOINT_FILE, finetune_sentiment
 from pipeline.model.packed import PACKED_FILE
-from pipeline.model.sentiment import SentimentModel
+from pipeline.model.sentiment import HEAD_FILE, SentimentModel
 from tests.model.test_transformers_loading import transformers_probabilities
 
 
@@ -308,3 +310,44 @@ def test_the_written_description_leaves_out_the_sources_training(
     written = json.loads((tmp_path / "out" / "pantau_model.json").read_text(encoding="utf-8"))
     assert "backend_at_training" not in written and "category" not in written
     assert written["base"] == meta["base"] and written["finetune"]["source_model"] == meta["version"]
+
+
+@pytest.fixture
+def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A cache dir and a model dir in ``tmp_path``: a wrong default never writes into the shipped model."""
+    from pipeline.settings import get_settings
+
+    monkeypatch.setenv("PANTAU_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PANTAU_MODEL_DIR", str(tmp_path / "shipped"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_frozen_head_trainer_writes_to_the_cache_and_drops_a_stale_category_head(
+    data: tuple[Path, Path], settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import pipeline.model.train
+    from pipeline.cli import app
+
+    monkeypatch.setattr(pipeline.model.train, "default_test_files", dict)  # held-out sets take minutes
+    frozen = settings_env / "cache" / "frozen"
+    frozen.mkdir(parents=True)
+    (frozen / CATEGORY_HEAD_FILE).write_bytes(b"fitted on other embeddings")
+    args = [
+        "model",
+        "train",
+        "--base",
+        str(DEFAULT_MODEL_DIR),
+        "--data",
+        str(data[0]),
+        "--valid",
+        str(data[1]),
+    ]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert (frozen / HEAD_FILE).exists() and not (frozen / CATEGORY_HEAD_FILE).exists()
+    assert f"pantau model train --task category --out {frozen}" in " ".join(result.output.split())
+    assert not (settings_env / "shipped").exists()
