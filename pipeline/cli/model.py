@@ -115,9 +115,12 @@ def train(
     seed: int = typer.Option(
         13, "--seed", help="with --epochs: seed of batch order and dropout (a second run of one recipe)"
     ),
-    threads: int = typer.Option(2, "--threads", help="torch threads"),
-    backend: str = typer.Option(
-        "fp32", "--backend", help="frozen-head trainer: encoder backend for the embeddings, fp32 or int8"
+    threads: int = typer.Option(2, "--threads", min=1, help="threads of the encoder and of fine-tuning"),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="encoder backend of the embeddings: frozen-head trainer fp32 (default) or int8; --task category "
+        "any, default the one the pipeline runs (PANTAU_MODEL_BACKEND)",
     ),
 ) -> None:
     """Train a calibrated head on frozen encoder embeddings (default), or fine-tune the encoder (--epochs)."""
@@ -165,11 +168,13 @@ def train(
             train_files[0],
             valid_files[0],
             console,
-            get_settings().model_backend,
+            _backend(backend or get_settings().model_backend),
+            threads=threads,
         )
         return
     from pipeline.model.train import train_sentiment
 
+    backend = backend or "fp32"
     if backend not in ("fp32", "int8"):
         raise typer.BadParameter(
             f"{backend!r}: the frozen-head trainer embeds with torch, so --backend is fp32 or int8 "
@@ -254,7 +259,7 @@ def eval_(
     task: Task = typer.Option(Task.SENTIMENT, "--task", help="which head to evaluate"),
     model: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
     backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
-    threads: int = typer.Option(2, "--threads", help="inference threads"),
+    threads: int = typer.Option(2, "--threads", min=1, help="inference threads"),
 ) -> None:
     """Macro-F1 (with a 95 % bootstrap interval), accuracy, per-class scores, confusion matrix and calibration
     error on labelled files."""

@@ -40,14 +40,20 @@ def category_inputs(
 
 
 def train_category(
-    model_dir: Path, train: Path, valid: Path, console: Console, backend: Backend = "fp32"
+    model_dir: Path,
+    train: Path,
+    valid: Path,
+    console: Console,
+    backend: Backend = "fp32",
+    *,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Fit on the embeddings of ``backend``: the one the pipeline will run the head on."""
     from sklearn.linear_model import LogisticRegression
 
     tr_rows, y_tr = load_category_labelled(train)
     va_rows, y_va = load_category_labelled(valid)
-    model = SentimentModel.load(model_dir, backend=backend)
+    model = SentimentModel.load(model_dir, backend=backend, threads=threads)
     with console.status("embedding the labelled posts"):
         x_tr, ev_tr = category_inputs(model, tr_rows)
         x_va, ev_va = category_inputs(model, va_rows)

@@ -82,3 +82,31 @@ def test_model_eval_and_train_report_a_bad_data_file_in_one_line(tmp_path) -> No
         assert result.exit_code == 2, (args, result.output)
         assert "error:" in result.output and message in result.output, result.output
         assert isinstance(result.exception, SystemExit), "no traceback"
+
+
+def test_thread_counts_and_batch_sizes_are_checked_up_front() -> None:
+    for args in (
+        ["model", "train", "--threads", "0"],
+        ["model", "eval", "--data", "x.tsv", "--threads", "0"],
+        ["bench", "model", "--threads", "0"],
+    ):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 2 and "--threads" in result.output, (args, result.output)
+    for value in ("8,x", "8,0", ""):
+        result = CliRunner().invoke(app, ["bench", "model", "--batch-sizes", value], env={"COLUMNS": "200"})
+        assert result.exit_code == 2, result.output
+        assert "--batch-sizes" in result.output and "whole numbers ≥ 1" in result.output
+
+
+def test_category_training_takes_threads_and_backend(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pipeline.model.train_category
+
+    calls = []
+    monkeypatch.setattr(
+        pipeline.model.train_category, "train_category", lambda *args, **kw: calls.append((args, kw))
+    )
+    args = ["model", "train", "--task", "category", "--threads", "1", "--backend", "int8"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    ((positional, keywords),) = calls
+    assert positional[4] == "int8" and keywords == {"threads": 1}
