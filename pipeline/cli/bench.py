@@ -26,7 +26,11 @@ def _sizes(value: str, option: str) -> tuple[int, ...]:
     return sizes
 
 
-@app.command("model", help="Encoder + heads: texts/s per backend, batch size and text length; peak memory.")
+@app.command(
+    "model",
+    help="Sentiment path (encoder + sentiment head; the category head and the rules are not timed): "
+    "texts/s per backend, batch size and text length; peak memory.",
+)
 def model(
     model_dir: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
     batch_sizes: str = typer.Option("1,8,32", help="comma-separated batch sizes"),

@@ -91,7 +91,7 @@ def train(
         "--epochs",
         min=0,
         help="sentiment: 0 fits the head on frozen embeddings (seconds); N > 0 fine-tunes encoder and head "
-        "for N epochs (about 25 min per SmSA epoch on 2 CPU cores), resumable from checkpoints",
+        "for N epochs (about 31 min per SmSA epoch on 2 CPU cores), resumable from checkpoints",
     ),
     lr: float = typer.Option(
         6e-5, "--lr", help="with --epochs: peak learning rate of the top layer and head"
@@ -323,7 +323,13 @@ def export(
 
 @app.command("eval")
 def eval_(
-    data: list[Path] = typer.Option(..., "--data", help="labelled file(s) to score; repeatable"),
+    data: list[Path] = typer.Option(
+        ...,
+        "--data",
+        help="labelled file(s) to score, repeatable. Sentiment: TSV text<TAB>label (no header); CSV with "
+        "text or tweet plus label or sentiment; JSONL with text plus label or sentiment. Category: JSONL "
+        "with text plus category or label",
+    ),
     task: Task = typer.Option(Task.SENTIMENT, "--task", help="which head to evaluate"),
     model: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
     backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),

@@ -139,3 +139,28 @@ def test_train_options_that_do_not_apply_are_refused() -> None:
         assert result.exit_code == 2, (args, result.output)
         output = " ".join(result.output.replace("│", " ").split())
         assert all(s in output for s in shown), (args, output)
+
+
+def _help(*args: str) -> str:
+    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_help_says_what_the_commands_read_and_measure() -> None:
+    from pipeline.settings import REPO_ROOT
+
+    eval_help = _help("model", "eval")
+    for fmt in (
+        "TSV text<TAB>label",
+        "CSV with text or tweet plus label or sentiment",
+        "JSONL with text plus",
+    ):
+        assert fmt in eval_help
+    # The epoch time the help quotes is the one the README and the model card measured.
+    assert "about 31 min per SmSA epoch" in _help("model", "train")
+    assert "about 31 minutes per epoch" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "about 31 min per epoch" in (REPO_ROOT / "models/sentiment/MODEL_CARD.md").read_text(
+        encoding="utf-8"
+    )
+    assert "encoder + sentiment head" in _help("bench", "model")
