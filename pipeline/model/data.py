@@ -6,6 +6,7 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pipeline.settings import DEFAULT_MODEL_DIR, REPO_ROOT
 
@@ -17,28 +18,70 @@ SMSA_DIR = DATA_DIR / "sentiment" / "smsa"
 INDOMAIN_DIR = DATA_DIR / "indomain"
 
 
-def _rows(path: Path) -> Iterator[tuple[str, str | None]]:
-    """Yield (text, label-or-None) from a .tsv (text<TAB>label), .csv (with a text column) or .jsonl."""
-    suffix = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as fh:
-        if suffix == ".jsonl":
+def _undecodable_line(path: Path) -> int:
+    """Line of the first byte that is not UTF-8: text-mode reading decodes in chunks and cannot say."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1
+    return 1
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line; every error names ``path:line``.
+
+    ``utf-8-sig`` so that a byte-order mark (as Windows editors write) is not read as part of the first line.
+    """
+    try:
+        with path.open(encoding="utf-8-sig") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                rec = json.loads(line)
-                if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                    raise ValueError(f"{path}:{lineno}: expected an object with a string 'text'")
-                label = rec.get("label", rec.get("sentiment"))
-                if isinstance(label, dict):  # {"label": ..., "score": ...} as in EnrichedPost
-                    label = label.get("label")
-                yield rec["text"], (str(label) if label is not None else None)
-        elif suffix == ".csv":
-            for row in csv.DictReader(fh):
-                text = row.get("text") or row.get("tweet")
-                if text is None:
-                    raise ValueError(f"{path}: CSV needs a 'text' column")
-                yield text, row.get("label")
-        elif suffix == ".tsv":
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+                if not isinstance(rec, dict):
+                    raise ValueError(f"{path}:{lineno}: expected a JSON object")
+                yield lineno, rec
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}:{_undecodable_line(path)}: not UTF-8 text") from None
+
+
+def record_text(path: Path, lineno: int, rec: dict[str, Any]) -> str:
+    """The non-empty ``text`` of a JSONL record."""
+    text = rec.get("text")
+    if not isinstance(text, str):
+        raise ValueError(f"{path}:{lineno}: expected an object with a string 'text'")
+    return _nonempty(path, lineno, text)
+
+
+def _nonempty(path: Path, lineno: int, text: str) -> str:
+    if not text.strip():
+        raise ValueError(f"{path}:{lineno}: empty text")
+    return text
+
+
+def _rows(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """Yield (line, text, label-or-None) from a .tsv (text<TAB>label), a .csv (a ``text`` or ``tweet`` column,
+    optionally ``label`` or ``sentiment``) or a .jsonl (``text``, optionally ``label`` or ``sentiment``)."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        for lineno, rec in read_jsonl(path):
+            text = record_text(path, lineno, rec)
+            label = rec.get("label", rec.get("sentiment"))
+            if isinstance(label, dict):  # {"label": ..., "score": ...} as in EnrichedPost
+                label = label.get("label")
+            yield lineno, text, (str(label) if label is not None else None)
+        return
+    if suffix not in (".csv", ".tsv"):
+        raise ValueError(f"{path}: unsupported format (use .tsv, .csv or .jsonl)")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            if suffix == ".csv":
+                yield from _csv_rows(path, csv.DictReader(fh))
+                return
             for lineno, line in enumerate(fh, 1):
                 line = line.rstrip("\r\n")
                 if not line:
@@ -46,28 +89,50 @@ def _rows(path: Path) -> Iterator[tuple[str, str | None]]:
                 text, sep, label = line.rpartition("\t")
                 if not sep:
                     raise ValueError(f"{path}:{lineno}: expected text<TAB>label")
-                yield text, label
-        else:
-            raise ValueError(f"{path}: unsupported format (use .tsv, .csv or .jsonl)")
+                yield lineno, _nonempty(path, lineno, text), label
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}:{_undecodable_line(path)}: not UTF-8 text") from None
+
+
+def _csv_rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, str, str | None]]:
+    columns = reader.fieldnames or []
+    text_key = next((c for c in ("text", "tweet") if c in columns), None)
+    if text_key is None:
+        raise ValueError(f"{path}:1: CSV needs a 'text' or 'tweet' column (found {columns})")
+    label_key = next((c for c in ("label", "sentiment") if c in columns), None)
+    for row in reader:
+        text = _nonempty(path, reader.line_num, row.get(text_key) or "")
+        yield reader.line_num, text, row.get(label_key) if label_key else None
 
 
 def read_texts(path: Path) -> list[str]:
     """All texts of a file, labelled or not (used to choose which vocabulary pieces to keep)."""
-    return [text for text, _ in _rows(path)]
+    return [text for _, text, _ in _rows(path)]
+
+
+def no_labelled_rows(path: Path, skipped: int) -> ValueError:
+    """The error for a file that gave nothing to train or score on (empty, wrong delimiter or columns)."""
+    why = f"{skipped} row(s) without a label skipped" if skipped else "empty, or a wrong delimiter or columns"
+    return ValueError(f"{path}: no labelled rows ({why})")
 
 
 def load_labelled(path: Path) -> tuple[list[str], list[str]]:
-    """Texts and sentiment labels; rows without a label are skipped, unknown labels are an error."""
+    """Texts and sentiment labels; rows without a label are skipped, unknown labels are an error, and so is
+    a file without a labelled row (it would score 0 or silently drop out of training)."""
     texts: list[str] = []
     labels: list[str] = []
-    for text, label in _rows(path):
+    skipped = 0
+    for lineno, text, label in _rows(path):
         if label is None or label == "":
+            skipped += 1
             continue
         norm = label.strip().lower()
         if norm not in LABELS:
-            raise ValueError(f"{path}: unknown sentiment label {label!r} (expected one of {LABELS})")
+            raise ValueError(f"{path}:{lineno}: unknown sentiment label {label!r} (expected one of {LABELS})")
         texts.append(text)
         labels.append(norm)
+    if not texts:
+        raise no_labelled_rows(path, skipped)
     return texts, labels
 
 

@@ -22,7 +22,8 @@ BOOTSTRAP_RESAMPLES = 1000
 
 
 def load_labelled(path: Path) -> tuple[list[str], list[str]]:
-    """SmSA TSV (text<TAB>label), NusaX-style CSV (id,text,label) or JSONL (text + label or sentiment)."""
+    """SmSA TSV (text<TAB>label), CSV (text or tweet + label or sentiment) or JSONL (text + label or
+    sentiment)."""
     return _load_labelled(path)
 
 

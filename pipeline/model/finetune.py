@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.model.category import CATEGORY_HEAD_FILE
+from pipeline.model.category import remove_stale_category_head
 from pipeline.model.data import LABELS
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
@@ -84,7 +84,7 @@ CLIP_NORM = 1.0
 HARD_LIMIT_MB = 70.0
 COPY_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "base_model.json")
 
-__all__ = ["CHECKPOINT_FILE", "Storage", "finetune_sentiment", "save_encoder"]
+__all__ = ["BEST_FILE", "CHECKPOINT_FILE", "Storage", "finetune_sentiment", "save_encoder"]
 
 
 class Classifier(torch.nn.Module):
@@ -598,7 +598,8 @@ def finetune_sentiment(
         start_head = ckpt.get("start_head")
         resumed_from = step
         console.print(f"resumed from {ckpt_path} at step {step} (epoch {epoch + 1}, batch {step_in_epoch})")
-    else:
+    else:  # start over: an old last.pt left here would be resumed by the next run, with no best.pt for it
+        ckpt_path.unlink(missing_ok=True)
         best_path.unlink(missing_ok=True)
 
     saved_at = step
@@ -632,7 +633,7 @@ def finetune_sentiment(
         f1 = report_from_proba(_softmax(_logits(model, valid_ids, pad_id, device)), v_text).macro_f1
         history.append({"epoch": round(at_epoch, 4), "step": step, "valid_macro_f1": round(f1, 4)})
         console.print(f"epoch {at_epoch:.2f} (step {step}): valid macro-F1 {f1:.4f}")
-        if f1 > best_f1:
+        if f1 > best_f1 or not best_path.exists():  # a checkpoint's best_f1 may outlive its best.pt
             best_f1, best_epoch = f1, at_epoch
             _atomic_save({"model": _trainable_state(model), "epoch": at_epoch, "step": step}, best_path)
 
@@ -787,10 +788,7 @@ def _write_encoder(
         config["num_hidden_layers"] = int(encoder.config.num_hidden_layers)
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     write_transformers_code(out_dir)
-    stale = out_dir / CATEGORY_HEAD_FILE
-    if stale.exists():  # fitted on the old encoder's embeddings: wrong without any error, so remove it
-        stale.unlink()
-        console.print(f"[yellow]removed stale {stale}[/]")
+    remove_stale_category_head(out_dir, console)
     stored: dict[str, Any] = {"encoder": save_encoder(encoder, src, out_dir, storage)}
     (out_dir / ONNX_FILE).unlink(missing_ok=True)  # exported from the weights this run replaces
     if onnx:
@@ -817,7 +815,9 @@ def _write_model(
     version = f"e5s-id-ft-{digest.hexdigest()[:10]}"
     total_mb = directory_mb(out_dir)
     details["artifact_mb"] = round(total_mb, 1)
-    meta = {k: v for k, v in meta_in.items() if k not in ("metrics", "finetune", "head", "data")}
+    # What described the source's training, and its category head (never carried over), is not this model's.
+    stale = ("metrics", "finetune", "head", "data", "category", "backend_at_training")
+    meta = {k: v for k, v in meta_in.items() if k not in stale}
     meta |= {
         "version": version,
         "task": "sentiment",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.model.category import remove_stale_category_head
 from pipeline.model.data import DATA_DIR, LABELS, REPO_ROOT, SMSA_DIR, load_labelled
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
@@ -192,6 +193,7 @@ def train_sentiment(
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_category_head(out_dir, console)
     for name in BASE_FILES:
         if (base_dir / name).resolve() != (out_dir / name).resolve():
             shutil.copyfile(base_dir / name, out_dir / name)

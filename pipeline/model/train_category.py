@@ -4,7 +4,7 @@ weight of the rule evidence; the test split is never read here)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,26 +29,34 @@ C_VALUES = (4.0, 16.0, 64.0)
 
 
 def category_inputs(
-    model: SentimentModel, path: Path, progress: Callable[[int], None] | None = None
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Embeddings and rule evidence of a labelled file, computed exactly as the pipeline does."""
-    rows, labels = load_category_labelled(path)
+    model: SentimentModel, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and rule evidence of ``load_category_labelled`` rows, computed exactly as the pipeline
+    does."""
     gazetteer = default_gazetteer()
     evidence = [gather_evidence(gazetteer, str(row["text"])) for row in rows]
     embeddings = model.embed([e.masked.text for e in evidence], progress)
-    return embeddings, evidence_matrix(evidence), labels
+    return embeddings, evidence_matrix(evidence)
 
 
 def train_category(
-    model_dir: Path, train: Path, valid: Path, console: Console, backend: Backend = "fp32"
+    model_dir: Path,
+    train: Path,
+    valid: Path,
+    console: Console,
+    backend: Backend = "fp32",
+    *,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Fit on the embeddings of ``backend``: the one the pipeline will run the head on."""
     from sklearn.linear_model import LogisticRegression
 
-    model = SentimentModel.load(model_dir, backend=backend)
+    tr_rows, y_tr = load_category_labelled(train)
+    va_rows, y_va = load_category_labelled(valid)
+    model = SentimentModel.load(model_dir, backend=backend, threads=threads)
     with console.status("embedding the labelled posts"):
-        x_tr, ev_tr, y_tr = category_inputs(model, train)
-        x_va, ev_va, y_va = category_inputs(model, valid)
+        x_tr, ev_tr = category_inputs(model, tr_rows)
+        x_va, ev_va = category_inputs(model, va_rows)
     best: tuple[float, float, float, Head] | None = None
     for weight in EVIDENCE_WEIGHTS:
         for c in C_VALUES:

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from pipeline.enrich.enricher import Enricher
-from pipeline.model.category import AGENCIES, CATEGORIES, CategoryModel, evaluate_category
+from pipeline.model.category import (
+    AGENCIES,
+    CATEGORIES,
+    CategoryModel,
+    evaluate_category,
+    load_category_labelled,
+)
 from pipeline.model.data import DEFAULT_MODEL_DIR, INDOMAIN_DIR
 from pipeline.model.sentiment import Head
 from pipeline.model.train_category import category_inputs
@@ -28,7 +34,8 @@ def test_head_covers_every_category() -> None:
 
 
 def test_held_out_accuracy_meets_target(enricher: Enricher) -> None:
-    embeddings, evidence, labels = category_inputs(enricher.sentiment, INDOMAIN_DIR / "test.jsonl")
+    rows, labels = load_category_labelled(INDOMAIN_DIR / "test.jsonl")
+    embeddings, evidence = category_inputs(enricher.sentiment, rows)
     report = evaluate_category(enricher.category, embeddings, evidence, labels)
     assert report.n == 150
     assert report.accuracy >= 0.85, report.per_class

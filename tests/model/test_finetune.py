@@ -1,9 +1,11 @@
-"""Encoder fine-tuning, kept to a few steps on 16 SmSA texts: output loads, checkpoints resume exactly."""
+"""Training on 16 SmSA texts: fine-tuning kept to a few steps (output loads, checkpoints resume exactly) and
+where the frozen-head trainer writes."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,9 @@ from rich.console import Console
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import DEFAULT_MODEL_DIR, SMSA_DIR
 from pipeline.model.evaluate import evaluate, load_labelled
-from pipeline.model.finetune import CHECKPOINT_FILE, finetune_sentiment
+from pipeline.model.finetune import BEST_FILE, CHECKPOINT_FILE, finetune_sentiment
 from pipeline.model.packed import PACKED_FILE
-from pipeline.model.sentiment import SentimentModel
+from pipeline.model.sentiment import HEAD_FILE, SentimentModel
 from tests.model.test_transformers_loading import transformers_probabilities
 
 
@@ -36,11 +38,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def _run(data: tuple[Path, Path], out: Path, ckpt: Path, **kw: Any) -> dict[str, Any]:
+def _run(
+    data: tuple[Path, Path], out: Path, ckpt: Path, source: Path = DEFAULT_MODEL_DIR, **kw: Any
+) -> dict[str, Any]:
     torch.set_num_threads(2)
     defaults: dict[str, Any] = {"epochs": 1, "batch_size": 8, "max_length": 24, "threads": 2, "onnx": False}
     return finetune_sentiment(
-        DEFAULT_MODEL_DIR,
+        source,
         out,
         [data[0]],
         [data[1]],
@@ -267,3 +271,83 @@ def test_truncated_without_teacher_starts_from_a_head_fitted_on_its_own_output(
     assert model.meta["finetune"]["layers"] == n
     preds = model.predict(["antrean samsat lama", "pelayanan cepat"])
     assert len(preds) == 2 and all(sum(p.scores.values()) == pytest.approx(1.0, abs=1e-5) for p in preds)
+
+
+def test_a_checkpoint_without_its_best_weights_still_finishes(
+    data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.model.finetune
+
+    ckpt = tmp_path / "ckpt"
+    kw: dict[str, Any] = {"max_steps": 1, "storage": "q4"}
+    _run(data, tmp_path / "a", ckpt, **kw)
+    # A --no-resume start deletes best.pt: if it stops before its first checkpoint, an older last.pt with
+    # a best_f1 no weights match must not make the next run fail at the end.
+    (ckpt / BEST_FILE).unlink()
+    resumed = _run(data, tmp_path / "a", ckpt, **kw)
+    assert resumed["resumed_from"] == 1 and (ckpt / BEST_FILE).exists()
+
+    def stop(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("stopped before the first checkpoint")
+
+    monkeypatch.setattr(pipeline.model.finetune, "_collate", stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        _run(data, tmp_path / "a", ckpt, resume=False, **kw)
+    assert not (ckpt / CHECKPOINT_FILE).exists() and not (ckpt / BEST_FILE).exists()
+
+
+def test_the_written_description_leaves_out_the_sources_training(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    for path in DEFAULT_MODEL_DIR.iterdir():
+        (source / path.name).write_bytes(path.read_bytes())
+    meta = json.loads((source / "pantau_model.json").read_text(encoding="utf-8"))
+    meta |= {"backend_at_training": "fp32", "category": {"valid": {"accuracy": 0.9}}}
+    (source / "pantau_model.json").write_text(json.dumps(meta), encoding="utf-8")
+    _run(data, tmp_path / "out", tmp_path / "ckpt", source=source, max_steps=1, storage="q4")
+    written = json.loads((tmp_path / "out" / "pantau_model.json").read_text(encoding="utf-8"))
+    assert "backend_at_training" not in written and "category" not in written
+    assert written["base"] == meta["base"] and written["finetune"]["source_model"] == meta["version"]
+
+
+@pytest.fixture
+def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A cache dir and a model dir in ``tmp_path``: a wrong default never writes into the shipped model."""
+    from pipeline.settings import get_settings
+
+    monkeypatch.setenv("PANTAU_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PANTAU_MODEL_DIR", str(tmp_path / "shipped"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_frozen_head_trainer_writes_to_the_cache_and_drops_a_stale_category_head(
+    data: tuple[Path, Path], settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import pipeline.model.train
+    from pipeline.cli import app
+
+    monkeypatch.setattr(pipeline.model.train, "default_test_files", dict)  # held-out sets take minutes
+    frozen = settings_env / "cache" / "frozen"
+    frozen.mkdir(parents=True)
+    (frozen / CATEGORY_HEAD_FILE).write_bytes(b"fitted on other embeddings")
+    args = [
+        "model",
+        "train",
+        "--base",
+        str(DEFAULT_MODEL_DIR),
+        "--data",
+        str(data[0]),
+        "--valid",
+        str(data[1]),
+    ]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert (frozen / HEAD_FILE).exists() and not (frozen / CATEGORY_HEAD_FILE).exists()
+    assert f"pantau model train --task category --out {frozen}" in " ".join(result.output.split())
+    assert not (settings_env / "shipped").exists()

