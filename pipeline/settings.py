@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     )
     embedded_host: str = "127.0.0.1"
 
+    @field_validator("worker_log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        """``INFO`` as Faust and logging accept it."""
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("kafka_ssl_cafile", "es_ca_certs", "model_dir", "cache_dir", "run_dir")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

@@ -159,6 +159,12 @@ def train(
             "export itself",
             param_hint="--backend",
         )
+    if not epochs and task is Task.SENTIMENT and backend not in (None, "fp32", "int8"):
+        raise typer.BadParameter(
+            f"{backend!r}: the frozen-head trainer embeds with torch, so --backend is fp32 or int8 "
+            "(fine-tuning with --epochs writes the onnx-int8 export itself)",
+            param_hint="--backend",
+        )
     if epochs and (layers is not None or freeze_layers):
         _check_depth(base or get_settings().model_dir, layers, freeze_layers)
     if task is Task.CATEGORY:
@@ -207,12 +213,6 @@ def train(
     from pipeline.model.train import train_sentiment
 
     backend = backend or "fp32"
-    if backend not in ("fp32", "int8"):
-        raise typer.BadParameter(
-            f"{backend!r}: the frozen-head trainer embeds with torch, so --backend is fp32 or int8 "
-            "(fine-tuning with --epochs writes the onnx-int8 export itself)",
-            param_hint="--backend",
-        )
     train_sentiment(
         base or _base_dir(),
         out or get_settings().cache_dir / "frozen",

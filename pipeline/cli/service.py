@@ -13,6 +13,9 @@ from pipeline.embedded.stack import EmbeddedStack, resolve_endpoints, wait_for_w
 from pipeline.settings import get_settings
 
 console = Console(width=None if Console().is_terminal else 140)
+WORKER_START_TIMEOUT = 300.0
+"""Seconds `pantau up` waits for the worker: model load plus group join took up to ~2 minutes on two busy
+cores."""
 
 
 def register(app: typer.Typer) -> None:
@@ -59,9 +62,9 @@ def up() -> None:
         state = stack.start_worker()
         assert state.worker is not None
         with console.status("waiting for the worker (model load, group join)"):
-            wait_for_worker_log(Path(state.worker.log), pid=state.worker.pid)
+            wait_for_worker_log(Path(state.worker.log), pid=state.worker.pid, timeout=WORKER_START_TIMEOUT)
     except ServerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}\n(what did start keeps running: `pantau down` stops it)")
         raise typer.Exit(1) from None
     endpoints = state.endpoints
     console.print(f"kafka          {endpoints.kafka}\nelasticsearch  {endpoints.elasticsearch}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.settings import DEFAULT_MODEL_DIR, REPO_ROOT
+from pipeline.sources.files import CSV_FIELD_LIMIT
 
 __all__ = ["DEFAULT_MODEL_DIR", "REPO_ROOT"]
 
@@ -80,7 +81,8 @@ def _rows(path: Path) -> Iterator[tuple[int, str, str | None]]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             if suffix == ".csv":
-                yield from _csv_rows(path, csv.DictReader(fh))
+                csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+                yield from _csv_rows(path, csv.DictReader(fh, strict=True))
                 return
             for lineno, line in enumerate(fh, 1):
                 line = line.rstrip("\r\n")
@@ -95,14 +97,18 @@ def _rows(path: Path) -> Iterator[tuple[int, str, str | None]]:
 
 
 def _csv_rows(path: Path, reader: csv.DictReader[str]) -> Iterator[tuple[int, str, str | None]]:
-    columns = reader.fieldnames or []
-    text_key = next((c for c in ("text", "tweet") if c in columns), None)
-    if text_key is None:
-        raise ValueError(f"{path}:1: CSV needs a 'text' or 'tweet' column (found {columns})")
-    label_key = next((c for c in ("label", "sentiment") if c in columns), None)
-    for row in reader:
-        text = _nonempty(path, reader.line_num, row.get(text_key) or "")
-        yield reader.line_num, text, row.get(label_key) if label_key else None
+    """Rows of a CSV; one the csv module cannot parse (an unclosed quote) is an error at its line."""
+    try:
+        columns = reader.fieldnames or []
+        text_key = next((c for c in ("text", "tweet") if c in columns), None)
+        if text_key is None:
+            raise ValueError(f"{path}:1: CSV needs a 'text' or 'tweet' column (found {columns})")
+        label_key = next((c for c in ("label", "sentiment") if c in columns), None)
+        for row in reader:
+            text = _nonempty(path, reader.line_num, row.get(text_key) or "")
+            yield reader.line_num, text, row.get(label_key) if label_key else None
+    except csv.Error as exc:
+        raise ValueError(f"{path}:{reader.reader.line_num}: not valid CSV ({exc})") from None
 
 
 def read_texts(path: Path) -> list[str]:

@@ -73,18 +73,24 @@ def _read_csv(path: Path) -> Iterator[FileRecord]:
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter, strict=True)
+        try:
+            reader.fieldnames  # noqa: B018 - reads the header now, so row line numbers start after it
+        except csv.Error as exc:
+            yield FileRecord(line=1, error=f"not valid CSV: {exc}")
+            return
+        rows = reader.reader  # its line count moves on a row that fails too (DictReader's does not)
         while True:
-            start = reader.line_num + 1
+            start = rows.line_num + 1
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield FileRecord(line=max(start, 1), error=f"not valid CSV: {exc}")
-                if reader.line_num < start:  # nothing consumed: stop rather than loop
+                yield FileRecord(line=start, error=f"not valid CSV: {exc}")
+                if rows.line_num < start:  # nothing consumed: stop rather than loop
                     return
                 continue
-            yield _csv_record(reader.line_num, row)
+            yield _csv_record(rows.line_num, row)
 
 
 def _csv_record(number: int, row: dict[str | None, Any]) -> FileRecord:

@@ -34,9 +34,10 @@ from schemas.topics import LEGACY_STATE_KEY, TOPIC_KEY_PREFIX, TopicInput, Topic
 
 log = logging.getLogger("pantau.topics")
 MISSING_POST_UPDATES = 3
-"""Updates that may find a post's document missing before its label is given up: the index agent may
-simply not have written it yet, but one it dead-lettered never comes, and retrying it would re-cluster
-the window at every interval while the stream is idle."""
+"""Updates that may find a post's document missing before it stops forcing updates of its own: the index
+agent may simply not have written it yet, but one it dead-lettered comes only if it is replayed, and
+forcing an update for it would re-cluster the window at every interval while the stream is idle. It is
+still labelled by every update that comes anyway."""
 RECONCILE_LIMIT = 10_000
 """Labelled posts a restarted worker reads back from Elasticsearch (one search page)."""
 TICK_KEY = b"__tick__"
@@ -206,27 +207,26 @@ def register_topic_agent(
                 source={"topic": ref.model_dump() if ref else None},
             )
             for key, ref in changed.items()
-            if key in stage.created and stage.missing.get(key, 0) < MISSING_POST_UPDATES
+            if key in stage.created
         ]
-        unlabelled = set()
+        unlabelled, waiting = set(), set()
         for failure in await indexer().index(actions):
+            unlabelled.add(failure.key)  # tried again at the next update
             if failure.status == 404 and failure.key in stage.created:  # the post is not indexed (yet)
                 stage.missing[failure.key] = stage.missing.get(failure.key, 0) + 1
-                if stage.missing[failure.key] >= MISSING_POST_UPDATES:  # dead-lettered, say: stop asking
-                    log.info(
-                        "post %s not indexed after %d updates: left unlabelled",
-                        failure.key,
-                        MISSING_POST_UPDATES,
-                    )
-                    continue
-            unlabelled.add(failure.key)  # retried at the next update
+                if stage.missing[failure.key] >= MISSING_POST_UPDATES:
+                    waiting.add(failure.key)
             log.info("topic write %s deferred: %s", failure.key, failure.reason)
+        for key in changed.keys() - unlabelled:
+            stage.missing.pop(key, None)
         # what the documents now carry: a failed write keeps its old value, so it differs and is retried
         published = {k: r for k, r in labels.items() if k not in unlabelled}
         published |= {k: stage.published[k] for k in unlabelled if k in stage.published}
         stage.published = {k: r for k, r in published.items() if k in stage.created}
         stage.retired &= unlabelled  # a delete Elasticsearch refused is tried again at the next update
-        if unlabelled:  # come round again after the interval even if no post arrives
+        if unlabelled - waiting:  # come round again after the interval even if no post arrives; a post
+            # still missing after a few updates (dead-lettered, say) waits for the next update that comes
+            # anyway, so an idle stream does not re-cluster every interval for it
             stage.pending = max(stage.pending, 1)
         log.info(
             "topics updated at %s: %d active, %d retired, %d posts labelled",

@@ -152,6 +152,15 @@ def test_files_from_excel_and_odd_csv_are_read_or_reported_per_row(tmp_path: Pat
     first, broken = read_records(unclosed)
     assert first.data is not None and first.data["id"] == "1"
     assert broken.line == 3 and broken.error is not None and broken.error.startswith("not valid CSV")
+    # a bad row in the middle is reported on its own line and the rows after it are still read
+    middle = tmp_path / "middle.csv"
+    middle.write_text(header + '\n2,x,"ok" bad,2026\n' + "\n".join(rows[:1] + rows[2:]) + "\n")
+    records = list(read_records(middle))
+    assert [(r.line, r.data["id"] if r.data else "error") for r in records] == [
+        (2, "error"),
+        (3, "1"),
+        (4, "3"),
+    ]
 
 
 def test_csv_dotted_headers_nest(tmp_path: Path) -> None:

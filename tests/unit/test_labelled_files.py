@@ -63,6 +63,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_header_or_text(tmp_path: Pat
         ("g.csv", "text;label\nok;positive\n", r"g\.csv:1: CSV needs a 'text' or 'tweet' column"),
         ("h.tsv", "ok,positive\n", r"h\.tsv:1: expected text<TAB>label"),
         ("i.jsonl", '{"text": " ", "label": "positive"}\n', r"i\.jsonl:1: empty text"),
+        ("j.csv", 'text,label\nok,positive\n"never closed,negative\n', r"j\.csv:3: not valid CSV"),
     ],
 )
 def test_errors_name_the_file_and_line(tmp_path: Path, name: str, content: str | bytes, error: str) -> None:
