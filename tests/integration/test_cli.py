@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from pipeline.tracking import wait_processed
 from tests.integration.conftest import Pipeline, make_post
 
@@ -112,3 +114,20 @@ def test_a_worker_that_cannot_load_its_model_exits_before_joining(pipeline: Pipe
     )
     assert result.returncode == 1
     assert "cannot load the model from" in result.stdout + result.stderr
+
+
+def test_produce_confirms_sends_in_chunks_and_loses_none(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.kafka import producer
+
+    monkeypatch.setattr(producer, "CONFIRM_EVERY", 3)
+    posts = [make_post(f"Samsat Cikokol antre panjang, hari ke-{n}") for n in range(7)]
+    path = tmp_path / "chunks.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in posts))
+    report = producer.produce_file(pipeline.settings, pipeline.endpoints.kafka, path)
+    assert (report.sent, report.keys) == (7, [])  # keys are kept only for a caller that asks
+    keys = producer.produce_file(pipeline.settings, pipeline.endpoints.kafka, path, keep_keys=True).keys
+    assert keys == [f"x:{p['id']}" for p in posts]
+    tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=180)
+    assert tally.indexed == 7

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
 import time
 
-from pipeline.embedded.process import is_alive, start_time, stop
-from pipeline.embedded.stack import ServerState
+from pipeline.embedded.process import is_alive, spawn, start_time, stop
+from pipeline.embedded.stack import EmbeddedStack, ServerState
+from pipeline.settings import Settings
 
 
 def test_a_reused_pid_is_not_ours_and_is_left_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -33,3 +36,29 @@ def test_stop_of_a_process_gone_is_quiet() -> None:
     proc.wait()
     stop(proc.pid, timeout=0.5)
     assert not is_alive(proc.pid)
+
+
+def test_each_start_gets_a_fresh_log_and_keeps_the_previous_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "logs" / "server.log"
+    for word in ("first", "second"):
+        pid = spawn(["echo", word], log)
+        os.waitpid(pid, 0)
+    assert log.read_text() == "second\n"
+    assert (tmp_path / "logs" / "server.log.1").read_text() == "first\n"
+
+
+def test_one_start_or_stop_at_a_time_per_run_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stack = EmbeddedStack(Settings(), run_dir=tmp_path)
+    order: list[str] = []
+
+    def second() -> None:
+        with stack.locked():
+            order.append("second")
+
+    with stack.locked():
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        order.append("first done")
+    thread.join(timeout=5)
+    assert order == ["first done", "second"]
