@@ -131,3 +131,14 @@ def test_produce_confirms_sends_in_chunks_and_loses_none(
     assert keys == [f"x:{p['id']}" for p in posts]
     tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=180)
     assert tally.indexed == 7
+
+
+def test_status_exits_1_while_the_worker_is_stopped(pipeline: Pipeline) -> None:
+    pipeline.stack.stop_worker()
+    try:
+        result = pantau("status", "--json")
+        assert result.returncode == 1, result.stderr
+        assert json.loads(result.stdout)["worker"] == "stopped"
+    finally:
+        pipeline.start_worker()
+    assert pantau("status", "--json").returncode == 0
