@@ -36,8 +36,8 @@ log = logging.getLogger("pantau.worker")
 Enriched = tuple[EnrichedPost | Rejected, np.ndarray | None]
 
 
-def create_app(settings: Settings, endpoints: Endpoints, model: Enricher | None = None) -> faust.App:
-    """The worker's app; ``model`` is the loaded enrichment (loaded in the first batch when None)."""
+def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> faust.App:
+    """The worker's app; ``model`` is loaded before, so a worker that cannot enrich never joins."""
     app = faust.App(
         settings.app_id,
         **faust_broker_options(settings, endpoints.kafka),
@@ -68,7 +68,6 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher | None 
 
     topics_input = app.topic(settings.topic_topics_input, key_serializer="raw", value_serializer="raw")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-model")
-    state: dict[str, Any] = {} if model is None else {"enricher": model}
 
     async def dead_letter(event: EventT, stage: Stage, reason: str) -> Awaitable[Any]:
         message = event.message
@@ -89,21 +88,6 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher | None 
 
     register_topic_agent(app, settings, topics_input, make_indexer, dead_letter)
 
-    async def enricher() -> Enricher:
-        if "enricher" not in state:
-            loop = asyncio.get_running_loop()
-            state["enricher"] = await loop.run_in_executor(
-                executor,
-                Enricher.load,
-                settings.model_dir,
-                settings.model_max_length,
-                settings.model_threads,
-                settings.model_backend,
-            )
-            log.info("sentiment model %s loaded", state["enricher"].model_version)
-        enricher_: Enricher = state["enricher"]
-        return enricher_
-
     async def run_enrich(model: Enricher, posts: Sequence[RawPost]) -> list[Enriched]:
         """Batch inference off the event loop; a batch that fails is redone post by post."""
         loop = asyncio.get_running_loop()
@@ -121,8 +105,6 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher | None 
 
     @app.agent(raw_topic, name="enrich")
     async def enrich(stream: faust.StreamT[bytes]) -> None:
-        model = await enricher()
-
         async def handle(events: Sequence[EventT]) -> None:
             deliveries: list[Awaitable[Any]] = []
             valid: list[tuple[EventT, RawPost]] = []

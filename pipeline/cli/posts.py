@@ -78,9 +78,7 @@ def classify(
     if output is not None and input is not None and output.resolve() == input.resolve():
         console.print("[red]error:[/red] --output would overwrite --input: write to another file")
         raise typer.Exit(2)
-    enricher = Enricher.load(
-        settings.model_dir, settings.model_max_length, settings.model_threads, settings.model_backend
-    )
+    enricher = Enricher.from_settings(settings)
     if text is not None:
         try:
             post = validate_raw_post(

@@ -159,9 +159,7 @@ def worker() -> None:
         console.print(f"[red]error:[/red] {str(exc) or repr(exc)}")
         raise typer.Exit(1) from None
     try:  # before joining the group: a worker that cannot enrich must not look ready
-        model = Enricher.load(
-            settings.model_dir, settings.model_max_length, settings.model_threads, settings.model_backend
-        )
+        model = Enricher.from_settings(settings)
     except Exception as exc:
         console.print(f"[red]error:[/red] cannot load the model from {settings.model_dir}: {exc}")
         raise typer.Exit(1) from None

@@ -16,6 +16,7 @@ from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazett
 from pipeline.model.category import CategoryModel, evidence_features
 from pipeline.model.encoder import Backend
 from pipeline.model.sentiment import SentimentModel
+from pipeline.settings import Settings
 from pipeline.text.lang import detect_lang
 from pipeline.text.pii import PiiResult, mask_pii, mask_structure
 from pipeline.validation import Rejected
@@ -106,6 +107,13 @@ class Enricher:
         return cls(
             SentimentModel.load(model_dir, backend=backend, max_length=max_length, threads=threads),
             CategoryModel.load(model_dir),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Enricher:
+        """What the worker and ``pantau classify`` run: the ``PANTAU_MODEL_*`` settings."""
+        return cls.load(
+            settings.model_dir, settings.model_max_length, settings.model_threads, settings.model_backend
         )
 
     @property
