@@ -238,7 +238,7 @@ def _given(ctx: typer.Context, names: Sequence[str]) -> list[str]:
 def _check_depth(model_dir: Path, layers: int | None, freeze_layers: int) -> None:
     """``--layers`` and ``--freeze-layers`` against the depth of the model fine-tuning starts from, before
     minutes of loading and reading go into a run that cannot start."""
-    from pipeline.model.encoder import TOPIC_LAYER
+    from pipeline.model.finetune import LayerChoiceError, student_depth
 
     try:
         depth = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
@@ -246,18 +246,10 @@ def _check_depth(model_dir: Path, layers: int | None, freeze_layers: int) -> Non
         raise typer.BadParameter(
             f"{model_dir} is not a model directory ({exc})", param_hint="--base"
         ) from None
-    if layers is not None and not TOPIC_LAYER < layers <= depth:
-        raise typer.BadParameter(
-            f"{layers}: N must be above the topic layer ({TOPIC_LAYER}) and at most the depth of --base "
-            f"{model_dir} ({depth})",
-            param_hint="--layers",
-        )
-    kept = depth if layers is None else layers
-    if freeze_layers >= kept:
-        raise typer.BadParameter(
-            f"{freeze_layers}: at most {kept - 1}, so that one of the {kept} layers trains",
-            param_hint="--freeze-layers",
-        )
+    try:
+        student_depth(depth, layers, freeze_layers, source=f"--base {model_dir}")
+    except LayerChoiceError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
 
 
 def _read_data(read: Callable[[Path], T], paths: Sequence[Path]) -> list[T]:

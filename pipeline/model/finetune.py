@@ -87,6 +87,33 @@ COPY_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "base_mo
 __all__ = ["BEST_FILE", "CHECKPOINT_FILE", "Storage", "finetune_sentiment", "save_encoder"]
 
 
+class LayerChoiceError(ValueError):
+    """``--layers`` or ``--freeze-layers`` (``option``) does not fit the model fine-tuning starts from."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def student_depth(
+    depth: int, layers: int | None, freeze_layers: int, source: str = "the source model"
+) -> int:
+    """Layers the trained model keeps: ``layers`` must stay above the topic layer (topic discovery reads
+    it) and within ``depth``, and ``freeze_layers`` must leave one of them to train."""
+    if layers is not None and not TOPIC_LAYER < layers <= depth:
+        raise LayerChoiceError(
+            "--layers",
+            f"{layers}: N must be above the topic layer ({TOPIC_LAYER}) and at most the depth of {source} "
+            f"({depth})",
+        )
+    kept = depth if layers is None else layers
+    if not 0 <= freeze_layers < kept:
+        raise LayerChoiceError(
+            "--freeze-layers", f"{freeze_layers}: at most {kept - 1}, so that one of the {kept} layers trains"
+        )
+    return kept
+
+
 class Classifier(torch.nn.Module):
     """Encoder → mean over real tokens → L2-normalise → linear: exactly what ``SentimentModel`` computes."""
 
@@ -485,15 +512,10 @@ def finetune_sentiment(
     n_layers = int(encoder.config.num_hidden_layers)
     truncated = layers is not None and layers != n_layers
     start_head: dict[str, Any] | None = None  # None: the source model's head
-    if layers is not None and layers != n_layers:
-        if not TOPIC_LAYER < layers < n_layers:
-            raise ValueError(
-                f"layers must be between {TOPIC_LAYER + 1} (above the topic layer) and {n_layers}"
-            )
-        encoder.encoder.layer = encoder.encoder.layer[:layers]
-        encoder.config.num_hidden_layers = n_layers = layers
-    if not 0 <= freeze_layers < n_layers:
-        raise ValueError(f"freeze_layers must be between 0 and {n_layers - 1}")
+    kept = student_depth(n_layers, layers, freeze_layers)
+    if kept != n_layers:
+        encoder.encoder.layer = encoder.encoder.layer[:kept]
+        encoder.config.num_hidden_layers = n_layers = kept
     texts, y_text = _read(train_files)
     if train_limit is not None:
         keep = np.random.default_rng(seed).permutation(len(texts))[:train_limit]
