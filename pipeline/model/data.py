@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.settings import DEFAULT_MODEL_DIR, REPO_ROOT
-from pipeline.sources.files import CSV_FIELD_LIMIT
+from pipeline.sources.files import csv_dict_reader
 
 __all__ = ["DEFAULT_MODEL_DIR", "REPO_ROOT"]
 
@@ -81,8 +81,7 @@ def _rows(path: Path) -> Iterator[tuple[int, str, str | None]]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             if suffix == ".csv":
-                csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-                yield from _csv_rows(path, csv.DictReader(fh, strict=True))
+                yield from _csv_rows(path, csv_dict_reader(fh))
                 return
             for lineno, line in enumerate(fh, 1):
                 line = line.rstrip("\r\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel
 
@@ -14,6 +14,13 @@ from pipeline.validation import parse_json
 CSV_FIELD_LIMIT = 1 << 24
 """Characters one CSV cell may hold (the csv module's default, 131,072, raised an error mid-file): a post
 over the message limit is then rejected with that reason, like one in a JSONL file."""
+
+
+def csv_dict_reader(fh: IO[str], delimiter: str = ",") -> csv.DictReader[str]:
+    """The one way CSV files are read: strict (an unclosed quote is an error, not the rest of the file
+    swallowed into one cell) and with cells up to ``CSV_FIELD_LIMIT``."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    return csv.DictReader(fh, delimiter=delimiter, strict=True)
 
 
 class FileRecord(BaseModel):
@@ -70,9 +77,8 @@ def _read_csv(path: Path) -> Iterator[FileRecord]:
     """CSV columns map to fields; dotted headers (``author.handle``, ``metrics.likes``) nest. A row the
     csv module cannot parse (an unclosed quote, a NUL byte) is reported with the line it starts on."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter, strict=True)
+        reader = csv_dict_reader(fh, delimiter)
         try:
             reader.fieldnames  # noqa: B018 - reads the header now, so row line numbers start after it
         except csv.Error as exc:
