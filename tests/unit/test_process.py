@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -42,7 +41,11 @@ def test_each_start_gets_a_fresh_log_and_keeps_the_previous_one(tmp_path) -> Non
     log = tmp_path / "logs" / "server.log"
     for word in ("first", "second"):
         pid = spawn(["echo", word], log)
-        os.waitpid(pid, 0)
+        # the Popen object is dropped inside spawn, and its finaliser may already have reaped the child
+        deadline = time.monotonic() + 10
+        while is_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not is_alive(pid)
     assert log.read_text() == "second\n"
     assert (tmp_path / "logs" / "server.log.1").read_text() == "first\n"
 
