@@ -126,6 +126,19 @@ class Gazetteer:
         key = _account_key(handle)
         return self._accounts.get(key) or self._accounts.get(key.removesuffix("official"))
 
+    def join_places(self, tokens: Sequence[str]) -> list[str]:
+        """``tokens`` with each multi-word place name run together ("pasar kemis" → "pasarkemis", a
+        spelling the matcher also accepts), so that a place counts as one word, whatever its length."""
+        out: list[str] = []
+        at = 0
+        for hit in self._places.find(tokens):
+            if hit.end - hit.start > 1:
+                out.extend(tokens[at : hit.start])
+                out.append("".join(tokens[hit.start : hit.end]))
+                at = hit.end
+        out.extend(tokens[at:])
+        return out
+
     def recognize(self, text: str) -> Recognition:
         toks = tokenize(_PKL_TIME.sub("pukul ", text))
         if not toks:

@@ -23,6 +23,7 @@ from pipeline.topics.terms import (
     ctfidf_terms,
     label_from_terms,
     lexical_matrix,
+    lexical_terms,
 )
 from schemas.posts import TopicRef
 from schemas.topics import (
@@ -93,7 +94,8 @@ class TopicDiscovery:
         self.refine_iterations = refine_iterations
         self.label_terms = label_terms
         self._posts: list[TopicPost] = []
-        self._tokens: list[list[str]] = []
+        self._tokens: list[list[str]] = []  # for labels
+        self._terms: list[list[str]] = []  # for the lexical similarity
         self._emb = np.zeros((0, 0), dtype=np.float32)
         self._index: dict[str, int] = {}
         self._topics: dict[str, Topic] = {}
@@ -127,10 +129,12 @@ class TopicDiscovery:
                     self._emb = np.concatenate([self._emb, np.zeros_like(self._emb)])
                 self._index[post.key] = i
                 self._posts.append(post)
-                self._tokens.append(content_tokens(post.text))
+                self._tokens.append([])
+                self._terms.append([])
             else:
                 self._posts[i] = post
-                self._tokens[i] = content_tokens(post.text)
+            self._tokens[i] = content_tokens(post.text)
+            self._terms[i] = lexical_terms(self._tokens[i])
             self._emb[i] = vec
 
     def _expire(self, now: datetime) -> None:
@@ -142,6 +146,7 @@ class TopicDiscovery:
         self._emb[:n] = self._emb[keep]
         self._posts = [self._posts[i] for i in keep]
         self._tokens = [self._tokens[i] for i in keep]
+        self._terms = [self._terms[i] for i in keep]
         self._index = {p.key: i for i, p in enumerate(self._posts)}
 
     # -- update -------------------------------------------------------------------------------------
@@ -211,7 +216,7 @@ class TopicDiscovery:
             dtype=np.float32,
         )
         feats = Features(
-            centre(self._emb[rows]), lexical_matrix([self._tokens[i] for i in rows]), weight, self.th.alpha
+            centre(self._emb[rows]), lexical_matrix([self._terms[i] for i in rows]), weight, self.th.alpha
         )
         # Every update clusters the window afresh: seeding with the previous members let early, partial
         # clusters snowball on a live stream (measured: largest chatter group 22-27 posts instead of

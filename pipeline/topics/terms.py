@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from pipeline.gazetteer.recognizer import default_gazetteer
 from pipeline.text.matcher import tokenize
 from pipeline.text.pii import TOKENS as PII_TOKENS
 from schemas.vocab import Agency
@@ -70,6 +71,16 @@ def content_tokens(text: str) -> list[str]:
             continue
         out.append(tok)
     return out
+
+
+def lexical_terms(tokens: Sequence[str]) -> list[str]:
+    """Content tokens as the lexical similarity counts them: a multi-word place name is one term.
+
+    Counted word by word, "pasar kemis" weighed twice as much as "ciruas", and a shared two-word place
+    alone held unrelated complaints together (an oversized chatter topic "pasar kemis · air pdam ·
+    pabrik" in 3 of 80 batchings of the synthetic days; none with places joined).
+    """
+    return default_gazetteer().join_places(tokens)
 
 
 def lexical_matrix(docs: Sequence[Sequence[str]]) -> sparse.csr_matrix:

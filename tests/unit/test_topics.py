@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.topics.discovery import TopicDiscovery
 from pipeline.topics.synthetic import STORIES, story_of, synthetic_day
-from pipeline.topics.terms import LABEL_SEPARATOR, content_tokens, label_from_terms
+from pipeline.topics.terms import LABEL_SEPARATOR, content_tokens, label_from_terms, lexical_terms
 from schemas.topics import LEGACY_STATE_KEY, SEQ_KEY, TOPIC_KEY_PREFIX, Topic, TopicPost, TopicState
 from schemas.vocab import Category
 
@@ -91,6 +91,43 @@ def test_chatter_forms_no_large_topic(day: tuple[list[TopicPost], np.ndarray]) -
         members = [k for k, tid in assigned.items() if tid == topic.id]
         if sum(story_of(k) is not None for k in members) < len(members) / 2:
             assert topic.size <= 10, topic.label
+
+
+def test_chatter_stays_small_however_kafka_batches_the_stream() -> None:
+    """Workers embed with onnx-int8, whose activations are quantised per batch, so a post's vector moves a
+    little with the batch it arrives in; a chatter topic held by borderline links (a shared two-word
+    place, "tolong dibantu") formed in a few batchings only. Replays two days in Kafka-like batches."""
+    from pipeline.enrich.enricher import Enricher
+    from pipeline.settings import Settings
+    from pipeline.validation import validate_raw_post
+    from schemas.posts import EnrichedPost
+
+    enricher = Enricher.from_settings(Settings(model_dir=MODEL_DIR))
+    for seed in (0, 1):
+        posts = synthetic_day(seed, START)
+        raws = [
+            validate_raw_post(
+                {"id": p.key.removeprefix("x:"), "platform": "x", "text": p.text, "created_at": p.created_at}
+            )
+            for p in posts
+        ]
+        for batching in range(12):
+            rng = np.random.default_rng(batching)
+            kept: list[TopicPost] = []
+            vectors: list[np.ndarray] = []
+            at = 0
+            while at < len(raws):
+                size = int(rng.integers(5, 33))
+                for result, vec in enricher.enrich_with_embeddings(raws[at : at + size]):
+                    if isinstance(result, EnrichedPost) and vec is not None and result.is_public_service:
+                        kept.append(TopicPost.from_enriched(result))
+                        vectors.append(vec)
+                at += size
+            disc = TopicDiscovery()
+            disc.add(kept, np.stack(vectors))
+            disc.update(max(p.created_at for p in kept))
+            chatter = Counter(t for k, t in disc.assignments().items() if story_of(k) is None)
+            assert max(chatter.values(), default=0) <= 12, (seed, batching, chatter.most_common(2))
 
 
 def test_ids_stable_when_posts_arrive(day: tuple[list[TopicPost], np.ndarray]) -> None:
@@ -209,6 +246,14 @@ def test_content_tokens_drop_noise_keep_agencies() -> None:
     )
     assert content_tokens(text) == ["bpbdlebak", "banjir", "rangkasbitung", "hub", "banjirlebak"]
     assert content_tokens("lampunya mati") == ["lampu", "mati"]
+
+
+def test_a_place_is_one_lexical_term_and_request_filler_no_term() -> None:
+    joined = lexical_terms(content_tokens("air pdam di Pasar Kemis mati"))
+    assert joined == ["air", "pdam", "pasarkemis", "mati"]
+    assert lexical_terms(content_tokens("air pdam di pasarkemis mati")) == joined
+    assert lexical_terms(content_tokens("banjir di rangkasbitung")) == ["banjir", "rangkasbitung"]
+    assert content_tokens("tolong dibantu min") == []
 
 
 def test_label_skips_covered_terms() -> None:
