@@ -51,8 +51,8 @@ def test_auto_model_is_the_encoder_the_pipeline_runs() -> None:
     from pipeline.model.modeling_pantau import mean_pool
 
     model = AutoModel.from_pretrained(str(DEFAULT_MODEL_DIR), trust_remote_code=True)
-    assert not model.training and model.config.num_hidden_layers == 7
     reference = encoder.load_encoder(DEFAULT_MODEL_DIR)
+    assert not model.training and len(model.encoder.layer) == len(reference.encoder.layer) == 8
     ids = torch.tensor([[0, 39, 840, 12, 31385, 837, 2]])
     mask = torch.ones_like(ids)
     with torch.inference_mode():
@@ -143,7 +143,7 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(DEFAULT_MODEL_DIR, broken)
     config = json.loads((broken / "config.json").read_text(encoding="utf-8"))
-    config["num_hidden_layers"] = 8  # the file holds 7 layers: transformers alone would fill one at random
+    config["num_hidden_layers"] += 1  # more than the file holds: transformers would fill one at random
     (broken / "config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ValueError, match="do not fit the config"):
         AutoModel.from_pretrained(str(broken), trust_remote_code=True)
