@@ -77,8 +77,9 @@ def lexical_terms(tokens: Sequence[str]) -> list[str]:
     """Content tokens as the lexical similarity counts them: a multi-word place name is one term.
 
     Counted word by word, "pasar kemis" weighed twice as much as "ciruas", and a shared two-word place
-    alone held unrelated complaints together (an oversized chatter topic "pasar kemis · air pdam ·
-    pabrik" in 3 of 80 batchings of the synthetic days; none with places joined).
+    alone held unrelated complaints together: an oversized chatter topic "pasar kemis · air pdam · pabrik"
+    in 3 of 80 batchings of the synthetic days; 1 with places joined; none once "dibantu" (of the closer
+    "tolong dibantu") became a stopword too.
     """
     return default_gazetteer().join_places(tokens)
 
