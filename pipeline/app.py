@@ -1,39 +1,50 @@
-"""The Faust application: two agents between three topics and Elasticsearch.
+"""The Faust application: it only wires the stages (``pipeline/stages/``) to topics.
 
-``enrich``: raw topic → validate + normalise → enrich (model in an executor, batched) → enriched topic.
-``index``:  enriched topic → bulk upsert (idempotent ``_id``) → offsets acknowledged only after ES acks.
-Anything either agent cannot process goes to the dead-letter topic with its reason; the agents go on.
+``enrich``: raw topic → ``EnrichStage`` (in the model's thread) → enriched topic + topic discovery input.
+``index``:  enriched topic + topic assignments → ``IndexStage`` → bulk writes; offsets acknowledged only
+            after Elasticsearch acknowledged the documents. The only writer of post documents.
+``topics``: discovery input → ``TopicStage`` → ``pantau.topics``, the topics index and assignments.
+What a stage gives up on goes to the dead-letter topic with its reason (``DeadLetterer``), and the agents
+go on. Every agent follows one shape: events → records → stage → send what it asks → release the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
-import numpy as np
+from elasticsearch import AsyncElasticsearch
 from faust.types import EventT
-from pydantic import ValidationError
 
 from pipeline.embedded.stack import Endpoints
 from pipeline.enrich.enricher import Enricher
-from pipeline.kafka.batches import dead_lettering, process_batches
+from pipeline.health import HealthReporter
+from pipeline.kafka.batches import hold, process_batches, record_of, release, run_batch
 from pipeline.kafka.config import faust_broker_options
+from pipeline.kafka.deadletter import DeadLetterer
+from pipeline.kafka.topics import topic_max_message_bytes
 from pipeline.settings import Settings
-from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client, index_name
-from pipeline.topics.stream import register_topic_agent
-from pipeline.validation import Rejected, decode_raw_post, describe_validation_error
-from schemas.documents import PostDocument
-from schemas.posts import DeadLetter, EnrichedPost, RawPost, Stage
-from schemas.topics import TopicInput, TopicPost
+from pipeline.sinks.elasticsearch import BulkIndexer, async_client, index_name
+from pipeline.stages.enrich import EnrichStage
+from pipeline.stages.index import IndexStage
+from pipeline.stages.records import Outgoing, Record
+from pipeline.stages.topics import TopicStage
 
 log = logging.getLogger("pantau.worker")
-Enriched = tuple[EnrichedPost | Rejected, np.ndarray | None]
+PRODUCER_MAX_REQUEST_BYTES = 16_000_000
+"""What the worker's producer may send in one request; each topic's own limit is what binds."""
+TICK_KEY = b"__tick__"
+"""An empty message the idle timer sends the topics agent: tables change only inside a stream event, so
+without it an update the timer made would reach the changelog only with the next post, and a worker killed
+in between would come back with the state before that update (and could mint new ids for topics it had
+published)."""
+ENRICH_IN_FLIGHT = 2
+"""Enrich batches running at once: the next batch is taken and queued for the model while the previous
+one's messages are sent."""
 
 
 def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> faust.App:
@@ -47,6 +58,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
         stream_wait_empty=False,  # a stop cancels a running batch, which stays uncommitted (kafka/batches.py)
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         store="memory://",
@@ -54,121 +66,92 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
         web_enabled=False,
         autodiscover=False,
     )
-    raw_topic = app.topic(settings.topic_raw, key_serializer="raw", value_serializer="raw")
-    enriched_topic = app.topic(settings.topic_enriched, key_serializer="raw", value_serializer="raw")
-    dead_topic = app.topic(settings.topic_dead_letter, key_serializer="raw", value_serializer="raw")
 
-    def make_indexer() -> BulkIndexer:
-        return BulkIndexer(
-            async_client(settings, endpoints.elasticsearch),
-            settings.bulk_backoff,
-            settings.bulk_backoff_max,
-            settings.bulk_max_attempts,
-        )
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw")
 
-    topics_input = app.topic(settings.topic_topics_input, key_serializer="raw", value_serializer="raw")
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-model")
+    raw_topic, enriched_topic = topic(settings.topic_raw), topic(settings.topic_enriched)
+    dead_topic, assignments_topic = topic(settings.topic_dead_letter), topic(settings.topic_assignments)
+    topics_input, topics_output = topic(settings.topic_topics_input), topic(settings.topic_topics)
+    health = HealthReporter(settings.run_dir)
+    broker_limit = topic_max_message_bytes(settings, endpoints.kafka, settings.topic_dead_letter)
+    dead_letters = DeadLetterer(
+        lambda key, value: dead_topic.send(key=key, value=value),
+        settings.topic_dead_letter,
+        min(broker_limit or settings.dead_letter_max_bytes, PRODUCER_MAX_REQUEST_BYTES),
+        backoff_max=settings.dead_letter_backoff_max,
+        health=health,
+    )
 
-    async def dead_letter(event: EventT, stage: Stage, reason: str) -> Awaitable[Any]:
-        message = event.message
-        letter = DeadLetter(
-            original=base64.b64encode(message.value or b"").decode(),
-            original_key=base64.b64encode(message.key).decode() if message.key else None,
-            stage=stage,
-            reason=reason,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            failed_at=datetime.now(UTC),
-        )
-        log.warning(
-            "dead-letter %s/%s@%s [%s] %s", message.topic, message.partition, message.offset, stage, reason
-        )
-        return await dead_topic.send(key=message.key, value=letter.model_dump_json().encode())
+    def indexer() -> BulkIndexer:
+        es: AsyncElasticsearch = async_client(settings, endpoints.elasticsearch)
+        return BulkIndexer(es, settings.bulk_backoff, settings.bulk_backoff_max, settings.bulk_max_attempts)
 
-    register_topic_agent(app, settings, topics_input, make_indexer, dead_letter)
+    async def send(target: faust.TopicT, messages: Sequence[Outgoing]) -> list[Awaitable[Any]]:
+        return [await target.send(key=m.key, value=m.value) for m in messages]
 
-    async def run_enrich(model: Enricher, posts: Sequence[RawPost]) -> list[Enriched]:
-        """Batch inference off the event loop; a batch that fails is redone post by post."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(executor, model.enrich_with_embeddings, list(posts))
-        except Exception:
-            log.exception("batch enrichment failed; isolating the post that fails")
-        results: list[Enriched] = []
-        for post in posts:
-            try:
-                results.extend(await loop.run_in_executor(executor, model.enrich_with_embeddings, [post]))
-            except Exception as exc:
-                results.append((Rejected("enrich", f"{type(exc).__name__}: {exc}"), None))
-        return results
+    # -- enrich ------------------------------------------------------------------------------------------
+    enrich_stage = EnrichStage(model)
+    model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-model")
 
     @app.agent(raw_topic, name="enrich")
     async def enrich(stream: faust.StreamT[bytes]) -> None:
         async def handle(events: Sequence[EventT]) -> None:
-            deliveries: list[Awaitable[Any]] = []
-            valid: list[tuple[EventT, RawPost]] = []
-            for event in events:
-                try:
-                    valid.append((event, decode_raw_post(event.message.value)))
-                except Rejected as exc:
-                    deliveries.append(await dead_letter(event, exc.stage, exc.reason))
-            results = await run_enrich(model, [post for _, post in valid]) if valid else []
-            for (event, _), (result, embedding) in zip(valid, results, strict=True):
-                if isinstance(result, Rejected):
-                    deliveries.append(await dead_letter(event, result.stage, result.reason))
-                    continue
-                key = result.key.encode()
-                value = result.model_dump_json(exclude_none=True).encode()
-                deliveries.append(await enriched_topic.send(key=key, value=value))
-                # an agency's own replies ("terima kasih atas laporannya ...") would make boilerplate topics
-                account = model.gazetteer.agency_account(result.author.handle if result.author else None)
-                if result.is_public_service and embedding is not None and account is None:
-                    item = TopicInput.build(TopicPost.from_enriched(result), embedding)
-                    deliveries.append(await topics_input.send(key=key, value=item.model_dump_json().encode()))
-            await asyncio.gather(*deliveries)  # the batch is released for acknowledgement after this
-            log.info(
-                "enriched %d, dead-lettered %d",
-                len(valid) - _count_rejected(results),
-                len(events) - len(valid) + _count_rejected(results),
+            records = [record_of(event) for event in events]
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(model_thread, enrich_stage.process, records)
+            acks = await send(enriched_topic, outcome.enriched) + await send(
+                topics_input, outcome.topic_inputs
             )
+            await asyncio.gather(*acks, dead_letters.deliver(outcome.failed))
+            log.info("enriched %d, dead-lettered %d", len(outcome.enriched), len(outcome.failed))
 
         await process_batches(
-            stream, settings.batch_size, settings.batch_timeout, handle, dead_lettering(dead_letter, "enrich")
+            stream,
+            settings.batch_size,
+            settings.batch_timeout,
+            handle,
+            dead_letters.on_failure("enrich"),
+            in_flight=ENRICH_IN_FLIGHT,
         )
 
-    @app.agent(enriched_topic, name="index")
+    # -- index -------------------------------------------------------------------------------------------
+    index_stage = IndexStage(
+        lambda item: index_name(settings, item.created_at),
+        settings.topic_enriched,
+        settings.topic_assignments,
+    )
+    held: dict[Record, EventT] = {}  # assignment events kept unacknowledged until their post is written
+
+    index_input = app.topic(
+        settings.topic_enriched, settings.topic_assignments, key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.agent(index_input, name="index")
     async def index(stream: faust.StreamT[bytes]) -> None:
-        indexer = make_indexer()
+        bulk = indexer()
 
         async def handle(events: Sequence[EventT]) -> None:
-            deliveries: list[Awaitable[Any]] = []
-            actions: dict[str, tuple[EventT, IndexAction]] = {}  # by key: a batch's redelivery is one write
-            for event in events:
-                try:
-                    post = EnrichedPost.model_validate_json(event.message.value or b"")
-                except ValidationError as exc:
-                    deliveries.append(await dead_letter(event, "index", describe_validation_error(exc)))
-                    continue
-                try:
-                    source = PostDocument.from_post(post).to_source()
-                    where = index_name(settings, post.created_at)
-                except Exception as exc:  # a valid message the document model cannot take: keep it
-                    log.exception("no document for %s", post.key)
-                    reason = f"no document: {type(exc).__name__}: {exc}"
-                    deliveries.append(await dead_letter(event, "index", reason))
-                    continue
-                actions[post.key] = (
-                    event,
-                    IndexAction(key=post.key, index=where, source=source, op="upsert"),
-                )
-            failures = await indexer.index([action for _, action in actions.values()])
-            for failure in failures:
-                event, _ = actions[failure.key]
-                reason = f"HTTP {failure.status} {failure.reason}"
-                deliveries.append(await dead_letter(event, "index", reason))
-            await asyncio.gather(*deliveries)
-            log.info("indexed %d, dead-lettered %d", len(actions) - len(failures), len(deliveries))
+            records = [record_of(event) for event in events]
+            for record in index_stage.forget(lambda r: r.tp in app.consumer.assignment()):
+                held.pop(record, None)  # the partition moved: its new owner reads it again
+            plan = index_stage.plan(records)
+            outcome = index_stage.settle(plan, await bulk.index(plan.actions))
+            by_record = dict(zip(records, events, strict=True))
+            for record in outcome.hold:
+                hold(by_record[record])
+                held[record] = by_record[record]
+            await dead_letters.deliver(outcome.failed)
+            for record in outcome.release:
+                event = held.pop(record, None)
+                if event is not None:
+                    release(event)
+            log.info(
+                "indexed %d, dead-lettered %d, %d topic labels wait for their post",
+                outcome.indexed,
+                len(outcome.failed),
+                len(index_stage.held),
+            )
 
         try:
             await process_batches(
@@ -176,13 +159,98 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
                 settings.batch_size * 4,
                 settings.batch_timeout,
                 handle,
-                dead_lettering(dead_letter, "index"),
+                dead_letters.on_failure("index"),
             )
         finally:
-            await indexer.close()
+            await bulk.close()
+
+    # -- topics ------------------------------------------------------------------------------------------
+    window_table = app.Table("topic-window", partitions=1, key_type=bytes, value_type=bytes)
+    state_table = app.Table("topic-state", partitions=1, key_type=bytes, value_type=bytes)
+    topic_stage = TopicStage(
+        settings.topics_window_hours,
+        settings.topics_min_size,
+        settings.topics_update_interval,
+        settings.topics_index,
+    )
+    topic_lock = asyncio.Lock()  # the agent and the idle timer
+    topic_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-topics")
+    topic_indexer: list[BulkIndexer] = []
+
+    async def stale_topic_ids() -> set[str]:
+        """Topic documents an earlier run left in the index (read once, before the first update)."""
+        if topic_stage.reconciled:
+            return set()
+        es = topic_indexer[0].es
+        if not await es.indices.exists(index=settings.topics_index):
+            return set()
+        response = await es.search(index=settings.topics_index, size=10_000, source=False)
+        return {hit["_id"] for hit in response["hits"]["hits"]}
+
+    async def publish() -> None:
+        """Re-cluster and publish; if Kafka or Elasticsearch fails it, the next interval tries again (the
+        posts are in the window already, and an update republishes every active topic)."""
+        if not topic_indexer:
+            topic_indexer.append(indexer())
+        try:
+            stale = await stale_topic_ids()
+            loop = asyncio.get_running_loop()
+            update = await loop.run_in_executor(topic_thread, topic_stage.update, stale)
+            acks = await send(topics_output, update.topics) + await send(
+                assignments_topic, update.assignments
+            )
+            await asyncio.gather(*acks)
+            refused = await topic_indexer[0].index(update.documents)
+            if refused:
+                raise RuntimeError(f"topics index refused {len(refused)} documents: {refused[0].reason}")
+            topic_stage.confirm(update)
+        except Exception:
+            log.exception("topic update failed; trying again in %.0f s", settings.topics_update_interval)
+            topic_stage.failed_publish()
+
+    def save_tables() -> None:
+        changes = topic_stage.table_changes(list(state_table.keys()))
+        if changes is None:
+            return
+        for key in changes.state_deleted:
+            del state_table[key]
+        for key, value in changes.state.items():
+            state_table[key] = value
+        for key in changes.window_deleted:
+            window_table.pop(key, None)
+
+    async def add_to_window(events: Sequence[EventT]) -> None:
+        (event,) = events
+        if not topic_stage.restored:  # the tables are read here, on the loop; parsed in the model thread
+            entries, saved = list(window_table.items()), list(state_table.items())
+            await asyncio.get_running_loop().run_in_executor(
+                topic_thread, topic_stage.restore, entries, saved
+            )
+        if event.message.key != TICK_KEY:
+            added = topic_stage.add(record_of(event))
+            if not isinstance(added, tuple):
+                await dead_letters.deliver([added])
+                return
+            window_table[added[0]] = added[1]
+            if topic_stage.due():
+                await publish()
+        save_tables()
+
+    @app.agent(topics_input, name="topics")
+    async def topics(stream: faust.StreamT[bytes]) -> None:
+        # One event at a time: Faust tables can only change while the stream holds a current event.
+        async for event in cast(faust.Stream[bytes], stream).events():
+            async with topic_lock:
+                await run_batch([event], add_to_window, dead_letters.on_failure("topics"))
+
+    @app.timer(interval=max(settings.topics_update_interval / 2, 0.5))
+    async def flush_idle() -> None:
+        """Publish an update when posts stopped arriving before the interval came round."""
+        if not topic_stage.restored or not topic_stage.due() or topic_lock.locked():
+            return
+        async with topic_lock:
+            if topic_stage.due():
+                await publish()
+                await topics_input.send(key=TICK_KEY, value=b"")  # so the agent saves the new state
 
     return app
-
-
-def _count_rejected(results: Sequence[Enriched]) -> int:
-    return sum(1 for r, _ in results if isinstance(r, Rejected))

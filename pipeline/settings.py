@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     topic_dead_letter: str = "pantau.posts.deadletter"
     topic_topics_input: str = Field("pantau.topics.input", description="public-service posts + embeddings")
     topic_topics: str = Field("pantau.topics", description="emerging topics (key = topic id)")
+    topic_assignments: str = Field(
+        "pantau.topics.assignments", description="each post's current topic (key = post key), compacted"
+    )
     topic_partitions: int = Field(4, ge=1, description="partitions per topic, fixed at creation")
     topic_replication: int = Field(1, ge=1, description="replication factor (3 on a production cluster)")
 
@@ -60,6 +63,14 @@ class Settings(BaseSettings):
     batch_timeout: float = Field(1.0, gt=0, description="seconds to wait for a batch to fill")
     session_timeout: float = Field(6.0, gt=0, description="Kafka consumer session timeout, seconds")
     commit_interval: float = Field(2.0, gt=0, description="seconds between offset commits")
+    dead_letter_max_bytes: int = Field(
+        1_000_000,
+        ge=4096,
+        description="largest dead-letter message; the topic's max.message.bytes where the broker reports it",
+    )
+    dead_letter_backoff_max: float = Field(
+        30.0, gt=0, description="longest wait between tries while the dead-letter topic refuses letters"
+    )
     worker_log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
     # Elasticsearch

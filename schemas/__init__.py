@@ -12,7 +12,7 @@ from schemas.posts import (
     Sentiment,
     TopicRef,
 )
-from schemas.topics import EmergingTopic, TopicInput, TopicPost
+from schemas.topics import EmergingTopic, TopicAssignment, TopicInput, TopicPost
 from schemas.vocab import Agency, Category, PiiKind, Platform, Region, SentimentLabel
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Region",
     "Sentiment",
     "SentimentLabel",
+    "TopicAssignment",
     "TopicInput",
     "TopicPost",
     "TopicRef",

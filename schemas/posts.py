@@ -120,3 +120,15 @@ class DeadLetter(BaseModel):
     source_partition: int | None = None
     source_offset: int | None = None
     failed_at: datetime
+    original_truncated: bool = Field(
+        False,
+        description="the original did not fit the dead-letter topic's message limit: ``original`` is its "
+        "first bytes only, and the letter cannot be replayed",
+    )
+    original_size: int | None = Field(None, ge=0, description="bytes of the whole original message value")
+    original_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the whole original message value"
+    )
+    original_key_truncated: bool = Field(
+        False, description="``original_key`` holds only the key's first bytes"
+    )

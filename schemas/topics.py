@@ -58,6 +58,17 @@ class TopicInput(BaseModel):
         return np.frombuffer(base64.b64decode(self.embedding), dtype="<f2").astype(np.float32)
 
 
+class TopicAssignment(BaseModel):
+    """A ``pantau.topics.assignments`` message, keyed by the post's key: the topic a post belongs to now, or
+    none (it left every topic). The index agent, the only writer of post documents, puts it on the post's
+    document; a consumer reading the compacted topic from the start gets every post's latest topic."""
+
+    post_key: str = Field(min_length=1)
+    created_at: AwareDatetime = Field(description="the post's own time, which names its monthly index")
+    topic: TopicRef | None = None
+    assigned_at: AwareDatetime
+
+
 class AgencyCount(BaseModel):
     agency: Agency
     count: int

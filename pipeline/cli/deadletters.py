@@ -105,3 +105,12 @@ def replay(
         console.print(f"sent {n} messages back to {topic}")
     if report.no_source:
         console.print(f"[yellow]{report.no_source} letters name no source topic: not sent[/yellow]")
+    for letter in report.truncated:
+        what = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
+        console.print(
+            f"[yellow]not sent: the letter of {what} keeps only the first bytes of a "
+            f"{letter.original_size or 0:,}-byte message (sha256 {letter.original_sha256}), cut to fit "
+            f"the dead-letter topic; send the post again from its source[/yellow]"
+        )
+    if report.truncated:
+        raise typer.Exit(3)

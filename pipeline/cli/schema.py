@@ -18,12 +18,22 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         EnrichedPost,
         PostDocument,
         RawPost,
+        TopicAssignment,
         TopicInput,
         TopicPost,
     )
 
     directory.mkdir(parents=True, exist_ok=True)
-    for model in (RawPost, EnrichedPost, DeadLetter, PostDocument, TopicPost, TopicInput, EmergingTopic):
+    for model in (
+        RawPost,
+        EnrichedPost,
+        DeadLetter,
+        PostDocument,
+        TopicPost,
+        TopicInput,
+        TopicAssignment,
+        EmergingTopic,
+    ):
         path = directory / f"{model.__name__}.schema.json"
         schema = model.model_json_schema(by_alias=True)
         path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")

@@ -7,47 +7,73 @@ which makes that acknowledgement a no-op unless the batch finished: an unfinishe
 uncommitted and is read again after a restart or rebalance. That is also why the app can stop without
 waiting for streams to drain (``stream_wait_empty=False``): a batch cut short by a stop is not lost, and a
 stop never waits on a batch that is waiting out an Elasticsearch outage.
+
+The same reference lets a batch run in the background while the next one is taken (``in_flight``): the
+stream goes on buffering while the model works, and a batch's sends overlap the next one's inference.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
 from faust.types import EventT
 
-from schemas.posts import Stage
+from pipeline.stages.records import Record
 
 log = logging.getLogger("pantau.worker")
 
 Handler = Callable[[Sequence[EventT]], Awaitable[None]]
-OnFailure = Callable[[Sequence[EventT], Exception], Awaitable[None]]
-DeadLetterSender = Callable[[EventT, Stage, str], Awaitable[Awaitable[Any]]]
-"""Sends one event's message to the dead-letter topic with a stage and a reason; awaiting the result waits
-for the broker's acknowledgement."""
+OnFailure = Callable[[Sequence[Record], Exception], Awaitable[None]]
+"""Takes every record of a batch whose handler raised (to the dead-letter topic); returns once done."""
 
-__all__ = ["DeadLetterSender", "Handler", "OnFailure", "dead_lettering", "process_batches", "run_batch"]
+__all__ = ["Handler", "OnFailure", "hold", "process_batches", "record_of", "release", "run_batch"]
 
 
-def dead_lettering(dead_letter: DeadLetterSender, stage: Stage) -> OnFailure:
-    """The ``on_failure`` that keeps every message of a failed batch, with the error as the reason."""
+def record_of(event: EventT) -> Record:
+    message = event.message
+    return Record(message.topic, message.partition, message.offset, message.key, message.value)
 
-    async def on_failure(events: Sequence[EventT], exc: Exception) -> None:
-        reason = f"unexpected {type(exc).__name__}: {exc}"
-        await asyncio.gather(*[await dead_letter(event, stage, reason) for event in events])
 
-    return on_failure
+def hold(event: EventT) -> None:
+    """One more reference: Faust's own acknowledgement of the event no longer commits it."""
+    event.message.incref()
+
+
+def release(event: EventT) -> None:
+    """Drop a reference taken by ``hold``; the last one out acknowledges the event for commit."""
+    event.ack()
 
 
 async def process_batches(
-    stream: faust.StreamT[Any], size: int, within: float, handle: Handler, on_failure: OnFailure
+    stream: faust.StreamT[Any],
+    size: int,
+    within: float,
+    handle: Handler,
+    on_failure: OnFailure,
+    in_flight: int = 1,
 ) -> None:
-    """Feed ``stream`` to ``handle`` in batches of up to ``size`` events (waiting at most ``within`` s)."""
-    async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
-        await run_batch(events, handle, on_failure)
+    """Feed ``stream`` to ``handle`` in batches of up to ``size`` events, taking whatever arrived within
+    ``within`` s, with up to ``in_flight`` batches running at once (handlers start in order)."""
+    running: deque[asyncio.Task[None]] = deque()
+    try:
+        async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
+            for event in events:  # no await before this: a stop cannot slip in between
+                hold(event)
+            running.append(asyncio.ensure_future(_run_held(events, handle, on_failure)))
+            while len(running) >= in_flight:
+                await running.popleft()
+            while running and running[0].done():
+                await running.popleft()
+        for task in running:
+            await task
+    finally:
+        for task in running:  # a stop: unfinished batches stay held, so they are read again
+            task.cancel()
 
 
 async def run_batch(
@@ -57,31 +83,39 @@ async def run_batch(
     retry_first: float = 1.0,
     retry_max: float = 30.0,
 ) -> None:
-    """``handle(events)``; if it raises, ``on_failure(events, error)`` (the dead-letter topic) instead.
+    """``handle(events)``; if it raises, ``on_failure(records, error)`` (the dead-letter topic) instead.
 
     The batch is released for acknowledgement only when one of the two returned. ``on_failure`` is
     retried with back-off (up to ``retry_max`` s apart) for as long as it fails: giving up would leave
     the batch held and the partition's commits stuck behind it. Cancellation (the worker stopping)
     propagates with the batch still held, so it is read again after the restart.
     """
-    for event in events:  # no await before this: a stop cannot slip in between
-        event.message.incref()
+    for event in events:
+        hold(event)
+    await _run_held(events, handle, on_failure, retry_first, retry_max)
+
+
+async def _run_held(
+    events: Sequence[EventT],
+    handle: Handler,
+    on_failure: OnFailure,
+    retry_first: float = 1.0,
+    retry_max: float = 30.0,
+) -> None:
     try:
         await handle(events)
     except Exception as exc:
         log.exception("a batch of %d events failed; dead-lettering all of them", len(events))
+        records = [record_of(event) for event in events]
         delay = retry_first
         while True:
             try:
-                await on_failure(events, exc)
+                await on_failure(records, exc)
                 break
             except Exception:
-                first = events[0].message
                 log.exception(
-                    "could not dead-letter the failed batch from %s[%d]@%d; trying again in %.0f s",
-                    first.topic,
-                    first.partition,
-                    first.offset,
+                    "could not dead-letter the failed batch from %s; trying again in %.0f s",
+                    records[0].where,
                     delay,
                 )
                 await asyncio.sleep(delay)

@@ -96,6 +96,8 @@ class ReplayReport(BaseModel):
     """Messages sent back, per topic."""
     no_source: int = 0
     """Letters that do not say which topic they came from (written by another producer)."""
+    truncated: list[DeadLetter] = []
+    """Letters that keep only a prefix of their original (it did not fit the topic): not replayable."""
 
 
 def replay_dead_letters(settings: Settings, bootstrap: str, letters: Iterable[DeadLetter]) -> ReplayReport:
@@ -112,6 +114,9 @@ def replay_dead_letters(settings: Settings, bootstrap: str, letters: Iterable[De
         for letter in letters:
             if not letter.source_topic:
                 report.no_source += 1
+                continue
+            if letter.original_truncated or letter.original_key_truncated:
+                report.truncated.append(letter)
                 continue
             key = base64.b64decode(letter.original_key) if letter.original_key else None
             value = base64.b64decode(letter.original)

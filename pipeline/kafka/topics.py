@@ -27,13 +27,16 @@ def pipeline_topics(settings: Settings) -> dict[str, int]:
         settings.topic_dead_letter: partitions,
         settings.topic_topics_input: 1,
         settings.topic_topics: partitions,
+        settings.topic_assignments: partitions,  # co-partitioned with the enriched topic: one index agent
     }
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     """Per-topic settings: ``pantau.topics`` carries one message per topic id and a tombstone when it
-    ends, so it is compacted (a consumer reading it from the start gets the live topics, not history)."""
-    return {settings.topic_topics: {"cleanup.policy": "compact"}}
+    ends, so it is compacted (a consumer reading it from the start gets the live topics, not history);
+    ``pantau.topics.assignments`` likewise keeps each post's latest topic."""
+    compacted = {"cleanup.policy": "compact"}
+    return {settings.topic_topics: compacted, settings.topic_assignments: compacted}
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> list[TopicInfo]:
@@ -76,3 +79,49 @@ def describe_topics(
     finally:
         if own:
             admin.close()
+
+
+def topic_max_message_bytes(settings: Settings, bootstrap: str, topic: str) -> int | None:
+    """The topic's ``max.message.bytes`` as the broker reports it, None where it does not (the embedded
+    broker reports no topic configs and takes messages of any size)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(**kafka_python_config(settings, bootstrap))
+    try:
+        wanted = ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": None})
+        described = admin.describe_configs([wanted], config_filter="all")  # defaults too
+    except Exception:
+        return None
+    finally:
+        admin.close()
+    return _find_max_message_bytes(described)
+
+
+def _find_max_message_bytes(described: object) -> int | None:
+    """``max.message.bytes`` from a describe_configs answer, whichever shape the client returns it in."""
+    if isinstance(described, dict):
+        for key, value in described.items():
+            if key == "max.message.bytes":
+                inner = value.get("value") if isinstance(value, dict) else value
+                try:
+                    return int(str(inner))
+                except ValueError:
+                    return None
+            found = _find_max_message_bytes(value)
+            if found is not None:
+                return found
+    elif isinstance(described, (list, tuple)):
+        for item in described:
+            if isinstance(item, (list, tuple)) and len(item) >= 2 and item[0] == "max.message.bytes":
+                try:
+                    return int(str(item[1]))
+                except ValueError:
+                    return None
+            found = _find_max_message_bytes(item)
+            if found is not None:
+                return found
+    else:
+        resources = getattr(described, "resources", None)
+        if resources is not None:
+            return _find_max_message_bytes(resources)
+    return None

@@ -55,7 +55,7 @@ def test_a_failed_batch_is_dead_lettered_then_acknowledged() -> None:
     letters: list[tuple[int, str]] = []
 
     async def dead_letter(batch: Sequence[EventT], exc: Exception) -> None:
-        letters.extend((e.message.offset, str(exc)) for e in batch)
+        letters.extend((r.offset, str(exc)) for r in batch)
 
     asyncio.run(run_batch(events, _boom, dead_letter))
     assert letters == [(0, "model crashed"), (1, "model crashed")]

@@ -43,6 +43,7 @@ def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[
         "EnrichedPost.schema.json",
         "PostDocument.schema.json",
         "RawPost.schema.json",
+        "TopicAssignment.schema.json",
         "TopicInput.schema.json",
         "TopicPost.schema.json",
     ]

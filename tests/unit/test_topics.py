@@ -306,10 +306,9 @@ def test_state_entries_round_trip_one_per_topic_and_skip_what_is_unreadable() ->
 
 def test_the_stream_clock_never_runs_ahead_of_the_wall_clock() -> None:
     """One post dated a year ahead would otherwise expire the window and retire every topic."""
-    from pipeline.settings import Settings
-    from pipeline.topics.stream import TopicStage
+    from pipeline.stages.topics import TopicStage
 
-    stage = TopicStage(Settings())
+    stage = TopicStage(window_hours=24, min_size=5, update_interval=300, index="pantau-topics")
     now = datetime.fromisoformat("2026-11-29T12:00:00+00:00")
     stage.advance_clock(now - timedelta(hours=2), now)
     stage.advance_clock(now + timedelta(days=365), now)
