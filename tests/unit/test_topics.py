@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.bench.synthetic import STORIES, story_of, synthetic_day
 from pipeline.topics.discovery import TopicDiscovery
-from pipeline.topics.synthetic import STORIES, story_of, synthetic_day
 from pipeline.topics.terms import LABEL_SEPARATOR, content_tokens, label_from_terms, lexical_terms
 from schemas.topics import LEGACY_STATE_KEY, SEQ_KEY, TOPIC_KEY_PREFIX, Topic, TopicPost, TopicState
 from schemas.vocab import Category
