@@ -14,33 +14,16 @@ from rich.console import Console
 from pipeline.embedded.process import ServerError, spawn, stop
 from pipeline.embedded.stack import EmbeddedStack, Endpoints, wait_for_worker_log
 from pipeline.kafka.producer import produce_file
-from pipeline.kafka.topics import ensure_topics
+from pipeline.provision import prepare_cluster
 from pipeline.report import progress_bar, query_topics, render_summary, render_topics, summarise
 from pipeline.settings import Settings
-from pipeline.sinks.elasticsearch import apply_index_template, sync_client
+from pipeline.sinks.elasticsearch import sync_client
 from pipeline.sources.files import count_records
 from pipeline.tracking import wait_processed
 
 DEMO_WINDOW_HOURS = 192
 """The bundled sample spans eight days; the demo's discovery window covers all of it."""
 SAMPLE_POSTS = Path(__file__).resolve().parent / "samples" / "posts.jsonl"
-
-
-def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console) -> None:
-    """Topics with their final partition count, ILM policy (if the cluster has ILM), index template."""
-    topics = ensure_topics(settings, endpoints.kafka)
-    es = sync_client(settings, endpoints.elasticsearch)
-    try:
-        features = apply_index_template(settings, es)
-    finally:
-        es.close()
-    console.print(
-        "topics: "
-        + ", ".join(f"{t.name} ({t.partitions} partitions)" for t in topics)
-        + f"\nindex template {settings.index_prefix}-* → alias {settings.index_alias} "
-        f"(ES {features.version}; Indonesian stemmer {_on(features.indonesian_stemmer)}; "
-        f"ILM {_on(features.ilm)})"
-    )
 
 
 def show_topics(
@@ -63,10 +46,6 @@ def show_topics(
         render_topics(console, rows, title=f"Top emerging topics (last {hours:g} h of the stream)")
     else:
         console.print("no emerging topic yet: too few similar public-service posts in the window")
-
-
-def _on(available: bool) -> str:
-    return "on" if available else "not available"
 
 
 def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None, timeout: float) -> bool:

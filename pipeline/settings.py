@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 import sys
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.model.encoder import Backend
+Backend = Literal["fp32", "int8", "onnx-int8"]
+"""Sentiment inference backends; defined here, not in the model layer, so settings import no model code."""
+BACKENDS: tuple[Backend, ...] = ("fp32", "int8", "onnx-int8")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "sentiment"
+"""The checkout (for training data and caches); in an installed wheel it is site-packages, unused."""
+DEFAULT_MODEL_DIR = Path(str(files("pipeline").joinpath("model", "shipped")))
+"""The shipped model, package data. pip installs wheels unpacked, so it is a real directory, as the model
+loaders (transformers, ONNX Runtime) need."""
 
 
 def _default_run_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The Elasticsearch document of an enriched post (mapping: deploy/elasticsearch/posts-template.json)."""
+"""The Elasticsearch document of an enriched post (mapping: pipeline/sinks/templates/posts-template.json)."""
 
 from __future__ import annotations
 

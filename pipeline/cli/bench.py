@@ -39,8 +39,8 @@ def model(
     ),
     threads: int = typer.Option(2, "--threads", min=1, help="inference threads"),
 ) -> None:
+    from pipeline.bench.model import run_model_bench
     from pipeline.cli.model import _backend
-    from pipeline.model.bench import run_model_bench
 
     run_model_bench(
         model_dir or get_settings().model_dir,
@@ -53,6 +53,6 @@ def model(
 
 @app.command("topics", help="Topic discovery: posts/s through the window, time of one update at each size.")
 def topics(sizes: str = typer.Option("10000,100000", help="comma-separated window sizes (posts)")) -> None:
-    from pipeline.topics.bench import run_topics_bench
+    from pipeline.bench.topics import run_topics_bench
 
     run_topics_bench(console, sizes=_sizes(sizes, "--sizes"))

@@ -141,8 +141,13 @@ def train(
     ),
 ) -> None:
     """Train a calibrated head on frozen encoder embeddings (default), or fine-tune the encoder (--epochs)."""
-    from pipeline.model.category import load_category_labelled
-    from pipeline.model.data import INDOMAIN_DIR, default_train_files, default_valid_files, load_labelled
+    from pipeline.model.data import (
+        INDOMAIN_DIR,
+        default_train_files,
+        default_valid_files,
+        load_category_labelled,
+        load_labelled,
+    )
 
     if epochs and task is Task.CATEGORY:
         raise typer.BadParameter("--epochs fine-tunes the sentiment model; the category head is linear only")
@@ -331,7 +336,7 @@ def eval_(
     error on labelled files."""
     from functools import partial
 
-    from pipeline.model.category import load_category_labelled
+    from pipeline.model.data import load_category_labelled
     from pipeline.model.evaluate import evaluate, load_labelled, print_report
     from pipeline.model.sentiment import SentimentModel
     from pipeline.report import progress_bar
@@ -339,7 +344,8 @@ def eval_(
     model_dir = model or get_settings().model_dir
     backend = backend or get_settings().model_backend
     if task is Task.CATEGORY:
-        from pipeline.model.category import CategoryModel, evaluate_category
+        from pipeline.model.category import CategoryModel
+        from pipeline.model.evaluate import evaluate_category
         from pipeline.model.train_category import category_inputs
 
         posts = _read_data(load_category_labelled, data)

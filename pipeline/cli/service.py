@@ -46,7 +46,7 @@ def demo(
 
 
 def up() -> None:
-    from pipeline.demo import prepare_cluster
+    from pipeline.provision import prepare_cluster
 
     settings = get_settings()
     stack = EmbeddedStack(settings)
@@ -148,8 +148,8 @@ def worker() -> None:
     from kafka.errors import KafkaError
 
     from pipeline.app import create_app
-    from pipeline.demo import prepare_cluster
     from pipeline.enrich.enricher import Enricher
+    from pipeline.provision import prepare_cluster
 
     settings = get_settings()
     try:

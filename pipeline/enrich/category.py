@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pipeline.text.matcher import PhraseMatcher, tokenize
 from schemas.vocab import Agency, Category
 
-DATA_FILE = Path(__file__).parent / "data" / "category_keywords.yaml"
+DATA_FILE: Traversable = files("pipeline.enrich").joinpath("data", "category_keywords.yaml")
 
 STRONG_WEIGHT = 2.0
 WEAK_WEIGHT = 1.0
@@ -69,7 +70,7 @@ class CategoryRules:
         self._priors = priors
 
     @classmethod
-    def load(cls, path: Path | None = None) -> CategoryRules:
+    def load(cls, path: Traversable | None = None) -> CategoryRules:
         path = path or DATA_FILE
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any, TypeVar
 
 import yaml
@@ -10,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_
 
 from schemas.vocab import Agency, Region
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR: Traversable = files("pipeline.gazetteer").joinpath("data")
+"""The packaged data (package data of the wheel); tests and operators may load another directory."""
 AGENCIES_FILE = "agencies.yaml"
 REGIONS_FILE = "regions.yaml"
 OUTSIDE_FILE = "outside.yaml"
@@ -95,7 +97,7 @@ class OutsideFile(_Strict):
 M = TypeVar("M")
 
 
-def _read(path: Path, adapter: TypeAdapter[M]) -> M:
+def _read(path: Traversable, adapter: TypeAdapter[M]) -> M:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -116,7 +118,7 @@ class GazetteerData(_Strict):
     outside: dict[str, list[str]]
 
 
-def load_data(directory: Path | None = None) -> GazetteerData:
+def load_data(directory: Traversable | None = None) -> GazetteerData:
     directory = directory or DATA_DIR
     agencies = _read(directory / AGENCIES_FILE, TypeAdapter(dict[Agency, AgencyEntry]))
     regions = _read(directory / REGIONS_FILE, TypeAdapter(RegionsFile)).regions

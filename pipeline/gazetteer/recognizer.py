@@ -16,12 +16,13 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.gazetteer.loader import (
+    DATA_DIR,
     OUTSIDE_FILE,
     REGIONS_FILE,
     GazetteerData,
@@ -106,10 +107,10 @@ class Gazetteer:
         self._accounts = dict(accounts or {})
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Gazetteer:
+    def load(cls, path: Traversable | None = None) -> Gazetteer:
         """Build from the YAML files in ``path`` (default: the packaged data directory)."""
         data = load_data(path)
-        directory = path or Path(__file__).parent / "data"
+        directory = path or DATA_DIR
         accounts = {
             _account_key(alias): Agency(agency)
             for agency, entry in data.agencies.items()
@@ -237,7 +238,7 @@ def default_gazetteer() -> Gazetteer:
     return Gazetteer.load()
 
 
-def _agency_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[AgencyAlias]:
+def _agency_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher[AgencyAlias]:
     matcher: PhraseMatcher[AgencyAlias] = PhraseMatcher(strip_prefixes=True)
     owner: dict[tuple[str, ...], tuple[str, AgencyAlias]] = {}
     for agency, entry in data.agencies.items():
@@ -266,7 +267,7 @@ def _agency_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Agenc
     return matcher
 
 
-def _place_matcher(data: GazetteerData, directory: Path) -> PhraseMatcher[Place]:
+def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher[Place]:
     # "dipamulang" is "di pamulang", but "diserang" is "attacked" and "Dipati Ukur" a Bandung street: bare
     # city names and one-word places outside Banten keep their prefix ("dipasar kemis" is still Pasar Kemis)
     keep = frozenset(t for e in data.regions.values() for name in e.fallback for t in tokenize(name))

@@ -7,13 +7,11 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.enrich.category import CategoryGuess
-from pipeline.model.data import no_labelled_rows, read_jsonl, record_text
-from pipeline.model.evaluate import EvalReport, report_from_proba
 from pipeline.model.sentiment import Head
 from schemas.vocab import Agency, Category
 
@@ -106,27 +104,3 @@ def decision_proba(proba: np.ndarray) -> np.ndarray:
     none = CATEGORIES.index(Category.BUKAN_LAYANAN.value)
     out[out[:, none] < PUBLIC_SERVICE_THRESHOLD, none] = 0.0
     return out
-
-
-def load_category_labelled(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """JSONL rows with ``text`` and ``category`` (or ``label``); unknown or missing categories fail loudly,
-    naming ``path:line``."""
-    if path.suffix.lower() != ".jsonl":
-        raise ValueError(f"{path}: the category task reads JSONL (one object per line: text + category)")
-    rows, labels = [], []
-    for number, row in read_jsonl(path):
-        record_text(path, number, row)
-        label = row.get("category", row.get("label"))
-        if label not in CATEGORIES:
-            raise ValueError(f"{path}:{number}: category {label!r} is not one of {', '.join(CATEGORIES)}")
-        rows.append(row)
-        labels.append(label)
-    if not rows:
-        raise no_labelled_rows(path, 0)
-    return rows, labels
-
-
-def evaluate_category(
-    model: CategoryModel, embeddings: np.ndarray, evidence: np.ndarray, labels: Sequence[str]
-) -> EvalReport:
-    return report_from_proba(decision_proba(model.probabilities(embeddings, evidence)), labels, CATEGORIES)

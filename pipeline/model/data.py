@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.model.category import CATEGORIES
+from pipeline.model.sentiment import LABELS
 from pipeline.settings import DEFAULT_MODEL_DIR, REPO_ROOT
 from pipeline.sources.files import csv_dict_reader
 
 __all__ = ["DEFAULT_MODEL_DIR", "REPO_ROOT"]
 
-LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 DATA_DIR = REPO_ROOT / "data"
 SMSA_DIR = DATA_DIR / "sentiment" / "smsa"
 INDOMAIN_DIR = DATA_DIR / "indomain"
@@ -171,3 +172,21 @@ def corpus_files(root: Path = REPO_ROOT) -> list[Path]:
     if samples.exists():
         files.append(samples)
     return files
+
+
+def load_category_labelled(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """JSONL rows with ``text`` and ``category`` (or ``label``); unknown or missing categories fail loudly,
+    naming ``path:line``."""
+    if path.suffix.lower() != ".jsonl":
+        raise ValueError(f"{path}: the category task reads JSONL (one object per line: text + category)")
+    rows, labels = [], []
+    for number, row in read_jsonl(path):
+        record_text(path, number, row)
+        label = row.get("category", row.get("label"))
+        if label not in CATEGORIES:
+            raise ValueError(f"{path}:{number}: category {label!r} is not one of {', '.join(CATEGORIES)}")
+        rows.append(row)
+        labels.append(label)
+    if not rows:
+        raise no_labelled_rows(path, 0)
+    return rows, labels

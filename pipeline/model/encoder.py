@@ -12,7 +12,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -22,14 +22,14 @@ from pipeline.model.packed import (
     Q4_SUFFIX,
     QK,
 )
+from pipeline.settings import BACKENDS as BACKENDS  # re-exported: the model layer's own names
+from pipeline.settings import Backend as Backend
 
 if TYPE_CHECKING:
     import torch
     from tokenizers import Tokenizer
     from transformers import BertModel
 
-Backend = Literal["fp32", "int8", "onnx-int8"]
-BACKENDS: tuple[Backend, ...] = ("fp32", "int8", "onnx-int8")
 PAD_ID = 1
 """``<pad>`` in the XLM-R vocabulary the e5 tokenizer keeps."""
 DEFAULT_MAX_LENGTH = 128

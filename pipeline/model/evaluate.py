@@ -1,4 +1,5 @@
-"""Score a sentiment model on a labelled file: macro-F1 (SmSA's headline metric), accuracy, calibration."""
+"""Score the sentiment model or the category head on labelled files: macro-F1 (SmSA's headline metric),
+accuracy, calibration."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.data import LABELS
+from pipeline.model.category import CATEGORIES, decision_proba
 from pipeline.model.data import load_labelled as _load_labelled
+from pipeline.model.sentiment import LABELS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from pipeline.model.category import CategoryModel
     from pipeline.model.sentiment import SentimentModel
 
 ECE_BINS = 15
@@ -165,3 +168,9 @@ def print_report(report: EvalReport, console: Console, title: str = "evaluation"
     for label, row in zip(report.labels, report.confusion, strict=True):
         cm.add_row(label, *(str(v) for v in row))
     console.print(cm)
+
+
+def evaluate_category(
+    model: CategoryModel, embeddings: np.ndarray, evidence: np.ndarray, labels: Sequence[str]
+) -> EvalReport:
+    return report_from_proba(decision_proba(model.probabilities(embeddings, evidence)), labels, CATEGORIES)

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.model.category import remove_stale_category_head
-from pipeline.model.data import LABELS
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
     HF_FILE,
@@ -63,7 +62,7 @@ from pipeline.model.packed import (
     dequantize_q4,
     read_packed,
 )
-from pipeline.model.sentiment import HEAD_FILE, META_FILE, Head, directory_mb, write_meta
+from pipeline.model.sentiment import HEAD_FILE, LABELS, META_FILE, Head, directory_mb, write_meta
 from pipeline.model.train import Fitted, _file_info, _metrics, _read, fit_head, fit_temperature
 
 if TYPE_CHECKING:

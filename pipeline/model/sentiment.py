@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.data import DEFAULT_MODEL_DIR, LABELS
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
     Backend,
@@ -22,6 +21,7 @@ from pipeline.model.encoder import (
     save_safetensors,
 )
 from pipeline.model.packed import HEAD_FILE, PACKED_FILE, read_head
+from pipeline.settings import DEFAULT_MODEL_DIR
 from schemas.posts import Sentiment
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ SentimentPrediction = Sentiment
 """The pipeline's own contract (``schemas.posts.Sentiment``): label, score of that label, all three scores."""
 
 META_FILE = "pantau_model.json"
+LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+"""The sentiment head's outputs, in order."""
 
 __all__ = ["DEFAULT_MODEL_DIR", "SentimentModel", "SentimentPrediction", "UnencodableText"]
 

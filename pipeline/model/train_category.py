@@ -13,14 +13,10 @@ from rich.console import Console
 
 from pipeline.enrich.enricher import evidence_matrix, gather_evidence
 from pipeline.gazetteer.recognizer import default_gazetteer
-from pipeline.model.category import (
-    CATEGORIES,
-    CATEGORY_HEAD_FILE,
-    CategoryModel,
-    evaluate_category,
-    load_category_labelled,
-)
+from pipeline.model.category import CATEGORIES, CATEGORY_HEAD_FILE, CategoryModel
+from pipeline.model.data import load_category_labelled
 from pipeline.model.encoder import Backend
+from pipeline.model.evaluate import evaluate_category
 from pipeline.model.sentiment import META_FILE, Head, SentimentModel, write_meta
 from pipeline.model.train import _file_info, fit_temperature
 

@@ -10,17 +10,20 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime
+from importlib.resources import files
 from typing import Any, Literal
 
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, TransportError
 from pydantic import BaseModel
 
-from pipeline.settings import REPO_ROOT, Settings
+from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "posts-template.json"
-TOPICS_TEMPLATE_PATH = REPO_ROOT / "deploy" / "elasticsearch" / "topics-template.json"
+TEMPLATES = files("pipeline.sinks").joinpath("templates")
+"""Index templates, package data: ``{prefix}`` and ``{topics_index}`` are filled in from the settings."""
+TEMPLATE_PATH = TEMPLATES.joinpath("posts-template.json")
+TOPICS_TEMPLATE_PATH = TEMPLATES.joinpath("topics-template.json")
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 ACCESS_STATUS = {401, 403}
 """Credentials or privileges: for the whole request or for one index's items, only an operator fixes them."""
@@ -82,7 +85,7 @@ def detect_features(es: Elasticsearch) -> ClusterFeatures:
 
 
 def render_template(settings: Settings, features: ClusterFeatures) -> dict[str, Any]:
-    raw = TEMPLATE_PATH.read_text()
+    raw = TEMPLATE_PATH.read_text(encoding="utf-8")
     raw = raw.replace("{prefix}", settings.index_prefix)
     template: dict[str, Any] = json.loads(raw)
     index_settings = template["template"]["settings"]
@@ -122,7 +125,7 @@ def apply_index_template(settings: Settings, es: Elasticsearch) -> ClusterFeatur
 
 def render_topics_template(settings: Settings) -> dict[str, Any]:
     template: dict[str, Any] = json.loads(
-        TOPICS_TEMPLATE_PATH.read_text().replace("{topics_index}", settings.topics_index)
+        TOPICS_TEMPLATE_PATH.read_text(encoding="utf-8").replace("{topics_index}", settings.topics_index)
     )
     template["template"]["settings"]["number_of_replicas"] = settings.index_replicas
     return template

@@ -1,7 +1,7 @@
 """Threshold clustering of a window of posts on a hybrid (sentence embedding + lexical) similarity.
 
 Why hybrid: on short informal Indonesian, mE5-small puts unrelated complaints at cosine 0.85 and members
-of one story at 0.88 on average (measured on :mod:`pipeline.topics.synthetic`), too close to cut; the
+of one story at 0.88 on average (measured on :mod:`pipeline.bench.synthetic`), too close to cut; the
 shared content words of a story ("banjir", "lebak", "rangkasbitung") separate it. Similarity is
 ``alpha · cos(centred embeddings) + (1 - alpha) · cos(TF-IDF rows)``.
 

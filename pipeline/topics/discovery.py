@@ -46,7 +46,7 @@ _CENTROID_DECIMALS = 5  # keeps the changelog entry small; far below any thresho
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Similarity cut-offs, calibrated on mE5-small + TF-IDF over :mod:`pipeline.topics.synthetic`; they
+    """Similarity cut-offs, calibrated on mE5-small + TF-IDF over :mod:`pipeline.bench.synthetic`; they
     still hold for the fine-tuned encoder's ``TOPIC_LAYER`` embeddings (checked by the topic tests).
 
     All but ``match`` are on the hybrid similarity (see :mod:`pipeline.topics.cluster`); ``match`` is the

@@ -13,8 +13,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from importlib.resources import files
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -24,7 +24,7 @@ from pipeline.text.matcher import tokenize
 from pipeline.text.pii import TOKENS as PII_TOKENS
 from schemas.vocab import Agency
 
-STOPWORDS_FILE = Path(__file__).parent / "data" / "stopwords.txt"
+STOPWORDS_FILE = files("pipeline.topics").joinpath("data", "stopwords.txt")
 LABEL_SEPARATOR = " · "
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)

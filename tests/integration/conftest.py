@@ -93,7 +93,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         state = stack.start_servers()
         from rich.console import Console
 
-        from pipeline.demo import prepare_cluster
+        from pipeline.provision import prepare_cluster
 
         prepare_cluster(settings, state.endpoints, Console(quiet=True))
         handle = Pipeline(settings, stack, state.endpoints)

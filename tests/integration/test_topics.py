@@ -7,8 +7,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline.bench.synthetic import STORIES, story_of, synthetic_day
 from pipeline.report import query_topics
-from pipeline.topics.synthetic import STORIES, story_of, synthetic_day
 from pipeline.tracking import wait_processed
 from tests.integration.conftest import Pipeline
 

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from pipeline.model.bench import BenchRow, run_model_bench
+from pipeline.bench.model import BenchRow, run_model_bench
 from pipeline.model.data import DEFAULT_MODEL_DIR
 
 

@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 
 from pipeline.enrich.enricher import Enricher
-from pipeline.model.category import (
-    AGENCIES,
-    CATEGORIES,
-    CategoryModel,
-    evaluate_category,
-    load_category_labelled,
-)
-from pipeline.model.data import DEFAULT_MODEL_DIR, INDOMAIN_DIR
+from pipeline.model.category import AGENCIES, CATEGORIES, CategoryModel
+from pipeline.model.data import DEFAULT_MODEL_DIR, INDOMAIN_DIR, load_category_labelled
+from pipeline.model.evaluate import evaluate_category
 from pipeline.model.sentiment import Head
 from pipeline.model.train_category import category_inputs
 from pipeline.validation import validate_raw_post

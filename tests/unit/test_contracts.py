@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.sinks.elasticsearch import TEMPLATE_PATH
 from pipeline.sources.files import count_records, read_records
 from pipeline.validation import Rejected, decode_raw_post, validate_raw_post
 from schemas import DeadLetter, EnrichedPost, PostDocument, RawPost, Sentiment
@@ -217,7 +218,7 @@ def test_document_is_flat_and_strict() -> None:
     }
     assert source["geo"] == {"place": "Cikokol", "location": {"lat": -6.2, "lon": 106.6}}
     assert source["extra"] == {"x_tag": 1}
-    mapping = json.loads(Path("deploy/elasticsearch/posts-template.json").read_text())["template"]["mappings"]
+    mapping = json.loads(TEMPLATE_PATH.read_text(encoding="utf-8"))["template"]["mappings"]
     assert set(source) <= set(mapping["properties"])
 
 

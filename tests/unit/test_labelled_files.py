@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.model.category import load_category_labelled
-from pipeline.model.data import load_labelled, read_texts
+from pipeline.model.data import load_category_labelled, load_labelled, read_texts
 
 
 def _write(path: Path, content: str | bytes) -> Path:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline.bench.synthetic import STORIES, story_of, synthetic_day
+from pipeline.settings import DEFAULT_MODEL_DIR as MODEL_DIR
 from pipeline.topics.discovery import TopicDiscovery
-from pipeline.topics.synthetic import STORIES, story_of, synthetic_day
 from pipeline.topics.terms import LABEL_SEPARATOR, content_tokens, label_from_terms, lexical_terms
 from schemas.topics import LEGACY_STATE_KEY, SEQ_KEY, TOPIC_KEY_PREFIX, Topic, TopicPost, TopicState
 from schemas.vocab import Category
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "sentiment"
 START = datetime.fromisoformat("2025-01-15T00:00:00+00:00")
 END = START + timedelta(hours=24)
 EXPECTED_TERMS = {

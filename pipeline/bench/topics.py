@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.model.bench import peak_rss_mb
+from pipeline.bench.model import peak_rss_mb
 from pipeline.topics.discovery import TopicDiscovery
 from schemas.topics import TopicPost
 

@@ -5,8 +5,9 @@ Every model directory carries a copy of this file and of ``packed.py``, and its 
 ``transformers`` loads a shipped model::
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    model = AutoModelForSequenceClassification.from_pretrained("models/sentiment", trust_remote_code=True)
-    tokenizer = AutoTokenizer.from_pretrained("models/sentiment")
+    path = "pipeline/model/shipped"  # in a checkout; any model directory
+    model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(path)
     texts = ["query: pelayanan samsat cepat, mantap"]  # the prefix the model was trained with
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True)  # 128 tokens, as trained
     probabilities = model(**batch).logits.softmax(-1)  # labels in model.config.id2label
