@@ -209,12 +209,20 @@ def _print_status(report: dict[str, object], as_json: bool) -> None:
 
 def down() -> None:
     stack = EmbeddedStack(get_settings())
-    if stack.read_state() is None:
+    state = stack.read_state()
+    if state is None:
         console.print("nothing running")
         return
+    parts = [
+        ("the worker's supervisor", state.supervisor),
+        ("the worker", stack.worker()),
+        ("Kafka", state.kafka),
+        ("Elasticsearch", state.elasticsearch),
+    ]
+    running = [name for name, server in parts if server and server.alive()]
     stack.stop()
     console.print(
-        f"stopped the worker's supervisor, the worker, Kafka and Elasticsearch "
+        f"stopped {', '.join(running) or 'nothing (all had exited)'} "
         f"(Elasticsearch data kept in {stack.run_dir / 'es-data'})"
     )
 
