@@ -217,7 +217,8 @@ def test_document_is_flat_and_strict() -> None:
     }
     assert source["geo"] == {"place": "Cikokol", "location": {"lat": -6.2, "lon": 106.6}}
     assert source["extra"] == {"x_tag": 1}
-    mapping = json.loads(Path("deploy/elasticsearch/posts-template.json").read_text())["template"]["mappings"]
+    template = Path(__file__).resolve().parents[2] / "deploy" / "elasticsearch" / "posts-template.json"
+    mapping = json.loads(template.read_text())["template"]["mappings"]
     assert set(source) <= set(mapping["properties"])
 
 
