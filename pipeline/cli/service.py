@@ -64,7 +64,7 @@ def up() -> None:
         console.print(f"Kafka and Elasticsearch already running (run dir {stack.run_dir})")
     else:
         if found is not None:
-            console.print(f"found the stack partly down ({_servers(found)}): stopping what is left")
+            console.print(f"found a stack not fully up ({_servers(found)}): stopping what is left of it")
         console.print(
             "starting the embedded broker (Tansu, in memory: it starts empty every time) and Elasticsearch"
         )
@@ -80,7 +80,10 @@ def up() -> None:
         with console.status("waiting for the worker (model load, group join)"):
             wait_for_worker_log(Path(worker.log), pid=worker.pid, timeout=WORKER_START_TIMEOUT)
     except ServerError as exc:
-        console.print(f"[red]error:[/red] {exc}\n(what did start keeps running: `pantau down` stops it)")
+        console.print(
+            f"[red]error:[/red] {exc}\n(what did start keeps running: `pantau down` stops it; the supervisor "
+            "restarts a worker that exits, and `pantau status` says why it did)"
+        )
         raise typer.Exit(1) from None
     endpoints = state.endpoints
     console.print(f"kafka          {endpoints.kafka}\nelasticsearch  {endpoints.elasticsearch}")
