@@ -52,7 +52,8 @@ class WorkerExit(BaseModel):
     def describe(self) -> str:
         how = f"killed by {self.signal}" if self.signal else f"exited with status {self.code}"
         when = self.at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        return f"{how} at {when} after {self.uptime_s:.0f} s: {self.reason or 'no error in its log'}"
+        last = f"last error in its log: {self.reason}" if self.reason else "no error in its log"
+        return f"{how} at {when} after {self.uptime_s:.0f} s; {last}"
 
 
 class SupervisorState(BaseModel):

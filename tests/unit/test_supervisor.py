@@ -72,6 +72,7 @@ def test_a_worker_that_keeps_crashing_is_restarted_with_growing_back_off_and_its
     delays = re.findall(r"next start in ([\d.]+) s", supervised.log.read_text())
     assert delays[:4] == ["0.1", "0.2", "0.4", "0.4"]
     assert "exited with status 3" in supervised.log.read_text()
+    assert "; last error in its log: faust.exceptions.ConsistencyError" in state.last_exit.describe()
 
 
 def test_a_worker_up_long_enough_is_restarted_after_the_first_delay_again(supervised: Supervised) -> None:
