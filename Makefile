@@ -19,14 +19,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check pipeline schemas tests
+	$(BIN)/ruff format --check pipeline schemas tests
 	$(BIN)/mypy pipeline schemas
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit tests/model
+	$(BIN)/python -m pytest -q -m "not integration"
 
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q -m integration --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline schemas tests

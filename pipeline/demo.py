@@ -90,9 +90,8 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
             # a demo wants its topics now, not after a production-sized update interval
             os.environ.setdefault("PANTAU_TOPICS_UPDATE_INTERVAL", "5")
             os.environ.setdefault("PANTAU_TOPICS_WINDOW_HOURS", str(DEMO_WINDOW_HOURS))
-            state = stack.start_worker()
-            assert state.worker is not None
-            log, worker_pid = Path(state.worker.log), state.worker.pid
+            worker = stack.start_worker()
+            log, worker_pid = Path(worker.log), worker.pid
         console.print(f"worker started (pid {worker_pid}, log {log}); loading the model …")
 
         total = count_records(path)

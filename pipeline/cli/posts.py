@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from pipeline.report import progress_bar
-from pipeline.settings import get_settings
+from pipeline.settings import Settings, get_settings
 
 console = Console(stderr=True)
 
@@ -54,8 +54,34 @@ def produce(
     for bad in report.invalid:
         console.print(f"[yellow]{path}:{bad.line}: not sent:[/yellow] {bad.reason}")
     console.print(f"sent {report.sent} posts to {settings.topic_raw}; {len(report.invalid)} invalid lines")
+    _warn_if_nobody_consumes(settings, endpoints.kafka)
     if report.invalid:
         raise typer.Exit(PARTLY_DONE)
+
+
+def _warn_if_nobody_consumes(settings: Settings, bootstrap: str) -> None:
+    """One line when no worker is in the consumer group: the posts then wait in Kafka, and nothing else
+    would say so. Never fails the produce."""
+    from kafka.errors import KafkaError
+
+    from pipeline.kafka.groups import consumer_group_members
+
+    try:
+        members = consumer_group_members(settings, bootstrap)
+    except (KafkaError, ValueError, OSError) as exc:
+        console.print(
+            f"[yellow]warning:[/yellow] cannot tell whether a worker consumes {settings.topic_raw} "
+            f"(consumer group {settings.app_id}: {str(exc) or repr(exc)})",
+            soft_wrap=True,
+        )
+        return
+    if members == 0:
+        console.print(
+            f"[yellow]warning:[/yellow] no worker is consuming {settings.topic_raw} (consumer group "
+            f"{settings.app_id} has no members): the posts wait in Kafka until one runs; `pantau status` "
+            "says why the worker stopped",
+            soft_wrap=True,
+        )
 
 
 def classify(

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 
 class ServerError(RuntimeError):
     pass
@@ -22,14 +24,21 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> int:
+    """Start ``argv`` detached (see ``spawn_process``) and forget it: its PID is all a state file keeps."""
+    return spawn_process(argv, log_path, env).pid
+
+
+def spawn_process(
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session so that stopping it also stops anything it forks. Its log starts
     empty; the previous run's is kept as ``<log>.1`` (appending forever grew without bound, and readiness
-    checks read the whole file)."""
+    checks read the whole file). The caller that keeps the ``Popen`` gets the exit status."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if log_path.exists() and log_path.stat().st_size:
-        os.replace(log_path, log_path.with_name(log_path.name + ".1"))
+        os.replace(log_path, previous_log(log_path))
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -37,7 +46,11 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
             start_new_session=True,
             env=dict(env) if env is not None else None,
         )
-    return proc.pid
+
+
+def previous_log(log_path: Path) -> Path:
+    """Where ``spawn`` keeps the log of the run before."""
+    return log_path.with_name(log_path.name + ".1")
 
 
 def start_time(pid: int) -> int | None:
@@ -92,6 +105,26 @@ def stop(pid: int | None, timeout: float = 15.0, started: int | None = None) -> 
             if not is_alive(pid, started):
                 return
             time.sleep(0.1)
+
+
+class ServerState(BaseModel):
+    """A process named in a state file: its PID, when it started (so a reused PID is never taken for it),
+    its port if it serves one, and its log."""
+
+    pid: int
+    started: int | None = Field(None, description="the process's start time (see start_time)")
+    port: int | None = None
+    log: str
+
+    @classmethod
+    def spawned(cls, pid: int, log: Path, port: int | None = None) -> ServerState:
+        return cls(pid=pid, started=start_time(pid), port=port, log=str(log))
+
+    def alive(self) -> bool:
+        return is_alive(self.pid, self.started)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        stop(self.pid, timeout, self.started)
 
 
 def wait_until(ready: Callable[[], bool], pid: int, what: str, log_path: Path, timeout: float = 60.0) -> None:

@@ -1,7 +1,9 @@
-"""The embedded stack (broker, Elasticsearch, one worker) as a background service in a run directory.
+"""The embedded stack (broker, Elasticsearch, a supervised worker) as a background service in a run directory.
 
-State lives in ``<run_dir>/state.json`` so that ``pantau up``, ``status`` and ``down`` run from any shell.
-Tansu keeps everything in memory: each start is a fresh, empty broker, and the stack says so.
+State lives in ``<run_dir>/state.json`` so that ``pantau up``, ``status`` and ``down`` run from any shell;
+the worker's supervisor (``pipeline.embedded.supervisor``) keeps its own record in
+``<run_dir>/supervisor.json``. Tansu keeps everything in memory: each start is a fresh, empty broker, and
+the stack says so.
 """
 
 from __future__ import annotations
@@ -17,19 +19,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from pipeline.embedded import supervisor
 from pipeline.embedded.process import (
     ServerError,
+    ServerState,
     free_port,
     is_alive,
     port_open,
     spawn,
-    start_time,
-    stop,
+    tail,
     wait_until,
 )
+from pipeline.embedded.supervisor import WORKER_STOP_TIMEOUT, SupervisorState
 from pipeline.settings import Settings
+
+SUPERVISOR_STOP_TIMEOUT = WORKER_STOP_TIMEOUT + 15.0
+"""The supervisor stops its worker (SIGTERM, then SIGKILL) before it exits itself."""
 
 
 class Endpoints(BaseModel):
@@ -38,28 +45,11 @@ class Endpoints(BaseModel):
     embedded: bool
 
 
-class ServerState(BaseModel):
-    pid: int
-    started: int | None = Field(None, description="the process's start time (see process.start_time)")
-    port: int | None = None
-    log: str
-
-    @classmethod
-    def spawned(cls, pid: int, log: Path, port: int | None = None) -> ServerState:
-        return cls(pid=pid, started=start_time(pid), port=port, log=str(log))
-
-    def alive(self) -> bool:
-        return is_alive(self.pid, self.started)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        stop(self.pid, timeout, self.started)
-
-
 class StackState(BaseModel):
     host: str
     kafka: ServerState | None = None
     elasticsearch: ServerState | None = None
-    worker: ServerState | None = None
+    supervisor: ServerState | None = None
     started_at: datetime
 
     @property
@@ -93,7 +83,9 @@ class EmbeddedStack:
         self.settings = settings
         self.run_dir = (run_dir or settings.run_dir).expanduser().resolve()
         self.state_path = self.run_dir / "state.json"
+        self.supervisor_path = self.run_dir / "supervisor.json"
         self.logs = self.run_dir / "logs"
+        self.worker_log = self.logs / "worker.log"
 
     # -- state -------------------------------------------------------------------------------------
     def read_state(self) -> StackState | None:
@@ -107,6 +99,16 @@ class EmbeddedStack:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(state.model_dump_json(indent=2))
         os.replace(tmp, self.state_path)
+
+    def read_supervision(self) -> SupervisorState | None:
+        """What the worker's supervisor last recorded: the worker, its restarts and its last exit."""
+        return supervisor.read_state(self.supervisor_path)
+
+    def worker(self) -> ServerState | None:
+        """The worker process, while one runs."""
+        supervision = self.read_supervision()
+        worker = supervision.worker if supervision else None
+        return worker if worker and worker.alive() else None
 
     def is_running(self) -> bool:
         state = self.read_state()
@@ -187,35 +189,64 @@ class EmbeddedStack:
             log,
         )
 
-    def start_worker(self) -> StackState:
+    def start_worker(self, timeout: float = 30.0) -> ServerState:
+        """Start the worker's supervisor (which starts the worker) unless it runs; return the worker once
+        the supervisor has started one. A worker left without its supervisor is stopped first: one worker
+        per stack, and that one supervised."""
         with self.locked():
             state = self.read_state()
             if state is None:
                 raise ServerError("start the servers first")
-            if state.worker and state.worker.alive():
-                return state
-            endpoints = state.endpoints
-            env = dict(os.environ)
-            env["PANTAU_KAFKA_BOOTSTRAP"] = endpoints.kafka
-            env["PANTAU_ES_URL"] = endpoints.elasticsearch
-            env["PYTHONUNBUFFERED"] = "1"
-            log = self.logs / "worker.log"
-            state.worker = ServerState.spawned(
-                spawn([sys.executable, "-m", "pipeline.cli", "worker"], log, env=env), log
-            )
-            self._write_state(state)
-            return state
+            if not (state.supervisor and state.supervisor.alive()):
+                self._stop_worker(state)
+                self.supervisor_path.unlink(missing_ok=True)  # a new supervisor counts afresh
+                endpoints = state.endpoints
+                env = dict(os.environ)
+                env["PANTAU_KAFKA_BOOTSTRAP"] = endpoints.kafka
+                env["PANTAU_ES_URL"] = endpoints.elasticsearch
+                env["PYTHONUNBUFFERED"] = "1"
+                argv = [sys.executable, "-m", "pipeline.embedded.supervisor"]
+                argv += ["--state", str(self.supervisor_path), "--log", str(self.worker_log)]
+                argv += ["--", sys.executable, "-m", "pipeline.cli", "worker"]
+                log = self.logs / "supervisor.log"
+                state.supervisor = ServerState.spawned(spawn(argv, log, env=env), log)
+                self._write_state(state)
+        return self.wait_for_worker(timeout)
+
+    def wait_for_worker(self, timeout: float) -> ServerState:
+        """The worker process, once the supervisor has one running (it may be backing off)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.read_state()
+            if not (state and state.supervisor and state.supervisor.alive()):
+                log = self.logs / "supervisor.log"
+                raise ServerError(f"the worker's supervisor is not running; log {log}:\n{tail(log)}")
+            worker = self.worker()
+            if worker is not None:
+                return worker
+            if time.monotonic() > deadline:
+                raise ServerError(f"the supervisor started no worker in {timeout:.0f}s; see `pantau status`")
+            time.sleep(0.2)
 
     def stop_worker(self) -> None:
         with self.locked():
             state = self.read_state()
-            if state and state.worker:
-                state.worker.stop(timeout=30.0)
-                state.worker = None
+            if state:
+                self._stop_worker(state)
                 self._write_state(state)
 
+    def _stop_worker(self, state: StackState) -> None:
+        """The supervisor first, which stops its worker and restarts nothing after; then any worker still
+        alive (its supervisor was killed before it could stop it)."""
+        if state.supervisor:
+            state.supervisor.stop(timeout=SUPERVISOR_STOP_TIMEOUT)
+            state.supervisor = None
+        supervision = self.read_supervision()
+        if supervision and supervision.worker:
+            supervision.worker.stop(timeout=WORKER_STOP_TIMEOUT)
+
     def stop(self) -> None:
-        """Stop worker, then servers, each by its PID; the ES data directory is kept."""
+        """Stop supervisor and worker, then servers, each by its PID; the ES data directory is kept."""
         with self.locked():
             self._stop()
 
@@ -223,9 +254,10 @@ class EmbeddedStack:
         state = self.read_state()
         if state is None:
             return
-        for server in (state.worker, state.kafka, state.elasticsearch):
+        self._stop_worker(state)
+        for server in (state.kafka, state.elasticsearch):
             if server:
-                server.stop(timeout=30.0 if server is state.worker else 15.0)
+                server.stop(timeout=15.0)
         self.state_path.unlink(missing_ok=True)
 
 

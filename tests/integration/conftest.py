@@ -1,9 +1,17 @@
-"""Session fixtures: the real embedded Kafka and Elasticsearch, and a real worker process."""
+"""Session fixtures: the real embedded Kafka and Elasticsearch, and a real worker under its supervisor.
+
+Every integration test shares this one stack (starting the servers and loading the model in a worker takes
+most of a minute), and leaves it as it found it: servers up, one supervised worker running.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +22,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from kafka import KafkaProducer
 
+from pipeline.embedded.process import ServerState
 from pipeline.embedded.stack import EmbeddedStack, Endpoints, wait_for_worker_log
 from pipeline.kafka.producer import make_producer
 from pipeline.settings import Settings, get_settings
@@ -39,17 +48,29 @@ class Pipeline:
         return key
 
     def restart_worker(self, kill: bool = False) -> None:
-        state = self.stack.read_state()
-        assert state and state.worker
+        """SIGKILL the worker and let its supervisor start another, or stop both (SIGTERM, as `pantau down`
+        does) and start them again."""
+        worker = self.stack.worker()
+        assert worker is not None
         if kill:
-            os.killpg(state.worker.pid, 9)
-        self.stack.stop_worker()
-        self.start_worker()
+            os.killpg(worker.pid, signal.SIGKILL)
+            self.wait_for_restart(worker)
+        else:
+            self.stack.stop_worker()
+            self.start_worker()
 
     def start_worker(self) -> None:
-        state = self.stack.start_worker()
-        assert state.worker
-        wait_for_worker_log(Path(state.worker.log), pid=state.worker.pid, timeout=180)
+        worker = self.stack.start_worker()
+        wait_for_worker_log(Path(worker.log), pid=worker.pid, timeout=180)
+
+    def wait_for_restart(self, gone: ServerState, timeout: float = 60.0) -> ServerState:
+        """The worker the supervisor started after ``gone``, once it is ready."""
+        deadline = time.monotonic() + timeout
+        while (worker := self.stack.worker()) is None or worker.pid == gone.pid:
+            assert time.monotonic() < deadline, f"no worker after {gone.pid}: {self.stack.read_supervision()}"
+            time.sleep(0.2)
+        wait_for_worker_log(Path(worker.log), pid=worker.pid, timeout=180)
+        return worker
 
     def document(self, key: str) -> dict[str, Any]:
         self.es.indices.refresh(index=self.settings.index_alias)
@@ -69,6 +90,34 @@ def make_post(text: str, **fields: Any) -> dict[str, Any]:
     }
     post.update(fields)
     return post
+
+
+def pantau(*args: str) -> subprocess.CompletedProcess[str]:
+    """The `pantau` command as users run it, against the session's stack (its PANTAU_* are in os.environ)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def processes_of(run_dir: Path) -> list[int]:
+    """Processes (other than this one) started with ``run_dir`` as their PANTAU_RUN_DIR: the servers, the
+    supervisor and the worker all inherit it."""
+    marker = f"PANTAU_RUN_DIR={run_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -102,10 +151,26 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         handle.producer.close()
         handle.es.close()
     finally:
-        stack.stop()
+        problem = _down(stack, run_dir)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         get_settings.cache_clear()
+    assert problem is None, problem
+
+
+def _down(stack: EmbeddedStack, run_dir: Path) -> str | None:
+    """`pantau down`, as a user runs it; what went wrong, if anything: it failed, or it left processes of the
+    stack running (which are then killed)."""
+    result = pantau("down")
+    if result.returncode != 0:
+        stack.stop()
+        return f"`pantau down` failed: {result.stdout}{result.stderr}"
+    deadline = time.monotonic() + 5
+    while (left := processes_of(run_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return f"`pantau down` left processes running: {left}" if left else None

@@ -11,18 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.kafka.groups import consumer_group_members
 from pipeline.tracking import wait_processed
-from tests.integration.conftest import Pipeline, make_post
-
-
-def pantau(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+from tests.integration.conftest import Pipeline, make_post, pantau, processes_of
 
 
 def test_status_json_reports_the_running_stack(pipeline: Pipeline) -> None:
@@ -56,6 +47,7 @@ def test_produce_sends_valid_lines_and_reports_invalid_ones(pipeline: Pipeline, 
     assert "posts.jsonl:3" in result.stderr and "id:" in result.stderr
     assert "posts.jsonl:4" in result.stderr and "limit 512,000" in result.stderr
     assert "sent 2 posts" in result.stderr
+    assert "warning" not in result.stderr  # a worker consumes, and the broker can say so
     keys = [f"x:{p['id']}" for p in good]
     assert (
         wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=180).indexed
@@ -133,12 +125,44 @@ def test_produce_confirms_sends_in_chunks_and_loses_none(
     assert tally.indexed == 7
 
 
-def test_status_exits_1_while_the_worker_is_stopped(pipeline: Pipeline) -> None:
-    pipeline.stack.stop_worker()
+def test_a_stopped_worker_stays_stopped_and_status_and_produce_say_so(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.stack.stop_worker()  # as `pantau down` stops it: the supervisor first
     try:
+        time.sleep(2)  # past the supervisor's first back-off: a restart racing the stop would show now
+        assert pipeline.stack.worker() is None
+        assert not [
+            pid
+            for pid in processes_of(pipeline.stack.run_dir)
+            if b"pipeline." in Path(f"/proc/{pid}/cmdline").read_bytes()  # a worker or a supervisor
+        ]
+
         result = pantau("status", "--json")
         assert result.returncode == 1, result.stderr
-        assert json.loads(result.stdout)["worker"] == "stopped"
+        status = json.loads(result.stdout)
+        assert status["worker"] == "stopped"
+        assert status["worker_why"].startswith("stopped on request at ")
+        assert status["worker_log"] == str(pipeline.stack.worker_log)
+        text = pantau("status").stdout
+        assert "stopped on request" in text and str(pipeline.stack.worker_log) in text
+
+        deadline = time.monotonic() + 60  # the stopped worker's consumer leaves the group
+        while consumer_group_members(pipeline.settings, pipeline.endpoints.kafka):
+            assert time.monotonic() < deadline, "the stopped worker is still in the consumer group"
+            time.sleep(0.5)
+        post = make_post("Samsat Kalodran antre lagi, sistem offline dari pagi")
+        path = tmp_path / "posts.jsonl"
+        path.write_text(json.dumps(post) + "\n")
+        produced = pantau("produce", str(path))
+        assert produced.returncode == 0, produced.stderr
+        (warning,) = [line for line in produced.stderr.splitlines() if "warning" in line]
+        assert f"no worker is consuming {pipeline.settings.topic_raw}" in warning
     finally:
         pipeline.start_worker()
     assert pantau("status", "--json").returncode == 0
+    # the post waited in Kafka for the worker
+    tally = wait_processed(
+        pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [f"x:{post['id']}"], timeout=180
+    )
+    assert tally.indexed == 1, tally

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -62,9 +63,12 @@ def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipel
     # Kafka's 1 MB default if the message were not refused at 512,000 bytes.
     too_deep = b"[" * 100_000 + b"]" * 100_000
     too_big = make_post("Samsat Cikokol antre", attachment="x" * 600_000)
-    pipeline.send_raw(bad_json, b"x:broken")
-    pipeline.send_raw(bad_contract, b"myspace:has space")
-    pipeline.send_raw(too_deep, b"x:deep")
+    # keys of this test alone: outcomes are counted per key, and the session's stack is shared
+    run = uuid.uuid4().hex[:8]
+    broken, spaced, deep = f"x:broken-{run}", f"myspace:has space-{run}", f"x:deep-{run}"
+    pipeline.send_raw(bad_json, broken.encode())
+    pipeline.send_raw(bad_contract, spaced.encode())
+    pipeline.send_raw(too_deep, deep.encode())
     long_key = pipeline.send_post(too_long)
     unreadable_key = pipeline.send_post(unreadable)
     big_key = pipeline.send_post(too_big)
@@ -75,17 +79,17 @@ def test_malformed_messages_are_dead_lettered_and_worker_goes_on(pipeline: Pipel
         pipeline.settings,
         pipeline.endpoints.kafka,
         pipeline.es,
-        ["x:broken", "myspace:has space", "x:deep", long_key, unreadable_key, big_key, good_key],
+        [broken, spaced, deep, long_key, unreadable_key, big_key, good_key],
         timeout=180,
     )
     assert tally.indexed == 1 and tally.dead_lettered == 6, tally
     letters = {dead_letter_key(dl): dl for dl in tally.dead_letters}
-    assert letters["x:broken"].stage == "decode" and "not JSON" in letters["x:broken"].reason
-    assert letters["x:deep"].reason == "not JSON the parser accepts: nested too deeply"
+    assert letters[broken].stage == "decode" and "not JSON" in letters[broken].reason
+    assert letters[deep].reason == "not JSON the parser accepts: nested too deeply"
     assert letters[big_key].stage == "decode" and "limit 512,000" in letters[big_key].reason
     assert json.loads(base64.b64decode(letters[big_key].original))["attachment"] == too_big["attachment"]
-    assert base64.b64decode(letters["x:broken"].original) == bad_json
-    contract = letters["myspace:has space"]
+    assert base64.b64decode(letters[broken].original) == bad_json
+    contract = letters[spaced]
     assert contract.stage == "validate"
     assert "id" in contract.reason and "platform" in contract.reason and "created_at" in contract.reason
     assert "10000" in letters[long_key].reason.replace(",", "")
@@ -133,7 +137,8 @@ def test_worker_killed_or_stopped_midway_loses_nothing_and_keeps_one_document_pe
 
 
 def test_dead_letter_reader_sees_every_letter(pipeline: Pipeline) -> None:
-    bad = {f"x:binary-{i}": b"\xff\xfe not utf8 " + str(i).encode() for i in range(3)}
+    run = uuid.uuid4().hex[:8]  # keys of this test alone
+    bad = {f"x:binary-{run}-{i}": b"\xff\xfe not utf8 " + str(i).encode() for i in range(3)}
     for key, value in bad.items():
         pipeline.send_raw(value, key.encode())
     tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, list(bad), timeout=180)

@@ -1,0 +1,57 @@
+"""What every test runs in, apart from the shell that started pytest.
+
+- No ``PANTAU_*`` variable of that shell reaches a test or a process a test starts.
+- The working directory is an empty temporary one: settings read ``.env`` from the working directory,
+  so a developer's ``.env`` would otherwise leak into the tests and the servers and workers they start.
+  Tests name files by absolute paths (``REPO_ROOT``, ``tmp_path``).
+- ``PANTAU_RUN_DIR`` is a temporary directory: no test touches ``~/.local/state/pantau``.
+- Each test starts with a fresh settings cache.
+- Tests under ``tests/integration`` are marked ``integration`` (``-m "not integration"`` leaves them out).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+_shell_settings: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in [name for name in os.environ if name.startswith("PANTAU_")]:
+        _shell_settings[name] = os.environ.pop(name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    os.environ.update(_shell_settings)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    cwd = os.getcwd()
+    os.environ["PANTAU_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        os.environ.pop("PANTAU_RUN_DIR", None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    from pipeline.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
