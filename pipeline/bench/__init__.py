@@ -1,0 +1,1 @@
+"""Benchmarks: what `pantau bench` measures; the worker never imports this package."""
