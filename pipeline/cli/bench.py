@@ -56,3 +56,68 @@ def topics(sizes: str = typer.Option("10000,100000", help="comma-separated windo
     from pipeline.bench.topics import run_topics_bench
 
     run_topics_bench(console, sizes=_sizes(sizes, "--sizes"))
+
+
+def _rates(value: str) -> tuple[float, ...]:
+    """Comma-separated posts/s, each above 0; anything else is a usage error."""
+    try:
+        rates = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        rates = ()
+    if not rates or min(rates) <= 0:
+        raise typer.BadParameter(
+            f"{value!r}: expected posts/s above 0 separated by commas, e.g. 40", param_hint="--rate"
+        )
+    return rates
+
+
+@app.command(
+    "pipeline",
+    help="Stream throughput against `pantau classify` on the same posts, and produce → searchable latency "
+    "(p50/p95/p99/max) at 25/50/80 % of the measured capacity; medians of --repeat runs. Starts a private "
+    "embedded stack unless --running.",
+)
+def pipeline(
+    posts: int = typer.Option(2000, "--posts", min=1, help="posts per classify and stream run"),
+    rate: str | None = typer.Option(
+        None, "--rate", help="posts/s of the latency runs (comma-separated) instead of 25/50/80 % of capacity"
+    ),
+    repeat: int = typer.Option(3, "--repeat", min=1, help="runs of each measurement (the median is shown)"),
+    duration: float = typer.Option(
+        20.0, "--duration", min=1, help="seconds of steady sending per latency run"
+    ),
+    running: bool = typer.Option(
+        False,
+        "--running",
+        help="measure the running pipeline (`pantau up` or PANTAU_KAFKA_BOOTSTRAP/PANTAU_ES_URL)",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="the report as JSON on stdout"),
+) -> None:
+    from pipeline.bench.pipeline import (
+        BenchError,
+        PipelineBenchConfig,
+        private_stack,
+        render_report,
+        run_pipeline_bench,
+    )
+    from pipeline.cli.endpoints import running_endpoints
+    from pipeline.embedded.process import ServerError
+
+    out = Console(stderr=True) if as_json else console
+    config = PipelineBenchConfig(
+        posts=posts, repeat=repeat, duration=duration, rates=_rates(rate) if rate is not None else ()
+    )
+    settings = get_settings()
+    try:
+        if running:
+            report = run_pipeline_bench(settings, running_endpoints(settings, out), config, out)
+        else:
+            with private_stack(settings, out) as (local, endpoints):
+                report = run_pipeline_bench(local, endpoints, config, out)
+    except (BenchError, ServerError) as exc:
+        out.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        render_report(report, console)
