@@ -461,7 +461,7 @@ def run_pipeline_bench(
 def private_stack(settings: Settings, console: Console) -> Iterator[tuple[Settings, Endpoints]]:
     """Broker, Elasticsearch and one worker in a temporary run directory, stopped and removed at the end,
     so the bench neither needs nor disturbs a user's `pantau up`."""
-    from pipeline.demo import prepare_cluster
+    from pipeline.provision import prepare_cluster
 
     with tempfile.TemporaryDirectory(prefix="pantau-bench-") as tmp:
         run_dir = Path(tmp)
@@ -472,12 +472,9 @@ def private_stack(settings: Settings, console: Console) -> Iterator[tuple[Settin
         try:
             with console.status("starting a private embedded stack and a worker (model load, group join)"):
                 state = stack.start_servers()
-                prepare_cluster(local, state.endpoints, Console(quiet=True))
-                state = stack.start_worker()
-                assert state.worker is not None
-                wait_for_worker_log(
-                    Path(state.worker.log), pid=state.worker.pid, timeout=WORKER_START_TIMEOUT
-                )
+                prepare_cluster(local, state.endpoints)
+                worker = stack.start_worker()
+                wait_for_worker_log(Path(worker.log), pid=worker.pid, timeout=WORKER_START_TIMEOUT)
             yield local, state.endpoints
         finally:
             stack.stop()
