@@ -27,6 +27,7 @@ from pipeline.kafka.batches import hold, process_batches, record_of, release, ru
 from pipeline.kafka.config import faust_broker_options
 from pipeline.kafka.deadletter import DeadLetterer
 from pipeline.kafka.topics import topic_max_message_bytes
+from pipeline.kafka.transport import App
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, async_client, index_name
 from pipeline.stages.enrich import EnrichStage
@@ -49,7 +50,7 @@ one's messages are sent."""
 
 def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> faust.App:
     """The worker's app; ``model`` is loaded before, so a worker that cannot enrich never joins."""
-    app = faust.App(
+    app = App(
         settings.app_id,
         **faust_broker_options(settings, endpoints.kafka),
         broker_session_timeout=settings.session_timeout,

@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     # Worker
     app_id: str = Field("pantau-banten", description="Faust app id = Kafka consumer group")
     batch_size: int = Field(32, ge=1, description="posts per model/bulk batch (stream.take)")
-    batch_timeout: float = Field(1.0, gt=0, description="seconds to wait for a batch to fill")
+    batch_timeout: float = Field(
+        0.1,
+        gt=0,
+        description="seconds an idle stream waits for a batch to fill; under load a batch is what arrived "
+        "while the previous one was processed",
+    )
     session_timeout: float = Field(6.0, gt=0, description="Kafka consumer session timeout, seconds")
     commit_interval: float = Field(2.0, gt=0, description="seconds between offset commits")
     dead_letter_max_bytes: int = Field(

@@ -19,6 +19,11 @@ so a later date is a broken source (a local time sent as UTC is off by hours, no
 sit in the future on every dashboard and, in topic discovery, expire the whole window."""
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""No social-media post is older: an earlier ``created_at`` is a broken source (a zero timestamp reads as
+1970), and would create a monthly index for a month no dashboard shows."""
+
+
 class Rejected(Exception):
     """A message the pipeline will not process; ``stage`` and ``reason`` go to the dead-letter topic."""
 
@@ -63,6 +68,8 @@ def validate_raw_post(data: Mapping[str, Any]) -> RawPost:
         raise Rejected(
             "validate", f"created_at: {post.created_at.isoformat()} is more than a day in the future"
         )
+    if post.created_at < EARLIEST:
+        raise Rejected("validate", f"created_at: {post.created_at.isoformat()} is before {EARLIEST:%Y}")
     text = normalize_text(post.text)
     if not text:
         raise Rejected("validate", "text: empty after normalisation")
@@ -79,11 +86,30 @@ def check_message_size(value: bytes) -> None:
         raise Rejected("decode", f"message of {len(value):,} bytes, limit {MAX_MESSAGE_BYTES:,}")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose key repeats is refused, not read as its last value: parsers disagree on which
+    value wins (first or last), so a repeated ``id`` or ``text`` could mean one post to a producer's
+    checks and another to the pipeline."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(
+                f"not JSON the pipeline accepts: the key {key[:100]!r} appears twice in one object"
+            )
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name} is not a JSON number")
+
+
 def parse_json(text: str) -> Any:
     """``json.loads`` with every way it fails as ``ValueError``: nesting too deep for the parser raises
-    ``RecursionError``, which would otherwise escape the handlers of bad input."""
+    ``RecursionError``, which would otherwise escape the handlers of bad input. Standard JSON only: no
+    NaN or Infinity (Python accepts them, Elasticsearch does not), no repeated keys."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:

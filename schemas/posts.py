@@ -20,6 +20,9 @@ MAX_MESSAGE_BYTES = 512_000
 """Bound on a raw message as a whole (unknown fields pass through): its dead letter, base64 in JSON,
 must still fit Kafka's default 1 MB message limit."""
 
+MAX_COUNT = 2**63 - 1
+"""Engagement counts are Elasticsearch ``long``s: a larger number would be refused only at indexing."""
+
 PostId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:@-]+$"),
@@ -38,10 +41,10 @@ class Author(BaseModel):
 class Metrics(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    likes: int | None = Field(None, ge=0)
-    replies: int | None = Field(None, ge=0)
-    shares: int | None = Field(None, ge=0)
-    views: int | None = Field(None, ge=0)
+    likes: int | None = Field(None, ge=0, le=MAX_COUNT)
+    replies: int | None = Field(None, ge=0, le=MAX_COUNT)
+    shares: int | None = Field(None, ge=0, le=MAX_COUNT)
+    views: int | None = Field(None, ge=0, le=MAX_COUNT)
 
 
 class Geo(BaseModel):

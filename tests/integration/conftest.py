@@ -125,7 +125,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     run_dir = tmp_path_factory.mktemp("pantau-run")
     env = {
         "PANTAU_RUN_DIR": str(run_dir),
-        "PANTAU_BATCH_TIMEOUT": "0.5",
         "PANTAU_COMMIT_INTERVAL": "1.0",
         "PANTAU_INDEX_PREFIX": "test-posts",
         "PANTAU_TOPICS_INDEX": "test-topics",
