@@ -12,6 +12,7 @@ from rich.console import Console
 from pipeline.embedded.process import ServerError
 from pipeline.embedded.stack import EmbeddedStack, StackState, resolve_endpoints, wait_for_worker_log
 from pipeline.embedded.supervisor import WorkerExit
+from pipeline.health import read_health
 from pipeline.settings import get_settings
 
 console = Console(width=None if Console().is_terminal else 140)
@@ -187,6 +188,15 @@ def _worker_report(stack: EmbeddedStack, state: StackState | None) -> dict[str, 
         report["worker_why"] = "not started; `pantau up` starts it"
     report["worker_log"] = str(stack.worker_log)
     report["worker_restarts"] = supervision.restarts if supervision else 0
+    problems = {
+        name: f"{problem.reason} (since {_local(problem.since)})"
+        for health in read_health(stack.run_dir)
+        if worker and health.pid == worker.pid
+        for name, problem in health.problems.items()
+    }
+    if problems:  # alive but stuck: it waits rather than lose a message, and says why
+        report["worker"] = "blocked"
+        report["worker_why"] = "; ".join(f"{name}: {reason}" for name, reason in problems.items())
     if last_exit:
         report["worker_last_exit"] = last_exit.model_dump(mode="json")
     return report
