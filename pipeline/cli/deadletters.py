@@ -75,7 +75,10 @@ def list_letters(
     for letter in shown:
         where = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
         failed = letter.failed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(failed, letter.stage, dead_letter_key(letter) or "?", where, letter.reason)
+        reason = letter.reason
+        if letter.original_truncated:
+            reason += f" [letter keeps the first bytes of {letter.original_size or 0:,}: not replayable]"
+        table.add_row(failed, letter.stage, dead_letter_key(letter) or "?", where, reason)
     out.print(table)
 
 
