@@ -24,6 +24,7 @@ from pipeline.embedded.stack import Endpoints
 from pipeline.enrich.enricher import Enricher
 from pipeline.kafka.batches import dead_lettering, process_batches
 from pipeline.kafka.config import faust_broker_options
+from pipeline.kafka.recovery import ChangelogEndTableManager
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client, index_name
 from pipeline.topics.stream import register_topic_agent
@@ -50,6 +51,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         store="memory://",
+        TableManager=ChangelogEndTableManager,  # changelog ends a fetch confirms (kafka/recovery.py)
         datadir=str(settings.run_dir / "faust"),  # not the working directory, which may be read-only
         web_enabled=False,
         autodiscover=False,
