@@ -7,8 +7,10 @@ reports the high watermark, and a fetch never returns records at or past it, so 
 check fails only where the log really lost records, after an unclean leader election). The embedded
 broker, Tansu, reports the base offset of the partition's last record batch plus one: after a batch of
 several records (a topic-state save writes one record per key) the reported end stays short of records
-a fetch has already returned, until the next write. Recovery then stops before the last records of that
-batch, and the next rebalance stops the worker.
+a fetch has already returned, until the next write. So recovery ends before the last records of that
+batch: a worker that takes the tables over starts without them, and a worker that keeps them has read
+past the reported end, which stops it at the next rebalance if nothing was written in between (standby
+tables likewise).
 
 Here the reported end is checked by fetching from the record before it: whatever comes back past it is
 the partition's real end. On Apache Kafka nothing comes back past the high watermark, so the reported end
@@ -58,9 +60,13 @@ async def fetched_ends(consumer: AIOKafkaConsumer, listed: Mapping[TP, int], tim
 
 
 class ChangelogEndRecovery(Recovery):
-    """Faust's recovery, with each changelog highwater checked by a fetch (see the module docstring)."""
+    """Faust's recovery, with each changelog highwater checked by a fetch (see the module docstring).
+
+    It overrides a private method of faust-streaming, whose version is pinned; the scale-out test fails if
+    an upgrade stops calling it."""
 
     probe_timeout = 5.0
+    """Seconds a partition may take to return its last record before its listed end is kept."""
 
     async def _build_highwaters(
         self, consumer: ConsumerT, tps: set[TP], destination: Any, title: str
