@@ -44,9 +44,6 @@ TICK_KEY = b"__tick__"
 without it an update the timer made would reach the changelog only with the next post, and a worker killed
 in between would come back with the state before that update (and could mint new ids for topics it had
 published)."""
-ENRICH_IN_FLIGHT = 2
-"""Enrich batches running at once: the next batch is taken and queued for the model while the previous
-one's messages are sent."""
 
 
 def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> faust.App:
@@ -115,7 +112,6 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
             settings.batch_timeout,
             handle,
             dead_letters.on_failure("enrich"),
-            in_flight=ENRICH_IN_FLIGHT,
         )
 
     # -- index -------------------------------------------------------------------------------------------

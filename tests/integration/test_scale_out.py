@@ -140,9 +140,9 @@ def test_workers_join_and_leave_while_posts_stream(pipeline: Pipeline, tmp_path:
     """Two phases, as a user scales out: an idle stream whose topics state was saved last (the case that
     stopped the original worker with ConsistencyError), then posts streaming while a worker is killed."""
     settings = pipeline.settings
-    state = pipeline.stack.read_state()
-    assert state and state.worker and state.worker.alive()
-    original, log = state.worker, Path(state.worker.log)
+    original = pipeline.stack.worker()
+    assert original is not None
+    log = Path(original.log)
     log_start = log.stat().st_size
     # dated after whatever the stream clock has seen, so the posts are in the topics window in any test order
     updated = _topics_updated_to(pipeline)
