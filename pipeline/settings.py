@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest wait between tries while the dead-letter topic refuses letters"
     )
     worker_log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    status_lag_interval: float = Field(
+        300.0, gt=0, description="seconds over which a consumer lag that only grew fails `pantau status`"
+    )
+    status_watch_interval: float = Field(
+        5.0, gt=0, description="seconds between `pantau status --watch` refreshes"
+    )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics port of the worker; 0 = off")
+    metrics_host: str = Field("0.0.0.0", description="address the metrics endpoint binds")
 
     # Elasticsearch
     index_prefix: str = Field("pantau-posts", description="monthly indices <prefix>-YYYY.MM, alias <prefix>")

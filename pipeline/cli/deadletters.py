@@ -6,19 +6,20 @@ import json
 from datetime import UTC, datetime
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.endpoints import running_endpoints
+from pipeline.cli.output import make_console
 from pipeline.cli.topics import parse_duration
 from pipeline.settings import Settings, get_settings
+from pipeline.wording import plural
 from schemas.posts import DeadLetter
 
 app = typer.Typer(
     help="List the dead-letter topic and replay letters whose cause is fixed.", no_args_is_help=True
 )
-console = Console(stderr=True)
-out = Console(width=None if Console().is_terminal else 160)
+console = make_console(stderr=True)
+out = make_console()
 
 STAGE_HELP = "only letters from this stage: decode, validate, enrich, index, topics (repeatable)"
 KEY_HELP = "only letters of this post key, platform:id (repeatable)"
@@ -98,13 +99,16 @@ def replay(
     kafka = running_endpoints(settings, console).kafka
     letters = latest_per_message(_letters(settings, kafka, stage, key, grep, since))  # one per message
     if dry_run or not letters:
-        console.print(f"{len(letters)} letters match; nothing sent")
+        console.print(f"{plural(len(letters), 'letter matches', 'letters match')}; nothing sent")
         return
     report = replay_dead_letters(settings, kafka, letters)
     for topic, n in sorted(report.sent.items()):
-        console.print(f"sent {n} messages back to {topic}")
+        console.print(f"sent {plural(n, 'message')} back to {topic}")
     if report.no_source:
-        console.print(f"[yellow]{report.no_source} letters name no source topic: not sent[/yellow]")
+        console.print(
+            f"[yellow]{plural(report.no_source, 'letter names', 'letters name')} no source topic: "
+            "not sent[/yellow]"
+        )
     for letter in report.truncated:
         what = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
         console.print(

@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from pipeline.cli.output import make_console
 from pipeline.report import progress_bar
 from pipeline.settings import Settings, get_settings
+from pipeline.wording import plural
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 PARTLY_DONE = 3
@@ -53,7 +54,10 @@ def produce(
         raise typer.Exit(1) from None
     for bad in report.invalid:
         console.print(f"[yellow]{path}:{bad.line}: not sent:[/yellow] {bad.reason}")
-    console.print(f"sent {report.sent} posts to {settings.topic_raw}; {len(report.invalid)} invalid lines")
+    console.print(
+        f"sent {plural(report.sent, 'post')} to {settings.topic_raw}; "
+        f"{plural(len(report.invalid), 'invalid line')}"
+    )
     _warn_if_nobody_consumes(settings, endpoints.kafka)
     if report.invalid:
         raise typer.Exit(PARTLY_DONE)
@@ -168,5 +172,5 @@ def _classify_file(enricher: object, input: Path, output: Path | None) -> int:
     finally:
         if output:
             out.close()
-    console.print(f"enriched {written} posts; {failures} lines reported")
+    console.print(f"enriched {plural(written, 'post')}; {plural(failures, 'line')} reported")
     return failures

@@ -6,12 +6,12 @@ import re
 from datetime import timedelta
 
 import typer
-from rich.console import Console
 
+from pipeline.cli.output import make_console
 from pipeline.report import query_topics, render_topics
 from pipeline.settings import get_settings
 
-console = Console(width=None if Console().is_terminal else 160)
+console = make_console()
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
 
 

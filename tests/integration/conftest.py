@@ -92,14 +92,15 @@ def make_post(text: str, **fields: Any) -> dict[str, Any]:
     return post
 
 
-def pantau(*args: str) -> subprocess.CompletedProcess[str]:
-    """The `pantau` command as users run it, against the session's stack (its PANTAU_* are in os.environ)."""
+def pantau(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The `pantau` command as users run it, against the session's stack (its PANTAU_* are in os.environ,
+    ``env`` adds to them), its output piped as a script reads it."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
 
 

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client
 from tests.integration.conftest import Pipeline
@@ -121,6 +122,10 @@ def _index(pipeline: Pipeline, url: str, actions: list[IndexAction], max_attempt
     return asyncio.run(run())
 
 
+def _retries(reason: str) -> float:
+    return REGISTRY.get_sample_value("pantau_es_retries_total", {"reason": reason}) or 0.0
+
+
 def _fresh_index(pipeline: Pipeline) -> str:
     name = f"test-bulk-{uuid.uuid4().hex[:8]}"
     pipeline.es.indices.create(index=name, mappings={"properties": {"n": {"type": "integer"}}})
@@ -177,8 +182,11 @@ def test_refused_credentials_and_privileges_are_waited_out_not_dead_lettered(
     proxy.refuse.append((400, "text/html", b"<html>400 Bad Request</html>"))
     proxy.item_faults = {"d1": [403, 403]}
     actions = [IndexAction(key=f"d{i}", index=index, source={"n": i}, op="upsert") for i in range(4)]
+    before = {reason: _retries(reason) for reason in ("access", "request")}
     assert _index(pipeline, proxy.url, actions) == []
     assert proxy.refuse == [] and proxy.item_faults == {"d1": []}
+    # what the worker's metrics endpoint shows: two refused requests + two refused items, one proxy page
+    assert _retries("access") - before["access"] == 4 and _retries("request") - before["request"] == 1
     assert sorted(_docs(pipeline, index)) == ["d0", "d1", "d2", "d3"]
 
 
