@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.tables import aligned
+
 PIPED_WIDTH = 10_000
 """What rich lays out to when nothing is a terminal: wide enough that nothing wraps or is cut."""
 
@@ -22,20 +24,6 @@ def make_console(stderr: bool = False) -> Console:
     return Console(
         stderr=stderr, soft_wrap=True, width=PIPED_WIDTH, no_color=True, highlight=False, emoji=False
     )
-
-
-def aligned(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A table as text: columns separated by two spaces, numbers right-aligned, nothing cut."""
-    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [all(_is_number(row[i]) for row in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        parts = [
-            value.rjust(widths[i]) if numeric[i] else value.ljust(widths[i]) for i, value in enumerate(row)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
 
 
 def print_table(
@@ -53,13 +41,3 @@ def print_table(
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)
-
-
-def _is_number(text: str) -> bool:
-    if text == "":
-        return True
-    try:
-        float(text.replace(",", ""))
-    except ValueError:
-        return False
-    return True

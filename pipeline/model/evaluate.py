@@ -13,6 +13,7 @@ import numpy as np
 from pipeline.model.category import CATEGORIES, decision_proba
 from pipeline.model.data import load_labelled as _load_labelled
 from pipeline.model.sentiment import LABELS
+from pipeline.tables import aligned
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -161,13 +162,10 @@ def print_report(report: EvalReport, console: Console, title: str = "evaluation"
         per.add_row(label, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support))
     console.print(per)
 
-    cm = Table(title="confusion (rows: true, columns: predicted)")
-    cm.add_column("")
-    for label in report.labels:
-        cm.add_column(label, justify="right")
-    for label, row in zip(report.labels, report.confusion, strict=True):
-        cm.add_row(label, *(str(v) for v in row))
-    console.print(cm)
+    # as plain columns: a rich table squeezed into the terminal cut the labels to "a…" and "k…"
+    console.print("confusion (rows: true, columns: predicted)", markup=False, highlight=False)
+    rows = [[label, *row] for label, row in zip(report.labels, report.confusion, strict=True)]
+    console.print(aligned(["", *report.labels], rows), soft_wrap=True, markup=False, highlight=False)
 
 
 def evaluate_category(

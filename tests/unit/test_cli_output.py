@@ -21,3 +21,24 @@ def test_a_console_that_is_not_a_terminal_neither_wraps_nor_colours(capsys: obje
     console.print(f"[red]{line}[/red]")
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert out == line + "\n"
+
+
+def test_the_confusion_matrix_keeps_whole_labels_on_a_narrow_terminal() -> None:
+    import io
+
+    import numpy as np
+    from rich.console import Console
+
+    from pipeline.model.category import CATEGORIES
+    from pipeline.model.evaluate import print_report, report_from_proba
+
+    truth = [CATEGORIES[i % len(CATEGORIES)] for i in range(3 * len(CATEGORIES))]
+    proba = np.eye(len(CATEGORIES))[[CATEGORIES.index(c) for c in truth]]
+    out = io.StringIO()
+    print_report(
+        report_from_proba(proba, truth, CATEGORIES), Console(file=out, width=60, force_terminal=True)
+    )
+    matrix = out.getvalue().split("confusion (rows: true, columns: predicted)")[1]
+    header = matrix.strip().splitlines()[0].split()
+    assert header == list(CATEGORIES)  # nothing cut to "a…"
+    assert "…" not in matrix
