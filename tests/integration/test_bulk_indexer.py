@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client
 from tests.integration.conftest import Pipeline
@@ -32,6 +33,7 @@ class FaultyProxy(ThreadingHTTPServer):
         self.refuse: list[tuple[int, str, bytes]] = []  # answers for the next bulk requests
         self.item_faults: dict[str, list[int]] = {}  # per id, statuses its next bulk items get instead
         self.bulk_sizes: list[int] = []  # actions per bulk request that reached Elasticsearch
+        self.authorization: list[str | None] = []  # the Authorization header of every request
         if listen:
             self.start()
 
@@ -65,6 +67,7 @@ class _Forward(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.authorization.append(self.headers.get("Authorization"))
         bulk = self.path.split("?")[0].endswith("/_bulk")
         if bulk:
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
@@ -217,3 +220,30 @@ def test_a_document_failing_with_5xx_every_time_is_given_up_after_max_attempts(
     assert [(f.key, f.status) for f in failures] == [("stuck", 503)]
     assert "after 3 attempts" in failures[0].reason
     assert proxy.bulk_sizes == [4, 2, 1]  # a and b at once, flaky at its second try, stuck three times
+
+
+@pytest.mark.parametrize(
+    ("credentials", "header"),
+    [
+        ({"es_api_key": "aWQ6a2V5"}, "ApiKey aWQ6a2V5"),
+        ({"es_username": "pantau-worker", "es_password": "s3cret"}, "Basic cGFudGF1LXdvcmtlcjpzM2NyZXQ="),
+    ],
+)
+def test_the_worker_sends_its_elasticsearch_credentials(
+    pipeline: Pipeline, proxy: FaultyProxy, credentials: dict[str, str], header: str
+) -> None:
+    """noida-db answers any credentials, right or wrong, so what can be checked is that they are sent."""
+    settings = pipeline.settings.model_copy(
+        update={k: SecretStr(v) if "username" not in k else v for k, v in credentials.items()}
+    )
+    index = _fresh_index(pipeline)
+
+    async def run() -> Any:
+        indexer = BulkIndexer(async_client(settings, proxy.url), 0.05, 0.2, 3)
+        try:
+            return await indexer.index([IndexAction(key="d", index=index, source={"n": 1}, op="upsert")])
+        finally:
+            await indexer.close()
+
+    assert asyncio.run(run()) == []
+    assert proxy.authorization and set(proxy.authorization) == {header}
