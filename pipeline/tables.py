@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Console
+from rich.table import Table
+
 
 def aligned(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A table as text: columns separated by two spaces, numbers right-aligned, nothing cut."""
@@ -27,3 +30,20 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def print_table(
+    console: Console, headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None = None
+) -> None:
+    """A rich table on a terminal (cells folded, never cut short), aligned text otherwise."""
+    if not console.is_terminal:
+        if title:
+            console.print(title, soft_wrap=True, markup=False)
+        console.print(aligned(headers, rows), soft_wrap=True, markup=False, highlight=False)
+        return
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)

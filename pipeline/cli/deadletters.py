@@ -6,10 +6,9 @@ import json
 from datetime import UTC, datetime
 
 import typer
-from rich.table import Table
 
 from pipeline.cli.endpoints import running_endpoints
-from pipeline.cli.output import make_console
+from pipeline.cli.output import make_console, print_table
 from pipeline.cli.topics import parse_duration
 from pipeline.settings import Settings, get_settings
 from pipeline.wording import plural
@@ -68,16 +67,23 @@ def list_letters(
         for letter in shown:
             print(json.dumps({"key": dead_letter_key(letter), **letter.model_dump(mode="json")}))
         return
-    table = Table(
-        title=f"{len(letters)} dead letters" + (f", newest {len(shown)}" if len(shown) < len(letters) else "")
+    title = plural(len(letters), "dead letter") + (
+        f", newest {len(shown)}" if len(shown) < len(letters) else ""
     )
-    for column in ("failed at (UTC)", "stage", "post key", "from", "reason"):
-        table.add_column(column, overflow="fold")
-    for letter in shown:
-        where = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
-        failed = letter.failed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(failed, letter.stage, dead_letter_key(letter) or "?", where, letter.reason)
-    out.print(table)
+    rows = [
+        [
+            letter.failed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            letter.stage,
+            dead_letter_key(letter) or "?",
+            f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}",
+            letter.reason,
+        ]
+        for letter in shown
+    ]
+    if not out.is_terminal:  # piped: the table alone on stdout, the count on stderr
+        console.print(title)
+    headers = ["failed_at_utc", "stage", "post_key", "from", "reason"]
+    print_table(out, headers, rows, title=title if out.is_terminal else None)
 
 
 @app.command(help="Send matching letters' original messages back to the topics they came from.")

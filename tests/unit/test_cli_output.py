@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.cli.output import aligned, make_console
+from pipeline.cli.output import make_console
+from pipeline.tables import aligned
 
 
 def test_tables_are_aligned_columns_with_numbers_right_aligned_and_nothing_cut() -> None:
