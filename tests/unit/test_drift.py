@@ -45,3 +45,24 @@ def test_matching_and_missing_topics_say_nothing() -> None:
         TopicInfo(name=settings.topic_dead_letter, partitions=None, replication=None),
     ]
     assert topic_drift(settings, topics, "k:9") == []
+
+
+def test_the_worker_says_so_at_start() -> None:
+    from pipeline.provision import Provisioned
+    from pipeline.sinks.elasticsearch import ClusterFeatures
+
+    settings = Settings(topic_partitions=12)
+    topics = [TopicInfo(name=settings.topic_raw, partitions=4, replication=1)]
+    provisioned = Provisioned(
+        topics=[*topics, TopicInfo(name=settings.topic_topics_input, partitions=1, replication=1)],
+        features=ClusterFeatures(version="8.15.3", indonesian_stemmer=True, ilm=True),
+        mappings=[],
+        drift=topic_drift(settings, topics, "k:9"),
+    )
+    summary = provisioned.summary(settings).splitlines()
+    assert summary[0].endswith(
+        f"{settings.topic_raw} (4 partitions), {settings.topic_topics_input} (1 partition)"
+    )
+    assert summary[-1].startswith(
+        f"warning: topic {settings.topic_raw}: partitions is 4, the settings say 12; "
+    )
