@@ -27,6 +27,7 @@ from pipeline.health import HealthReporter
 from pipeline.kafka.batches import hold, process_batches, record_of, release, run_batch
 from pipeline.kafka.config import faust_broker_options
 from pipeline.kafka.deadletter import DeadLetterer
+from pipeline.kafka.recovery import ChangelogEndTableManager
 from pipeline.kafka.topics import topic_max_message_bytes
 from pipeline.kafka.transport import App
 from pipeline.settings import Settings
@@ -64,6 +65,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         store="memory://",
+        TableManager=ChangelogEndTableManager,  # the embedded broker under-reports changelog ends
         datadir=str(settings.run_dir / "faust"),  # not the working directory, which may be read-only
         web_enabled=False,
         autodiscover=False,
@@ -250,10 +252,18 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
             async with topic_lock:
                 await run_batch([event], add_to_window, dead_letters.on_failure("topics"))
 
+    def owns_discovery() -> bool:
+        return (settings.topic_topics_input, 0) in app.consumer.assignment()
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
+    async def discovery_moved(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        if any(tp.topic == settings.topic_topics_input for tp in revoked):
+            topic_stage.reset()
+
     @app.timer(interval=max(settings.topics_update_interval / 2, 0.5))
     async def flush_idle() -> None:
         """Publish an update when posts stopped arriving before the interval came round."""
-        if not topic_stage.restored or not topic_stage.due() or topic_lock.locked():
+        if not topic_stage.restored or not topic_stage.due() or topic_lock.locked() or not owns_discovery():
             return
         async with topic_lock:
             if topic_stage.due():

@@ -85,6 +85,11 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console |
         posts = render_template(settings, features)["template"]["mappings"]["properties"]
         topic_fields = render_topics_template(settings)["template"]["mappings"]["properties"]
         mappings = update_mappings(es, f"{settings.index_prefix}-*", posts)
+        if es.indices.exists(index=f"{settings.index_prefix}-*"):  # a dynamic setting: existing indices too
+            es.indices.put_settings(
+                index=f"{settings.index_prefix}-*",
+                settings={"index": {"refresh_interval": settings.index_refresh_interval}},
+            )
         mappings += update_mappings(es, settings.topics_index, topic_fields)
         drift = topic_drift(settings, topics, endpoints.kafka) + index_drift(settings, es)
     finally:

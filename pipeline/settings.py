@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # Elasticsearch
     index_prefix: str = Field("pantau-posts", description="monthly indices <prefix>-YYYY.MM, alias <prefix>")
     index_shards: int = Field(1, ge=1)
+    index_refresh_interval: str = Field(
+        "500ms",
+        pattern=r"^(-1|\d+(ms|s|m))$",
+        description="how soon an indexed post is searchable (Elasticsearch's index.refresh_interval)",
+    )
     index_replicas: int = Field(0, ge=0)
     bulk_backoff: float = Field(
         0.5, gt=0, description="first retry delay on 429/5xx/connection errors, doubled"

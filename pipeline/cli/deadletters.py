@@ -76,7 +76,12 @@ def list_letters(
             letter.stage,
             dead_letter_key(letter) or "?",
             f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}",
-            letter.reason,
+            letter.reason
+            + (
+                f" [letter keeps the first bytes of {letter.original_size or 0:,}: not replayable]"
+                if letter.original_truncated
+                else ""
+            ),
         ]
         for letter in shown
     ]

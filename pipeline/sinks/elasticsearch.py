@@ -92,6 +92,7 @@ def render_template(settings: Settings, features: ClusterFeatures) -> dict[str, 
     index_settings = template["template"]["settings"]
     index_settings["number_of_shards"] = settings.index_shards
     index_settings["number_of_replicas"] = settings.index_replicas
+    index_settings["refresh_interval"] = settings.index_refresh_interval
     analyzer = index_settings["analysis"]["analyzer"]["pantau_text"]
     if not features.indonesian_stemmer:
         analyzer["filter"] = [f for f in analyzer["filter"] if f != "id_stem"]
