@@ -45,6 +45,10 @@ ES_RETRIES = Counter(
 CONSUMER_LAG = Gauge(
     "pantau_consumer_lag", "Messages the workers' consumer group has yet to commit", ["topic", "partition"]
 )
+ALERTS_FIRED = Counter("pantau_alerts_fired", "Alerts a rule raised", ["rule"])
+ALERTS_DELIVERED = Counter(
+    "pantau_alerts_delivered", "Alert deliveries by channel and outcome", ["channel", "outcome"]
+)
 LAG_MEASURED = Gauge("pantau_consumer_lag_measured_timestamp_seconds", "When the lag was last read")
 
 _REASONS = (
@@ -83,6 +87,16 @@ def processed(stage: str, count: int) -> None:
 def dead_lettered(failures: Sequence[Failed]) -> None:
     for failed in failures:
         DEAD_LETTERED.labels(failed.stage, reason_class(failed.stage, failed.reason)).inc()
+
+
+def alert_fired(rule: str) -> None:
+    """For the alerting stage: one alert raised by ``rule`` (a rule's name, not its free-text message)."""
+    ALERTS_FIRED.labels(rule).inc()
+
+
+def alert_delivered(channel: str, sent: bool) -> None:
+    """For alert delivery: one attempt on ``channel`` (webhook, email, …), sent or failed."""
+    ALERTS_DELIVERED.labels(channel, "sent" if sent else "failed").inc()
 
 
 def es_retry(reason: str, count: int = 1) -> None:

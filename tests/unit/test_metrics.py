@@ -54,6 +54,8 @@ def test_the_endpoint_serves_outcomes_latencies_retries_and_lag() -> None:
     with metrics.timed(metrics.MODEL_SECONDS):
         pass
     metrics.es_retry("429")
+    metrics.alert_fired("lonjakan_keluhan")
+    metrics.alert_delivered("webhook", sent=False)
     metrics.record_lag(
         GroupInfo(
             group="g",
@@ -73,4 +75,6 @@ def test_the_endpoint_serves_outcomes_latencies_retries_and_lag() -> None:
     assert grew("pantau_posts_dead_lettered_total", stage="index", reason="http_400") == 1
     assert grew("pantau_model_seconds_count") == 1
     assert grew("pantau_es_retries_total", reason="429") == 1
+    assert grew("pantau_alerts_fired_total", rule="lonjakan_keluhan") == 1
+    assert grew("pantau_alerts_delivered_total", channel="webhook", outcome="failed") == 1
     assert after[("pantau_consumer_lag", (("partition", "2"), ("topic", "pantau.posts.raw")))] == 7
