@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
         "in the background; says what was already running."
     )(up)
     app.command(
-        help="Show the endpoints, worker (restarts, last exit, log), topics and index of the running "
-        "pipeline; exit 1 if one is down."
+        help="Show the consumer group as Kafka reports it (members, assignments, lag per partition), the "
+        "embedded worker (restarts, last exit, log), topics, index and drift from the settings; exit 1 when "
+        "a part is down, no worker is in the group or its lag keeps growing."
     )(status)
     app.command(
         help="Stop the embedded worker's supervisor, the worker and the servers (by PID); "
