@@ -20,6 +20,7 @@ import faust
 from elasticsearch import AsyncElasticsearch
 from faust.types import EventT
 
+from pipeline import metrics
 from pipeline.embedded.stack import Endpoints
 from pipeline.enrich.enricher import Enricher
 from pipeline.health import HealthReporter
@@ -96,14 +97,17 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
 
     @app.agent(raw_topic, name="enrich")
     async def enrich(stream: faust.StreamT[bytes]) -> None:
+        @metrics.timed_batch("enrich")
         async def handle(events: Sequence[EventT]) -> None:
             records = [record_of(event) for event in events]
             loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(model_thread, enrich_stage.process, records)
+            with metrics.timed(metrics.MODEL_SECONDS):
+                outcome = await loop.run_in_executor(model_thread, enrich_stage.process, records)
             acks = await send(enriched_topic, outcome.enriched) + await send(
                 topics_input, outcome.topic_inputs
             )
             await asyncio.gather(*acks, dead_letters.deliver(outcome.failed))
+            metrics.processed("enrich", len(outcome.enriched))
             log.info("enriched %d, dead-lettered %d", len(outcome.enriched), len(outcome.failed))
 
         await process_batches(
@@ -130,6 +134,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
     async def index(stream: faust.StreamT[bytes]) -> None:
         bulk = indexer()
 
+        @metrics.timed_batch("index")
         async def handle(events: Sequence[EventT]) -> None:
             records = [record_of(event) for event in events]
             for record in index_stage.forget(lambda r: r.tp in app.consumer.assignment()):
@@ -145,6 +150,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
                 event = held.pop(record, None)
                 if event is not None:
                     release(event)
+            metrics.processed("index", outcome.indexed)
             log.info(
                 "indexed %d, dead-lettered %d, %d topic labels wait for their post",
                 outcome.indexed,
@@ -259,5 +265,17 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
             if topic_stage.due():
                 await publish()
                 await topics_input.send(key=TICK_KEY, value=b"")  # so the agent saves the new state
+
+    if settings.metrics_port:
+
+        @app.timer(interval=metrics.LAG_INTERVAL)
+        async def measure_lag() -> None:
+            """The group's lag as the broker reports it (a blocking admin client, so in a thread)."""
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, metrics.measure_lag, settings, endpoints.kafka
+                )
+            except Exception as exc:
+                log.warning("cannot read the consumer lag: %s", exc)
 
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from pipeline.cli import bench, deadletters, model, posts, schema, service, topics
@@ -12,6 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=sys.stderr.isatty(),  # piped: a plain traceback, not a box of 80 columns
 )
 service.register(app)
 posts.register(app)
