@@ -26,6 +26,7 @@ def test_help_lists_every_command() -> None:
         "model",
         "bench",
         "deadletter",
+        "kibana",
     }
     assert registered >= expected | {"topics"}
     for command in registered:
