@@ -312,3 +312,13 @@ def _responsiveness(es: Elasticsearch, period: Period, agency: str | None) -> li
         )
         for b in aggs["agency"]["buckets"]
     ]
+
+
+def newest_post_time(es: Elasticsearch, index: str, keys: list[str] | None = None) -> datetime | None:
+    """The newest post's time (of these keys), for a brief of a sample or backfill rather than of now."""
+    query: dict[str, Any] = {"ids": {"values": keys}} if keys is not None else {"match_all": {}}
+    hits = es.search(
+        index=index, size=1, query=query, sort=[{"@timestamp": "desc"}], source_includes=["@timestamp"]
+    )
+    found = hits["hits"]["hits"]
+    return datetime.fromisoformat(found[0]["_source"]["@timestamp"]) if found else None

@@ -113,7 +113,7 @@ def _safe_url(url: str | None) -> str | None:
 
 def _delta(now: float, before: float) -> str:
     if before == 0:
-        return "–" if now == 0 else "baru"
+        return "–" if now == 0 else "+"
     change = (now - before) / before * 100
     arrow, cls = ("▲", "up") if change > 0 else ("▼", "down") if change < 0 else ("=", "")
     return f'<span class="{cls}">{arrow} {abs(change):.0f} %</span>'
@@ -151,7 +151,7 @@ def stacked_bars(
     percent: bool = False,
 ) -> str:
     """Bars per day, one stacked segment per series; ``percent`` scales each day to 100 %."""
-    width, height, left, bottom = 640, 220, 36, 28
+    width, height, left, bottom = 400, 200, 30, 24
     totals = {d: sum(s.get(d, 0) for s in series.values()) for d in days}
     top = 1.0 if percent else max([*totals.values(), 1])
     step = (width - left) / max(len(days), 1)
@@ -159,7 +159,7 @@ def stacked_bars(
     parts = [
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)}">',
         f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" stroke="#999"/>',
-        f'<text x="0" y="12" font-size="11">{"100 %" if percent else top}</text>',
+        f'<text x="0" y="12" font-size="12">{"100 %" if percent else top}</text>',
     ]
     for i, day in enumerate(days):
         x = left + i * step + (step - bar) / 2
@@ -176,7 +176,7 @@ def stacked_bars(
                 f"<title>{esc(name)} {esc(day)}: {value}</title></rect>"
             )
         parts.append(
-            f'<text x="{x + bar / 2:.1f}" y="{height - 10}" font-size="10" text-anchor="middle">'
+            f'<text x="{x + bar / 2:.1f}" y="{height - 8}" font-size="12" text-anchor="middle">'
             f"{esc(day[5:])}</text>"
         )
     parts.append("</svg>")
@@ -185,7 +185,7 @@ def stacked_bars(
 
 def tile_map(counts: dict[str, tuple[int, int]], lang: Lang) -> str:
     """Eight tiles coloured by the share of negative posts, labelled with posts and that share."""
-    size, gap = 150, 8
+    size, gap = 100, 6
     parts = [
         f'<svg viewBox="0 0 {4 * (size + gap)} {2 * (size // 2 + gap)}" role="img" '
         f'aria-label="{esc(_t("map", lang))}">'
@@ -199,9 +199,9 @@ def tile_map(counts: dict[str, tuple[int, int]], lang: Lang) -> str:
         parts.append(
             f'<rect x="{x}" y="{y}" width="{size}" height="{size // 2}" rx="6" fill="{fill}" stroke="#bbb">'
             f"<title>{esc(REGION_NAMES[region])}</title></rect>"
-            f'<text x="{x + 8}" y="{y + 22}" font-size="14">{esc(name)}</text>'
-            f'<text x="{x + 8}" y="{y + 50}" font-size="18" font-weight="bold">{posts}'
-            f'<tspan font-size="12" font-weight="normal"> · {share:.0%} '
+            f'<text x="{x + 6}" y="{y + 17}" font-size="12">{esc(name)}</text>'
+            f'<text x="{x + 6}" y="{y + 42}" font-size="20" font-weight="bold">{posts}'
+            f'<tspan font-size="11" font-weight="normal"> {share:.0%} '
             f"{_t('negative_label', lang)}</tspan></text>"
         )
     parts.append("</svg>")

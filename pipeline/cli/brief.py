@@ -48,9 +48,9 @@ def report(
     out: Path = typer.Option(Path("brief.html"), "--out", help="HTML file to write"),
     pdf: bool = typer.Option(False, "--pdf", help="also print it to a PDF next to it with headless Chromium"),
 ) -> None:
-    from pipeline.brief.data import Period, collect
+    from pipeline.brief.data import Period
     from pipeline.brief.pdf import print_pdf
-    from pipeline.brief.render import render
+    from pipeline.brief.write import write_brief
     from pipeline.cli.endpoints import running_endpoints
     from pipeline.sinks.elasticsearch import sync_client
 
@@ -68,11 +68,10 @@ def report(
     settings = get_settings()
     es = sync_client(settings, running_endpoints(settings, console).elasticsearch)
     try:
-        data = collect(es, settings.index_alias, settings.topics_index, period, agency, region_code)
+        path = write_brief(es, settings, period, out, agency, region_code, "en" if lang == "en" else "id")
     finally:
         es.close()
-    out.write_text(render(data, "en" if lang == "en" else "id"), encoding="utf-8")
-    typer.echo(str(out.resolve()))
+    typer.echo(str(path))
     if pdf:
         target = out.with_suffix(".pdf")
         try:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +23,19 @@ from pipeline.settings import REPO_ROOT
 from pipeline.sinks.elasticsearch import render_topics_template
 from pipeline.tracking import wait_processed
 from schemas.topics import EmergingTopic, TopicAssignment, TopicRef
+from tests.browser import open_brief
 from tests.integration.conftest import Pipeline
 
 START = datetime(2026, 11, 15, tzinfo=UTC)
 """Before every other test's posts, so this stream does not move discovery's clock past theirs."""
+SCREENSHOT = REPO_ROOT / "docs" / "brief-screenshot.png"
+"""Written when BRIEF_SCREENSHOT is set (tests drop PANTAU_* variables): the picture in the README."""
 SAMPLE = REPO_ROOT / "pipeline" / "samples" / "posts.jsonl"
 TOPICS_INDEX = "test-monitoring-topics"
+HOSTILE = (
+    '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'"> '
+    "jalan di Rangkasbitung rusak parah, pelayanan buruk banget, kecewa @dpuprbanten"
+)
 
 
 @dataclass
@@ -61,6 +72,15 @@ def streamed(pipeline: Pipeline) -> Iterator[Streamed]:
         post["id"] = f"mon{run}{i}"
         post["created_at"] = (START + timedelta(minutes=90 * i)).isoformat()
         keys.append(pipeline.send_post(post))
+    hostile = {
+        "id": f"mon{run}hostile",
+        "platform": "x",
+        "text": HOSTILE,
+        "created_at": (START + timedelta(hours=30)).isoformat(),
+        "url": "javascript:alert(1)",
+        "metrics": {"likes": 99999, "replies": 500, "shares": 800},
+    }
+    keys.append(pipeline.send_post(hostile))
     tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=600)
     assert tally.indexed == len(keys), tally
     _assign_topic(pipeline, keys[:6], [START + timedelta(minutes=90 * i) for i in range(6)])
@@ -149,3 +169,52 @@ def test_what_noida_lacks_is_checked_statically_only(pipeline: Pipeline, streame
             size=0,
             aggs={"median": {"percentiles": {"field": "sentiment.score", "percents": [50]}}},
         )
+
+
+def test_report_writes_a_brief_of_the_stream_that_a_browser_shows_inert(
+    pipeline: Pipeline, streamed: Streamed, tmp_path: Path
+) -> None:
+    out = tmp_path / "brief.html"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "report",
+            "--since",
+            "5d",
+            "--until",
+            streamed.end.isoformat(),
+            "--out",
+            str(out),
+            "--pdf",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PANTAU_TOPICS_INDEX": TOPICS_INDEX},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(out.resolve()), str(out.with_suffix(".pdf").resolve())]
+    assert out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+    page = out.read_text(encoding="utf-8")
+    assert "Ringkasan mingguan" in page and "WIB" in page
+    assert "air pdam · cikupa" in page  # the topic of the period
+    assert "indeks pantau-alerts belum ada" in page and "indeks pantau-responses belum ada" in page
+    assert "&lt;script&gt;document.title" in page  # the hostile post is the most engaged negative one
+    assert 'href="javascript' not in page
+    seen = open_brief(out, screenshot=SCREENSHOT if os.environ.get("BRIEF_SCREENSHOT") else None)
+    assert seen.svg_with_shapes == 3
+    assert seen.console == [] and seen.requests == [] and seen.scripts == 0
+    assert seen.title == "Ringkasan mingguan Pantau Banten"
+    assert '<script>document.title="pwned"</script>' in seen.text
+
+
+def test_the_demo_writes_a_brief_of_its_sample(pipeline: Pipeline, streamed: Streamed) -> None:
+    from pipeline.demo import write_sample_brief
+
+    path = write_sample_brief(pipeline.settings, pipeline.es, streamed.keys)
+    assert path == (pipeline.settings.run_dir / "brief.html").resolve()
+    page = path.read_text(encoding="utf-8")
+    assert "<svg" in page and "Keluhan paling ramai" in page
+    assert "Unggahan<b>61</b>" in page  # the stream's posts, all inside the sample's period
