@@ -48,6 +48,8 @@ def report(
     out: Path = typer.Option(Path("brief.html"), "--out", help="HTML file to write"),
     pdf: bool = typer.Option(False, "--pdf", help="also print it to a PDF next to it with headless Chromium"),
 ) -> None:
+    from elasticsearch import NotFoundError
+
     from pipeline.brief.data import Period
     from pipeline.brief.pdf import print_pdf
     from pipeline.brief.write import write_brief
@@ -69,6 +71,9 @@ def report(
     es = sync_client(settings, running_endpoints(settings, console).elasticsearch)
     try:
         path = write_brief(es, settings, period, out, agency, region_code, "en" if lang == "en" else "id")
+    except NotFoundError:
+        typer.echo(f"error: no index {settings.index_alias} yet: nothing has been indexed", err=True)
+        raise typer.Exit(1) from None
     finally:
         es.close()
     typer.echo(str(path))

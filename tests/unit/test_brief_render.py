@@ -70,3 +70,17 @@ def test_every_section_has_its_chart_or_table() -> None:
 def test_missing_alerts_and_responses_indices_say_so() -> None:
     page = render(sample_data(alerts=False, responses=False))
     assert "indeks pantau-alerts belum ada" in page and "indeks pantau-responses belum ada" in page
+
+
+def test_report_refuses_unknown_agency_region_and_language_before_connecting() -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    for args, word in (
+        (["--agency", "nasa"], "samsat"),
+        (["--region", "Jakarta"], "3602 (Kab. Lebak)"),
+        (["--lang", "fr"], "id or en"),
+    ):
+        result = CliRunner().invoke(app, ["report", *args], env={"COLUMNS": "200"})
+        assert result.exit_code == 2 and word in result.output, result.output
