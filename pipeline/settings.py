@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     es_password: SecretStr | None = None
     es_ca_certs: Path | None = None
     es_verify_certs: bool = True
+    kibana_url: str | None = Field(
+        None, description="Kibana URL for `pantau kibana import` (credentials: the PANTAU_ES_* ones)"
+    )
 
     # Topics
     topic_raw: str = "pantau.posts.raw"

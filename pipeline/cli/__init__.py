@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pipeline.cli import bench, deadletters, model, posts, schema, service, topics
+from pipeline.cli import bench, brief, deadletters, kibana, model, posts, schema, service, topics
 
 app = typer.Typer(
     name="pantau",
@@ -19,10 +19,12 @@ app = typer.Typer(
 service.register(app)
 posts.register(app)
 topics.register(app)
+brief.register(app)
 app.add_typer(deadletters.app, name="deadletter")
 app.add_typer(schema.app, name="schema")
 app.add_typer(model.app, name="model")
 app.add_typer(bench.app, name="bench")
+app.add_typer(kibana.app, name="kibana")
 
 
 def main() -> None:

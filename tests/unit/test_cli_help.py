@@ -27,6 +27,7 @@ def test_help_lists_every_command() -> None:
         "bench",
         "deadletter",
         "post",
+        "kibana",
     }
     assert registered >= expected | {"topics"}
     for command in registered:
