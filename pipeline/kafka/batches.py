@@ -71,16 +71,6 @@ async def run_batch(
     """
     for event in events:  # no await before this: a stop cannot slip in between
         hold(event)
-    await _run_held(events, handle, on_failure, retry_first, retry_max)
-
-
-async def _run_held(
-    events: Sequence[EventT],
-    handle: Handler,
-    on_failure: OnFailure,
-    retry_first: float = 1.0,
-    retry_max: float = 30.0,
-) -> None:
     try:
         await handle(events)
     except Exception as exc:
