@@ -195,8 +195,9 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
     async def publish() -> None:
         """Re-cluster and publish; if Kafka or Elasticsearch fails it, the next interval tries again (the
         posts are in the window already, and an update republishes every active topic)."""
-        if not topic_indexer:
-            topic_indexer.append(indexer())
+        if not topic_indexer:  # the agent has not started (or has stopped)
+            topic_stage.failed_publish()
+            return
         try:
             stale = await stale_topic_ids()
             loop = asyncio.get_running_loop()
@@ -243,10 +244,14 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
 
     @app.agent(topics_input, name="topics")
     async def topics(stream: faust.StreamT[bytes]) -> None:
-        # One event at a time: Faust tables can only change while the stream holds a current event.
-        async for event in cast(faust.Stream[bytes], stream).events():
-            async with topic_lock:
-                await run_batch([event], add_to_window, dead_letters.on_failure("topics"))
+        topic_indexer.append(indexer())
+        try:
+            # One event at a time: Faust tables can only change while the stream holds a current event.
+            async for event in cast(faust.Stream[bytes], stream).events():
+                async with topic_lock:
+                    await run_batch([event], add_to_window, dead_letters.on_failure("topics"))
+        finally:
+            await topic_indexer.pop().close()
 
     def owns_discovery() -> bool:
         return (settings.topic_topics_input, 0) in app.consumer.assignment()

@@ -111,6 +111,16 @@ def test_every_command_writes_plain_lines_when_piped(pipeline: Pipeline, tmp_pat
     matrix = out.split("confusion (rows: true, columns: predicted)")[1].strip().splitlines()
     assert matrix[0].split() == list(CATEGORIES)  # whole labels, none cut to "a…"
 
+    code, out, _ = run_piped("kibana", "export", "-")
+    ran.add("pantau kibana export")
+    assert code == 0 and all(json.loads(line)["type"] for line in out.splitlines())
+    code, _, err = run_piped("kibana", "import", "--url", "http://127.0.0.1:9")  # nothing listens there
+    ran.add("pantau kibana import")
+    assert code != 0 and err.strip()
+    code, _, _ = run_piped("report", "--since", "3650d", "--out", str(tmp_path / "brief.html"))
+    ran.add("pantau report")
+    assert code == 0 and "<svg" in (tmp_path / "brief.html").read_text()
+
     assert sorted(set(commands()) - ran) == sorted(COSTLY), "a command is neither run here nor excused"
     for command in COSTLY:  # their help, at least, has no escape codes when piped
         result = pantau(*command.split()[1:], "--help", env=NARROW)

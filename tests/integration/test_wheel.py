@@ -71,7 +71,7 @@ def test_the_wheel_runs_the_pipeline_from_another_directory(tmp_path: Path) -> N
         status = json.loads(_run([bin_dir / "pantau", "status", "--json"], elsewhere, env))
         assert status["worker"] == "running", status
         assert status["documents"] == 0, status
-        worker = json.loads((tmp_path / "run" / "state.json").read_text())["worker"]["pid"]
+        worker = json.loads((tmp_path / "run" / "supervisor.json").read_text())["worker"]["pid"]
         argv = Path(f"/proc/{worker}/cmdline").read_bytes().split(b"\0")
         assert argv[0].decode() == str(python), argv  # the worker runs the venv's interpreter, so the wheel
     finally:
