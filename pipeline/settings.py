@@ -112,6 +112,27 @@ class Settings(BaseSettings):
     topics_update_interval: float = Field(300.0, gt=0, description="seconds between re-clusterings")
     topics_min_size: int = Field(5, ge=2, description="posts a cluster needs to be a topic")
 
+    # Agency responsiveness
+    topic_responses_input: str = Field(
+        "pantau.responses.input", description="complaints and official replies, keyed by thread"
+    )
+    responses_index: str = Field("pantau-responses", description="one document per complaint and agency")
+    accounts_file: Path | None = Field(None, description="YAML of official accounts added to the gazetteer's")
+    response_sla: int = Field(259_200, ge=1, description="seconds an agency has for its first response")
+    response_sla_agencies: dict[str, int] = Field(
+        default_factory=dict, description='per-agency SLA in seconds, JSON: {"bpbd": 86400}'
+    )
+    response_business_hours: bool = Field(
+        False, description="count only working hours in Asia/Jakarta (PANTAU_RESPONSE_HOURS, weekdays)"
+    )
+    response_hours: str = Field(
+        "08:00-16:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$", description="working hours when business hours are on"
+    )
+    holidays_file: Path | None = Field(None, description="YAML list of extra public holidays")
+    response_check_interval: float = Field(
+        60.0, gt=0, description="seconds between checks for complaints that became overdue"
+    )
+
     # Models
     model_dir: Path = Field(
         DEFAULT_MODEL_DIR, description="model directory: encoder, sentiment and category heads"
@@ -140,7 +161,9 @@ class Settings(BaseSettings):
         """``INFO`` as Faust and logging accept it."""
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("kafka_ssl_cafile", "es_ca_certs", "model_dir", "cache_dir", "run_dir")
+    @field_validator(
+        "kafka_ssl_cafile", "es_ca_certs", "model_dir", "cache_dir", "run_dir", "accounts_file", "holidays_file"
+    )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         """``~/pantau`` in a .env file means the home directory, as it does in a shell."""
