@@ -126,7 +126,9 @@ class Settings(BaseSettings):
         False, description="count only working hours in Asia/Jakarta (PANTAU_RESPONSE_HOURS, weekdays)"
     )
     response_hours: str = Field(
-        "08:00-16:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$", description="working hours when business hours are on"
+        "08:00-16:00",
+        pattern=r"^\d\d:\d\d-\d\d:\d\d$",
+        description="working hours when business hours are on",
     )
     holidays_file: Path | None = Field(None, description="YAML list of extra public holidays")
     response_check_interval: float = Field(
@@ -162,7 +164,13 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     @field_validator(
-        "kafka_ssl_cafile", "es_ca_certs", "model_dir", "cache_dir", "run_dir", "accounts_file", "holidays_file"
+        "kafka_ssl_cafile",
+        "es_ca_certs",
+        "model_dir",
+        "cache_dir",
+        "run_dir",
+        "accounts_file",
+        "holidays_file",
     )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

@@ -18,6 +18,9 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         EnrichedPost,
         PostDocument,
         RawPost,
+        ResponseDocument,
+        ResponseMark,
+        ThreadPost,
         TopicAssignment,
         TopicInput,
         TopicPost,
@@ -33,6 +36,9 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         TopicInput,
         TopicAssignment,
         EmergingTopic,
+        ThreadPost,
+        ResponseMark,
+        ResponseDocument,
     ):
         path = directory / f"{model.__name__}.schema.json"
         schema = model.model_json_schema(by_alias=True)

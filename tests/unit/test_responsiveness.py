@@ -294,3 +294,78 @@ def test_thread_keys() -> None:
     )
     assert thread_keys(ig) == ["instagram:1"]
     assert ThreadState().complaints == {}
+
+
+def _doc(key: str, agency: str, region: str, response_s: int | None, **extra: Any) -> ResponseDocument:
+    return ResponseDocument.model_validate(
+        {
+            "key": f"{key}|{agency}",
+            "complaint_key": key,
+            "agency": agency,
+            "region": region,
+            "platform": "x",
+            "thread": key,
+            "created_at": AT,
+            "due_at": AT + timedelta(hours=1),
+            "sla_s": 3600,
+            "first_response_s": response_s,
+            "first_response_at": None if response_s is None else AT + timedelta(seconds=response_s),
+            "status": "open",
+            "updated_at": AT,
+            **extra,
+        }
+    )
+
+
+def test_the_report_counts_rates_percentiles_and_overdue_per_agency_and_region() -> None:
+    from pipeline.responsiveness.report import summarise
+
+    mark = {"kind": "handled_elsewhere", "by": "staf", "why": "telepon", "at": AT}
+    docs = [
+        *(
+            _doc(f"x:{i}", "bpbd", "3604", s)
+            for i, s in enumerate([60, 120, 180, 240, 300, 360, 420, 480, 540, 600])
+        ),
+        _doc("x:a", "bpbd", "3673", None),
+        _doc("x:b", "pdam", "3604", None),
+        _doc("x:c", "pdam", "3604", None, mark=mark),
+        _doc("x:d", "pdam", "3604", None, mark={**mark, "kind": "not_a_complaint"}),
+    ]
+    later = AT + timedelta(hours=2)
+    rows = [r.as_json(False) for r in summarise(docs, later, by_region=False)]
+    assert rows == [
+        {
+            "agency": "bpbd",
+            "complaints": 11,
+            "responded": 10,
+            "reply_rate": round(10 / 11, 4),
+            "median_first_response_s": 330.0,
+            "p90_first_response_s": 540.0,
+            "overdue": 1,
+        },
+        {
+            "agency": "pdam",
+            "complaints": 2,
+            "responded": 0,
+            "reply_rate": 0.0,
+            "median_first_response_s": None,
+            "p90_first_response_s": None,
+            "overdue": 1,
+        },
+    ]
+    by_region = summarise(docs, AT, by_region=True)
+    assert [(r.agency, r.region, r.complaints, r.overdue) for r in by_region] == [
+        ("bpbd", "3604", 10, 0),
+        ("bpbd", "3673", 1, 0),
+        ("pdam", "3604", 2, 0),
+    ]
+    assert set(by_region[0].as_json(True)) == {
+        "agency",
+        "region",
+        "complaints",
+        "responded",
+        "reply_rate",
+        "median_first_response_s",
+        "p90_first_response_s",
+        "overdue",
+    }
