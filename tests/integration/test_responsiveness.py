@@ -138,6 +138,7 @@ def test_threads_with_known_reply_times_through_a_worker_restart(pipeline: Pipel
     assert bpbd is not None and bpbd["status"] == "open" and bpbd["first_response_at"] is None
     assert _record(pipeline, f"x:{ids('cb')}|dpupr") is None  # the complaint did not address DPUPR
 
+    pipeline.es.indices.refresh(index=pipeline.settings.responses_index)  # searchable, as a while later
     report = pantau("responsiveness", "--since", "1d", "--agency", "dishub", "--json")
     assert report.returncode == 0, report.stderr
     (row,) = json.loads(report.stdout)
@@ -164,6 +165,7 @@ def test_threads_with_known_reply_times_through_a_worker_restart(pipeline: Pipel
     record = _wait_for(pipeline, f"x:{ids('cd')}|dishub", lambda r: r["mark"] is not None)
     assert record["mark"]["kind"] == "handled_elsewhere" and record["mark"]["by"] == "operator"
     assert record["status"] == "open"
+    pipeline.es.indices.refresh(index=pipeline.settings.responses_index)
     after = json.loads(pantau("responsiveness", "--since", "1d", "--agency", "dishub", "--json").stdout)
     assert after[0]["overdue"] == before - 1
     unknown = pantau("responsiveness", "mark", "x:nope|dishub", "--not-a-complaint", "--why", "x")
