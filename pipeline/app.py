@@ -166,7 +166,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
         finally:
             await bulk.close()
 
-    register_responsiveness_agent(app, settings, endpoints, dead_letters, indexer)
+    register_responsiveness_agent(app, settings, dead_letters, indexer)
 
     # -- topics ------------------------------------------------------------------------------------------
     window_table = app.Table("topic-window", partitions=1, key_type=bytes, value_type=bytes)

@@ -21,7 +21,6 @@ import faust
 from elasticsearch import AsyncElasticsearch, NotFoundError
 from faust.types import EventT
 
-from pipeline.embedded.stack import Endpoints
 from pipeline.kafka.batches import process_batches, record_of, run_batch
 from pipeline.kafka.deadletter import DeadLetterer
 from pipeline.responsiveness.accounts import OfficialAccounts
@@ -43,7 +42,6 @@ def sla_clock(settings: Settings) -> SlaClock:
 def register_responsiveness_agent(
     app: faust.App,
     settings: Settings,
-    endpoints: Endpoints,
     dead_letters: DeadLetterer,
     indexer: Callable[[], BulkIndexer],
 ) -> None:
@@ -80,10 +78,9 @@ def register_responsiveness_agent(
         )
 
     async def from_index(thread: bytes) -> Mapping[bytes, bytes]:
-        """The thread's records in the index, for a thread the table does not know. Only the embedded
-        stack loses its changelog topics (memory storage); a real cluster keeps them."""
-        if not endpoints.embedded:
-            return {}
+        """The thread's records in the index, for a thread the table does not know: the embedded broker
+        loses its changelog topics when it restarts (memory storage), and a reset or deleted changelog on
+        a real cluster would do the same. One search per thread new to the table."""
         es: AsyncElasticsearch = writer().es
         try:
             response = await es.search(

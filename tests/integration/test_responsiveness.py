@@ -170,3 +170,39 @@ def test_threads_with_known_reply_times_through_a_worker_restart(pipeline: Pipel
     assert after[0]["overdue"] == before - 1
     unknown = pantau("responsiveness", "mark", "x:nope|dishub", "--not-a-complaint", "--why", "x")
     assert unknown.returncode == 1
+
+
+def test_a_thread_the_table_lost_is_read_back_from_the_index(pipeline: Pipeline) -> None:
+    """As after an embedded broker restart: the complaint is only in pantau-responses, its reply comes now."""
+    from pipeline.responsiveness.accounts import OfficialAccounts
+    from pipeline.responsiveness.clock import SlaClock
+    from pipeline.responsiveness.stage import AgencyClock, Complaint, ResponsivenessStage
+    from schemas.vocab import Platform
+
+    run = uuid.uuid4().hex[:8]
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    complaint = Complaint(
+        key=f"x:lost{run}",
+        id=f"lost{run}",
+        platform=Platform.X,
+        created_at=created,
+        conversation_id=f"lost{run}",
+        region="3604",
+        clocks={"bpbd": AgencyClock(due_at=created + timedelta(days=3), sla_s=259_200)},
+    )
+    stage = ResponsivenessStage(OfficialAccounts([]), SlaClock(259_200), pipeline.settings.responses_index)
+    action = stage.document(f"x:lost{run}", complaint, "bpbd", datetime.now(UTC))
+    pipeline.es.index(index=action.index, id=action.key, document=action.source, refresh=True)
+    pipeline.send_post(
+        make_post(
+            "Terima kasih laporannya, tim kami sudah menuju lokasi",
+            id=f"reply{run}",
+            reply_to_id=f"lost{run}",
+            conversation_id=f"lost{run}",
+            created_at=(created + timedelta(minutes=45)).isoformat(),
+            author={"handle": "@BPBDBanten"},
+        )
+    )
+    record = _wait_for(pipeline, f"x:lost{run}|bpbd", lambda r: r["first_response_s"] is not None)
+    assert record["first_response_s"] == 2700 and record["status"] == "answered"
+    assert record["region"] == "3604" and record["responder"] == "@BPBDBanten"
