@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.vocab import Agency
+
 Backend = Literal["fp32", "int8", "onnx-int8"]
 """Sentiment inference backends; defined here, not in the model layer, so settings import no model code."""
 BACKENDS: tuple[Backend, ...] = ("fp32", "int8", "onnx-int8")
@@ -156,6 +158,24 @@ class Settings(BaseSettings):
         description="embedded stack state, logs, ES data, the worker's Faust data dir",
     )
     embedded_host: str = "127.0.0.1"
+
+    @field_validator("response_sla_agencies")
+    @classmethod
+    def _known_agencies(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - {a.value for a in Agency})
+        if unknown:
+            raise ValueError(f"unknown agencies {unknown}; known: {', '.join(a.value for a in Agency)}")
+        if any(seconds < 1 for seconds in value.values()):
+            raise ValueError("an SLA is at least 1 second")
+        return value
+
+    @field_validator("response_hours")
+    @classmethod
+    def _day_closes_after_it_opens(cls, value: str) -> str:
+        opens, _, closes = value.partition("-")
+        if not ("00:00" <= opens < closes <= "24:00"):
+            raise ValueError(f"{value!r}: HH:MM-HH:MM, closing after opening")
+        return value
 
     @field_validator("worker_log_level", mode="before")
     @classmethod

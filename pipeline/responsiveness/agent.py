@@ -56,6 +56,7 @@ def register_responsiveness_agent(
     table = app.Table("responses", partitions=settings.topic_partitions, key_type=bytes, value_type=bytes)
     lock = asyncio.Lock()  # the agent and the overdue timer write the same documents
     bulk: list[BulkIndexer] = []
+    stopped = False
 
     def writer() -> BulkIndexer:
         if not bulk:
@@ -108,10 +109,13 @@ def register_responsiveness_agent(
     @app.agent(thread_input, name="responses")
     async def link(stream: faust.StreamT[bytes]) -> None:
         # One event at a time: Faust tables can only change while the stream holds a current event.
+        nonlocal stopped
+        stopped = False
         try:
             async for event in cast(faust.Stream[bytes], stream).events():
                 await run_batch([event], link_one, dead_letters.on_failure("responses"))
         finally:
+            stopped = True
             if bulk:
                 await bulk.pop().close()
 
@@ -119,7 +123,7 @@ def register_responsiveness_agent(
     async def overdue() -> None:
         """Rewrite complaints whose SLA ran out unanswered as ``overdue``; a failure is tried again at the
         next interval."""
-        if lock.locked():
+        if lock.locked() or stopped:  # a stopped agent closed the client
             return
         async with lock:
             try:

@@ -369,3 +369,13 @@ def test_the_report_counts_rates_percentiles_and_overdue_per_agency_and_region()
         "p90_first_response_s",
         "overdue",
     }
+
+
+def test_sla_settings_name_known_agencies() -> None:
+    from pipeline.settings import Settings
+
+    assert Settings(response_sla_agencies={"bpbd": 3600}).response_sla_agencies == {"bpbd": 3600}
+    with pytest.raises(ValueError, match="unknown agencies"):
+        Settings(response_sla_agencies={"bpdb": 3600})
+    with pytest.raises(ValueError, match="closing after opening"):
+        Settings(response_hours="16:00-08:00")
