@@ -31,18 +31,21 @@ MAX_REPLIES = 200
 """Official replies a thread keeps while they wait for a complaint they answer (oldest dropped)."""
 MAX_CHAIN = 64
 """Reply-chain links followed from a reply towards its complaint."""
-QUESTION = re.compile(
+ASKS = re.compile(
     r"\?|\b(apa(kah)?|bagaimana|gimana|gmn|kapan|kpn|kenapa|knp|mengapa|dimana|di mana|berapa|brp|"
-    r"bisakah|bisa\s+gak|bisa\s+tidak|kok)\b",
+    r"bisakah|bisa\s+gak|bisa\s+tidak|kok|tolong|tlg|mohon\s+(bantuan|info|dibantu|dicek|ditindak\w*)|"
+    r"minta\s+tolong|mohon\s+segera)\b",
     re.IGNORECASE,
 )
+"""A question or a plea for help ("tolong dibantu min"): what a citizen asks of an agency, whatever the
+sentiment model makes of its tone."""
 
 ThreadMessage = Annotated[ThreadPost | ResponseMark, Field(discriminator="kind")]
 THREAD_MESSAGE: TypeAdapter[ThreadPost | ResponseMark] = TypeAdapter(ThreadMessage)
 
 
-def is_question(text: str) -> bool:
-    return QUESTION.search(text) is not None
+def asks(text: str) -> bool:
+    return ASKS.search(text) is not None
 
 
 class AgencyClock(BaseModel):
@@ -137,7 +140,7 @@ class ResponsivenessStage:
         complaint = (
             account is None
             and bool(post.agencies)
-            and (post.sentiment.label == "negative" or (post.is_public_service and is_question(post.text)))
+            and (post.sentiment.label == "negative" or (post.is_public_service and asks(post.text)))
         )
         official_reply = account is not None and bool(post.reply_to_id or post.conversation_id)
         chain_link = post.platform == Platform.X and bool(post.conversation_id and post.reply_to_id)

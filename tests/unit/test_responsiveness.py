@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.responsiveness.accounts import AccountsFileError, OfficialAccounts, read_accounts_file
 from pipeline.responsiveness.clock import JAKARTA, SlaClock, load_holidays
-from pipeline.responsiveness.stage import ResponsivenessStage, ThreadState, is_question, thread_keys
+from pipeline.responsiveness.stage import ResponsivenessStage, ThreadState, asks, thread_keys
 from pipeline.stages.records import Outgoing, Record
 from schemas.posts import EnrichedPost, Sentiment, SentimentLabel
 from schemas.responses import ResponseDocument, ResponseMark
@@ -128,9 +128,11 @@ def test_business_hours_count_only_working_time_in_jakarta() -> None:
 
 
 def test_questions_are_recognised() -> None:
-    assert is_question("kapan jalan diperbaiki")
-    assert is_question("air mati lagi?")
-    assert not is_question("terima kasih pak, sudah bagus")
+    assert asks("kapan jalan diperbaiki")
+    assert asks("air mati lagi?")
+    assert asks("tolong dibantu min @samsatbanten, pajaknya udh dibayar")
+    assert asks("mohon bantuan, pohon tumbang nutup jalan")
+    assert not asks("terima kasih pak, sudah bagus")
 
 
 def test_a_reply_before_its_complaint_still_links(accounts: OfficialAccounts) -> None:
