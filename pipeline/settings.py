@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     response_check_interval: float = Field(
         60.0, gt=0, description="seconds between checks for complaints that became overdue"
     )
+    response_keep_days: float = Field(
+        30.0, gt=0, description="days a settled thread stays in the worker's table after its last post"
+    )
 
     # Models
     model_dir: Path = Field(

@@ -12,7 +12,7 @@ from schemas.posts import (
     Sentiment,
     TopicRef,
 )
-from schemas.responses import ResponseDocument, ResponseMark, ThreadPost
+from schemas.responses import ResponseDocument, ResponseMark, ThreadPost, ThreadPrune
 from schemas.topics import EmergingTopic, TopicAssignment, TopicInput, TopicPost
 from schemas.vocab import Agency, Category, PiiKind, Platform, Region, SentimentLabel
 
@@ -36,6 +36,7 @@ __all__ = [
     "Sentiment",
     "SentimentLabel",
     "ThreadPost",
+    "ThreadPrune",
     "TopicAssignment",
     "TopicInput",
     "TopicPost",

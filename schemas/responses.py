@@ -49,6 +49,16 @@ class ResponseMark(BaseModel):
     at: AwareDatetime
 
 
+class ThreadPrune(BaseModel):
+    """Sent by the worker to itself: drop the thread from the table if nothing happened in it since
+    ``idle_since`` (the index keeps its records, and a later post reads them back)."""
+
+    model_config = ConfigDict(json_schema_extra={"title": "ThreadPrune"})
+
+    kind: Literal["prune"] = "prune"
+    idle_since: AwareDatetime
+
+
 class Mark(BaseModel):
     kind: MarkKind
     by: str

@@ -21,6 +21,7 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         ResponseDocument,
         ResponseMark,
         ThreadPost,
+        ThreadPrune,
         TopicAssignment,
         TopicInput,
         TopicPost,
@@ -37,6 +38,7 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         TopicAssignment,
         EmergingTopic,
         ThreadPost,
+        ThreadPrune,
         ResponseMark,
         ResponseDocument,
     ):

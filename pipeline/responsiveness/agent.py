@@ -4,7 +4,8 @@
                      by thread (so the table below is partitioned by thread root).
 ``responses``:       thread messages → ``ResponsivenessStage.link`` with the thread's state from the
                      ``responses`` table (changelog topic) → ``pantau-responses`` documents, then the table.
-``overdue`` timer:   complaints whose SLA ran out unanswered are rewritten as ``overdue`` (wall time).
+``overdue`` timer:   complaints whose SLA ran out unanswered are rewritten as ``overdue`` (wall time);
+                     settled threads idle for ``PANTAU_RESPONSE_KEEP_DAYS`` are pruned from the table.
 The documents are written before the table: a worker killed in between reads the message again and
 writes the same documents, where the reverse order would find the complaint known and write nothing.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import faust
@@ -57,6 +58,7 @@ def register_responsiveness_agent(
     lock = asyncio.Lock()  # the agent and the overdue timer write the same documents
     bulk: list[BulkIndexer] = []
     stopped = False
+    keep = timedelta(days=settings.response_keep_days)
 
     def writer() -> BulkIndexer:
         if not bulk:
@@ -103,6 +105,8 @@ def register_responsiveness_agent(
             refused = await writer().index(outcome.documents)
             for key, value in outcome.states.items():
                 table[key] = value
+            for key in outcome.pruned:
+                table.pop(key, None)
         failed = outcome.failed + [Failed(record, "responses", f"{r.key}: {r.reason}") for r in refused]
         await dead_letters.deliver(failed)
 
@@ -133,5 +137,8 @@ def register_responsiveness_agent(
                     refused = await writer().index(actions)
                     stage.overdue_done(actions)
                     log.info("%d complaints overdue (%d refused)", len(actions), len(refused))
+                # Settled threads leave the table through the agent: only it may change the table.
+                for message in stage.idle(items, datetime.now(UTC), keep):
+                    await thread_input.send(key=message.key, value=message.value)
             except Exception:
                 log.exception("overdue check failed; next try in %.0f s", settings.response_check_interval)

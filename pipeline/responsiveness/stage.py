@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -24,7 +24,7 @@ from pipeline.sinks.elasticsearch import IndexAction
 from pipeline.stages.records import Failed, Outgoing, Record
 from pipeline.validation import describe_validation_error
 from schemas.posts import EnrichedPost
-from schemas.responses import Mark, ResponseDocument, ResponseMark, ResponseStatus, ThreadPost
+from schemas.responses import Mark, ResponseDocument, ResponseMark, ResponseStatus, ThreadPost, ThreadPrune
 from schemas.vocab import Category, Platform, Region
 
 MAX_REPLIES = 200
@@ -40,8 +40,8 @@ ASKS = re.compile(
 """A question or a plea for help ("tolong dibantu min"): what a citizen asks of an agency, whatever the
 sentiment model makes of its tone."""
 
-ThreadMessage = Annotated[ThreadPost | ResponseMark, Field(discriminator="kind")]
-THREAD_MESSAGE: TypeAdapter[ThreadPost | ResponseMark] = TypeAdapter(ThreadMessage)
+ThreadMessage = Annotated[ThreadPost | ResponseMark | ThreadPrune, Field(discriminator="kind")]
+THREAD_MESSAGE: TypeAdapter[ThreadPost | ResponseMark | ThreadPrune] = TypeAdapter(ThreadMessage)
 
 
 def asks(text: str) -> bool:
@@ -87,6 +87,16 @@ class ThreadState(BaseModel):
     parents: dict[str, str] = {}
     complaints: dict[str, Complaint] = {}
     replies: list[Reply] = []
+    seen_at: datetime | None = None
+    """When the worker last took a post of the thread (wall time)."""
+
+    def settled(self, now: datetime) -> bool:
+        """No clock still running: every record answered, marked or overdue."""
+        return all(
+            status_of(clock, now) != "open" or clock.mark is not None
+            for complaint in self.complaints.values()
+            for clock in complaint.clocks.values()
+        )
 
 
 @dataclass
@@ -99,6 +109,8 @@ class RouteOutcome:
 class LinkOutcome:
     states: dict[bytes, bytes] = field(default_factory=dict)
     """Thread states to put in the table (changed ones only)."""
+    pruned: list[bytes] = field(default_factory=list)
+    """Threads to delete from the table."""
     documents: list[IndexAction] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
 
@@ -168,6 +180,7 @@ class ResponsivenessStage:
         outcome = LinkOutcome()
         threads: dict[bytes, ThreadState] = {}
         changed: set[bytes] = set()
+        pruned: set[bytes] = set()
         documents: dict[str, IndexAction] = {}
         for record in records:
             try:
@@ -180,17 +193,24 @@ class ResponsivenessStage:
                 stored = states.get(thread_key)
                 threads[thread_key] = ThreadState.model_validate_json(stored) if stored else ThreadState()
             state = threads[thread_key]
-            touched = (
-                self._apply_post(state, message)
-                if isinstance(message, ThreadPost)
-                else self._apply_mark(state, message)
-            )
-            if touched or isinstance(message, ThreadPost):
+            if isinstance(message, ThreadPrune):
+                if states.get(thread_key) and (state.seen_at is None or state.seen_at < message.idle_since):
+                    pruned.add(thread_key)
+                continue
+            pruned.discard(thread_key)
+            if isinstance(message, ThreadPost):
+                touched = self._apply_post(state, message)
+                state.seen_at = now
                 changed.add(thread_key)
+            else:
+                touched = self._apply_mark(state, message)
+                if touched:
+                    changed.add(thread_key)
             for complaint, agency in touched:
                 action = self.document(thread_key.decode(), complaint, agency, now)
                 documents[action.key] = action
-        outcome.states = {key: threads[key].model_dump_json().encode() for key in changed}
+        outcome.states = {key: threads[key].model_dump_json().encode() for key in changed - pruned}
+        outcome.pruned = sorted(pruned)
         outcome.documents = list(documents.values())
         return outcome
 
@@ -301,6 +321,18 @@ class ResponsivenessStage:
 
     def overdue_done(self, actions: Iterable[IndexAction]) -> None:
         self.overdue_written.update(a.key for a in actions)
+
+    def idle(self, states: Iterable[tuple[bytes, bytes]], now: datetime, keep: timedelta) -> list[Outgoing]:
+        """Prune messages for threads nothing happened in for ``keep`` and no clock runs in any more: the
+        table keeps what is live, the index everything (a thread that wakes up is read back from it)."""
+        since = now - keep
+        prune = ThreadPrune(idle_since=since).model_dump_json().encode()
+        messages = []
+        for thread_key, stored in states:
+            state = ThreadState.model_validate_json(stored)
+            if state.seen_at is not None and state.seen_at < since and state.settled(now):
+                messages.append(Outgoing(thread_key, prune))
+        return messages
 
     # -- restoring from the index ----------------------------------------------------------------------
     def restore(self, documents: Iterable[Mapping[str, Any]]) -> dict[bytes, bytes]:

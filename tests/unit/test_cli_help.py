@@ -46,6 +46,7 @@ def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[
         "ResponseDocument.schema.json",
         "ResponseMark.schema.json",
         "ThreadPost.schema.json",
+        "ThreadPrune.schema.json",
         "TopicAssignment.schema.json",
         "TopicInput.schema.json",
         "TopicPost.schema.json",

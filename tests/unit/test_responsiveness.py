@@ -79,6 +79,8 @@ class Thread:
         outcome = self.stage.link(records, {r.key or b"": self.table.get(r.key or b"") for r in records}, now)
         assert not outcome.failed
         self.table.update(outcome.states)
+        for key in outcome.pruned:
+            del self.table[key]
         for action in outcome.documents:
             self.docs[action.key] = action.source or {}
 
@@ -381,3 +383,22 @@ def test_sla_settings_name_known_agencies() -> None:
         Settings(response_sla_agencies={"bpdb": 3600})
     with pytest.raises(ValueError, match="closing after opening"):
         Settings(response_hours="16:00-08:00")
+
+
+def test_settled_idle_threads_leave_the_table_unless_a_post_came_since(accounts: OfficialAccounts) -> None:
+    thread = Thread(accounts)
+    thread.send(post("c1"), now=AT)
+    thread.send(post("r1", "kami cek", handle="dpupr_banten", reply_to="c1", minutes=5), now=AT)
+    thread.send(post("c2", "kapan diperbaiki?", label=SentimentLabel.NEUTRAL), now=AT + timedelta(days=20))
+    keep = timedelta(days=30)
+    later = AT + timedelta(days=31)
+    prunes = thread.stage.idle(thread.table.items(), later, keep)
+    assert [m.key for m in prunes] == [b"x:c1"]  # c2's thread is younger than 30 days
+    assert thread.stage.idle(thread.table.items(), AT + timedelta(days=29), keep) == []
+    # A post of the thread that came after the prune was sent keeps it.
+    thread.send(post("f1", "masih rusak", agencies=[], reply_to="c1", conversation="c1"), now=later)
+    thread.link([Record("in", 0, 100, m.key, m.value) for m in prunes], later)
+    assert b"x:c1" in thread.table
+    prunes = thread.stage.idle(thread.table.items(), later + keep * 2, keep)
+    thread.link([Record("in", 0, 101, m.key, m.value) for m in prunes], later + keep * 2)
+    assert thread.table == {}
