@@ -46,12 +46,17 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL/SASL_SSL")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="the client certificate's private key (PEM)")
     es_url: str | None = Field(None, description="Elasticsearch URL, e.g. https://es.example:9200")
     es_api_key: SecretStr | None = None
     es_username: str | None = None
     es_password: SecretStr | None = None
     es_ca_certs: Path | None = None
     es_verify_certs: bool = True
+    kibana_url: str | None = Field(
+        None, description="Kibana URL for `pantau kibana import` (credentials: the PANTAU_ES_* ones)"
+    )
 
     # Topics
     topic_raw: str = "pantau.posts.raw"
@@ -85,6 +90,14 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest wait between tries while the dead-letter topic refuses letters"
     )
     worker_log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    status_lag_interval: float = Field(
+        300.0, gt=0, description="seconds over which a consumer lag that only grew fails `pantau status`"
+    )
+    status_watch_interval: float = Field(
+        5.0, gt=0, description="seconds between `pantau status --watch` refreshes"
+    )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics port of the worker; 0 = off")
+    metrics_host: str = Field("0.0.0.0", description="address the metrics endpoint binds")
 
     # Elasticsearch
     index_prefix: str = Field("pantau-posts", description="monthly indices <prefix>-YYYY.MM, alias <prefix>")
@@ -188,6 +201,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
         "es_ca_certs",
         "model_dir",
         "cache_dir",

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from pipeline.cli import bench, deadletters, model, posts, responsiveness, schema, service, topics
+from pipeline.cli import (
+    bench,
+    brief,
+    deadletters,
+    kibana,
+    model,
+    posts,
+    responsiveness,
+    schema,
+    service,
+    topics,
+)
 
 app = typer.Typer(
     name="pantau",
@@ -12,14 +25,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=sys.stderr.isatty(),  # piped: a plain traceback, not a box of 80 columns
 )
 service.register(app)
 posts.register(app)
 topics.register(app)
+brief.register(app)
 app.add_typer(deadletters.app, name="deadletter")
 app.add_typer(schema.app, name="schema")
 app.add_typer(model.app, name="model")
 app.add_typer(bench.app, name="bench")
+app.add_typer(kibana.app, name="kibana")
 app.add_typer(responsiveness.app, name="responsiveness")
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, TransportError
 from pydantic import BaseModel
 
+from pipeline import metrics
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,8 @@ class BulkIndexer:
                 operations: list[dict[str, Any]] = []
                 for action in pending:
                     operations.extend(action.operations())
-                response = await self.es.bulk(operations=operations)
+                with metrics.timed(metrics.BULK_SECONDS):
+                    response = await self.es.bulk(operations=operations)
             except ApiError as exc:
                 status = int(exc.status_code)
                 # Elasticsearch answers a request over http.max_content_length with 413 and no body; a 400
@@ -230,12 +232,14 @@ class BulkIndexer:
                         ]
                     half = len(pending) // 2
                     return failures + await self.index(pending[:half]) + await self.index(pending[half:])
+                metrics.es_retry(_retry_reason(status))
                 level = logging.WARNING if status in RETRYABLE_STATUS else logging.ERROR
                 log.log(
                     level, "bulk request refused (%s), attempt %d; retrying in %.1fs", exc, attempt, delay
                 )
                 retry = list(range(len(pending)))
             except TransportError as exc:
+                metrics.es_retry("connection")
                 log.warning("bulk request failed (%s), attempt %d; retrying in %.1fs", exc, attempt, delay)
                 retry = list(range(len(pending)))
             else:
@@ -247,6 +251,7 @@ class BulkIndexer:
                     error = result.get("error", {})
                     reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
                     if status == 429 or status in ACCESS_STATUS:
+                        metrics.es_retry(_retry_reason(status))
                         if status in ACCESS_STATUS:
                             log.error("%s refused for %s: %s", action.index, action.key, reason)
                         retry.append(i)
@@ -254,6 +259,7 @@ class BulkIndexer:
                     if status in RETRYABLE_STATUS:
                         item_failures[position[i]] += 1
                         if item_failures[position[i]] < self.max_attempts:
+                            metrics.es_retry("5xx")
                             retry.append(i)
                             continue
                         reason = f"{reason} (after {self.max_attempts} attempts)"
@@ -268,6 +274,15 @@ class BulkIndexer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff_max)
         return failures
+
+
+def _retry_reason(status: int) -> str:
+    """The ``reason`` label of a retry: what kept the cluster from taking the documents."""
+    if status == 429:
+        return "429"
+    if status in ACCESS_STATUS:
+        return "access"
+    return "5xx" if status >= 500 else "request"
 
 
 def _error_of(exc: ApiError) -> dict[str, Any] | None:

@@ -26,6 +26,8 @@ def test_help_lists_every_command() -> None:
         "model",
         "bench",
         "deadletter",
+        "post",
+        "kibana",
     }
     assert registered >= expected | {"topics", "responsiveness"}
     for command in registered:
