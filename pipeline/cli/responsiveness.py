@@ -8,13 +8,13 @@ import json
 from datetime import UTC, datetime
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from pipeline.cli.output import make_console, print_table
 from pipeline.cli.topics import parse_duration
 from pipeline.settings import get_settings
 
-console = Console(width=None if Console().is_terminal else 160)
+console = make_console()
+notes = make_console(stderr=True)  # errors and remarks: stdout carries only the table or the JSON
 app = typer.Typer(
     help="Agency responsiveness: complaints, replies, first-response times, overdue (see `mark`).",
     invoke_without_command=True,
@@ -36,12 +36,12 @@ def responsiveness(
     from pipeline.sinks.elasticsearch import sync_client
 
     if by not in (None, "region"):
-        console.print(f"[red]error:[/red] --by {by}: only 'region' is known")
+        notes.print(f"[red]error:[/red] --by {by}: only 'region' is known")
         raise typer.Exit(2)
     settings = get_settings()
     now = datetime.now(UTC)
     window = parse_duration(since)
-    es = sync_client(settings, running_endpoints(settings, console).elasticsearch)
+    es = sync_client(settings, running_endpoints(settings, notes).elasticsearch)
     try:
         rows = summarise(
             read_documents(es, settings.responses_index, now - window, agency), now, by == "region"
@@ -52,24 +52,24 @@ def responsiveness(
         typer.echo(json.dumps([row.as_json(by == "region") for row in rows], ensure_ascii=False))
         return
     if not rows:
-        console.print(f"no complaints to an agency in the last {since}")
+        notes.print(f"no complaints to an agency in the last {since}")
         return
-    table = Table(title=f"responsiveness, complaints of the last {since}")
-    columns = ["agency", *(["region"] if by else []), "complaints", "responded", "reply rate"]
-    for column in [*columns, "median first reply", "p90 first reply", "overdue"]:
-        table.add_column(column, justify="left" if column in ("agency", "region") else "right")
-    for row in rows:
-        table.add_row(
+    headers = ["agency", *(["region"] if by else []), "complaints", "responded", "reply_rate"]
+    headers += ["median_first_reply", "p90_first_reply", "overdue"]
+    table_rows = [
+        [
             row.agency,
             *([row.region or "-"] if by else []),
-            str(row.complaints),
-            str(row.responded),
+            row.complaints,
+            row.responded,
             f"{row.reply_rate:.0%}",
             _duration(row.median_first_response_s),
             _duration(row.p90_first_response_s),
-            str(row.overdue),
-        )
-    console.print(table)
+            row.overdue,
+        ]
+        for row in rows
+    ]
+    print_table(console, headers, table_rows, title=f"responsiveness, complaints of the last {since}")
 
 
 def _duration(seconds: float | None) -> str:
@@ -94,18 +94,18 @@ def mark(
     from schemas.responses import ResponseMark
 
     if handled_elsewhere == not_a_complaint:
-        console.print("[red]error:[/red] give exactly one of --handled-elsewhere and --not-a-complaint")
+        notes.print("[red]error:[/red] give exactly one of --handled-elsewhere and --not-a-complaint")
         raise typer.Exit(2)
     by = by or _login()
     settings = get_settings()
-    endpoints = running_endpoints(settings, console)
+    endpoints = running_endpoints(settings, notes)
     es = sync_client(settings, endpoints.elasticsearch)
     try:
         found = es.options(ignore_status=404).get(index=settings.responses_index, id=key)
     finally:
         es.close()
     if not found.get("found"):
-        console.print(f"[red]error:[/red] no record {key!r} in {settings.responses_index}")
+        notes.print(f"[red]error:[/red] no record {key!r} in {settings.responses_index}")
         raise typer.Exit(1)
     message = ResponseMark(
         record=key,
@@ -124,7 +124,7 @@ def mark(
         ).get(timeout=60)
     finally:
         producer.close()
-    console.print(f"marked {key} as {message.mark} (by {by}); the worker updates the record")
+    notes.print(f"marked {key} as {message.mark} (by {by}); the worker updates the record")
 
 
 def _login() -> str:
