@@ -30,6 +30,7 @@ from pipeline.kafka.deadletter import DeadLetterer
 from pipeline.kafka.recovery import ChangelogEndTableManager
 from pipeline.kafka.topics import topic_max_message_bytes
 from pipeline.kafka.transport import App
+from pipeline.responsiveness.agent import register_responsiveness_agent
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, async_client, index_name
 from pipeline.stages.enrich import EnrichStage
@@ -168,6 +169,8 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
             )
         finally:
             await bulk.close()
+
+    register_responsiveness_agent(app, settings, dead_letters, indexer)
 
     # -- topics ------------------------------------------------------------------------------------------
     window_table = app.Table("topic-window", partitions=1, key_type=bytes, value_type=bytes)

@@ -27,6 +27,7 @@ from pipeline.sinks.elasticsearch import (
     ClusterFeatures,
     _reason,
     apply_index_template,
+    render_responses_template,
     render_template,
     render_topics_template,
     sync_client,
@@ -91,6 +92,8 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console |
                 settings={"index": {"refresh_interval": settings.index_refresh_interval}},
             )
         mappings += update_mappings(es, settings.topics_index, topic_fields)
+        response_fields = render_responses_template(settings)["template"]["mappings"]["properties"]
+        mappings += update_mappings(es, settings.responses_index, response_fields)
         drift = topic_drift(settings, topics, endpoints.kafka) + index_drift(settings, es)
     finally:
         es.close()

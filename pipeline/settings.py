@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.vocab import Agency
+
 Backend = Literal["fp32", "int8", "onnx-int8"]
 """Sentiment inference backends; defined here, not in the model layer, so settings import no model code."""
 BACKENDS: tuple[Backend, ...] = ("fp32", "int8", "onnx-int8")
@@ -125,6 +127,32 @@ class Settings(BaseSettings):
     topics_update_interval: float = Field(300.0, gt=0, description="seconds between re-clusterings")
     topics_min_size: int = Field(5, ge=2, description="posts a cluster needs to be a topic")
 
+    # Agency responsiveness
+    topic_responses_input: str = Field(
+        "pantau.responses.input", description="complaints and official replies, keyed by thread"
+    )
+    responses_index: str = Field("pantau-responses", description="one document per complaint and agency")
+    accounts_file: Path | None = Field(None, description="YAML of official accounts added to the gazetteer's")
+    response_sla: int = Field(259_200, ge=1, description="seconds an agency has for its first response")
+    response_sla_agencies: dict[str, int] = Field(
+        default_factory=dict, description='per-agency SLA in seconds, JSON: {"bpbd": 86400}'
+    )
+    response_business_hours: bool = Field(
+        False, description="count only working hours in Asia/Jakarta (PANTAU_RESPONSE_HOURS, weekdays)"
+    )
+    response_hours: str = Field(
+        "08:00-16:00",
+        pattern=r"^\d\d:\d\d-\d\d:\d\d$",
+        description="working hours when business hours are on",
+    )
+    holidays_file: Path | None = Field(None, description="YAML list of extra public holidays")
+    response_check_interval: float = Field(
+        60.0, gt=0, description="seconds between checks for complaints that became overdue"
+    )
+    response_keep_days: float = Field(
+        30.0, gt=0, description="days a settled thread stays in the worker's table after its last post"
+    )
+
     # Models
     model_dir: Path = Field(
         DEFAULT_MODEL_DIR, description="model directory: encoder, sentiment and category heads"
@@ -147,6 +175,24 @@ class Settings(BaseSettings):
     )
     embedded_host: str = "127.0.0.1"
 
+    @field_validator("response_sla_agencies")
+    @classmethod
+    def _known_agencies(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - {a.value for a in Agency})
+        if unknown:
+            raise ValueError(f"unknown agencies {unknown}; known: {', '.join(a.value for a in Agency)}")
+        if any(seconds < 1 for seconds in value.values()):
+            raise ValueError("an SLA is at least 1 second")
+        return value
+
+    @field_validator("response_hours")
+    @classmethod
+    def _day_closes_after_it_opens(cls, value: str) -> str:
+        opens, _, closes = value.partition("-")
+        if not ("00:00" <= opens < closes <= "24:00"):
+            raise ValueError(f"{value!r}: HH:MM-HH:MM, closing after opening")
+        return value
+
     @field_validator("worker_log_level", mode="before")
     @classmethod
     def _lower_level(cls, value: object) -> object:
@@ -161,6 +207,8 @@ class Settings(BaseSettings):
         "model_dir",
         "cache_dir",
         "run_dir",
+        "accounts_file",
+        "holidays_file",
     )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

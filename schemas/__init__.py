@@ -12,6 +12,7 @@ from schemas.posts import (
     Sentiment,
     TopicRef,
 )
+from schemas.responses import ResponseDocument, ResponseMark, ThreadPost, ThreadPrune
 from schemas.topics import EmergingTopic, TopicAssignment, TopicInput, TopicPost
 from schemas.vocab import Agency, Category, PiiKind, Platform, Region, SentimentLabel
 
@@ -30,8 +31,12 @@ __all__ = [
     "PostDocument",
     "RawPost",
     "Region",
+    "ResponseDocument",
+    "ResponseMark",
     "Sentiment",
     "SentimentLabel",
+    "ThreadPost",
+    "ThreadPrune",
     "TopicAssignment",
     "TopicInput",
     "TopicPost",

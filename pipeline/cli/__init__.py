@@ -6,7 +6,18 @@ import sys
 
 import typer
 
-from pipeline.cli import bench, brief, deadletters, kibana, model, posts, schema, service, topics
+from pipeline.cli import (
+    bench,
+    brief,
+    deadletters,
+    kibana,
+    model,
+    posts,
+    responsiveness,
+    schema,
+    service,
+    topics,
+)
 
 app = typer.Typer(
     name="pantau",
@@ -25,6 +36,7 @@ app.add_typer(schema.app, name="schema")
 app.add_typer(model.app, name="model")
 app.add_typer(bench.app, name="bench")
 app.add_typer(kibana.app, name="kibana")
+app.add_typer(responsiveness.app, name="responsiveness")
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ app = typer.Typer(
 console = make_console(stderr=True)
 out = make_console()
 
-STAGE_HELP = "only letters from this stage: decode, validate, enrich, index, topics (repeatable)"
+STAGE_HELP = "only letters from this stage: decode, validate, enrich, index, topics, responses (repeatable)"
 KEY_HELP = "only letters of this post key, platform:id (repeatable)"
 GREP_HELP = "only letters whose reason contains this text (any case)"
 SINCE_HELP = "only letters written within this long, e.g. 90m, 24h, 7d"

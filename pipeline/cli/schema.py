@@ -18,6 +18,10 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         EnrichedPost,
         PostDocument,
         RawPost,
+        ResponseDocument,
+        ResponseMark,
+        ThreadPost,
+        ThreadPrune,
         TopicAssignment,
         TopicInput,
         TopicPost,
@@ -33,6 +37,10 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         TopicInput,
         TopicAssignment,
         EmergingTopic,
+        ThreadPost,
+        ThreadPrune,
+        ResponseMark,
+        ResponseDocument,
     ):
         path = directory / f"{model.__name__}.schema.json"
         schema = model.model_json_schema(by_alias=True)

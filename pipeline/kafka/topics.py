@@ -30,6 +30,7 @@ def pipeline_topics(settings: Settings) -> dict[str, int]:
         settings.topic_topics_input: 1,
         settings.topic_topics: partitions,
         settings.topic_assignments: partitions,  # co-partitioned with the enriched topic: one index agent
+        settings.topic_responses_input: partitions,  # keyed by thread; the responses table's partitions
     }
 
 

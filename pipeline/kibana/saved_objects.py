@@ -144,7 +144,6 @@ OVERVIEW_PANELS: tuple[LensPanel, ...] = (
             Column("median", "median", "first_response_s", "Median detik"),
         ),
         grid=(24, 44, 24, 14),
-        waits_for=RESPONSES,
     ),
     _latest_negative("latest-negative", (0, 58, 48, 18)),
 )
@@ -214,7 +213,6 @@ AGENCY_PANELS: tuple[LensPanel, ...] = (
         visualization="lnsPie",
         columns=(terms("status", "status", "Status", 4, order_by="count"), count()),
         grid=(24, 28, 24, 14),
-        waits_for=RESPONSES,
     ),
     _latest_negative("agency-latest-negative", (0, 42, 48, 18)),
 )

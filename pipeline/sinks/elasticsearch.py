@@ -25,6 +25,7 @@ TEMPLATES = files("pipeline.sinks").joinpath("templates")
 """Index templates, package data: ``{prefix}`` and ``{topics_index}`` are filled in from the settings."""
 TEMPLATE_PATH = TEMPLATES.joinpath("posts-template.json")
 TOPICS_TEMPLATE_PATH = TEMPLATES.joinpath("topics-template.json")
+RESPONSES_TEMPLATE_PATH = TEMPLATES.joinpath("responses-template.json")
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 ACCESS_STATUS = {401, 403}
 """Credentials or privileges: for the whole request or for one index's items, only an operator fixes them."""
@@ -122,12 +123,23 @@ def apply_index_template(settings: Settings, es: Elasticsearch) -> ClusterFeatur
     body = render_template(settings, features)
     es.indices.put_index_template(name=settings.index_prefix, **body)
     es.indices.put_index_template(name=settings.topics_index, **render_topics_template(settings))
+    es.indices.put_index_template(name=settings.responses_index, **render_responses_template(settings))
     return features
 
 
 def render_topics_template(settings: Settings) -> dict[str, Any]:
     template: dict[str, Any] = json.loads(
         TOPICS_TEMPLATE_PATH.read_text(encoding="utf-8").replace("{topics_index}", settings.topics_index)
+    )
+    template["template"]["settings"]["number_of_replicas"] = settings.index_replicas
+    return template
+
+
+def render_responses_template(settings: Settings) -> dict[str, Any]:
+    template: dict[str, Any] = json.loads(
+        RESPONSES_TEMPLATE_PATH.read_text(encoding="utf-8").replace(
+            "{responses_index}", settings.responses_index
+        )
     )
     template["template"]["settings"]["number_of_replicas"] = settings.index_replicas
     return template

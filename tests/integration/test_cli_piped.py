@@ -97,6 +97,15 @@ def test_every_command_writes_plain_lines_when_piped(pipeline: Pipeline, tmp_pat
     ran.add("pantau deadletter replay")
     assert code == 0 and "0 letters match; nothing sent" in err
 
+    code, out, _ = run_piped("responsiveness", "--json", "--since", "3650d")
+    ran.add("pantau responsiveness")
+    assert code == 0 and isinstance(json.loads(out), list)
+    code, _, _ = run_piped("responsiveness", "--since", "3650d", "--by", "region")
+    assert code == 0
+    code, _, err = run_piped("responsiveness", "mark", "x:none|bpbd", "--not-a-complaint", "--why", "tes")
+    ran.add("pantau responsiveness mark")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+
     code, _, _ = run_piped("schema", "export", str(tmp_path / "schemas"))
     ran.add("pantau schema export")
     assert code == 0 and (tmp_path / "schemas" / "RawPost.schema.json").exists()

@@ -29,7 +29,7 @@ def test_help_lists_every_command() -> None:
         "post",
         "kibana",
     }
-    assert registered >= expected | {"topics"}
+    assert registered >= expected | {"topics", "responsiveness"}
     for command in registered:
         assert f" {command} " in result.output
     assert "│ demo " in result.output
@@ -45,6 +45,10 @@ def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[
         "EnrichedPost.schema.json",
         "PostDocument.schema.json",
         "RawPost.schema.json",
+        "ResponseDocument.schema.json",
+        "ResponseMark.schema.json",
+        "ThreadPost.schema.json",
+        "ThreadPrune.schema.json",
         "TopicAssignment.schema.json",
         "TopicInput.schema.json",
         "TopicPost.schema.json",
