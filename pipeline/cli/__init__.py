@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.cli import bench, deadletters, model, posts, schema, service, topics
+from pipeline.cli import bench, deadletters, ingest, model, posts, schema, service, topics
 
 app = typer.Typer(
     name="pantau",
@@ -20,6 +20,7 @@ app.add_typer(deadletters.app, name="deadletter")
 app.add_typer(schema.app, name="schema")
 app.add_typer(model.app, name="model")
 app.add_typer(bench.app, name="bench")
+app.add_typer(ingest.app, name="ingest")
 
 
 def main() -> None:

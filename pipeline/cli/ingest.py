@@ -1,0 +1,167 @@
+"""``pantau ingest``: connectors that collect posts from the platforms, and their state."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pipeline.sources.queries import Terms
+
+app = typer.Typer(
+    help="Collect posts from X, Mastodon, news feeds … into the raw topic.", no_args_is_help=True
+)
+console = Console(stderr=True)
+out = Console(width=None if Console().is_terminal else 160)
+
+ONCE_HELP = "one round until caught up, then exit (default: run until stopped)"
+
+
+def _terms(settings: Settings) -> Terms:
+    from pipeline.sources.queries import QueriesFileError, load_terms
+
+    try:
+        return load_terms(settings.queries_file)
+    except QueriesFileError as exc:
+        console.print(f"[red]error:[/red] PANTAU_QUERIES_FILE: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _run(build: Callable[[Settings], object], once: bool) -> None:
+    from kafka.errors import KafkaError
+
+    from pipeline.cli.endpoints import running_endpoints
+    from pipeline.kafka.producer import make_producer
+    from pipeline.kafka.topics import ensure_topics
+    from pipeline.sources.connector import AccessDenied, Connector, SourceError
+    from pipeline.sources.runner import Runner
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = get_settings()
+    try:
+        connector = build(settings)
+    except SourceError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    assert isinstance(connector, Connector)
+    endpoints = running_endpoints(settings, console)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        ensure_topics(settings, endpoints.kafka)
+        producer = make_producer(settings, endpoints.kafka)
+    except KafkaError as exc:
+        console.print(f"[red]error:[/red] Kafka at {endpoints.kafka}: {exc!r}")
+        raise typer.Exit(1) from None
+    runner = Runner(settings, endpoints.kafka, connector, producer, stop)
+    runner.log_queries()
+    try:
+        if once:
+            report = runner.run_round()
+            console.print(
+                f"{connector.name}: fetched {report.fetched}, sent {report.sent} to {settings.topic_raw}, "
+                f"refused {report.rejected}" + ("; today's quota is used" if report.quota_spent else ""),
+                soft_wrap=True,
+            )
+        else:
+            runner.run_forever()
+    except AccessDenied as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except (SourceError, KafkaError) as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        runner.close()
+        producer.close()
+
+
+@app.command("x", help="X recent search for the gazetteer's queries and from: the agencies' accounts.")
+def ingest_x(once: bool = typer.Option(False, "--once", help=ONCE_HELP)) -> None:
+    from pipeline.sources.queries import x_queries
+    from pipeline.sources.x import x_connector
+
+    _run(lambda s: x_connector(s, x_queries(_terms(s))), once)
+
+
+@app.command("mastodon", help="Mastodon tag timelines of the Banten hashtags and place names.")
+def ingest_mastodon(once: bool = typer.Option(False, "--once", help=ONCE_HELP)) -> None:
+    from pipeline.sources.mastodon import mastodon_connector
+    from pipeline.sources.queries import mastodon_tags
+
+    _run(lambda s: mastodon_connector(s, mastodon_tags(_terms(s))), once)
+
+
+@app.command("rss", help="News feeds listed in PANTAU_RSS_FEEDS_FILE (ETag / Last-Modified).")
+def ingest_rss(once: bool = typer.Option(False, "--once", help=ONCE_HELP)) -> None:
+    from pipeline.sources.rss import rss_connector
+
+    _run(rss_connector, once)
+
+
+@app.command(
+    "status", help="Each connector: state, last poll, posts fetched and sent, rate limit, quota, cursors."
+)
+def ingest_status(
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per connector"),
+) -> None:
+    from pipeline.embedded.process import is_alive
+    from pipeline.sources.metrics import all_metrics
+
+    settings = get_settings()
+    found = all_metrics(settings)
+    for metrics in found:  # a connector killed without a word still says "polling": say it is gone
+        if metrics.state not in ("stopped",) and metrics.pid and not is_alive(metrics.pid):
+            metrics.state = "not running"
+    if as_json:
+        for metrics in found:
+            print(json.dumps(metrics.model_dump(mode="json")))
+        return
+    if not found:
+        console.print(f"no connector has run with this run directory ({settings.run_dir})")
+        return
+    table = Table(title="connectors")
+    for column in (
+        "connector",
+        "state",
+        "last poll (UTC)",
+        "fetched",
+        "sent",
+        "refused",
+        "rate limit",
+        "quota today",
+        "cursors",
+    ):
+        table.add_column(column, overflow="fold")
+    for m in found:
+        rate = "—"
+        if m.rate_limit.waiting_until:
+            rate = f"waiting until {m.rate_limit.waiting_until:%H:%M:%S}"
+        elif m.rate_limit.remaining is not None:
+            rate = f"{m.rate_limit.remaining} left" + (
+                f", reset {m.rate_limit.reset_at:%H:%M:%S}" if m.rate_limit.reset_at else ""
+            )
+        if m.rate_limit.limited:
+            rate += f"; {m.rate_limit.limited}× 429"
+        quota = f"{m.quota.used}/{m.quota.budget}" if m.quota else "—"
+        poll = m.last_poll.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if m.last_poll else "never"
+        state = m.state + (f" ({m.last_error})" if m.last_error else "")
+        cursors = "\n".join(f"{k}: {json.dumps(v)}" for k, v in sorted(m.cursors.items())) or "—"
+        table.add_row(
+            m.connector, state, poll, str(m.fetched), str(m.sent), str(m.rejected), rate, quota, cursors
+        )
+    out.print(table)

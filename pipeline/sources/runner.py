@@ -1,0 +1,197 @@
+"""Runs a connector: asks, sends what came back, and saves the cursor only once the broker has it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kafka import KafkaProducer
+
+from pipeline.settings import Settings
+from pipeline.sources.connector import Connector, Cursor, Page, Request, SourceError, Stream
+from pipeline.sources.cursors import CursorStore
+from pipeline.sources.http import Fetcher
+from pipeline.sources.metrics import (
+    ConnectorMetrics,
+    Quota,
+    RateLimit,
+    read_metrics,
+    today,
+    write_metrics,
+)
+from pipeline.sources.sender import send_posts
+
+log = logging.getLogger("pantau.ingest")
+
+
+class QuotaSpent(Exception):
+    """Today's budget for the platform is used: the round ends, the next day's starts afresh."""
+
+
+@dataclass
+class RoundReport:
+    fetched: int = 0
+    sent: int = 0
+    rejected: int = 0
+    quota_spent: bool = False
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        connector: Connector,
+        producer: KafkaProducer,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.connector = connector
+        self.producer = producer
+        self.stop = stop or threading.Event()
+        self.cursors = CursorStore(settings, bootstrap, connector.name, producer)
+        self.metrics = ConnectorMetrics(
+            connector=connector.name,
+            platform=connector.platform.value,
+            pid=os.getpid(),
+            started_at=datetime.now(UTC),
+            queries=[stream.description for stream in connector.streams],
+        )
+        budget = settings.ingest_quota.get(
+            connector.platform.value, settings.ingest_quota.get(connector.name, 0)
+        )
+        self.metrics.quota = Quota(day=today(), budget=budget)
+        previous = read_metrics(settings, connector.name)
+        if previous and previous.quota and previous.quota.day == today():  # a restart spends the same day
+            self.metrics.quota.used = previous.quota.used
+        self.fetcher = Fetcher(
+            connector.name,
+            connector.credential,
+            connector.auth,
+            settings.ingest_max_attempts,
+            settings.ingest_backoff_max,
+            self.stop,
+            on_wait=self._waiting,
+        )
+        self.loaded: dict[str, Cursor] | None = None
+
+    def close(self) -> None:
+        self.fetcher.close()
+
+    def log_queries(self) -> None:
+        for stream in self.connector.streams:
+            log.info("%s: %s: %s", self.connector.name, stream.key, stream.description)
+
+    def run_forever(self) -> None:
+        """Rounds until stopped; a failed round (other than refused credentials) is logged and retried."""
+        from pipeline.sources.connector import AccessDenied
+
+        while not self.stop.is_set():
+            try:
+                self.run_round()
+            except AccessDenied:
+                raise
+            except SourceError as exc:
+                if self.stop.is_set():
+                    break
+                log.error("%s", exc)
+            self.metrics.state = "idle"
+            self._write()
+            self.stop.wait(self.settings.ingest_poll_interval)
+        self.metrics.state = "stopped"
+        self._write()
+
+    def run_round(self) -> RoundReport:
+        report = RoundReport()
+        if self.loaded is None:
+            self.loaded = self.cursors.load()
+            self.metrics.cursors = dict(self.loaded)
+        since = datetime.now(UTC) - self.settings.ingest_horizon
+        self.metrics.state = "polling"
+        try:
+            for stream in self.connector.streams:
+                if self.stop.is_set():
+                    break
+                self._run_stream(stream, since, report)
+        except QuotaSpent:
+            report.quota_spent = True
+            self.metrics.state = "quota spent"
+            log.warning(
+                "%s: today's quota (%s) is used: the round stops here",
+                self.connector.name,
+                self.metrics.quota,
+            )
+        except SourceError as exc:
+            self.metrics.last_error = str(exc)
+            self.metrics.state = "failed"
+            self._write()
+            raise
+        else:
+            self.metrics.last_error = None
+        self._write()
+        return report
+
+    def _run_stream(self, stream: Stream, since: datetime, report: RoundReport) -> None:
+        assert self.loaded is not None
+        request = stream.start(self.loaded.get(stream.key), since)
+        while request is not None and not self.stop.is_set():
+            page = self._fetch(stream, request)
+            posts = list(page.posts)
+            pending: deque[Request] = deque(page.follow)
+            while pending and not self.stop.is_set():  # a page's follow-ups (comments) before its cursor
+                sub = self._fetch(stream, pending.popleft())
+                posts += sub.posts
+                pending.extend(sub.follow)
+                if sub.next is not None:
+                    pending.append(sub.next)
+            if self.stop.is_set():
+                return  # this page's cursor is not saved: the next run asks for it again
+            report.fetched += len(posts)
+            self.metrics.fetched += len(posts)
+            outcome = send_posts(self.producer, self.settings.topic_raw, posts)
+            report.sent += outcome.sent
+            report.rejected += len(outcome.rejected)
+            self.metrics.sent += outcome.sent
+            self.metrics.rejected += len(outcome.rejected)
+            if page.cursor is not None:
+                self.cursors.save(stream.key, page.cursor)  # after the acks: nothing covered is lost
+                self.loaded[stream.key] = page.cursor
+                self.metrics.cursors[stream.key] = page.cursor
+            self.metrics.last_poll = datetime.now(UTC)
+            self._write()
+            request = page.next
+
+    def _fetch(self, stream: Stream, request: Request) -> Page:
+        quota = self.metrics.quota
+        assert quota is not None
+        if quota.day != today():
+            quota.day, quota.used = today(), 0
+        if quota.used + request.cost > quota.budget:
+            raise QuotaSpent
+        quota.used += request.cost
+        self.metrics.requests += 1
+        response = self.fetcher.fetch(request)
+        self.metrics.state = "polling"
+        return stream.parse(request, response)
+
+    def _waiting(self) -> None:
+        self.metrics.state = "waiting"
+        self._write()
+
+    def _write(self) -> None:
+        rate = self.fetcher.rate
+        self.metrics.rate_limit = RateLimit(
+            remaining=rate.remaining,
+            reset_at=_stamp(rate.reset_at),
+            waiting_until=_stamp(rate.waiting_until),
+            limited=rate.limited,
+        )
+        write_metrics(self.settings, self.metrics)
+
+
+def _stamp(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None

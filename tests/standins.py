@@ -1,0 +1,319 @@
+"""Loopback stand-ins for the platforms' APIs, speaking their documented wire formats (response shapes,
+paging, rate-limit headers, error answers), for connector tests. Never imported by the runtime."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+
+@dataclass
+class Seen:
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_answer(status: int, body: Any, **headers: str) -> Answer:
+    return Answer(status, json.dumps(body).encode(), {"content-type": "application/json", **headers})
+
+
+class StandIn:
+    """A threaded HTTP server answering with ``handle``; records every request; ``faults`` are answered,
+    in order, before the real handler; ``hold`` makes requests matching a predicate wait for ``release``."""
+
+    def __init__(self, handle: Callable[[Seen], Answer]) -> None:
+        self.handle = handle
+        self.seen: list[Seen] = []
+        self.faults: list[Answer] = []
+        self.hold: Callable[[Seen], bool] | None = None
+        self.held = threading.Event()
+        self.release = threading.Event()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                seen = Seen(
+                    parts.path,
+                    {k: v[-1] for k, v in parse_qs(parts.query).items()},
+                    {k.lower(): v for k, v in self.headers.items()},
+                )
+                stand_in.seen.append(seen)
+                if stand_in.hold is not None and stand_in.hold(seen):
+                    stand_in.held.set()
+                    stand_in.release.wait(30)
+                answer = stand_in.faults.pop(0) if stand_in.faults else stand_in.handle(seen)
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> StandIn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def rate_limited(reset_in: float = 1.0) -> Answer:
+    """X's 429: ``x-rate-limit-*`` headers with the reset as epoch seconds, and its problem body."""
+    return json_answer(
+        429,
+        {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429},
+        **{
+            "x-rate-limit-limit": "450",
+            "x-rate-limit-remaining": "0",
+            "x-rate-limit-reset": str(int(time.time() + reset_in)),
+        },
+    )
+
+
+def unavailable() -> Answer:
+    return json_answer(503, {"title": "Service Unavailable", "status": 503})
+
+
+# --- X API v2 ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tweet:
+    id: int
+    text: str
+    created_at: datetime
+    author_id: str = "2244994945"
+    reply_to: int | None = None
+    query_word: str = ""
+    """The stand-in answers a query with the tweets whose ``query_word`` appears in it."""
+
+
+class XApi:
+    """``GET /2/tweets/search/recent``: newest first, ``since_id`` / ``start_time``, ``max_results`` per
+    page, an opaque ``next_token``, ``includes.users``, ``meta.newest_id``; 401 without the token."""
+
+    TOKEN = "test-bearer"
+
+    def __init__(self, tweets: list[Tweet], page_size: int = 3) -> None:
+        self.tweets = tweets
+        self.page_size = page_size
+        self.users = {"2244994945": {"id": "2244994945", "name": "Samsat Banten", "username": "samsatbanten"}}
+        self.standin = StandIn(self.handle)
+
+    def handle(self, seen: Seen) -> Answer:
+        if seen.headers.get("authorization") != f"Bearer {self.TOKEN}":
+            return json_answer(
+                401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+            )
+        if seen.path != "/2/tweets/search/recent":
+            return json_answer(404, {"title": "Not Found Error", "status": 404})
+        query = seen.params.get("query", "")
+        if len(query) > 512:
+            return json_answer(400, {"title": "Invalid Request", "detail": "query too long", "status": 400})
+        since_id = int(seen.params.get("since_id", "0"))
+        start = seen.params.get("start_time")
+        start_at = datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
+        matching = sorted(
+            (
+                t
+                for t in self.tweets
+                if t.query_word
+                and t.query_word in query
+                and t.id > since_id
+                and (start_at is None or t.created_at >= start_at)
+            ),
+            key=lambda t: -t.id,
+        )
+        offset = 0
+        if "next_token" in seen.params:
+            offset = int(base64.urlsafe_b64decode(seen.params["next_token"]).decode().split(":")[1])
+        page = matching[offset : offset + self.page_size]
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if page:
+            meta["newest_id"], meta["oldest_id"] = str(page[0].id), str(page[-1].id)
+        if offset + self.page_size < len(matching):
+            meta["next_token"] = base64.urlsafe_b64encode(f"o:{offset + self.page_size}".encode()).decode()
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = [self._tweet(t) for t in page]
+            body["includes"] = {"users": [self.users[t.author_id] for t in page if t.author_id in self.users]}
+        return json_answer(
+            200,
+            body,
+            **{
+                "x-rate-limit-limit": "450",
+                "x-rate-limit-remaining": "449",
+                "x-rate-limit-reset": str(int(time.time() + 900)),
+            },
+        )
+
+    @staticmethod
+    def _tweet(t: Tweet) -> dict[str, Any]:
+        tweet: dict[str, Any] = {
+            "id": str(t.id),
+            "text": t.text,
+            "created_at": t.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "author_id": t.author_id,
+            "conversation_id": str(t.reply_to or t.id),
+            "lang": "in",
+            "public_metrics": {
+                "retweet_count": 1,
+                "reply_count": 2,
+                "like_count": 3,
+                "quote_count": 1,
+                "bookmark_count": 0,
+                "impression_count": 40,
+            },
+            "edit_history_tweet_ids": [str(t.id)],
+        }
+        if t.reply_to:
+            tweet["in_reply_to_user_id"] = "99"
+            tweet["referenced_tweets"] = [{"type": "replied_to", "id": str(t.reply_to)}]
+        return tweet
+
+
+# --- Mastodon ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Toot:
+    id: int
+    """Instance-local id: milliseconds << 16, as Mastodon makes them."""
+    uri: str
+    content: str
+    created_at: datetime
+    tag: str = "banten"
+
+
+class MastodonApi:
+    """``GET /api/v1/timelines/tag/:hashtag`` with ``min_id``/``max_id``/``limit`` and a ``Link`` header
+    whose ``prev`` page carries ``min_id`` (newer) and ``next`` page ``max_id`` (older)."""
+
+    def __init__(self, toots: list[Toot], page_size: int = 2) -> None:
+        self.toots = toots
+        self.page_size = page_size
+        self.standin = StandIn(self.handle)
+
+    def handle(self, seen: Seen) -> Answer:
+        prefix = "/api/v1/timelines/tag/"
+        if not seen.path.startswith(prefix):
+            return json_answer(404, {"error": "Record not found"})
+        tag = seen.path[len(prefix) :]
+        limit = min(int(seen.params.get("limit", "20")), self.page_size)
+        toots = sorted((t for t in self.toots if t.tag == tag), key=lambda t: t.id)
+        if "min_id" in seen.params:  # the page right after min_id, returned newest first
+            page = [t for t in toots if t.id > int(seen.params["min_id"])][:limit][::-1]
+        else:
+            page = [t for t in toots if t.id < int(seen.params.get("max_id", str(1 << 62)))][::-1][:limit]
+        headers = {}
+        if page:
+            base = f"{self.standin.url}{seen.path}"
+            headers["link"] = (
+                f'<{base}?{urlencode({"max_id": page[-1].id})}>; rel="next", '
+                f'<{base}?{urlencode({"min_id": page[0].id})}>; rel="prev"'
+            )
+        return json_answer(200, [self._status(t) for t in page], **headers)
+
+    @staticmethod
+    def _status(t: Toot) -> dict[str, Any]:
+        return {
+            "id": str(t.id),
+            "uri": t.uri,
+            "url": t.uri.replace("/users/warga/statuses/", "/@warga/"),
+            "created_at": t.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "content": t.content,
+            "spoiler_text": "",
+            "visibility": "public",
+            "language": "id",
+            "in_reply_to_id": None,
+            "reblog": None,
+            "replies_count": 0,
+            "reblogs_count": 1,
+            "favourites_count": 2,
+            "account": {
+                "id": "109",
+                "username": "warga",
+                "acct": "warga@mastodon.example",
+                "display_name": "Warga Serang",
+                "url": "https://mastodon.example/@warga",
+            },
+            "tags": [{"name": t.tag, "url": f"https://mastodon.example/tags/{t.tag}"}],
+        }
+
+
+# --- RSS ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Article:
+    guid: str
+    title: str
+    description: str
+    published: datetime
+
+
+class NewsFeed:
+    """An RSS 2.0 feed with an ``ETag`` and ``Last-Modified``; 304 when the client sends them back."""
+
+    def __init__(self, articles: list[Article]) -> None:
+        self.articles = articles
+        self.standin = StandIn(self.handle)
+
+    @property
+    def etag(self) -> str:
+        return '"' + str(abs(hash(tuple(a.guid for a in self.articles)))) + '"'
+
+    def handle(self, seen: Seen) -> Answer:
+        newest = max(a.published for a in self.articles)
+        modified = format_datetime(newest.astimezone(UTC), usegmt=True)
+        if seen.headers.get("if-none-match") == self.etag:
+            return Answer(304, b"", {"etag": self.etag})
+        items = "".join(
+            f'<item><title>{a.title}</title><link>{a.guid}</link><guid isPermaLink="true">{a.guid}</guid>'
+            f"<description><![CDATA[<p>{a.description}</p>]]></description>"
+            f"<dc:creator>Redaksi</dc:creator><category>Daerah</category>"
+            f"<pubDate>{format_datetime(a.published.astimezone(UTC), usegmt=True)}</pubDate></item>"
+            for a in self.articles
+        )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Berita Banten</title>'
+            f"<link>https://news.example/</link><description>Berita</description>{items}</channel></rss>"
+        ).encode()
+        return Answer(
+            200, body, {"content-type": "application/rss+xml", "etag": self.etag, "last-modified": modified}
+        )
