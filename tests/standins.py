@@ -72,6 +72,7 @@ class StandIn:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda *args: None  # type: ignore[method-assign]  # a killed client
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

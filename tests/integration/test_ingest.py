@@ -1,0 +1,250 @@
+"""Connectors end to end against loopback stand-ins of the platforms and the session's real broker: every
+post arrives once with its key, a connector killed mid-run resumes from its cursor, a second round asks
+with its cursor and adds nothing, refused credentials stop with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from pipeline.kafka.config import kafka_python_config
+from pipeline.sources.ids import uri_id
+from pipeline.sources.mastodon import snowflake_at
+from tests.integration.conftest import Pipeline
+from tests.standins import Article, MastodonApi, NewsFeed, Toot, Tweet, XApi, rate_limited, unavailable
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class Ingest:
+    """``pantau ingest`` as a user runs it, with a private run directory and private topics on the
+    session's broker (the session's worker does not consume them)."""
+
+    def __init__(self, pipeline: Pipeline, tmp_path: Path, **settings: str) -> None:
+        self.pipeline = pipeline
+        self.raw = f"test-ingest-raw-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PANTAU_")},
+            "PANTAU_RUN_DIR": str(tmp_path / "run"),
+            "PANTAU_KAFKA_BOOTSTRAP": pipeline.endpoints.kafka,
+            "PANTAU_ES_URL": pipeline.endpoints.elasticsearch,
+            "PANTAU_TOPIC_RAW": self.raw,
+            "PANTAU_TOPIC_INGEST_CURSORS": f"test-ingest-cursors-{uuid.uuid4().hex[:8]}",
+            "PANTAU_INGEST_BACKOFF_MAX": "1",
+            "COLUMNS": "200",
+            **settings,
+        }
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "ingest", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=self.env,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "ingest", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+
+    def messages(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every message of the private raw topic: (key, value)."""
+        consumer = KafkaConsumer(
+            **kafka_python_config(self.pipeline.settings, self.pipeline.endpoints.kafka),
+            enable_auto_commit=False,
+        )
+        try:
+            partitions = [TopicPartition(self.raw, p) for p in consumer.partitions_for_topic(self.raw) or []]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            found: list[tuple[str, dict[str, Any]]] = []
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < 3:
+                for records in consumer.poll(timeout_ms=500).values():
+                    quiet_since = time.monotonic()
+                    found += [(r.key.decode(), json.loads(r.value)) for r in records]
+            return found
+        finally:
+            consumer.close()
+
+    def cursors(self, connector: str) -> dict[str, Any]:
+        path = Path(self.env["PANTAU_RUN_DIR"]) / "ingest" / f"{connector}.cursors.json"
+        return {k: v["cursor"] for k, v in json.loads(path.read_text()).items()}
+
+
+def _queries_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "queries.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_x_sends_every_post_once_resumes_after_a_kill_and_then_asks_with_since_id(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    tweets = [
+        Tweet(
+            1000 + i,
+            f"antrean samsat cikokol panjang {i}",
+            NOW - timedelta(hours=8 - i),
+            query_word="cikokol",
+        )
+        for i in range(8)
+    ]
+    tweets.append(Tweet(2000, "gempa di luar banten", NOW, query_word="gempa"))  # another query's
+    api = XApi(tweets, page_size=3)
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_X_API_BASE=api.standin.url,
+        PANTAU_X_BEARER_TOKEN=XApi.TOKEN,
+        PANTAU_QUERIES_FILE=_queries_file(tmp_path, "replace: true\nadd:\n  specific: [samsat cikokol]\n"),
+    )
+    try:
+        # A 429 with its reset and a 503 first; the third page is held until the connector is killed.
+        api.standin.faults = [rate_limited(reset_in=1), unavailable()]
+        api.standin.hold = lambda seen: seen.params.get("next_token", "").startswith("bzo2")  # offset 6
+        process = ingest.start("x", "--once")
+        assert api.standin.held.wait(90), process.communicate(timeout=5)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        api.standin.hold = None
+        api.standin.release.set()
+        saved = ingest.cursors("x")
+        ((cursor),) = saved.values()
+        assert cursor["next_token"] and cursor["newest_id"] == "1007" and "start_time" in cursor
+        assert len(ingest.messages()) == 6  # two pages acknowledged before the cursor moved past them
+
+        api.standin.seen.clear()
+        result = ingest.run("x", "--once")
+        assert result.returncode == 0, result.stderr
+        assert api.standin.seen[0].params["next_token"] == cursor["next_token"]
+        assert api.standin.seen[0].params["start_time"] == cursor["start_time"]
+        assert '("samsat cikokol") -is:retweet' in result.stderr  # the query is logged at start
+
+        messages = ingest.messages()
+        keys = Counter(key for key, _ in messages)
+        assert keys == Counter({f"x:{t.id}": 1 for t in tweets[:8]})
+        value = dict(messages)["x:1000"]
+        assert value["platform"] == "x" and value["id"] == "1000"
+        assert value["author"] == {"id": "2244994945", "handle": "samsatbanten", "name": "Samsat Banten"}
+        assert value["url"] == "https://x.com/samsatbanten/status/1000"
+        assert value["metrics"] == {"likes": 3, "replies": 2, "shares": 2, "views": 40}
+        assert value["conversation_id"] == "1000"
+
+        api.standin.seen.clear()
+        again = ingest.run("x", "--once")
+        assert again.returncode == 0, again.stderr
+        assert [s.params.get("since_id") for s in api.standin.seen] == ["1007"]
+        assert "sent 0" in again.stderr and len(ingest.messages()) == 8
+
+        # The broker lost its topics (the embedded one does on restart): the run directory's copy is used.
+        ingest.env["PANTAU_TOPIC_INGEST_CURSORS"] = f"test-ingest-cursors-{uuid.uuid4().hex[:8]}"
+        api.standin.seen.clear()
+        restored = ingest.run("x", "--once")
+        assert restored.returncode == 0, restored.stderr
+        assert [s.params.get("since_id") for s in api.standin.seen] == ["1007"]
+
+        status = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "ingest", "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=ingest.env,
+        )
+        (metrics,) = [json.loads(line) for line in status.stdout.splitlines()]
+        assert metrics["connector"] == "x" and metrics["state"] in ("polling", "idle", "not running")
+        assert list(metrics["cursors"].values()) == [{"since_id": "1007"}]
+        assert metrics["quota"]["used"] >= 3
+    finally:
+        api.standin.close()
+
+
+def test_refused_credentials_stop_the_connector_with_one_line(pipeline: Pipeline, tmp_path: Path) -> None:
+    api = XApi([])
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_X_API_BASE=api.standin.url,
+        PANTAU_X_BEARER_TOKEN="expired",
+        PANTAU_QUERIES_FILE=_queries_file(tmp_path, "replace: true\nadd:\n  specific: [samsat cikokol]\n"),
+    )
+    try:
+        result = ingest.run("x")  # without --once too: a refused credential is not retried
+        assert result.returncode == 1
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: x: 401 Unauthorized") and "PANTAU_X_BEARER_TOKEN" in last
+        assert "Traceback" not in result.stderr and "expired" not in result.stderr
+        assert len(api.standin.seen) == 1
+    finally:
+        api.standin.close()
+
+
+def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    start = NOW - timedelta(days=3)
+    toots = [
+        Toot(
+            int(snowflake_at(start + timedelta(hours=i))) + 7,
+            f"https://social.example/users/warga/statuses/{i}",
+            f"<p>PDAM mati lagi di Serang {i} #banten</p>",
+            start + timedelta(hours=i),
+        )
+        for i in range(5)
+    ]
+    mastodon = MastodonApi(toots, page_size=2)
+    articles = [
+        Article(
+            f"https://news.example/banten/{i}", f"Banjir di Lebak {i}", "BPBD turun", NOW - timedelta(hours=i)
+        )
+        for i in range(3)
+    ]
+    news = NewsFeed(articles)
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text(f"# Banten portals\n{news.standin.url}/rss\n")
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_MASTODON_API_BASE=mastodon.standin.url,
+        PANTAU_RSS_FEEDS_FILE=str(feeds),
+        PANTAU_QUERIES_FILE=_queries_file(tmp_path, "replace: true\nadd:\n  hashtags: [banten]\n"),
+    )
+    try:
+        mastodon.standin.faults = [unavailable()]
+        for command in ("mastodon", "rss"):
+            result = ingest.run(command, "--once")
+            assert result.returncode == 0, result.stderr
+        keys = Counter(key for key, _ in ingest.messages())
+        expected = [f"mastodon:{uri_id(t.uri)}" for t in toots] + [f"news:{uri_id(a.guid)}" for a in articles]
+        assert keys == Counter(dict.fromkeys(expected, 1))
+        value = dict(ingest.messages())[f"news:{uri_id(articles[0].guid)}"]
+        assert value["text"] == "Banjir di Lebak 0\n\nBPBD turun" and value["url"] == articles[0].guid
+
+        mastodon.standin.seen.clear()
+        news.standin.seen.clear()
+        for command in ("mastodon", "rss"):
+            result = ingest.run(command, "--once")
+            assert result.returncode == 0, result.stderr
+        assert [s.params["min_id"] for s in mastodon.standin.seen] == [str(toots[-1].id)]
+        assert news.standin.seen[0].headers["if-none-match"] == news.etag
+        assert len(ingest.messages()) == len(expected)
+    finally:
+        mastodon.standin.close()
+        news.standin.close()
