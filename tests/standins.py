@@ -318,3 +318,224 @@ class NewsFeed:
         return Answer(
             200, body, {"content-type": "application/rss+xml", "etag": self.etag, "last-modified": modified}
         )
+
+
+# --- YouTube Data API v3 -----------------------------------------------------------------------------
+
+
+@dataclass
+class Video:
+    id: str
+    title: str
+    published: datetime
+    comments: list[tuple[str, str, datetime, list[tuple[str, str, datetime]]]] = field(default_factory=list)
+    """(comment id, text, time, replies as (id, text, time)), newest first."""
+
+
+class YoutubeApi:
+    """``search.list`` (100 units) and ``commentThreads.list`` (1 unit) with ``pageToken``; 400 keyInvalid
+    for a wrong key, 403 quotaExceeded once ``quota`` units are used."""
+
+    KEY = "test-api-key"
+
+    def __init__(self, videos: list[Video], page_size: int = 2, quota: int = 10_000) -> None:
+        self.videos = videos
+        self.page_size = page_size
+        self.quota = quota
+        self.used = 0
+        self.standin = StandIn(self.handle)
+
+    @staticmethod
+    def _error(status: int, reason: str, message: str) -> Answer:
+        return json_answer(
+            status,
+            {
+                "error": {
+                    "code": status,
+                    "message": message,
+                    "errors": [{"message": message, "domain": "youtube.quota", "reason": reason}],
+                }
+            },
+        )
+
+    def _page(self, items: list[Any], seen: Seen) -> tuple[list[Any], str | None]:
+        offset = int(seen.params.get("pageToken", "CA0QAA")[2:-3])
+        size = min(self.page_size, int(seen.params.get("maxResults", "5")))
+        token = f"CA{offset + size}QAA" if offset + size < len(items) else None
+        return items[offset : offset + size], token
+
+    def handle(self, seen: Seen) -> Answer:
+        if seen.params.get("key") != self.KEY:
+            return self._error(400, "keyInvalid", "API key not valid. Please pass a valid API key.")
+        cost = 100 if seen.path.endswith("/search") else 1
+        if self.used + cost > self.quota:
+            return self._error(
+                403, "quotaExceeded", "The request cannot be completed because you have exceeded your quota."
+            )
+        self.used += cost
+        if seen.path.endswith("/search"):
+            after = datetime.fromisoformat(seen.params["publishedAfter"].replace("Z", "+00:00"))
+            found = sorted(
+                (v for v in self.videos if v.published >= after), key=lambda v: v.published, reverse=True
+            )
+            page, token = self._page(found, seen)
+            body: dict[str, Any] = {
+                "kind": "youtube#searchListResponse",
+                "regionCode": "ID",
+                "pageInfo": {"totalResults": len(found), "resultsPerPage": len(page)},
+                "items": [
+                    {
+                        "kind": "youtube#searchResult",
+                        "id": {"kind": "youtube#video", "videoId": v.id},
+                        "snippet": {
+                            "publishedAt": v.published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "channelId": "UCbanten",
+                            "title": v.title,
+                            "description": "Liputan warga",
+                            "channelTitle": "Warga Banten",
+                            "liveBroadcastContent": "none",
+                        },
+                    }
+                    for v in page
+                ],
+            }
+        else:
+            video = next(v for v in self.videos if v.id == seen.params["videoId"])
+            page, token = self._page(video.comments, seen)
+
+            def comment(cid: str, text: str, at: datetime, parent: str | None = None) -> dict[str, Any]:
+                snippet = {
+                    "videoId": video.id,
+                    "textDisplay": text,
+                    "textOriginal": text,
+                    "authorDisplayName": "@warga",
+                    "authorChannelId": {"value": "UCwarga"},
+                    "likeCount": 1,
+                    "publishedAt": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "updatedAt": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+                if parent:
+                    snippet["parentId"] = parent
+                return {"kind": "youtube#comment", "id": cid, "snippet": snippet}
+
+            body = {
+                "kind": "youtube#commentThreadListResponse",
+                "pageInfo": {"totalResults": len(page), "resultsPerPage": len(page)},
+                "items": [
+                    {
+                        "kind": "youtube#commentThread",
+                        "id": cid,
+                        "snippet": {
+                            "channelId": "UCbanten",
+                            "videoId": video.id,
+                            "topLevelComment": comment(cid, text, at),
+                            "canReply": True,
+                            "totalReplyCount": len(replies),
+                            "isPublic": True,
+                        },
+                        **(
+                            {"replies": {"comments": [comment(r, t, a, cid) for r, t, a in replies]}}
+                            if replies
+                            else {}
+                        ),
+                    }
+                    for cid, text, at, replies in page
+                ],
+            }
+        if token:
+            body["nextPageToken"] = token
+        return json_answer(200, body)
+
+
+# --- Facebook Graph API ------------------------------------------------------------------------------
+
+
+@dataclass
+class GraphItem:
+    id: str
+    message: str
+    created: datetime
+    author: tuple[str, str] = ("1015", "Warga")
+    parent: str | None = None
+    comments: list[GraphItem] = field(default_factory=list)
+
+
+def graph_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+class FacebookApi:
+    """``GET /{page-id}/posts`` (``since``) and ``GET /{post-id}/comments`` (newest first), paged with
+    ``paging.cursors.after`` and ``paging.next``; a bad token is a 400 ``OAuthException`` (code 190)."""
+
+    TOKEN = "test-page-token"
+
+    def __init__(self, page_id: str, posts: list[GraphItem], page_size: int = 2) -> None:
+        self.page_id = page_id
+        self.posts = posts
+        self.page_size = page_size
+        self.standin = StandIn(self.handle)
+
+    def handle(self, seen: Seen) -> Answer:
+        if seen.headers.get("authorization") != f"Bearer {self.TOKEN}":
+            return json_answer(
+                400,
+                {
+                    "error": {
+                        "message": "Invalid OAuth access token.",
+                        "type": "OAuthException",
+                        "code": 190,
+                        "fbtrace_id": "A1",
+                    }
+                },
+            )
+        parts = seen.path.strip("/").split("/")
+        if parts == [self.page_id, "posts"]:
+            since = datetime.fromtimestamp(int(seen.params.get("since", "0")), UTC)
+            items = sorted(
+                (p for p in self.posts if p.created >= since), key=lambda p: p.created, reverse=True
+            )
+            shown = [self._post(p) for p in items]
+        elif len(parts) == 2 and parts[1] == "comments":
+            post = next(p for p in self.posts if p.id == parts[0])
+            shown = [self._comment(c) for c in sorted(post.comments, key=lambda c: c.created, reverse=True)]
+        else:
+            return json_answer(
+                400, {"error": {"message": "Unknown path", "type": "GraphMethodException", "code": 100}}
+            )
+        offset = int(base64.urlsafe_b64decode(seen.params["after"]).decode()) if "after" in seen.params else 0
+        page = shown[offset : offset + self.page_size]
+        body: dict[str, Any] = {"data": page}
+        if page:
+            after = base64.urlsafe_b64encode(str(offset + len(page)).encode()).decode()
+            before = base64.urlsafe_b64encode(str(offset).encode()).decode()
+            body["paging"] = {"cursors": {"before": before, "after": after}}
+            if offset + len(page) < len(shown):
+                body["paging"]["next"] = f"{self.standin.url}{seen.path}?after={after}"
+        return json_answer(200, body)
+
+    @staticmethod
+    def _post(p: GraphItem) -> dict[str, Any]:
+        return {
+            "id": p.id,
+            "message": p.message,
+            "created_time": graph_time(p.created),
+            "permalink_url": f"https://www.facebook.com/{p.id}",
+            "from": {"id": p.author[0], "name": p.author[1]},
+            "comments": {"data": [], "summary": {"total_count": len(p.comments)}},
+        }
+
+    @staticmethod
+    def _comment(c: GraphItem) -> dict[str, Any]:
+        comment: dict[str, Any] = {
+            "id": c.id,
+            "message": c.message,
+            "created_time": graph_time(c.created),
+            "from": {"id": c.author[0], "name": c.author[1]},
+            "like_count": 0,
+            "comment_count": 0,
+            "permalink_url": f"https://www.facebook.com/{c.id}",
+        }
+        if c.parent:
+            comment["parent"] = {"id": c.parent}
+        return comment

@@ -113,6 +113,39 @@ def ingest_rss(once: bool = typer.Option(False, "--once", help=ONCE_HELP)) -> No
     _run(rss_connector, once)
 
 
+@app.command("youtube", help="YouTube search.list for the queries, then commentThreads of each new video.")
+def ingest_youtube(once: bool = typer.Option(False, "--once", help=ONCE_HELP)) -> None:
+    from pipeline.sources.queries import youtube_queries
+    from pipeline.sources.youtube import youtube_connector
+
+    _run(lambda s: youtube_connector(s, youtube_queries(_terms(s))), once)
+
+
+@app.command("facebook", help="Posts and comments of the Pages in PANTAU_FACEBOOK_PAGES.")
+def ingest_facebook(once: bool = typer.Option(False, "--once", help=ONCE_HELP)) -> None:
+    from pipeline.sources.facebook import facebook_connector
+
+    _run(facebook_connector, once)
+
+
+@app.command(
+    "instagram", help="Hashtag recent_media (30 hashtags per 7 days) and comments on the account's media."
+)
+def ingest_instagram(once: bool = typer.Option(False, "--once", help=ONCE_HELP)) -> None:
+    from pipeline.sources.instagram import instagram_connector
+    from pipeline.sources.queries import instagram_hashtags
+
+    def build(settings: Settings) -> object:
+        searched, left_out = instagram_hashtags(_terms(settings))
+        if left_out:
+            logging.getLogger("pantau.ingest").warning(
+                "instagram: %d hashtags left out (30 per 7 days): %s", len(left_out), ", ".join(left_out)
+            )
+        return instagram_connector(settings, searched)
+
+    _run(build, once)
+
+
 @app.command(
     "status", help="Each connector: state, last poll, posts fetched and sent, rate limit, quota, cursors."
 )

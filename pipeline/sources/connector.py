@@ -96,6 +96,10 @@ class SourceError(Exception):
     """The platform cannot be read now (refused credentials, an unexpected answer): one line for the user."""
 
 
+class QuotaSpent(SourceError):
+    """The platform's (or our) budget for today is used: the round ends; it is no error of the operator."""
+
+
 class AccessDenied(SourceError):
     """401/403: retrying will not help until someone fixes the credential or the access level."""
 

@@ -13,12 +13,16 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from pipeline.sources.connector import AccessDenied, Request, Response, SourceError
+from pipeline.sources.connector import AccessDenied, QuotaSpent, Request, Response, SourceError
 
 log = logging.getLogger("pantau.ingest")
 
 RESET_HEADERS = ("x-rate-limit-reset", "x-ratelimit-reset", "ratelimit-reset")
 REMAINING_HEADERS = ("x-rate-limit-remaining", "x-ratelimit-remaining", "ratelimit-remaining")
+QUOTA_REASONS = (b"quotaExceeded", b"dailyLimitExceeded", b"rateLimitExceeded")
+"""YouTube answers a spent quota with 403 and one of these reasons: no credential problem."""
+CREDENTIAL_REASONS = (b"keyInvalid", b"OAuthException")
+"""400 answers that mean a refused credential: YouTube's invalid API key, the Graph API's token errors."""
 LONGEST_RATE_WAIT = 3600.0
 """A reset header further ahead than this is treated as this (a clock or a header gone wrong)."""
 
@@ -122,7 +126,11 @@ class Fetcher:
                 )
                 self._note(response.headers)
                 status = answer.status_code
-                if status in (401, 403):
+                if status == 403 and any(reason in answer.content for reason in QUOTA_REASONS):
+                    raise QuotaSpent(f"{self.name}: the platform's quota is used ({_detail(answer.content)})")
+                if status in (401, 403) or (
+                    status == 400 and any(reason in answer.content for reason in CREDENTIAL_REASONS)
+                ):
                     raise AccessDenied(
                         f"{self.name}: {status} {answer.reason_phrase} from {_where(request.url)}: "
                         f"check {self.credential} and the app's access level ({_detail(answer.content)})"

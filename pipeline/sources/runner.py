@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 
 from pipeline.settings import Settings
-from pipeline.sources.connector import Connector, Cursor, Page, Request, SourceError, Stream
+from pipeline.sources.connector import Connector, Cursor, Page, QuotaSpent, Request, SourceError, Stream
 from pipeline.sources.cursors import CursorStore
 from pipeline.sources.http import Fetcher
 from pipeline.sources.metrics import (
@@ -26,10 +26,6 @@ from pipeline.sources.metrics import (
 from pipeline.sources.sender import send_posts
 
 log = logging.getLogger("pantau.ingest")
-
-
-class QuotaSpent(Exception):
-    """Today's budget for the platform is used: the round ends, the next day's starts afresh."""
 
 
 @dataclass
@@ -117,14 +113,11 @@ class Runner:
                 if self.stop.is_set():
                     break
                 self._run_stream(stream, since, report)
-        except QuotaSpent:
+        except QuotaSpent as exc:
             report.quota_spent = True
             self.metrics.state = "quota spent"
-            log.warning(
-                "%s: today's quota (%s) is used: the round stops here",
-                self.connector.name,
-                self.metrics.quota,
-            )
+            self.metrics.last_error = None
+            log.warning("%s: the round stops here", exc)
         except SourceError as exc:
             self.metrics.last_error = str(exc)
             self.metrics.state = "failed"
@@ -171,7 +164,7 @@ class Runner:
         if quota.day != today():
             quota.day, quota.used = today(), 0
         if quota.used + request.cost > quota.budget:
-            raise QuotaSpent
+            raise QuotaSpent(f"{self.connector.name}: today's budget of {quota.budget} is used")
         quota.used += request.cost
         self.metrics.requests += 1
         response = self.fetcher.fetch(request)

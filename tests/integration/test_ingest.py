@@ -22,7 +22,20 @@ from pipeline.kafka.config import kafka_python_config
 from pipeline.sources.ids import uri_id
 from pipeline.sources.mastodon import snowflake_at
 from tests.integration.conftest import Pipeline
-from tests.standins import Article, MastodonApi, NewsFeed, Toot, Tweet, XApi, rate_limited, unavailable
+from tests.standins import (
+    Article,
+    FacebookApi,
+    GraphItem,
+    MastodonApi,
+    NewsFeed,
+    Toot,
+    Tweet,
+    Video,
+    XApi,
+    YoutubeApi,
+    rate_limited,
+    unavailable,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -248,3 +261,65 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
     finally:
         mastodon.standin.close()
         news.standin.close()
+
+
+def test_youtube_and_facebook_send_posts_and_comments_once_and_a_second_round_adds_nothing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    videos = [
+        Video(
+            f"vid{i}",
+            f"Banjir Lebak {i}",
+            NOW - timedelta(days=i),
+            comments=[(f"Ugz{i}{x}", f"komentar {x}", NOW - timedelta(hours=3), []) for x in "abc"],
+        )
+        for i in range(3)
+    ]
+    youtube = YoutubeApi(videos, page_size=2)
+    posts = [
+        GraphItem(
+            f"77_{i}",
+            f"Pengumuman PDAM {i}",
+            NOW - timedelta(days=i),
+            author=("77", "PDAM TKR"),
+            comments=[
+                GraphItem(f"77_{i}_{j}", f"air mati {j}", NOW - timedelta(hours=j + 1)) for j in range(3)
+            ],
+        )
+        for i in range(2)
+    ]
+    facebook = FacebookApi("77", posts, page_size=2)
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_YOUTUBE_API_BASE=youtube.standin.url,
+        PANTAU_YOUTUBE_TOKEN=YoutubeApi.KEY,
+        PANTAU_FACEBOOK_API_BASE=facebook.standin.url,
+        PANTAU_FACEBOOK_TOKEN=FacebookApi.TOKEN,
+        PANTAU_FACEBOOK_PAGES='["77"]',
+        PANTAU_QUERIES_FILE=_queries_file(tmp_path, "replace: true\nadd:\n  specific: [banjir lebak]\n"),
+    )
+    try:
+        youtube.standin.faults = [unavailable()]
+        for command in ("youtube", "facebook"):
+            result = ingest.run(command, "--once")
+            assert result.returncode == 0, result.stderr
+        expected = (
+            [f"youtube:{v.id}" for v in videos]
+            + [f"youtube:Ugz{i}{x}" for i in range(3) for x in "abc"]
+            + [f"facebook:{p.id}" for p in posts]
+            + [f"facebook:{c.id}" for p in posts for c in p.comments]
+        )
+        messages = ingest.messages()
+        assert Counter(key for key, _ in messages) == Counter(dict.fromkeys(expected, 1))
+        comment = dict(messages)["facebook:77_1_0"]
+        assert comment["reply_to_id"] == "77_1" and comment["conversation_id"] == "77_1"
+        units = youtube.used
+        for command in ("youtube", "facebook"):
+            result = ingest.run(command, "--once")
+            assert result.returncode == 0, result.stderr
+        assert len(ingest.messages()) == len(expected)
+        assert youtube.used - units == 100  # one search, no video new, no comments asked
+    finally:
+        youtube.standin.close()
+        facebook.standin.close()

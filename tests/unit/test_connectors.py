@@ -3,29 +3,39 @@ cursors, HTTP rate limits and errors, queries from the gazetteer."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.sources.connector import AccessDenied, Request, Response, SourceError
+from pipeline.sources.connector import AccessDenied, QuotaSpent, Request, Response, SourceError
+from pipeline.sources.facebook import PageComments
 from pipeline.sources.http import Fetcher, reset_delay
 from pipeline.sources.ids import canonical_uri, uri_id
+from pipeline.sources.instagram import HashtagMedia
 from pipeline.sources.mastodon import TagTimeline, snowflake_at
 from pipeline.sources.queries import load_terms, mastodon_tags, x_queries
 from pipeline.sources.rss import Feed
 from pipeline.sources.x import XRecentSearch
+from pipeline.sources.youtube import YoutubeSearch
 from tests.standins import (
     Article,
+    FacebookApi,
+    GraphItem,
     MastodonApi,
     NewsFeed,
     Seen,
     StandIn,
     Toot,
     Tweet,
+    Video,
     XApi,
+    YoutubeApi,
     json_answer,
     rate_limited,
     unavailable,
@@ -264,3 +274,184 @@ def test_the_horizon_reads_durations(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PANTAU_INGEST_HORIZON", "2d")
     assert Settings().ingest_horizon == timedelta(days=2)
     assert json_answer(200, {}).status == 200
+
+
+def _round(standin: StandIn, stream: Any, cursor: dict[str, Any] | None) -> tuple[list[str], Any]:
+    """A round as the runner does it, without Kafka: pages, their follow-ups, the last cursor."""
+    request = stream.start(cursor, NOW - timedelta(days=7))
+    keys: list[str] = []
+    while request is not None:
+        page = stream.parse(request, _ask(standin, request))
+        keys += [p.key for p in page.posts]
+        pending = deque(page.follow)
+        while pending:
+            sub = stream.parse(pending[0], _ask(standin, pending.popleft()))
+            keys += [p.key for p in sub.posts]
+            pending.extend(sub.follow)
+            if sub.next is not None:
+                pending.append(sub.next)
+        cursor = page.cursor if page.cursor is not None else cursor
+        request = page.next
+    return keys, cursor
+
+
+def test_youtube_finds_videos_then_their_comments_and_replies() -> None:
+    videos = [
+        Video(
+            f"vid{i}",
+            f"Jalan rusak Pandeglang {i}",
+            NOW - timedelta(days=i),
+            comments=[
+                (
+                    f"Ugz{i}a",
+                    "kapan diperbaiki",
+                    NOW - timedelta(hours=1),
+                    [(f"Ugz{i}a.r1", "sudah dilaporkan", NOW)],
+                ),
+                (f"Ugz{i}b", "parah", NOW - timedelta(hours=2), []),
+                (f"Ugz{i}c", "tiap tahun begini", NOW - timedelta(hours=3), []),
+            ],
+        )
+        for i in range(3)
+    ]
+    videos.append(Video("vidold", "lama", NOW - timedelta(days=30)))
+    api = YoutubeApi(videos, page_size=2)
+    try:
+        stream = YoutubeSearch(api.standin.url, YoutubeApi.KEY, "jalan rusak|pandeglang")
+        keys, cursor = _round(api.standin, stream, None)
+        assert sorted(keys) == sorted(
+            [f"youtube:{v.id}" for v in videos[:3]]
+            + [f"youtube:Ugz{i}{x}" for i in range(3) for x in "abc"]
+            + [f"youtube:Ugz{i}a.r1" for i in range(3)]
+        )
+        assert api.used == 2 * 100 + 3 * 2  # two search pages, two comment pages per video
+        assert cursor == {
+            "published_after": (videos[0].published + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        }
+        again, _ = _round(api.standin, stream, cursor)
+        assert again == []
+        request = stream.start(None, NOW - timedelta(days=7))
+        reply = next(
+            p
+            for p in stream.parse(stream._comments("vid0"), _ask(api.standin, stream._comments("vid0"))).posts
+            if p.id == "Ugz0a.r1"
+        )
+        assert reply.reply_to_id == "Ugz0a" and reply.conversation_id == "vid0" and request.cost == 100
+    finally:
+        api.standin.close()
+
+
+def test_youtube_quota_and_key_errors() -> None:
+    api = YoutubeApi([Video("v1", "x", NOW)], quota=150)
+    fetcher = Fetcher("youtube", "PANTAU_YOUTUBE_TOKEN", {}, 3, 1.0)
+    try:
+        search = YoutubeSearch(api.standin.url, YoutubeApi.KEY, "samsat")
+        fetcher.fetch(search.start(None, NOW - timedelta(days=1)))
+        with pytest.raises(QuotaSpent, match="quota is used"):
+            fetcher.fetch(search.start(None, NOW - timedelta(days=1)))
+        wrong = YoutubeSearch(api.standin.url, "nope", "samsat")
+        with pytest.raises(AccessDenied, match="PANTAU_YOUTUBE_TOKEN"):
+            fetcher.fetch(wrong.start(None, NOW - timedelta(days=1)))
+    finally:
+        fetcher.close()
+        api.standin.close()
+
+
+def test_facebook_reads_page_posts_and_only_new_comments_each_round() -> None:
+    posts = [
+        GraphItem(
+            f"123_{i}",
+            f"Info layanan Samsat {i}",
+            NOW - timedelta(days=i),
+            author=("123", "Samsat Banten"),
+            comments=[
+                GraphItem(f"123_{i}_c{j}", f"pertanyaan {j}", NOW - timedelta(hours=10 - j)) for j in range(3)
+            ],
+        )
+        for i in range(3)
+    ]
+    posts[0].comments.append(
+        GraphItem(
+            "123_0_r", "silakan DM", NOW - timedelta(hours=5), author=("123", "Samsat"), parent="123_0_c1"
+        )
+    )
+    api = FacebookApi("123", posts, page_size=2)
+    try:
+        stream = PageComments(api.standin.url, "123")
+        bearer = {"authorization": f"Bearer {FacebookApi.TOKEN}"}
+
+        def ask(request: Request) -> Response:
+            return _ask(
+                api.standin, Request(request.url, request.params, bearer, request.cost, request.context)
+            )
+
+        keys: list[str] = []
+        request: Request | None = stream.start(None, NOW - timedelta(days=7))
+        cursor = None
+        replies = {}
+        while request is not None:
+            page = stream.parse(request, ask(request))
+            keys += [p.key for p in page.posts]
+            pending = deque(page.follow)
+            while pending:
+                sub = stream.parse(pending[0], ask(pending.popleft()))
+                keys += [p.key for p in sub.posts]
+                replies.update({p.id: p.reply_to_id for p in sub.posts})
+                if sub.next:
+                    pending.append(sub.next)
+            cursor = page.cursor or cursor
+            request = page.next
+        assert sorted(keys) == sorted(
+            [f"facebook:123_{i}" for i in range(3)]
+            + [f"facebook:123_{i}_c{j}" for i in range(3) for j in range(3)]
+            + ["facebook:123_0_r"]
+        )
+        assert replies["123_0_r"] == "123_0_c1" and replies["123_1_c0"] == "123_1"
+        assert cursor and "comments_since" in cursor
+        # Next round: only the comment written since.
+        posts[2].comments.append(
+            GraphItem("123_2_new", "masih belum", datetime.now(UTC) + timedelta(seconds=5))
+        )
+        request = stream.start(cursor, NOW - timedelta(days=7))
+        later: list[str] = []
+        while request is not None:
+            page = stream.parse(request, ask(request))
+            later += [p.key for p in page.posts]
+            for follow in page.follow:
+                later += [p.key for p in stream.parse(follow, ask(follow)).posts]
+            request = page.next
+        assert later == ["facebook:123_2_new"]
+        with pytest.raises(AccessDenied, match="OAuthException"):
+            Fetcher("facebook", "PANTAU_FACEBOOK_TOKEN", {}, 3, 1.0).fetch(stream.start(None, NOW))
+    finally:
+        api.standin.close()
+
+
+def test_instagram_hashtag_search_then_recent_media() -> None:
+    stream = HashtagMedia("https://graph.example/v21.0", "1784", "samsatbanten")
+    first = stream.start(None, NOW - timedelta(days=7))
+    assert first.url.endswith("/ig_hashtag_search") and first.params["q"] == "samsatbanten"
+    found = stream.parse(
+        first, Response(200, {}, json.dumps({"data": [{"id": "17843853986012965"}]}).encode())
+    )
+    assert found.cursor == {"hashtag_id": "17843853986012965"} and found.next is not None
+    media = {
+        "data": [
+            {
+                "id": "17895695668004550",
+                "caption": "Antre di #samsatbanten",
+                "media_type": "IMAGE",
+                "timestamp": (NOW - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                "permalink": "https://www.instagram.com/p/abc/",
+                "comments_count": 2,
+                "like_count": 9,
+            }
+        ],
+        "paging": {"cursors": {"after": "QVFIU"}},
+    }
+    page = stream.parse(found.next, Response(200, {}, json.dumps(media).encode()))
+    (post,) = page.posts
+    assert post.key == "instagram:17895695668004550" and post.metrics and post.metrics.likes == 9
+    assert page.next is None and page.cursor and page.cursor["hashtag_id"] == "17843853986012965"
+    again = stream.start(page.cursor, NOW - timedelta(days=7))
+    assert stream.parse(again, Response(200, {}, json.dumps(media).encode())).posts == []
