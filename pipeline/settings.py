@@ -141,7 +141,10 @@ class Settings(BaseSettings):
     )
     queries_file: Path | None = Field(None, description="YAML adding or removing query terms")
     rss_feeds_file: Path | None = Field(None, description="news feeds: a URL per line")
-    ingest_port: int = Field(8088, ge=0, le=65535, description="port of `pantau ingest serve`")
+    ingest_host: str = Field("0.0.0.0", description="address `pantau ingest serve` listens on")
+    ingest_port: int = Field(
+        8088, ge=0, le=65535, description="port of `pantau ingest serve` (0: any free one)"
+    )
     ingest_token: SecretStr | None = Field(None, description="bearer token `pantau ingest serve` requires")
     x_api_base: str = "https://api.x.com"
     x_bearer_token: SecretStr | None = None

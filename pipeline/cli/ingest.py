@@ -147,6 +147,59 @@ def ingest_instagram(once: bool = typer.Option(False, "--once", help=ONCE_HELP))
 
 
 @app.command(
+    "serve", help="POST /ingest: JSON or NDJSON posts from other collectors, bearer PANTAU_INGEST_TOKEN."
+)
+def ingest_serve() -> None:
+    from kafka.errors import KafkaError
+
+    from pipeline.cli.endpoints import running_endpoints
+    from pipeline.kafka.producer import make_producer
+    from pipeline.kafka.topics import ensure_topics
+    from pipeline.sources.push import PATH, PushServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    settings = get_settings()
+    if settings.ingest_token is None or not settings.ingest_token.get_secret_value().strip():
+        console.print(
+            "[red]error:[/red] PANTAU_INGEST_TOKEN is not set: the endpoint takes posts only with a token"
+        )
+        raise typer.Exit(2)
+    endpoints = running_endpoints(settings, console)
+    try:
+        ensure_topics(settings, endpoints.kafka)
+        producer = make_producer(settings, endpoints.kafka)
+    except KafkaError as exc:
+        console.print(f"[red]error:[/red] Kafka at {endpoints.kafka}: {exc!r}")
+        raise typer.Exit(1) from None
+    try:
+        server = PushServer(
+            settings.ingest_host,
+            settings.ingest_port,
+            settings.ingest_token.get_secret_value(),
+            producer,
+            settings.topic_raw,
+        )
+    except OSError as exc:
+        producer.close()
+        console.print(
+            f"[red]error:[/red] cannot listen on {settings.ingest_host}:{settings.ingest_port}: {exc}"
+        )
+        raise typer.Exit(1) from None
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(
+        f"listening on http://{settings.ingest_host}:{server.port}{PATH} → {settings.topic_raw}",
+        soft_wrap=True,
+    )
+    try:
+        server.serve(stop)
+    finally:
+        producer.close()
+
+
+@app.command(
     "status", help="Each connector: state, last poll, posts fetched and sent, rate limit, quota, cursors."
 )
 def ingest_status(

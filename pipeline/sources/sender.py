@@ -20,20 +20,26 @@ class Sent:
     """(key, reason) of posts the pipeline would refuse: not sent, logged."""
 
 
+def encode_post(post: RawPost) -> tuple[str, bytes]:
+    """Key and value of a validated post, as ``pantau produce`` writes them (raises ``Rejected`` when the
+    message would be over the limit)."""
+    value = post.model_dump_json(exclude_none=True).encode()
+    check_message_size(value)
+    return post.key, value
+
+
 def send_posts(producer: KafkaProducer, topic: str, posts: list[RawPost]) -> Sent:
     """Send and wait for the broker's acknowledgement of every post (raises if one is not taken)."""
     outcome = Sent()
     futures = []
     for post in posts:
         try:
-            checked = validate_raw_post(post.model_dump(mode="json", exclude_none=True))
-            value = checked.model_dump_json(exclude_none=True).encode()
-            check_message_size(value)
+            key, value = encode_post(validate_raw_post(post.model_dump(mode="json", exclude_none=True)))
         except Rejected as exc:
             outcome.rejected.append((post.key, exc.reason))
             log.warning("not sent: %s: %s", post.key, exc.reason)
             continue
-        futures.append(producer.send(topic, key=checked.key.encode(), value=value))
+        futures.append(producer.send(topic, key=key.encode(), value=value))
     producer.flush()
     for future in futures:
         future.get(timeout=60)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -323,3 +324,67 @@ def test_youtube_and_facebook_send_posts_and_comments_once_and_a_second_round_ad
     finally:
         youtube.standin.close()
         facebook.standin.close()
+
+
+def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tmp_path: Path) -> None:
+    import http.client
+
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_INGEST_TOKEN="s3cret",
+        PANTAU_INGEST_PORT="0",
+        PANTAU_INGEST_HOST="127.0.0.1",
+    )
+    process = ingest.start("serve")
+    try:
+        assert process.stderr is not None
+        line = ""
+        deadline = time.monotonic() + 60
+        while "listening on" not in line and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            assert line or process.poll() is None, process.communicate(timeout=5)
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+
+        def post(
+            body: bytes, token: str | None = "s3cret", kind: str = "application/x-ndjson"
+        ) -> tuple[int, Any]:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            headers = {"content-type": kind}
+            if token:
+                headers["authorization"] = f"Bearer {token}"
+            try:
+                connection.request("POST", "/ingest", body=body, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                return answer.status, json.loads(data) if data else None
+            except (BrokenPipeError, ConnectionResetError):
+                return -1, None
+            finally:
+                connection.close()
+
+        post_a = {
+            "id": "p1",
+            "platform": "other",
+            "text": "PDAM mati di Ciledug",
+            "created_at": NOW.isoformat(),
+        }
+        body = "\n".join([json.dumps(post_a), '{"id": "p2"}', json.dumps({**post_a, "id": "p3"})]).encode()
+        status, answer = post(body)
+        assert status == 202, answer
+        assert answer["accepted"] == 2 and [r["line"] for r in answer["rejected"]] == [2]
+        assert sorted(key for key, _ in ingest.messages()) == ["other:p1", "other:p3"]  # there once answered
+
+        status, answer = post(b'{"id": "p4"}', kind="application/json")
+        assert status == 400 and answer["accepted"] == 0 and answer["rejected"][0]["line"] == 1
+        assert post(body, token=None)[0] == 401 and post(body, token="wrong")[0] == 401
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:  # the body is never read
+            raw.sendall(
+                b"POST /ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+                b"Content-Type: application/x-ndjson\r\nContent-Length: 10485761\r\n\r\n" + b" " * 65536
+            )
+            assert raw.recv(4096).startswith(b"HTTP/1.1 413 ")
+        assert len(ingest.messages()) == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)

@@ -455,3 +455,20 @@ def test_instagram_hashtag_search_then_recent_media() -> None:
     assert page.next is None and page.cursor and page.cursor["hashtag_id"] == "17843853986012965"
     again = stream.start(page.cursor, NOW - timedelta(days=7))
     assert stream.parse(again, Response(200, {}, json.dumps(media).encode())).posts == []
+
+
+def test_the_push_endpoint_reads_json_arrays_objects_and_ndjson_through_the_one_gate() -> None:
+    from pipeline.sources.push import read_body
+
+    good = {"id": "a1", "platform": "other", "text": "Samsat Cikokol antre", "created_at": NOW.isoformat()}
+    ndjson = "\n".join([json.dumps(good), '{"id": "b", "platform": "x"}', "", "not json", "[1]"]).encode()
+    outcome = read_body(ndjson, "application/x-ndjson")
+    assert [k for k, _ in outcome.accepted] == ["other:a1"]
+    assert [r["line"] for r in outcome.rejected] == [2, 4, 5]
+    assert "text" in outcome.rejected[0]["reason"] and "not JSON" in outcome.rejected[1]["reason"]
+    array = read_body(json.dumps([good, {**good, "id": "a2"}, 3]).encode(), "application/json")
+    assert [k for k, _ in array.accepted] == ["other:a1", "other:a2"]
+    assert array.rejected == [{"line": 3, "reason": "expected a JSON object, got int"}]
+    assert [k for k, _ in read_body(json.dumps(good).encode(), "").accepted] == ["other:a1"]
+    assert read_body(b"", "application/json").rejected == [{"line": 1, "reason": "no posts in the body"}]
+    assert "not UTF-8" in read_body(b"\xff\xfe{", "").rejected[0]["reason"]
