@@ -139,6 +139,7 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_QUOTA),
         description="requests (YouTube: quota units) per platform and UTC day, JSON",
     )
+    sources_file: Path | None = Field(None, description="YAML: the connectors `pantau up` runs")
     queries_file: Path | None = Field(None, description="YAML adding or removing query terms")
     rss_feeds_file: Path | None = Field(None, description="news feeds: a URL per line")
     ingest_host: str = Field("0.0.0.0", description="address `pantau ingest serve` listens on")
@@ -196,6 +197,25 @@ class Settings(BaseSettings):
             return timedelta(seconds=float(match.group(1)) * seconds)
         return value
 
+    @field_validator(
+        "x_bearer_token",
+        "mastodon_token",
+        "youtube_token",
+        "facebook_token",
+        "instagram_token",
+        "ingest_token",
+        "instagram_user_id",
+        "queries_file",
+        "rss_feeds_file",
+        "sources_file",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``PANTAU_X_BEARER_TOKEN=`` (a compose file's ``${VAR:-}``) means unset, not an empty token or
+        the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("ingest_quota", mode="after")
     @classmethod
     def _quota_defaults(cls, value: dict[str, int]) -> dict[str, int]:
@@ -210,6 +230,7 @@ class Settings(BaseSettings):
         "run_dir",
         "queries_file",
         "rss_feeds_file",
+        "sources_file",
     )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

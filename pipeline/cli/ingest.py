@@ -200,6 +200,28 @@ def ingest_serve() -> None:
 
 
 @app.command(
+    "all", help="Every connector in PANTAU_SOURCES_FILE, each restarted with back-off when it exits."
+)
+def ingest_all() -> None:
+    from pipeline.sources.services import SourcesFileError, read_sources, supervise
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    settings = get_settings()
+    if settings.sources_file is None:
+        console.print("[red]error:[/red] PANTAU_SOURCES_FILE is not set (YAML: connectors: [x, rss, serve])")
+        raise typer.Exit(2)
+    try:
+        names = read_sources(settings.sources_file)
+    except SourcesFileError as exc:
+        console.print(f"[red]error:[/red] PANTAU_SOURCES_FILE: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    supervise(names, stop)
+
+
+@app.command(
     "status", help="Each connector: state, last poll, posts fetched and sent, rate limit, quota, cursors."
 )
 def ingest_status(

@@ -13,7 +13,7 @@ from pipeline.embedded.process import ServerError
 from pipeline.embedded.stack import EmbeddedStack, StackState, resolve_endpoints, wait_for_worker_log
 from pipeline.embedded.supervisor import WorkerExit
 from pipeline.health import read_health
-from pipeline.settings import get_settings
+from pipeline.settings import Settings, get_settings
 
 console = Console(width=None if Console().is_terminal else 140)
 WORKER_START_TIMEOUT = 300.0
@@ -89,6 +89,7 @@ def up() -> None:
     endpoints = state.endpoints
     console.print(f"kafka          {endpoints.kafka}\nelasticsearch  {endpoints.elasticsearch}")
     console.print(f"worker pid     {worker.pid} (log {worker.log}; supervised, restarted if it exits)")
+    _start_connectors(settings, endpoints.kafka, endpoints.elasticsearch)
     console.print(f"stop with: pantau down    (run dir {stack.run_dir})")
 
 
@@ -233,6 +234,7 @@ def down() -> None:
         ("Elasticsearch", state.elasticsearch),
     ]
     running = [name for name, server in parts if server and server.alive()]
+    running += ["the connectors"] if _stop_connectors(stack.settings) else []
     stack.stop()
     console.print(
         f"stopped {', '.join(running) or 'nothing (all had exited)'} "
@@ -264,3 +266,20 @@ def worker() -> None:
     console.print(f"model {model.model_version} loaded ({settings.model_backend})")
     app = create_app(settings, endpoints, model)
     Worker(app, loglevel=settings.worker_log_level, quiet=True).execute_from_commandline()
+
+
+def _start_connectors(settings: Settings, kafka: str, elasticsearch: str) -> None:
+    """The connectors of ``PANTAU_SOURCES_FILE`` (``pipeline/sources/services.py``), after the worker."""
+    from pipeline.sources.services import SourcesFileError, start_in_background
+
+    try:
+        console.print(start_in_background(settings, kafka, elasticsearch), soft_wrap=True)
+    except SourcesFileError as exc:
+        console.print(f"[red]error:[/red] PANTAU_SOURCES_FILE: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _stop_connectors(settings: Settings) -> bool:
+    from pipeline.sources.services import stop_background
+
+    return stop_background(settings)

@@ -103,6 +103,20 @@ class Ingest:
         return {k: v["cursor"] for k, v in json.loads(path.read_text()).items()}
 
 
+def _processes(run_dir: Path, word: bytes) -> list[int]:
+    """Processes of ``run_dir`` whose command line has ``word`` (one that ends meanwhile is left out)."""
+    from tests.integration.conftest import processes_of
+
+    found = []
+    for pid in processes_of(run_dir):
+        try:
+            if word in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def _queries_file(tmp_path: Path, text: str) -> str:
     path = tmp_path / "queries.yaml"
     path.write_text(text)
@@ -388,3 +402,110 @@ def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tm
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_ingest_all_runs_the_sources_file_s_connectors_and_restarts_one_that_dies(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    import http.client
+
+    from tests.integration.conftest import processes_of
+
+    articles = [
+        Article("https://news.example/a", "Sampah menumpuk di Cilegon", "DLH", NOW - timedelta(hours=1))
+    ]
+    news = NewsFeed(articles)
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text(f"{news.standin.url}/rss\n")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("connectors: [rss, serve]\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_SOURCES_FILE=str(sources),
+        PANTAU_RSS_FEEDS_FILE=str(feeds),
+        PANTAU_INGEST_POLL_INTERVAL="1",
+        PANTAU_INGEST_TOKEN="s3cret",
+        PANTAU_INGEST_HOST="127.0.0.1",
+        PANTAU_INGEST_PORT=str(port),
+    )
+    run_dir = Path(ingest.env["PANTAU_RUN_DIR"])
+    process = ingest.start("all")
+
+    def serve_answers() -> bool:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+
+    def wait(condition: Any, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.3)
+
+    try:
+        wait(serve_answers, "the push endpoint never answered")
+        wait(lambda: len(ingest.messages()) == 1, "the feed's post never arrived")
+        serve = _processes(run_dir, b"serve")
+        assert len(serve) == 1
+        os.kill(serve[0], signal.SIGKILL)
+        wait(lambda: not serve_answers(), "the killed endpoint still answered", 10)
+        wait(serve_answers, "the endpoint was not started again")
+        assert len(ingest.messages()) == 1  # the feed, polled every second, sent its post once
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        news.standin.close()
+    assert processes_of(run_dir) == []
+
+
+def test_pantau_up_starts_the_connectors_and_down_stops_them(pipeline: Pipeline, tmp_path: Path) -> None:
+    from pipeline.sources.services import stop_background
+
+    news = NewsFeed(
+        [Article("https://news.example/up", "Antrean RSUD Serang", "warga", NOW - timedelta(hours=2))]
+    )
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text(f"{news.standin.url}/rss\n")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("connectors: [rss]\n")
+    ingest = Ingest(pipeline, tmp_path, PANTAU_SOURCES_FILE=str(sources), PANTAU_RSS_FEEDS_FILE=str(feeds))
+    # `pantau up` of the session's stack (it finds the servers and the worker running), with a sources file.
+    ingest.env["PANTAU_RUN_DIR"] = str(pipeline.settings.run_dir)
+    for name in ("PANTAU_KAFKA_BOOTSTRAP", "PANTAU_ES_URL"):
+        ingest.env.pop(name)
+    try:
+        up = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "up"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=ingest.env,
+        )
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "connectors     rss (pid" in up.stdout, up.stdout
+        deadline = time.monotonic() + 60
+        while len(ingest.messages()) < 1:
+            assert time.monotonic() < deadline, (
+                pipeline.settings.run_dir / "logs" / "connectors.log"
+            ).read_text()
+        again = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "up"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=ingest.env,
+        )
+        assert "connectors     already running" in again.stdout, again.stdout
+        connectors = _processes(pipeline.settings.run_dir, b"ingest")
+        assert len(connectors) == 2  # `pantau ingest all` and its `pantau ingest rss`
+    finally:
+        assert stop_background(pipeline.settings)  # what `pantau down` does first
+        news.standin.close()
+    assert _processes(pipeline.settings.run_dir, b"ingest") == []

@@ -472,3 +472,14 @@ def test_the_push_endpoint_reads_json_arrays_objects_and_ndjson_through_the_one_
     assert [k for k, _ in read_body(json.dumps(good).encode(), "").accepted] == ["other:a1"]
     assert read_body(b"", "application/json").rejected == [{"line": 1, "reason": "no posts in the body"}]
     assert "not UTF-8" in read_body(b"\xff\xfe{", "").rejected[0]["reason"]
+
+
+def test_the_sources_file_names_known_connectors(tmp_path: Path) -> None:
+    from pipeline.sources.services import SourcesFileError, read_sources
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("connectors: [x, rss, x, serve]\n")
+    assert read_sources(sources) == ["x", "rss", "serve"]
+    sources.write_text("connectors: [tiktok]\n")
+    with pytest.raises(SourcesFileError, match=r"connectors\.0"):
+        read_sources(sources)
