@@ -7,7 +7,7 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -21,6 +21,8 @@ class Seen:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    method: str = "GET"
+    body: bytes = b""
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Answer:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    chunks: Iterator[bytes] | None = None
+    """A streamed body (no length; the connection closes after it), written chunk by chunk."""
 
 
 def json_answer(status: int, body: Any, **headers: str) -> Answer:
@@ -48,12 +52,18 @@ class StandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.do_GET()
+
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
+                length = int(self.headers.get("content-length") or 0)
                 seen = Seen(
                     parts.path,
                     {k: v[-1] for k, v in parse_qs(parts.query).items()},
                     {k.lower(): v for k, v in self.headers.items()},
+                    self.command,
+                    self.rfile.read(length) if length else b"",
                 )
                 stand_in.seen.append(seen)
                 if stand_in.hold is not None and stand_in.hold(seen):
@@ -63,6 +73,12 @@ class StandIn:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
+                if answer.chunks is not None:
+                    self.end_headers()
+                    for chunk in answer.chunks:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                    return
                 self.send_header("content-length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
@@ -132,6 +148,13 @@ class XApi:
     def __init__(self, tweets: list[Tweet], page_size: int = 3) -> None:
         self.tweets = tweets
         self.page_size = page_size
+        self.rules: list[dict[str, str]] = []
+        self.connections: list[list[Tweet]] = []
+        """What each stream connection sends before it ends; the last one then keeps the connection open
+        with keep-alives until the stand-in closes."""
+        self.connected = 0
+        self.written_while_away: dict[int, list[Tweet]] = {}
+        """Tweets that become searchable when connection N ends (written while the client reconnects)."""
         self.users = {"2244994945": {"id": "2244994945", "name": "Samsat Banten", "username": "samsatbanten"}}
         self.standin = StandIn(self.handle)
 
@@ -140,6 +163,10 @@ class XApi:
             return json_answer(
                 401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
             )
+        if seen.path == "/2/tweets/search/stream/rules":
+            return self._rules(seen)
+        if seen.path == "/2/tweets/search/stream":
+            return self._stream()
         if seen.path != "/2/tweets/search/recent":
             return json_answer(404, {"title": "Not Found Error", "status": 404})
         query = seen.params.get("query", "")
@@ -181,6 +208,55 @@ class XApi:
                 "x-rate-limit-reset": str(int(time.time() + 900)),
             },
         )
+
+    def _rules(self, seen: Seen) -> Answer:
+        """``GET``/``POST /2/tweets/search/stream/rules`` (add with ids assigned, delete by id)."""
+        if seen.method == "GET":
+            body: dict[str, Any] = {
+                "meta": {"sent": "2026-12-03T09:00:00.000Z", "result_count": len(self.rules)}
+            }
+            if self.rules:
+                body["data"] = self.rules
+            return json_answer(200, body)
+        request = json.loads(seen.body)
+        if "delete" in request:
+            ids = set(request["delete"]["ids"])
+            deleted = [r for r in self.rules if r["id"] in ids]
+            self.rules = [r for r in self.rules if r["id"] not in ids]
+            summary = {"deleted": len(deleted), "not_deleted": len(ids) - len(deleted)}
+            return json_answer(200, {"meta": {"sent": "2026-12-03T09:00:00.000Z", "summary": summary}})
+        added = []
+        for rule in request["add"]:
+            added.append({"id": str(1_800_000_000_000_000_000 + len(self.rules) + len(added)), **rule})
+        self.rules += added
+        summary = {"created": len(added), "not_created": 0, "valid": len(added), "invalid": 0}
+        return json_answer(
+            201, {"data": added, "meta": {"sent": "2026-12-03T09:00:00.000Z", "summary": summary}}
+        )
+
+    def _stream(self) -> Answer:
+        """``GET /2/tweets/search/stream``: one JSON object per line (``data``, ``includes``,
+        ``matching_rules``), ``\r\n`` keep-alives between."""
+        number = self.connected
+        self.connected += 1
+        sending = self.connections[number] if number < len(self.connections) else []
+        last = number >= len(self.connections) - 1
+        rules = [{"id": r["id"], "tag": r["tag"]} for r in self.rules[:1]]
+
+        def lines() -> Iterator[bytes]:
+            for tweet in sending:
+                message = {
+                    "data": self._tweet(tweet),
+                    "includes": {"users": [self.users[tweet.author_id]]},
+                    "matching_rules": rules,
+                }
+                yield json.dumps(message).encode() + b"\r\n"
+                yield b"\r\n"
+            self.tweets += self.written_while_away.get(number, [])
+            while last and not self.standin.release.wait(0.3):
+                yield b"\r\n"
+
+        return Answer(200, headers={"content-type": "application/json"}, chunks=lines())
 
     @staticmethod
     def _tweet(t: Tweet) -> dict[str, Any]:

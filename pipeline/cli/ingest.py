@@ -18,6 +18,7 @@ from pipeline.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pipeline.sources.queries import Terms
+    from pipeline.sources.runner import Runner
 
 app = typer.Typer(
     help="Collect posts from X, Mastodon, news feeds … into the raw topic.", no_args_is_help=True
@@ -38,7 +39,11 @@ def _terms(settings: Settings) -> Terms:
         raise typer.Exit(2) from None
 
 
-def _run(build: Callable[[Settings], object], once: bool) -> None:
+def _run(
+    build: Callable[[Settings], object],
+    once: bool,
+    action: Callable[[Runner, Settings, threading.Event], None] | None = None,
+) -> None:
     from kafka.errors import KafkaError
 
     from pipeline.cli.endpoints import running_endpoints
@@ -70,7 +75,9 @@ def _run(build: Callable[[Settings], object], once: bool) -> None:
     runner = Runner(settings, endpoints.kafka, connector, producer, stop)
     runner.log_queries()
     try:
-        if once:
+        if action is not None:
+            action(runner, settings, stop)
+        elif once:
             report = runner.run_round()
             console.print(
                 f"{connector.name}: fetched {report.fetched}, sent {report.sent} to {settings.topic_raw}, "
@@ -91,11 +98,35 @@ def _run(build: Callable[[Settings], object], once: bool) -> None:
 
 
 @app.command("x", help="X recent search for the gazetteer's queries and from: the agencies' accounts.")
-def ingest_x(once: bool = typer.Option(False, "--once", help=ONCE_HELP)) -> None:
+def ingest_x(
+    once: bool = typer.Option(False, "--once", help=ONCE_HELP),
+    stream: bool = typer.Option(
+        False,
+        "--stream",
+        help="filtered stream (rules kept to the queries; a recent-search round before each connection)",
+    ),
+) -> None:
     from pipeline.sources.queries import x_queries
     from pipeline.sources.x import x_connector
 
-    _run(lambda s: x_connector(s, x_queries(_terms(s))), once)
+    if once and stream:
+        console.print("[red]error:[/red] --once and --stream exclude each other (a stream has no end)")
+        raise typer.Exit(2)
+
+    def streaming(runner: Runner, settings: Settings, stop: threading.Event) -> None:
+        from pipeline.sources.xstream import FilteredStream
+
+        assert settings.x_bearer_token is not None  # x_connector checked it
+        queries = [s.description for s in runner.connector.streams]
+        filtered = FilteredStream(
+            runner, settings.x_api_base, settings.x_bearer_token.get_secret_value(), queries, stop
+        )
+        try:
+            filtered.run()
+        finally:
+            filtered.close()
+
+    _run(lambda s: x_connector(s, x_queries(_terms(s))), once, streaming if stream else None)
 
 
 @app.command("mastodon", help="Mastodon tag timelines of the Banten hashtags and place names.")

@@ -96,10 +96,10 @@ class Runner:
                     break
                 log.error("%s", exc)
             self.metrics.state = "idle"
-            self._write()
+            self.save_metrics()
             self.stop.wait(self.settings.ingest_poll_interval)
         self.metrics.state = "stopped"
-        self._write()
+        self.save_metrics()
 
     def run_round(self) -> RoundReport:
         report = RoundReport()
@@ -121,11 +121,11 @@ class Runner:
         except SourceError as exc:
             self.metrics.last_error = str(exc)
             self.metrics.state = "failed"
-            self._write()
+            self.save_metrics()
             raise
         else:
             self.metrics.last_error = None
-        self._write()
+        self.save_metrics()
         return report
 
     def _run_stream(self, stream: Stream, since: datetime, report: RoundReport) -> None:
@@ -155,7 +155,7 @@ class Runner:
                 self.loaded[stream.key] = page.cursor
                 self.metrics.cursors[stream.key] = page.cursor
             self.metrics.last_poll = datetime.now(UTC)
-            self._write()
+            self.save_metrics()
             request = page.next
 
     def _fetch(self, stream: Stream, request: Request) -> Page:
@@ -173,9 +173,9 @@ class Runner:
 
     def _waiting(self) -> None:
         self.metrics.state = "waiting"
-        self._write()
+        self.save_metrics()
 
-    def _write(self) -> None:
+    def save_metrics(self) -> None:
         rate = self.fetcher.rate
         self.metrics.rate_limit = RateLimit(
             remaining=rate.remaining,

@@ -86,6 +86,8 @@ class Ingest:
         )
         try:
             partitions = [TopicPartition(self.raw, p) for p in consumer.partitions_for_topic(self.raw) or []]
+            if not partitions:
+                return []  # not created yet
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)
             found: list[tuple[str, dict[str, Any]]] = []
@@ -509,3 +511,54 @@ def test_pantau_up_starts_the_connectors_and_down_stops_them(pipeline: Pipeline,
         assert stop_background(pipeline.settings)  # what `pantau down` does first
         news.standin.close()
     assert _processes(pipeline.settings.run_dir, b"ingest") == []
+
+
+def test_x_stream_keeps_its_rules_and_fills_the_gap_of_a_disconnect(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from pipeline.sources.xstream import GAP_MARGIN, id_at, id_time, rule_tag
+
+    def tweet(minutes_ago: float, text: str, searchable: bool = False) -> Tweet:
+        at = NOW - timedelta(minutes=minutes_ago)
+        return Tweet(int(id_at(at)) + 5, text, at, query_word="cikokol" if searchable else "")
+
+    before = tweet(120, "samsat cikokol antre sejak pagi", searchable=True)
+    s1, s2 = tweet(15, "stream: samsat cikokol 1"), tweet(10, "stream: samsat cikokol 2")
+    missed = tweet(5, "samsat cikokol ditulis saat terputus", searchable=True)
+    s3 = tweet(1, "stream: samsat cikokol 3")
+    api = XApi([before])
+    api.connections = [[s1, s2], [s3]]
+    api.written_while_away = {0: [missed]}
+    query = '("samsat cikokol") -is:retweet'
+    api.rules = [
+        {"id": "11", "value": "kucing lucu", "tag": "another-app"},
+        {"id": "12", "value": "old", "tag": "pantau:0123456789abcdef"},
+    ]
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_X_API_BASE=api.standin.url,
+        PANTAU_X_BEARER_TOKEN=XApi.TOKEN,
+        PANTAU_QUERIES_FILE=_queries_file(tmp_path, "replace: true\nadd:\n  specific: [samsat cikokol]\n"),
+    )
+    process = ingest.start("x", "--stream")
+    try:
+        deadline = time.monotonic() + 90
+        while len({key for key, _ in ingest.messages()}) < 5:
+            assert time.monotonic() < deadline and process.poll() is None, (
+                process.poll(),
+                [key for key, _ in ingest.messages()],
+            )
+        assert {key for key, _ in ingest.messages()} == {f"x:{t.id}" for t in (before, s1, s2, missed, s3)}
+        assert api.rules == [
+            {"id": "11", "value": "kucing lucu", "tag": "another-app"},
+            {"id": api.rules[1]["id"], "value": query, "tag": rule_tag(query)},
+        ]
+        searches = [s.params for s in api.standin.seen if s.path == "/2/tweets/search/recent"]
+        assert "start_time" in searches[0]
+        assert searches[1]["since_id"] == id_at(id_time(str(s2.id)) - GAP_MARGIN)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=90)
+        api.standin.close()
+    assert process.returncode == 0, err

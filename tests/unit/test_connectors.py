@@ -483,3 +483,21 @@ def test_the_sources_file_names_known_connectors(tmp_path: Path) -> None:
     sources.write_text("connectors: [tiktok]\n")
     with pytest.raises(SourcesFileError, match=r"connectors\.0"):
         read_sources(sources)
+
+
+def test_stream_rules_become_exactly_the_queries_and_leave_other_rules_alone() -> None:
+    from pipeline.sources.xstream import id_at, id_time, plan_rules, rule_tag
+
+    existing = [
+        {"id": "1", "value": "kucing lucu", "tag": "other-app"},
+        {"id": "2", "value": "old query", "tag": "pantau:0123456789abcdef"},
+        {"id": "3", "value": "(samsat) -is:retweet", "tag": rule_tag("(samsat) -is:retweet")},
+    ]
+    plan = plan_rules(existing, ["(samsat) -is:retweet", "(bpbd) -is:retweet"])
+    assert plan.delete == ["2"] and plan.add == [
+        {"value": "(bpbd) -is:retweet", "tag": rule_tag("(bpbd) -is:retweet")}
+    ]
+    assert plan_rules(existing, ["(samsat) -is:retweet", "a", "b"], limit=3).dropped == ["b"]
+    moment = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    assert id_time(id_at(moment)) == moment
+    assert id_time("1346889436626259968").year == 2021  # an id from X's documentation
