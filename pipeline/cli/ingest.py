@@ -299,6 +299,8 @@ def ingest_status(
         quota = f"{m.quota.used}/{m.quota.budget}" if m.quota else "—"
         poll = m.last_poll.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if m.last_poll else "never"
         state = m.state + (f" ({m.last_error})" if m.last_error else "")
+        if m.state == "idle" and m.next_round:
+            state += f", next round {m.next_round.astimezone(UTC):%H:%M:%S}"
         cursors = "\n".join(f"{k}: {json.dumps(v)}" for k, v in sorted(m.cursors.items())) or "—"
         table.add_row(
             m.connector, state, poll, str(m.fetched), str(m.sent), str(m.rejected), rate, quota, cursors

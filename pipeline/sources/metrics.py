@@ -34,6 +34,7 @@ class ConnectorMetrics(BaseModel):
     pid: int | None = None
     started_at: datetime | None = None
     last_poll: datetime | None = None
+    next_round: datetime | None = None
     last_error: str | None = None
     state: str = "idle"
     """``polling``, ``waiting`` (rate limit or back-off), ``idle`` between rounds, ``stopped``,

@@ -7,7 +7,7 @@ import os
 import threading
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaProducer
 
@@ -34,6 +34,14 @@ class RoundReport:
     sent: int = 0
     rejected: int = 0
     quota_spent: bool = False
+
+
+def pause_after(cost: int, budget: int, poll_interval: float) -> float:
+    """Seconds until the next round: the poll interval, or longer where rounds that cost this much would
+    spend the day's budget before the day ends (the budget is spread over the day, not spent by morning)."""
+    if budget <= 0:
+        return poll_interval
+    return max(poll_interval, cost * 86_400 / budget)
 
 
 class Runner:
@@ -87,6 +95,7 @@ class Runner:
         from pipeline.sources.connector import AccessDenied
 
         while not self.stop.is_set():
+            used = self.metrics.quota.used if self.metrics.quota else 0
             try:
                 self.run_round()
             except AccessDenied:
@@ -95,9 +104,13 @@ class Runner:
                 if self.stop.is_set():
                     break
                 log.error("%s", exc)
+            quota = self.metrics.quota
+            cost = quota.used - used if quota and quota.used >= used else 0  # a new day resets the count
+            pause = pause_after(cost, quota.budget if quota else 0, self.settings.ingest_poll_interval)
             self.metrics.state = "idle"
+            self.metrics.next_round = datetime.now(UTC) + timedelta(seconds=pause)
             self.save_metrics()
-            self.stop.wait(self.settings.ingest_poll_interval)
+            self.stop.wait(pause)
         self.metrics.state = "stopped"
         self.save_metrics()
 

@@ -501,3 +501,12 @@ def test_stream_rules_become_exactly_the_queries_and_leave_other_rules_alone() -
     moment = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
     assert id_time(id_at(moment)) == moment
     assert id_time("1346889436626259968").year == 2021  # an id from X's documentation
+
+
+def test_rounds_are_spaced_so_the_daily_budget_lasts_the_day() -> None:
+    from pipeline.sources.runner import pause_after
+
+    assert pause_after(34, 900, 60) == pytest.approx(34 * 86_400 / 900)  # X: about 54 minutes
+    assert pause_after(1, 5_000, 60) == 60  # cheap rounds: the poll interval
+    assert pause_after(1400, 10_000, 60) == pytest.approx(12_096)  # YouTube searches
+    assert pause_after(5, 0, 60) == 60
