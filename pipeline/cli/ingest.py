@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Collect posts from X, Mastodon, news feeds … into the raw topic.", no_args_is_help=True
 )
 console = Console(stderr=True)
-out = Console(width=None if Console().is_terminal else 160)
+out = Console(width=None if Console().is_terminal else 160, emoji=False, markup=False)  # cursors hold ":"
 
 ONCE_HELP = "one round until caught up, then exit (default: run until stopped)"
 
@@ -79,6 +79,9 @@ def _run(
             action(runner, settings, stop)
         elif once:
             report = runner.run_round()
+            if runner.metrics.state == "polling":  # done, not failed or out of quota
+                runner.metrics.state = "stopped"
+                runner.save_metrics()
             console.print(
                 f"{connector.name}: fetched {report.fetched}, sent {report.sent} to {settings.topic_raw}, "
                 f"refused {report.rejected}" + ("; today's quota is used" if report.quota_spent else ""),
