@@ -59,8 +59,6 @@ class Page:
     """Requests for the items of this page (a video's comments): done before the cursor is saved."""
     cursor: Cursor | None = None
     """None keeps the cursor as it was."""
-    deleted: list[str] = field(default_factory=list)
-    """Keys (platform:id) of posts the platform says were deleted."""
     skipped: int = 0
     """Items the page held that are not posts (a reblog, an item with no text)."""
 

@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from pipeline.sources.sender import encode_post
-from pipeline.validation import Rejected, parse_json, validate_raw_post
+from pipeline.validation import Rejected, deleted_post_key, parse_json, validate_raw_post
 
 log = logging.getLogger("pantau.ingest")
 
@@ -26,8 +26,8 @@ PATH = "/ingest"
 
 @dataclass
 class Outcome:
-    accepted: list[tuple[str, bytes]] = field(default_factory=list)
-    """(key, value) of the posts to send."""
+    accepted: list[tuple[str, bytes | None]] = field(default_factory=list)
+    """(key, value) of the posts to send; value None for a deletion (a tombstone)."""
     rejected: list[dict[str, Any]] = field(default_factory=list)
     """``{"line": L, "reason": R}``: the line of NDJSON, or the 1-based position in a JSON array."""
 
@@ -68,6 +68,15 @@ def read_body(body: bytes, content_type: str) -> Outcome:
             error = f"expected a JSON object, got {type(item).__name__}"
         if error is not None:
             outcome.rejected.append({"line": line, "reason": error})
+            continue
+        if item.get("deleted") is True:  # {"id", "platform", "deleted": true}: the post was deleted
+            key = deleted_post_key(f"{item.get('platform')}:{item.get('id')}".encode(), None)
+            if key is None:
+                outcome.rejected.append(
+                    {"line": line, "reason": "a deletion needs the post's id and platform"}
+                )
+            else:
+                outcome.accepted.append((key, None))
             continue
         try:
             outcome.accepted.append(encode_post(validate_raw_post(item)))

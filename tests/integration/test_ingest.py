@@ -562,3 +562,73 @@ def test_x_stream_keeps_its_rules_and_fills_the_gap_of_a_disconnect(
         _, err = process.communicate(timeout=90)
         api.standin.close()
     assert process.returncode == 0, err
+
+
+def test_a_deletion_pushed_for_an_indexed_post_removes_it_and_tombstones_the_enriched_topic(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    import http.client
+
+    from pipeline.tracking import wait_processed
+    from tests.integration.conftest import make_post
+
+    key = pipeline.send_post(make_post("Samsat Cikokol antre panjang, tolong ditambah loket"))
+    tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, [key], timeout=180)
+    assert tally.indexed == 1, tally
+    assert pipeline.document(key)["text"].startswith("Samsat Cikokol")
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_INGEST_TOKEN="s3cret",
+        PANTAU_INGEST_PORT="0",
+        PANTAU_INGEST_HOST="127.0.0.1",
+        PANTAU_TOPIC_RAW=pipeline.settings.topic_raw,
+    )
+    process = ingest.start("serve")
+    try:
+        assert process.stderr is not None
+        line = ""
+        while "listening on" not in line:
+            line = process.stderr.readline()
+            assert line, process.communicate(timeout=5)
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        platform, post_id = key.split(":", 1)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        body = json.dumps({"id": post_id, "platform": platform, "deleted": True})
+        connection.request(
+            "POST",
+            "/ingest",
+            body=body,
+            headers={"authorization": "Bearer s3cret", "content-type": "application/json"},
+        )
+        answer = connection.getresponse()
+        assert answer.status == 202 and json.loads(answer.read())["accepted"] == 1
+        connection.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 120
+    while True:
+        pipeline.es.indices.refresh(index=pipeline.settings.index_alias)
+        found = pipeline.es.search(index=pipeline.settings.index_alias, query={"ids": {"values": [key]}})
+        if not found["hits"]["hits"]:
+            break
+        assert time.monotonic() < deadline, "the deleted post is still in the index"
+        time.sleep(1)
+    consumer = KafkaConsumer(
+        **kafka_python_config(pipeline.settings, pipeline.endpoints.kafka), enable_auto_commit=False
+    )
+    try:
+        topic = pipeline.settings.topic_enriched
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        values = []
+        idle = time.monotonic()
+        while time.monotonic() - idle < 3:
+            for records in consumer.poll(timeout_ms=500).values():
+                idle = time.monotonic()
+                values += [r.value for r in records if r.key == key.encode()]
+    finally:
+        consumer.close()
+    assert len(values) == 2 and values[0] is not None and values[1] is None  # the post, then its tombstone

@@ -510,3 +510,15 @@ def test_rounds_are_spaced_so_the_daily_budget_lasts_the_day() -> None:
     assert pause_after(1, 5_000, 60) == 60  # cheap rounds: the poll interval
     assert pause_after(1400, 10_000, 60) == pytest.approx(12_096)  # YouTube searches
     assert pause_after(5, 0, 60) == 60
+
+
+def test_the_push_endpoint_takes_deletions_as_tombstones() -> None:
+    from pipeline.sources.push import read_body
+
+    body = (
+        b'{"id": "1346889436626259968", "platform": "x", "deleted": true}\n'
+        b'{"id": "a b", "platform": "x", "deleted": true}\n'
+    )
+    outcome = read_body(body, "application/x-ndjson")
+    assert outcome.accepted == [("x:1346889436626259968", None)]
+    assert outcome.rejected == [{"line": 2, "reason": "a deletion needs the post's id and platform"}]
