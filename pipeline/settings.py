@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     ingest_token: SecretStr | None = Field(None, description="bearer token `pantau ingest serve` requires")
     x_api_base: str = "https://api.x.com"
     x_bearer_token: SecretStr | None = None
+    x_compliance_interval: float = Field(
+        86_400.0, gt=0, description="seconds between X compliance checks (`pantau ingest x --compliance`)"
+    )
     mastodon_api_base: str = "https://mastodon.social"
     mastodon_token: SecretStr | None = None
     youtube_api_base: str = "https://www.googleapis.com/youtube/v3"

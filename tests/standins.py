@@ -55,6 +55,9 @@ class StandIn:
             def do_POST(self) -> None:
                 self.do_GET()
 
+            def do_PUT(self) -> None:
+                self.do_GET()
+
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("content-length") or 0)
@@ -153,16 +156,24 @@ class XApi:
         """What each stream connection sends before it ends; the last one then keeps the connection open
         with keep-alives until the stand-in closes."""
         self.connected = 0
+        self.deleted: dict[str, str] = {}
+        """Post id → reason (``deleted``, ``suspended`` …) the compliance job reports."""
+        self.uploaded: list[str] = []
+        self.job_polls = 0
         self.written_while_away: dict[int, list[Tweet]] = {}
         """Tweets that become searchable when connection N ends (written while the client reconnects)."""
         self.users = {"2244994945": {"id": "2244994945", "name": "Samsat Banten", "username": "samsatbanten"}}
         self.standin = StandIn(self.handle)
 
     def handle(self, seen: Seen) -> Answer:
+        if seen.path.startswith("/storage/"):  # the signed upload/download URLs: no token
+            return self._storage(seen)
         if seen.headers.get("authorization") != f"Bearer {self.TOKEN}":
             return json_answer(
                 401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
             )
+        if seen.path.startswith("/2/compliance/jobs"):
+            return self._compliance(seen)
         if seen.path == "/2/tweets/search/stream/rules":
             return self._rules(seen)
         if seen.path == "/2/tweets/search/stream":
@@ -208,6 +219,48 @@ class XApi:
                 "x-rate-limit-reset": str(int(time.time() + 900)),
             },
         )
+
+    def _compliance(self, seen: Seen) -> Answer:
+        """``POST /2/compliance/jobs`` (``created``) and ``GET /2/compliance/jobs/:id`` (``complete`` once the
+        ids were uploaded)."""
+        status = "created"
+        if seen.method == "GET":
+            self.job_polls += 1
+            status = "complete" if self.uploaded else "in_progress"
+        job = {
+            "id": "1372966999991541762",
+            "type": "tweets",
+            "name": "pantau",
+            "status": status,
+            "resumable": False,
+            "created_at": "2026-12-03T09:00:00.000Z",
+            "upload_url": f"{self.standin.url}/storage/upload",
+            "upload_expires_at": "2026-12-03T09:15:00.000Z",
+            "download_url": f"{self.standin.url}/storage/download",
+            "download_expires_at": "2026-12-10T09:00:00.000Z",
+        }
+        return json_answer(200, {"data": job})
+
+    def _storage(self, seen: Seen) -> Answer:
+        if "authorization" in seen.headers:
+            return Answer(400, b"<Error><Code>InvalidArgument</Code></Error>")
+        if seen.method == "PUT":
+            self.uploaded = seen.body.decode().split()
+            return Answer(200)
+        lines = [
+            json.dumps(
+                {
+                    "id": i,
+                    "action": "delete",
+                    "created_at": "2026-11-20T08:30:00.000Z",
+                    "redacted_at": "2026-12-01T00:00:00.000Z",
+                    "reason": self.deleted[i],
+                }
+            )
+            for i in self.uploaded
+            if i in self.deleted
+        ]
+        return Answer(200, "\n".join(lines).encode())
 
     def _rules(self, seen: Seen) -> Answer:
         """``GET``/``POST /2/tweets/search/stream/rules`` (add with ids assigned, delete by id)."""

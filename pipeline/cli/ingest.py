@@ -108,6 +108,9 @@ def ingest_x(
         "--stream",
         help="filtered stream (rules kept to the queries; a recent-search round before each connection)",
     ),
+    compliance: bool = typer.Option(
+        False, "--compliance", help="batch compliance: remove the indexed posts X reports deleted (daily)"
+    ),
 ) -> None:
     from pipeline.sources.queries import x_queries
     from pipeline.sources.x import x_connector
@@ -115,6 +118,33 @@ def ingest_x(
     if once and stream:
         console.print("[red]error:[/red] --once and --stream exclude each other (a stream has no end)")
         raise typer.Exit(2)
+    if compliance and stream:
+        console.print("[red]error:[/red] --compliance and --stream are two processes: run them apart")
+        raise typer.Exit(2)
+
+    def checking(runner: Runner, settings: Settings, stop: threading.Event) -> None:
+        from pipeline.cli.endpoints import running_endpoints
+        from pipeline.sinks.elasticsearch import sync_client
+        from pipeline.sources.xcompliance import ComplianceCheck
+
+        assert settings.x_bearer_token is not None  # x_connector checked it
+        es = sync_client(settings, running_endpoints(settings, console).elasticsearch)
+        check = ComplianceCheck(settings.x_api_base, settings.x_bearer_token.get_secret_value(), stop)
+        try:
+            while not stop.is_set():
+                runner.metrics.state = "checking compliance"
+                runner.save_metrics()
+                removed = check.run(es, settings.index_alias, runner.producer, settings.topic_raw)
+                runner.metrics.deleted += removed
+                runner.metrics.state = "stopped" if once else "idle"
+                runner.save_metrics()
+                console.print(f"x: compliance: {removed} posts X reports gone were sent for removal")
+                if once:
+                    return
+                stop.wait(settings.x_compliance_interval)
+        finally:
+            check.close()
+            es.close()
 
     def streaming(runner: Runner, settings: Settings, stop: threading.Event) -> None:
         from pipeline.sources.xstream import FilteredStream
@@ -129,7 +159,8 @@ def ingest_x(
         finally:
             filtered.close()
 
-    _run(lambda s: x_connector(s, x_queries(_terms(s))), once, streaming if stream else None)
+    action = streaming if stream else checking if compliance else None
+    _run(lambda s: x_connector(s, x_queries(_terms(s))), once, action)
 
 
 @app.command("mastodon", help="Mastodon tag timelines of the Banten hashtags and place names.")

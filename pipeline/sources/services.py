@@ -25,7 +25,9 @@ from pipeline.sources.cursors import cursor_dir
 
 log = logging.getLogger("pantau.ingest")
 
-SourceName = Literal["x", "youtube", "instagram", "facebook", "mastodon", "rss", "serve"]
+SourceName = Literal[
+    "x", "x-stream", "x-compliance", "youtube", "instagram", "facebook", "mastodon", "rss", "serve"
+]
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 """A connector that keeps failing (a refused token) is asked again at most every 5 minutes."""
@@ -61,7 +63,9 @@ def read_sources(path: Path) -> list[SourceName]:
 
 
 def command(name: SourceName) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "ingest", name]
+    """``x-stream`` is ``pantau ingest x --stream``, ``x-compliance`` ``pantau ingest x --compliance``."""
+    platform, _, mode = name.partition("-")
+    return [sys.executable, "-m", "pipeline.cli", "ingest", platform, *([f"--{mode}"] if mode else [])]
 
 
 @dataclass

@@ -22,6 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pipeline.kafka.config import kafka_python_config
 from pipeline.sources.ids import uri_id
 from pipeline.sources.mastodon import snowflake_at
+from pipeline.sources.xstream import id_at
 from tests.integration.conftest import Pipeline
 from tests.standins import (
     Article,
@@ -516,7 +517,7 @@ def test_pantau_up_starts_the_connectors_and_down_stops_them(pipeline: Pipeline,
 def test_x_stream_keeps_its_rules_and_fills_the_gap_of_a_disconnect(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    from pipeline.sources.xstream import GAP_MARGIN, id_at, id_time, rule_tag
+    from pipeline.sources.xstream import GAP_MARGIN, id_time, rule_tag
 
     def tweet(minutes_ago: float, text: str, searchable: bool = False) -> Tweet:
         at = NOW - timedelta(minutes=minutes_ago)
@@ -632,3 +633,42 @@ def test_a_deletion_pushed_for_an_indexed_post_removes_it_and_tombstones_the_enr
     finally:
         consumer.close()
     assert len(values) == 2 and values[0] is not None and values[1] is None  # the post, then its tombstone
+
+
+def test_x_compliance_removes_the_posts_x_reports_deleted(pipeline: Pipeline, tmp_path: Path) -> None:
+    from pipeline.tracking import wait_processed
+    from tests.integration.conftest import make_post
+
+    base = int(id_at(NOW))
+    kept = make_post("Samsat Balaraja buka sampai sore, mantap", id=str(base + 1))
+    gone = make_post("Samsat Balaraja lama banget, nama saya Budi", id=str(base + 2))
+    keys = [pipeline.send_post(kept), pipeline.send_post(gone)]
+    tally = wait_processed(pipeline.settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=180)
+    assert tally.indexed == 2, tally
+    api = XApi([])
+    api.deleted = {gone["id"]: "deleted"}
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_X_API_BASE=api.standin.url,
+        PANTAU_X_BEARER_TOKEN=XApi.TOKEN,
+        PANTAU_TOPIC_RAW=pipeline.settings.topic_raw,
+        PANTAU_INDEX_PREFIX=pipeline.settings.index_prefix,
+        PANTAU_QUERIES_FILE=_queries_file(tmp_path, "replace: true\nadd:\n  specific: [samsat balaraja]\n"),
+    )
+    try:
+        result = ingest.run("x", "--compliance", "--once")
+        assert result.returncode == 0, result.stderr
+        assert "1 posts X reports gone" in result.stderr
+        assert {kept["id"], gone["id"]} <= set(api.uploaded)
+    finally:
+        api.standin.close()
+    deadline = time.monotonic() + 120
+    while True:
+        pipeline.es.indices.refresh(index=pipeline.settings.index_alias)
+        found = pipeline.es.search(index=pipeline.settings.index_alias, query={"ids": {"values": keys}})
+        ids = {hit["_id"] for hit in found["hits"]["hits"]}
+        if ids == {keys[0]}:
+            break
+        assert time.monotonic() < deadline, ids
+        time.sleep(1)

@@ -480,6 +480,12 @@ def test_the_sources_file_names_known_connectors(tmp_path: Path) -> None:
     sources = tmp_path / "sources.yaml"
     sources.write_text("connectors: [x, rss, x, serve]\n")
     assert read_sources(sources) == ["x", "rss", "serve"]
+    from pipeline.sources.services import command
+
+    assert command("x-compliance")[-3:] == ["ingest", "x", "--compliance"] and command("rss")[-2:] == [
+        "ingest",
+        "rss",
+    ]
     sources.write_text("connectors: [tiktok]\n")
     with pytest.raises(SourcesFileError, match=r"connectors\.0"):
         read_sources(sources)
