@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from pipeline.sources.runner import Runner
 
 app = typer.Typer(
-    help="Collect posts from X, Mastodon, news feeds … into the raw topic.", no_args_is_help=True
+    help="Connectors: posts from X, YouTube, Instagram, Facebook, Mastodon and news feeds into the raw "
+    "topic; a push endpoint; their state",
+    no_args_is_help=True,
 )
 console = Console(stderr=True)
 out = Console(width=None if Console().is_terminal else 160, emoji=False, markup=False)  # cursors hold ":"
@@ -100,7 +102,11 @@ def _run(
         producer.close()
 
 
-@app.command("x", help="X recent search for the gazetteer's queries and from: the agencies' accounts.")
+@app.command(
+    "x",
+    help="X recent search for the gazetteer's queries and from: the agencies' accounts; --stream: the "
+    "filtered stream; --compliance: remove the posts X reports deleted.",
+)
 def ingest_x(
     once: bool = typer.Option(False, "--once", help=ONCE_HELP),
     stream: bool = typer.Option(
