@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from datetime import timedelta
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -23,6 +25,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = Path(str(files("pipeline").joinpath("model", "shipped")))
 """The shipped model, package data. pip installs wheels unpacked, so it is a real directory, as the model
 loaders (transformers, ONNX Runtime) need."""
+
+
+DEFAULT_QUOTA = {
+    "x": 900,
+    "youtube": 10_000,
+    "mastodon": 5_000,
+    "facebook": 4_000,
+    "instagram": 4_000,
+    "news": 5_000,
+}
+"""Daily budgets within each platform's published limits (YouTube's 10,000 units; X's Basic tier allows
+far fewer reads per month than a day of 900 requests would, so set it to your tier)."""
 
 
 def _default_run_dir() -> Path:
@@ -152,6 +166,47 @@ class Settings(BaseSettings):
     response_keep_days: float = Field(
         30.0, gt=0, description="days a settled thread stays in the worker's table after its last post"
     )
+    # Connectors (pantau ingest)
+    topic_ingest_cursors: str = Field(
+        "pantau.ingest.cursors", description="connector cursors (key = connector:stream), compacted"
+    )
+    ingest_horizon: timedelta = Field(
+        timedelta(days=7), description="how far back a connector's first run reaches, e.g. 7d, 36h"
+    )
+    ingest_poll_interval: float = Field(60.0, gt=0, description="seconds between rounds of a connector")
+    ingest_backoff_max: float = Field(
+        300.0, gt=0, description="longest wait between tries after a 5xx or connection error"
+    )
+    ingest_max_attempts: int = Field(
+        8, ge=1, description="tries of one request on 5xx/connection errors before the round gives up"
+    )
+    ingest_quota: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_QUOTA),
+        description="requests (YouTube: quota units) per platform and UTC day, JSON",
+    )
+    sources_file: Path | None = Field(None, description="YAML: the connectors `pantau up` runs")
+    queries_file: Path | None = Field(None, description="YAML adding or removing query terms")
+    rss_feeds_file: Path | None = Field(None, description="news feeds: a URL per line")
+    ingest_host: str = Field("0.0.0.0", description="address `pantau ingest serve` listens on")
+    ingest_port: int = Field(
+        8088, ge=0, le=65535, description="port of `pantau ingest serve` (0: any free one)"
+    )
+    ingest_token: SecretStr | None = Field(None, description="bearer token `pantau ingest serve` requires")
+    x_api_base: str = "https://api.x.com"
+    x_bearer_token: SecretStr | None = None
+    x_compliance_interval: float = Field(
+        86_400.0, gt=0, description="seconds between X compliance checks (`pantau ingest x --compliance`)"
+    )
+    mastodon_api_base: str = "https://mastodon.social"
+    mastodon_token: SecretStr | None = None
+    youtube_api_base: str = "https://www.googleapis.com/youtube/v3"
+    youtube_token: SecretStr | None = Field(None, description="YouTube Data API key")
+    facebook_api_base: str = "https://graph.facebook.com/v21.0"
+    facebook_token: SecretStr | None = Field(None, description="Page access token")
+    facebook_pages: list[str] = Field(default_factory=list, description="Page ids whose comments are read")
+    instagram_api_base: str = "https://graph.facebook.com/v21.0"
+    instagram_token: SecretStr | None = None
+    instagram_user_id: str | None = Field(None, description="the Instagram business account that searches")
 
     # Models
     model_dir: Path = Field(
@@ -199,6 +254,40 @@ class Settings(BaseSettings):
         """``INFO`` as Faust and logging accept it."""
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("ingest_horizon", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """``7d``, ``36h``, ``90m`` as well as pydantic's seconds and ISO 8601."""
+        if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)):
+            seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+            return timedelta(seconds=float(match.group(1)) * seconds)
+        return value
+
+    @field_validator(
+        "x_bearer_token",
+        "mastodon_token",
+        "youtube_token",
+        "facebook_token",
+        "instagram_token",
+        "ingest_token",
+        "instagram_user_id",
+        "queries_file",
+        "rss_feeds_file",
+        "sources_file",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``PANTAU_X_BEARER_TOKEN=`` (a compose file's ``${VAR:-}``) means unset, not an empty token or
+        the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ingest_quota", mode="after")
+    @classmethod
+    def _quota_defaults(cls, value: dict[str, int]) -> dict[str, int]:
+        """A JSON naming one platform changes that one; the others keep their defaults."""
+        return {**DEFAULT_QUOTA, **value}
+
     @field_validator(
         "kafka_ssl_cafile",
         "kafka_ssl_certfile",
@@ -209,6 +298,9 @@ class Settings(BaseSettings):
         "run_dir",
         "accounts_file",
         "holidays_file",
+        "queries_file",
+        "rss_feeds_file",
+        "sources_file",
     )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
@@ -228,7 +320,7 @@ def get_settings() -> Settings:
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             name = "PANTAU_" + "_".join(str(p) for p in err["loc"]).upper()
-            secret = any(word in name for word in ("PASSWORD", "API_KEY"))
+            secret = any(word in name for word in ("PASSWORD", "API_KEY", "TOKEN"))
             value = "***" if secret else repr(err.get("input"))
             print(f"error: {name}={value}: {err['msg']}", file=sys.stderr)
         raise SystemExit(2) from None

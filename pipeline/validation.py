@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic_core import PydanticSerializationError
 
 from pipeline.text.normalize import normalize_text
 from schemas.posts import MAX_MESSAGE_BYTES, MAX_NESTING, MAX_TEXT_CHARS, RawPost, Stage
+from schemas.vocab import Platform
 
 MAX_FUTURE = timedelta(days=1)
 """How far ahead of this machine's clock ``created_at`` may be: platforms stamp posts when they are made,
@@ -115,6 +117,24 @@ def parse_json(text: str) -> Any:
         raise ValueError(f"not JSON: {exc.msg}: line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise ValueError("not JSON the parser accepts: nested too deeply") from None
+
+
+POST_KEY = re.compile(r"^(?P<platform>[a-z]+):[A-Za-z0-9_.:@-]{1,256}$")
+
+
+def deleted_post_key(key: bytes | None, value: bytes | None) -> str | None:
+    """The post a tombstone deletes: a message with no value whose key is a post key (``platform:id`` of
+    a known platform). Connectors send one where the platform says the post was deleted."""
+    if value is not None or not key:
+        return None
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    match = POST_KEY.match(text)
+    if match is None or match.group("platform") not in {p.value for p in Platform}:
+        return None
+    return text
 
 
 def decode_raw_post(value: bytes | None) -> RawPost:

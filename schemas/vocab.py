@@ -13,6 +13,7 @@ class Platform(StrEnum):
     TIKTOK = "tiktok"
     YOUTUBE = "youtube"
     NEWS = "news"
+    MASTODON = "mastodon"
     OTHER = "other"
 
 

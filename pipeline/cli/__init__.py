@@ -10,6 +10,7 @@ from pipeline.cli import (
     bench,
     brief,
     deadletters,
+    ingest,
     kibana,
     model,
     posts,
@@ -37,6 +38,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(bench.app, name="bench")
 app.add_typer(kibana.app, name="kibana")
 app.add_typer(responsiveness.app, name="responsiveness")
+app.add_typer(ingest.app, name="ingest")
 
 
 def main() -> None:

@@ -93,6 +93,7 @@ def up() -> None:
     endpoints = state.endpoints
     console.print(f"kafka          {endpoints.kafka}\nelasticsearch  {endpoints.elasticsearch}")
     console.print(f"worker pid     {worker.pid} (log {worker.log}; supervised, restarted if it exits)")
+    _start_connectors(settings, endpoints.kafka, endpoints.elasticsearch)
     console.print(f"stop with: pantau down    (run dir {stack.run_dir})")
 
 
@@ -347,6 +348,7 @@ def down() -> None:
         ("Elasticsearch", state.elasticsearch),
     ]
     running = [name for name, server in parts if server and server.alive()]
+    running += ["the connectors"] if _stop_connectors(stack.settings) else []
     stack.stop()
     console.print(
         f"stopped {', '.join(running) or 'nothing (all had exited)'} "
@@ -385,3 +387,20 @@ def worker() -> None:
         raise typer.Exit(1) from None
     app = create_app(settings, endpoints, model)
     Worker(app, loglevel=settings.worker_log_level, quiet=True).execute_from_commandline()
+
+
+def _start_connectors(settings: Settings, kafka: str, elasticsearch: str) -> None:
+    """The connectors of ``PANTAU_SOURCES_FILE`` (``pipeline/sources/services.py``), after the worker."""
+    from pipeline.sources.services import SourcesFileError, start_in_background
+
+    try:
+        console.print(start_in_background(settings, kafka, elasticsearch), soft_wrap=True)
+    except SourcesFileError as exc:
+        console.print(f"[red]error:[/red] PANTAU_SOURCES_FILE: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _stop_connectors(settings: Settings) -> bool:
+    from pipeline.sources.services import stop_background
+
+    return stop_background(settings)

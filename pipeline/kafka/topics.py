@@ -31,15 +31,21 @@ def pipeline_topics(settings: Settings) -> dict[str, int]:
         settings.topic_topics: partitions,
         settings.topic_assignments: partitions,  # co-partitioned with the enriched topic: one index agent
         settings.topic_responses_input: partitions,  # keyed by thread; the responses table's partitions
+        settings.topic_ingest_cursors: 1,  # one partition: a connector's marker comes after all its cursors
     }
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     """Per-topic settings: ``pantau.topics`` carries one message per topic id and a tombstone when it
     ends, so it is compacted (a consumer reading it from the start gets the live topics, not history);
-    ``pantau.topics.assignments`` likewise keeps each post's latest topic."""
+    ``pantau.topics.assignments`` likewise keeps each post's latest topic, ``pantau.ingest.cursors`` each
+    connector stream's latest cursor."""
     compacted = {"cleanup.policy": "compact"}
-    return {settings.topic_topics: compacted, settings.topic_assignments: compacted}
+    return {
+        settings.topic_topics: compacted,
+        settings.topic_assignments: compacted,
+        settings.topic_ingest_cursors: compacted,
+    }
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> list[TopicInfo]:

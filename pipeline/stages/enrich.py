@@ -1,4 +1,5 @@
-"""Raw records → enriched posts, topic inputs and dead letters: decode, validate, enrich."""
+"""Raw records → enriched posts, topic inputs and dead letters: decode, validate, enrich; a tombstone keyed
+by a post (its platform deleted it) goes on as a tombstone."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from pipeline.enrich.enricher import Enricher
 from pipeline.stages.records import Failed, Outgoing, Record
-from pipeline.validation import Rejected, decode_raw_post
+from pipeline.validation import Rejected, decode_raw_post, deleted_post_key
 from schemas.posts import EnrichedPost, RawPost
 from schemas.topics import TopicInput, TopicPost
 
@@ -24,6 +25,8 @@ class EnrichOutcome:
     topic_inputs: list[Outgoing] = field(default_factory=list)
     """For topic discovery: public-service posts by citizens, with their embedding."""
     failed: list[Failed] = field(default_factory=list)
+    deleted: int = 0
+    """Tombstones passed on: posts their platform deleted (the enriched tombstone removes the document)."""
 
 
 class EnrichStage:
@@ -36,6 +39,10 @@ class EnrichStage:
         outcome = EnrichOutcome()
         valid: list[tuple[Record, RawPost]] = []
         for record in records:
+            if deleted := deleted_post_key(record.key, record.value):
+                outcome.enriched.append(Outgoing(deleted.encode(), None))
+                outcome.deleted += 1
+                continue
             try:
                 valid.append((record, decode_raw_post(record.value)))
             except Rejected as exc:

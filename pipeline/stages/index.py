@@ -4,7 +4,8 @@ The index agent is the only writer of post documents. A post is upserted (a rede
 document carries); a topic assignment is merged into the post's document. An assignment can overtake its
 post (after an outage the two topics' backlogs interleave): its record is then held, unacknowledged, until
 the post arrives in a later batch of the same agent (the two topics are co-partitioned by post key), or
-until ``hold_for`` passes, when only the label is given up, never a post.
+until ``hold_for`` passes, when only the label is given up, never a post. A tombstone keyed by a post (its
+platform deleted it) deletes its document.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from pipeline.sinks.elasticsearch import IndexAction, IndexFailure
 from pipeline.stages.records import Failed, Record
-from pipeline.validation import describe_validation_error
+from pipeline.validation import deleted_post_key, describe_validation_error
 from schemas.documents import PostDocument
 from schemas.posts import EnrichedPost
 from schemas.topics import TopicAssignment
 
 log = logging.getLogger("pantau.worker")
+DELETE_MONTHS = 25
+"""Monthly indices a deletion is applied to, back from this month: a tombstone does not say when its post
+was written, and the default retention keeps 24 months."""
 MAX_HELD = 10_000
 """Assignments held at most; past it the oldest are given up (a stuck partition must not grow memory)."""
 
@@ -65,8 +71,10 @@ class IndexStage:
         assignments_topic: str,
         hold_for: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        delete_from: Callable[[], list[str]] | None = None,
     ) -> None:
         self.index_for = index_for
+        self.delete_from = delete_from or self._recent_indices
         self.posts_topic = posts_topic
         self.assignments_topic = assignments_topic
         self.hold_for = hold_for
@@ -78,7 +86,17 @@ class IndexStage:
         posts: dict[str, tuple[EnrichedPost, dict[str, Any]]] = {}
         assignments: dict[str, Held] = {}
         now = self.clock()
+        deletions: dict[str, None] = {}  # ordered set of keys
         for record in records:
+            if record.topic == self.posts_topic and record.value is None:
+                deleted = deleted_post_key(record.key, None)
+                if deleted is None:
+                    plan.failed.append(Failed(record, "index", "tombstone without a post key"))
+                    continue
+                posts.pop(deleted, None)  # deleted after it was written: the deletion wins
+                deletions[deleted] = None
+                plan.carried.setdefault(deleted, []).append(record)
+                continue
             if record.topic == self.assignments_topic:
                 try:
                     assignment = TopicAssignment.model_validate_json(record.value or b"")
@@ -100,6 +118,7 @@ class IndexStage:
                 log.exception("no document for %s", post.key)
                 plan.failed.append(Failed(record, "index", f"no document: {type(exc).__name__}: {exc}"))
                 continue
+            deletions.pop(post.key, None)  # collected again after its deletion: the later message wins
             posts[post.key] = (post, source)  # a redelivery in the same batch is one write
             plan.carried.setdefault(post.key, []).append(record)
         for key, (post, source) in posts.items():
@@ -108,6 +127,10 @@ class IndexStage:
                 source = {**source, "topic": _topic_field(carried.assignment)}
                 plan.assignments[key] = carried
             plan.actions.append(IndexAction(key=key, index=self.index_for(post), source=source, op="upsert"))
+        indices = self.delete_from() if deletions else []
+        for key in deletions:
+            assignments.pop(key, None)  # nothing to label: acknowledged with the deletion
+            plan.actions += [IndexAction(key=key, index=index, op="delete") for index in indices]
         for key, alone in assignments.items():
             plan.assignments[key] = alone
             plan.actions.append(
@@ -124,7 +147,12 @@ class IndexStage:
         """What the bulk request's failures mean for each record of the plan."""
         outcome = IndexOutcome(failed=list(plan.failed))
         refused = {failure.key: failure for failure in failures}
+        deleted: set[str] = set()
         for action in plan.actions:
+            if action.op == "delete":  # one deletion is an action per monthly index: settled once
+                if action.key in deleted:
+                    continue
+                deleted.add(action.key)
             failure = refused.get(action.key)
             assignment = plan.assignments.get(action.key)
             if failure is None:
@@ -135,12 +163,28 @@ class IndexStage:
                 self._hold(action.key, assignment, outcome)  # the post has not been indexed yet
                 continue
             reason = f"HTTP {failure.status} {failure.reason}"
-            posts = [r for r in plan.carried.get(action.key, []) if r.topic == self.posts_topic]
+            # a failed deletion: its tombstone, not the post it superseded (replayed, it would come back)
+            posts = [
+                r
+                for r in plan.carried.get(action.key, [])
+                if r.topic == self.posts_topic and (action.op != "delete" or r.value is None)
+            ]
             for record in posts or plan.carried.get(action.key, []):
                 outcome.failed.append(Failed(record, "index", reason))
             self._release(action.key, outcome)  # its post is dead-lettered: nothing left to label
         self._expire(outcome)
         return outcome
+
+    def _recent_indices(self) -> list[str]:
+        """The monthly indices of the last ``DELETE_MONTHS`` months, named as ``index_for`` names them."""
+        now = datetime.now(UTC)
+        year, month = now.year, now.month
+        names = []
+        for _ in range(DELETE_MONTHS):
+            moment = SimpleNamespace(created_at=datetime(year, month, 15, tzinfo=UTC))
+            names.append(self.index_for(cast(EnrichedPost, moment)))
+            year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+        return list(dict.fromkeys(names))
 
     def _release(self, key: str, outcome: IndexOutcome) -> None:
         held = self.held.pop(key, None)

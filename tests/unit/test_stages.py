@@ -192,3 +192,34 @@ def test_topic_stage_assigns_posts_once_and_a_restarted_stage_clears_every_windo
     again = restarted.update({"gone-topic"})
     assert set(again.labels) == {f"x:p{i}" for i in range(8)}  # unlabelled ones get a null: cleared
     assert "gone-topic" in again.retired and (b"gone-topic", None) in {(m.key, m.value) for m in again.topics}
+
+
+def test_a_tombstone_keyed_by_a_post_is_passed_on_and_deletes_the_document() -> None:
+    enrich = EnrichStage(cast(Enricher, FakeModel()))
+    outcome = enrich.process(
+        [
+            _record(None, 0, key=b"x:1346889436626259968"),
+            _record(None, 1, key=b"not a post key"),
+            _record(None, 2, key=b"myspace:1"),
+            _record(None, 3),
+        ]
+    )
+    assert [(m.key, m.value) for m in outcome.enriched] == [(b"x:1346889436626259968", None)]
+    assert outcome.deleted == 1 and [f.record.offset for f in outcome.failed] == [1, 2, 3]
+
+    stage = IndexStage(
+        lambda item: f"posts-{item.created_at:%Y.%m}", "enriched", "assignments", hold_for=60, clock=Clock()
+    )
+    gone = _record(None, 5, topic="enriched", key=b"x:p1")
+    back = _record(None, 6, topic="enriched", key=b"x:p2")
+    plan = stage.plan([_post(1, 4), gone, back, _post(2, 7), _assignment("x:p1", "t1", 8)])
+    assert [(a.key, a.op) for a in plan.actions if a.op != "delete"] == [("x:p2", "upsert")]
+    deletes = [a for a in plan.actions if a.op == "delete"]
+    assert {a.key for a in deletes} == {"x:p1"} and len({a.index for a in deletes}) == len(deletes) == 25
+    assert deletes[0].operations() == [{"delete": {"_index": deletes[0].index, "_id": "x:p1"}}]
+    outcome = stage.settle(plan, [])
+    assert not outcome.failed and not outcome.hold  # the assignment goes with its deleted post
+    refused = stage.settle(plan, [IndexFailure(key="x:p1", status=500, reason="boom")])
+    assert [(f.record.offset, f.reason) for f in refused.failed] == [(5, "HTTP 500 boom")]
+    bad = stage.plan([_record(None, 9, topic="enriched", key=None)])
+    assert [(f.record.offset, f.reason) for f in bad.failed] == [(9, "tombstone without a post key")]

@@ -1,0 +1,123 @@
+"""What a connector is: plain classes that turn one API answer into posts, the next request and a cursor.
+
+A connector never does HTTP, Kafka or file I/O itself (the runner does), so each platform's mapping is
+tested with the platform's documented answers and no servers, like the worker's stages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from pipeline.validation import describe_validation_error
+from schemas.posts import RawPost
+from schemas.vocab import Platform
+
+log = logging.getLogger("pantau.ingest")
+
+Cursor = dict[str, Any]
+"""Where a stream resumes (since_id, page token, min_id, ETag …); JSON-serialisable, platform-specific."""
+
+
+@dataclass(frozen=True)
+class Request:
+    url: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cost: int = 1
+    """Quota units the request uses (YouTube counts units per method; the others count requests)."""
+    context: Mapping[str, Any] = field(default_factory=dict)
+    """What the parser needs to know about the request (the cursor it started from, the video asked)."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    """Lower-case names."""
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass
+class Page:
+    """One answer, read: the posts it holds, what to ask next, and the cursor to save once the broker has
+    acknowledged these posts (and those of ``follow``)."""
+
+    posts: list[RawPost] = field(default_factory=list)
+    next: Request | None = None
+    """The next page of the same stream; None when the stream is caught up."""
+    follow: list[Request] = field(default_factory=list)
+    """Requests for the items of this page (a video's comments): done before the cursor is saved."""
+    cursor: Cursor | None = None
+    """None keeps the cursor as it was."""
+    skipped: int = 0
+    """Items the page held that are not posts (a reblog, an item with no text)."""
+
+
+class Stream(Protocol):
+    """One query, feed, tag or page of a platform, with a cursor of its own."""
+
+    key: str
+    """Cursor key, unique within the connector and stable across runs (e.g. ``x:recent:<hash>``)."""
+    description: str
+    """The query as the platform gets it: logged at start."""
+
+    def start(self, cursor: Cursor | None, since: datetime) -> Request | None:
+        """The first request of a round: from the cursor, or back to ``since`` on the first run."""
+        ...
+
+    def parse(self, request: Request, response: Response) -> Page: ...
+
+
+@dataclass(frozen=True)
+class Connector:
+    name: str
+    """``x``, ``rss`` …: names the cursors, the metrics file and the quota."""
+    platform: Platform
+    streams: list[Stream]
+    auth: Mapping[str, str] = field(default_factory=dict)
+    """Headers sent with every request (a bearer token); never logged."""
+    credential: str = ""
+    """The setting that holds the credential, named when the platform refuses it."""
+
+
+class SourceError(Exception):
+    """The platform cannot be read now (refused credentials, an unexpected answer): one line for the user."""
+
+
+class QuotaSpent(SourceError):
+    """The platform's (or our) budget for today is used: the round ends; it is no error of the operator."""
+
+
+class AccessDenied(SourceError):
+    """401/403: retrying will not help until someone fixes the credential or the access level."""
+
+
+def text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def build_post(fields: dict[str, Any]) -> RawPost | None:
+    """A post from a platform's item, or None (logged) where the item breaks the contract: one odd item
+    must not stop a connector."""
+    try:
+        return RawPost.model_validate(fields)
+    except ValidationError as exc:
+        log.warning(
+            "%s:%s skipped: %s", fields.get("platform"), fields.get("id"), describe_validation_error(exc)
+        )
+        return None
+
+
+def collect(items: list[RawPost | None]) -> tuple[list[RawPost], int]:
+    posts = [p for p in items if p is not None]
+    return posts, len(items) - len(posts)

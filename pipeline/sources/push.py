@@ -1,0 +1,173 @@
+"""``pantau ingest serve``: a push endpoint for collectors run by others (a partner's scraper, a
+newsroom's export). ``POST /ingest`` with a bearer token takes JSON (one post or an array) or NDJSON, passes
+every post through the same gate as ``pantau produce``, and answers only once the broker has them."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from pipeline.sources.sender import encode_post
+from pipeline.validation import Rejected, deleted_post_key, parse_json, validate_raw_post
+
+log = logging.getLogger("pantau.ingest")
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+PATH = "/ingest"
+
+
+@dataclass
+class Outcome:
+    accepted: list[tuple[str, bytes | None]] = field(default_factory=list)
+    """(key, value) of the posts to send; value None for a deletion (a tombstone)."""
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    """``{"line": L, "reason": R}``: the line of NDJSON, or the 1-based position in a JSON array."""
+
+    def body(self, sent: int) -> bytes:
+        return json.dumps({"accepted": sent, "rejected": self.rejected}, ensure_ascii=False).encode()
+
+
+def _items(body: bytes, content_type: str) -> list[tuple[int, Any, str | None]]:
+    """(line, decoded item, error) for every post in the body."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return [(1, None, f"not UTF-8: {exc.reason} at byte {exc.start}")]
+    if "ndjson" not in content_type and "jsonl" not in content_type:
+        try:
+            whole = parse_json(text)
+        except ValueError:
+            whole = None  # more than one JSON document: read as NDJSON
+        else:
+            if isinstance(whole, list):
+                return [(n, item, None) for n, item in enumerate(whole, start=1)]
+            return [(1, whole, None)]
+    found: list[tuple[int, Any, str | None]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            found.append((number, parse_json(line), None))
+        except ValueError as exc:
+            found.append((number, None, str(exc)))
+    return found
+
+
+def read_body(body: bytes, content_type: str) -> Outcome:
+    outcome = Outcome()
+    for line, item, error in _items(body, content_type):
+        if error is None and not isinstance(item, dict):
+            error = f"expected a JSON object, got {type(item).__name__}"
+        if error is not None:
+            outcome.rejected.append({"line": line, "reason": error})
+            continue
+        if item.get("deleted") is True:  # {"id", "platform", "deleted": true}: the post was deleted
+            key = deleted_post_key(f"{item.get('platform')}:{item.get('id')}".encode(), None)
+            if key is None:
+                outcome.rejected.append(
+                    {"line": line, "reason": "a deletion needs the post's id and platform"}
+                )
+            else:
+                outcome.accepted.append((key, None))
+            continue
+        try:
+            outcome.accepted.append(encode_post(validate_raw_post(item)))
+        except Rejected as exc:
+            outcome.rejected.append({"line": line, "reason": exc.reason})
+    if not outcome.accepted and not outcome.rejected:
+        outcome.rejected.append({"line": 1, "reason": "no posts in the body"})
+    return outcome
+
+
+class PushServer:
+    def __init__(self, host: str, port: int, token: str, producer: KafkaProducer, topic: str) -> None:
+        self.token = token.encode()
+        self.producer = producer
+        self.topic = topic
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                server.handle(self)
+
+            def do_GET(self) -> None:
+                if self.path == "/healthz":
+                    server.answer(self, 200, b'{"ok": true}')
+                else:
+                    server.answer(self, 405 if self.path == PATH else 404, b'{"error": "POST /ingest"}')
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.info("%s %s", self.address_string(), format % args)
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def serve(self, stop: threading.Event) -> None:
+        thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        thread.start()
+        stop.wait()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def answer(self, request: BaseHTTPRequestHandler, status: int, body: bytes, **headers: str) -> None:
+        request.send_response(status)
+        request.send_header("content-type", "application/json")
+        request.send_header("content-length", str(len(body)))
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.end_headers()
+        request.wfile.write(body)
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        if request.path.split("?")[0] != PATH:
+            self.answer(request, 404, b'{"error": "POST /ingest"}')
+            return
+        given = request.headers.get("authorization", "")
+        if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), self.token):
+            request.close_connection = True
+            self.answer(
+                request,
+                401,
+                b'{"error": "a valid bearer token is required"}',
+                **{"www-authenticate": "Bearer"},
+            )
+            return
+        try:
+            length = int(request.headers.get("content-length", ""))
+        except ValueError:
+            request.close_connection = True
+            self.answer(request, 411, b'{"error": "Content-Length is required"}')
+            return
+        if length > MAX_BODY_BYTES:
+            request.close_connection = True  # the body is not read
+            self.answer(request, 413, json.dumps({"error": f"body over {MAX_BODY_BYTES} bytes"}).encode())
+            return
+        body = request.rfile.read(length)
+        outcome = read_body(body, request.headers.get("content-type", ""))
+        try:
+            futures = [self.producer.send(self.topic, key=k.encode(), value=v) for k, v in outcome.accepted]
+            self.producer.flush()
+            for future in futures:
+                future.get(timeout=60)
+        except KafkaError as exc:
+            log.error("ingest: Kafka refused the posts: %r", exc)
+            self.answer(
+                request, 503, json.dumps({"error": f"Kafka: {exc}"}).encode(), **{"retry-after": "30"}
+            )
+            return
+        status = 202 if outcome.accepted else 400
+        self.answer(request, status, outcome.body(len(outcome.accepted)))

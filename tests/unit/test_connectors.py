@@ -1,0 +1,530 @@
+"""Connectors without Kafka: the platforms' answers (from the loopback stand-ins) read into posts and
+cursors, HTTP rate limits and errors, queries from the gazetteer."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.settings import Settings
+from pipeline.sources.connector import AccessDenied, QuotaSpent, Request, Response, SourceError
+from pipeline.sources.facebook import PageComments
+from pipeline.sources.http import Fetcher, reset_delay
+from pipeline.sources.ids import canonical_uri, uri_id
+from pipeline.sources.instagram import HashtagMedia
+from pipeline.sources.mastodon import TagTimeline, snowflake_at
+from pipeline.sources.queries import load_terms, mastodon_tags, x_queries
+from pipeline.sources.rss import Feed
+from pipeline.sources.x import XRecentSearch
+from pipeline.sources.youtube import YoutubeSearch
+from tests.standins import (
+    Article,
+    FacebookApi,
+    GraphItem,
+    MastodonApi,
+    NewsFeed,
+    Seen,
+    StandIn,
+    Toot,
+    Tweet,
+    Video,
+    XApi,
+    YoutubeApi,
+    json_answer,
+    rate_limited,
+    unavailable,
+)
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _ask(standin: StandIn, request: Request) -> Response:
+    """One request through the stand-in's handler (no socket): what the API would answer."""
+    path = request.url.removeprefix(standin.url) if request.url.startswith(standin.url) else request.url
+    path = "/" + path.split("://", 1)[-1].split("/", 1)[-1] if "://" in path else path
+    answer = standin.handle(Seen(path.split("?")[0], dict(request.params), {**request.headers}))
+    return Response(answer.status, answer.headers, answer.body)
+
+
+def test_a_url_id_is_the_same_for_every_spelling_of_the_url() -> None:
+    same = [
+        "https://News.Example/berita/123?utm_source=x&b=2&a=1#top",
+        "HTTPS://news.example:443/berita/123?a=1&b=2",
+    ]
+    assert len({canonical_uri(u) for u in same}) == 1
+    assert len({uri_id(u) for u in same}) == 1
+    assert uri_id(same[0]) != uri_id("https://news.example/berita/124?a=1&b=2")
+    assert uri_id(same[0]).startswith("u") and len(uri_id(same[0])) == 33
+
+
+def test_x_queries_fit_the_limit_and_generic_phrases_carry_a_banten_place() -> None:
+    terms = load_terms()
+    queries = x_queries(terms)
+    assert queries and all(len(q) <= 512 for q in queries)
+    stnk = [q for q in queries if " stnk " in f" {q} " or "(stnk " in q or " stnk)" in q]
+    assert stnk and all("banten" in q and "tangerang" in q for q in stnk)
+    assert any("from:samsatbanten" in q for q in queries)  # the agency's own replies
+    joined = " ".join(queries)
+    assert '"samsat cikokol"' in joined  # specific to Banten: asked as it is
+    assert "pkb" not in joined.split()  # ambiguous short forms are not searched
+    assert all(len(q) <= 120 for q in x_queries(terms, limit=120))
+
+
+def test_the_queries_file_adds_removes_and_replaces_terms(tmp_path: Path) -> None:
+    override = tmp_path / "queries.yaml"
+    override.write_text(
+        "add:\n  specific: [antrean samsat cikokol]\n  hashtags: ['#bantenmacet']\n  handles: ['@pdamtkr']\n"
+        "remove: [stnk, '@samsatbanten']\n"
+    )
+    terms = load_terms(override)
+    assert "antrean samsat cikokol" in terms.specific and "bantenmacet" in terms.hashtags
+    assert "pdamtkr" in terms.handles and "samsatbanten" not in terms.handles
+    assert "stnk" not in terms.generic and "@samsatbanten" not in terms.specific
+    override.write_text("replace: true\nadd:\n  hashtags: [bantenmacet]\n")
+    assert x_queries(load_terms(override)) == ["(#bantenmacet) -is:retweet"]
+    assert mastodon_tags(load_terms(override)) == ["bantenmacet"]
+    override.write_text("add:\n  specifc: [typo]\n")
+    with pytest.raises(ValueError, match=r"add\.specifc"):
+        load_terms(override)
+
+
+def test_x_pages_with_next_token_and_resumes_with_the_newest_id() -> None:
+    tweets = [
+        Tweet(100 + i, f"samsat cikokol antre {i}", NOW - timedelta(hours=i), query_word="cikokol")
+        for i in range(5)
+    ]
+    tweets.append(Tweet(200, "balasan samsat cikokol", NOW, reply_to=104, query_word="cikokol"))
+    api = XApi(tweets, page_size=4)
+    try:
+        stream = XRecentSearch(api.standin.url, '("samsat cikokol") -is:retweet')
+        first = stream.start(None, NOW - timedelta(days=30))
+        assert "start_time" in first.params and "since_id" not in first.params
+        assert datetime.fromisoformat(first.params["start_time"]) > NOW - timedelta(days=7)  # recent = 7 d
+        ask = dict(first.params)
+        request = Request(first.url, ask, {"authorization": "Bearer test-bearer"}, context=first.context)
+        page = stream.parse(request, _ask(api.standin, request))
+        assert [p.id for p in page.posts] == ["200", "104", "103", "102"]
+        assert page.cursor and page.cursor["newest_id"] == "200" and page.cursor["next_token"]
+        reply = page.posts[0]
+        assert reply.key == "x:200" and reply.reply_to_id == "104" and reply.conversation_id == "104"
+        assert reply.author and reply.author.handle == "samsatbanten" and reply.author.name == "Samsat Banten"
+        assert reply.metrics and (reply.metrics.likes, reply.metrics.shares, reply.metrics.views) == (
+            3,
+            2,
+            40,
+        )
+        assert reply.url == "https://x.com/samsatbanten/status/200"
+        assert (reply.model_extra or {})["in_reply_to_user_id"] == "99"
+        # A run stopped here resumes from the saved cursor with the same token.
+        resumed = stream.start(page.cursor, NOW - timedelta(days=7))
+        assert resumed.params["next_token"] == page.cursor["next_token"]
+        assert resumed.params["start_time"] == first.params["start_time"]
+        request = Request(
+            resumed.url,
+            dict(resumed.params),
+            {"authorization": "Bearer test-bearer"},
+            context=resumed.context,
+        )
+        last = stream.parse(request, _ask(api.standin, request))
+        assert [p.id for p in last.posts] == ["101", "100"] and last.next is None
+        assert last.cursor == {"since_id": "200"}
+        again = stream.start(last.cursor, NOW - timedelta(days=7))
+        assert again.params["since_id"] == "200" and "start_time" not in again.params
+    finally:
+        api.standin.close()
+
+
+def test_reset_headers_in_each_platform_s_form() -> None:
+    now = time.time()
+    assert reset_delay({"x-rate-limit-reset": str(int(now + 30))}, now) == pytest.approx(30, abs=1)
+    assert reset_delay({"retry-after": "12"}, now) == 12
+    iso = datetime.fromtimestamp(now + 60, UTC).isoformat()
+    assert reset_delay({"x-ratelimit-reset": iso}, now) == pytest.approx(60, abs=1)
+    assert reset_delay({}, now) is None
+
+
+def _fetcher(**kw: object) -> Fetcher:
+    return Fetcher("x", "PANTAU_X_BEARER_TOKEN", {"authorization": "Bearer test-bearer"}, 4, 2.0, **kw)  # type: ignore[arg-type]
+
+
+def test_a_429_waits_for_the_reset_and_a_503_is_retried_with_back_off() -> None:
+    api = XApi([Tweet(1, "samsat cikokol", NOW, query_word="cikokol")])
+    fetcher = _fetcher()
+    try:
+        api.standin.faults = [rate_limited(reset_in=2), unavailable(), unavailable()]
+        started = time.monotonic()
+        response = fetcher.fetch(Request(api.standin.url + "/2/tweets/search/recent", {"query": "cikokol"}))
+        waited = time.monotonic() - started
+        assert response.status == 200 and response.json()["data"][0]["id"] == "1"
+        assert len(api.standin.seen) == 4
+        assert waited >= 1.0  # the reset, at least a second ahead
+        assert fetcher.rate.limited == 1 and fetcher.rate.remaining == 449
+    finally:
+        fetcher.close()
+        api.standin.close()
+
+
+def test_a_5xx_that_lasts_gives_up_after_the_attempts_and_401_stops_at_once() -> None:
+    api = XApi([])
+    fetcher = _fetcher()
+    try:
+        api.standin.faults = [unavailable() for _ in range(4)]
+        with pytest.raises(SourceError, match="failed 4 times, last: 503"):
+            fetcher.fetch(Request(api.standin.url + "/2/tweets/search/recent", {"query": "x"}))
+        api.standin.seen.clear()
+        denied = Fetcher("x", "PANTAU_X_BEARER_TOKEN", {"authorization": "Bearer wrong"}, 4, 2.0)
+        with pytest.raises(AccessDenied) as caught:
+            denied.fetch(Request(api.standin.url + "/2/tweets/search/recent", {"query": "x"}))
+        denied.close()
+        assert len(api.standin.seen) == 1
+        message = str(caught.value)
+        assert "\n" not in message and "401" in message and "PANTAU_X_BEARER_TOKEN" in message
+        assert "Bearer" not in message
+    finally:
+        fetcher.close()
+        api.standin.close()
+
+
+def test_mastodon_reads_forward_with_min_id_and_keys_toots_by_uri() -> None:
+    start = NOW - timedelta(days=2)
+    toots = [
+        Toot(
+            int(snowflake_at(start + timedelta(hours=i))) + 1,
+            f"https://social.example/users/warga/statuses/{i}",
+            f"<p>Banjir di <a href='#'>#banten</a> {i}</p>",
+            start + timedelta(hours=i),
+        )
+        for i in range(5)
+    ]
+    old = Toot(
+        int(snowflake_at(NOW - timedelta(days=9))),
+        "https://social.example/users/warga/statuses/old",
+        "<p>lama</p>",
+        NOW - timedelta(days=9),
+    )
+    api = MastodonApi([*toots, old], page_size=2)
+    try:
+        stream = TagTimeline(api.standin.url, "banten")
+        request: Request | None = stream.start(None, NOW - timedelta(days=7))
+        ids: list[str] = []
+        cursor = None
+        while request is not None:
+            page = stream.parse(request, _ask(api.standin, request))
+            ids += [p.id for p in page.posts]
+            cursor = page.cursor
+            request = page.next
+        assert ids == [uri_id(t.uri) for t in (toots[1], toots[0], toots[3], toots[2], toots[4])]
+        assert cursor == {"min_id": str(toots[4].id)}
+        again = stream.start(cursor, NOW - timedelta(days=7))
+        assert stream.parse(again, _ask(api.standin, again)).posts == []
+        first = stream.parse(
+            stream.start(None, NOW - timedelta(days=7)),
+            _ask(api.standin, stream.start(None, NOW - timedelta(days=7))),
+        ).posts[0]
+        assert first.text.startswith("Banjir di #banten") and first.platform.value == "mastodon"
+        assert first.author and first.author.handle == "@warga@mastodon.example"
+    finally:
+        api.standin.close()
+
+
+def test_rss_items_become_news_posts_and_an_unchanged_feed_adds_nothing() -> None:
+    articles = [
+        Article(
+            f"https://news.example/banten/{i}",
+            f"Jalan rusak di Serang {i}",
+            "Warga mengeluh &amp; lapor",
+            NOW - timedelta(days=i),
+        )
+        for i in range(3)
+    ]
+    articles.append(Article("https://news.example/lama", "Lama", "lama", NOW - timedelta(days=30)))
+    feed = NewsFeed(articles)
+    try:
+        stream = Feed(feed.standin.url + "/rss")
+        request = stream.start(None, NOW - timedelta(days=7))
+        page = stream.parse(request, _ask(feed.standin, request))
+        assert [p.id for p in page.posts] == [uri_id(a.guid) for a in articles[:3]]
+        post = page.posts[0]
+        assert post.text == "Jalan rusak di Serang 0\n\nWarga mengeluh & lapor"
+        assert post.url == articles[0].guid and post.author and post.author.name == "Redaksi"
+        assert page.cursor and page.cursor["etag"] == feed.etag
+        again = stream.start(page.cursor, NOW - timedelta(days=7))
+        assert again.headers["if-none-match"] == feed.etag
+        assert stream.parse(again, _ask(feed.standin, again)).posts == []
+        # A feed without validators: items already sent are not sent again, new ones are.
+        articles.insert(0, Article("https://news.example/baru", "Baru", "baru", NOW + timedelta(minutes=1)))
+        cursor = {k: v for k, v in page.cursor.items() if k not in ("etag", "last_modified")}
+        later = stream.start(cursor, NOW - timedelta(days=7))
+        assert [p.id for p in stream.parse(later, _ask(feed.standin, later)).posts] == [
+            uri_id(articles[0].guid)
+        ]
+    finally:
+        feed.standin.close()
+
+
+def test_the_horizon_reads_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANTAU_INGEST_HORIZON", "36h")
+    assert Settings().ingest_horizon == timedelta(hours=36)
+    monkeypatch.setenv("PANTAU_INGEST_HORIZON", "2d")
+    assert Settings().ingest_horizon == timedelta(days=2)
+    assert json_answer(200, {}).status == 200
+
+
+def _round(standin: StandIn, stream: Any, cursor: dict[str, Any] | None) -> tuple[list[str], Any]:
+    """A round as the runner does it, without Kafka: pages, their follow-ups, the last cursor."""
+    request = stream.start(cursor, NOW - timedelta(days=7))
+    keys: list[str] = []
+    while request is not None:
+        page = stream.parse(request, _ask(standin, request))
+        keys += [p.key for p in page.posts]
+        pending = deque(page.follow)
+        while pending:
+            sub = stream.parse(pending[0], _ask(standin, pending.popleft()))
+            keys += [p.key for p in sub.posts]
+            pending.extend(sub.follow)
+            if sub.next is not None:
+                pending.append(sub.next)
+        cursor = page.cursor if page.cursor is not None else cursor
+        request = page.next
+    return keys, cursor
+
+
+def test_youtube_finds_videos_then_their_comments_and_replies() -> None:
+    videos = [
+        Video(
+            f"vid{i}",
+            f"Jalan rusak Pandeglang {i}",
+            NOW - timedelta(days=i),
+            comments=[
+                (
+                    f"Ugz{i}a",
+                    "kapan diperbaiki",
+                    NOW - timedelta(hours=1),
+                    [(f"Ugz{i}a.r1", "sudah dilaporkan", NOW)],
+                ),
+                (f"Ugz{i}b", "parah", NOW - timedelta(hours=2), []),
+                (f"Ugz{i}c", "tiap tahun begini", NOW - timedelta(hours=3), []),
+            ],
+        )
+        for i in range(3)
+    ]
+    videos.append(Video("vidold", "lama", NOW - timedelta(days=30)))
+    api = YoutubeApi(videos, page_size=2)
+    try:
+        stream = YoutubeSearch(api.standin.url, YoutubeApi.KEY, "jalan rusak|pandeglang")
+        keys, cursor = _round(api.standin, stream, None)
+        assert sorted(keys) == sorted(
+            [f"youtube:{v.id}" for v in videos[:3]]
+            + [f"youtube:Ugz{i}{x}" for i in range(3) for x in "abc"]
+            + [f"youtube:Ugz{i}a.r1" for i in range(3)]
+        )
+        assert api.used == 2 * 100 + 3 * 2  # two search pages, two comment pages per video
+        assert cursor == {
+            "published_after": (videos[0].published + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        }
+        again, _ = _round(api.standin, stream, cursor)
+        assert again == []
+        request = stream.start(None, NOW - timedelta(days=7))
+        reply = next(
+            p
+            for p in stream.parse(stream._comments("vid0"), _ask(api.standin, stream._comments("vid0"))).posts
+            if p.id == "Ugz0a.r1"
+        )
+        assert reply.reply_to_id == "Ugz0a" and reply.conversation_id == "vid0" and request.cost == 100
+    finally:
+        api.standin.close()
+
+
+def test_youtube_quota_and_key_errors() -> None:
+    api = YoutubeApi([Video("v1", "x", NOW)], quota=150)
+    fetcher = Fetcher("youtube", "PANTAU_YOUTUBE_TOKEN", {}, 3, 1.0)
+    try:
+        search = YoutubeSearch(api.standin.url, YoutubeApi.KEY, "samsat")
+        fetcher.fetch(search.start(None, NOW - timedelta(days=1)))
+        with pytest.raises(QuotaSpent, match="quota is used"):
+            fetcher.fetch(search.start(None, NOW - timedelta(days=1)))
+        wrong = YoutubeSearch(api.standin.url, "nope", "samsat")
+        with pytest.raises(AccessDenied, match="PANTAU_YOUTUBE_TOKEN"):
+            fetcher.fetch(wrong.start(None, NOW - timedelta(days=1)))
+    finally:
+        fetcher.close()
+        api.standin.close()
+
+
+def test_facebook_reads_page_posts_and_only_new_comments_each_round() -> None:
+    posts = [
+        GraphItem(
+            f"123_{i}",
+            f"Info layanan Samsat {i}",
+            NOW - timedelta(days=i),
+            author=("123", "Samsat Banten"),
+            comments=[
+                GraphItem(f"123_{i}_c{j}", f"pertanyaan {j}", NOW - timedelta(hours=10 - j)) for j in range(3)
+            ],
+        )
+        for i in range(3)
+    ]
+    posts[0].comments.append(
+        GraphItem(
+            "123_0_r", "silakan DM", NOW - timedelta(hours=5), author=("123", "Samsat"), parent="123_0_c1"
+        )
+    )
+    api = FacebookApi("123", posts, page_size=2)
+    try:
+        stream = PageComments(api.standin.url, "123")
+        bearer = {"authorization": f"Bearer {FacebookApi.TOKEN}"}
+
+        def ask(request: Request) -> Response:
+            return _ask(
+                api.standin, Request(request.url, request.params, bearer, request.cost, request.context)
+            )
+
+        keys: list[str] = []
+        request: Request | None = stream.start(None, NOW - timedelta(days=7))
+        cursor = None
+        replies = {}
+        while request is not None:
+            page = stream.parse(request, ask(request))
+            keys += [p.key for p in page.posts]
+            pending = deque(page.follow)
+            while pending:
+                sub = stream.parse(pending[0], ask(pending.popleft()))
+                keys += [p.key for p in sub.posts]
+                replies.update({p.id: p.reply_to_id for p in sub.posts})
+                if sub.next:
+                    pending.append(sub.next)
+            cursor = page.cursor or cursor
+            request = page.next
+        assert sorted(keys) == sorted(
+            [f"facebook:123_{i}" for i in range(3)]
+            + [f"facebook:123_{i}_c{j}" for i in range(3) for j in range(3)]
+            + ["facebook:123_0_r"]
+        )
+        assert replies["123_0_r"] == "123_0_c1" and replies["123_1_c0"] == "123_1"
+        assert cursor and "comments_since" in cursor
+        # Next round: only the comment written since.
+        posts[2].comments.append(
+            GraphItem("123_2_new", "masih belum", datetime.now(UTC) + timedelta(seconds=5))
+        )
+        request = stream.start(cursor, NOW - timedelta(days=7))
+        later: list[str] = []
+        while request is not None:
+            page = stream.parse(request, ask(request))
+            later += [p.key for p in page.posts]
+            for follow in page.follow:
+                later += [p.key for p in stream.parse(follow, ask(follow)).posts]
+            request = page.next
+        assert later == ["facebook:123_2_new"]
+        with pytest.raises(AccessDenied, match="OAuthException"):
+            Fetcher("facebook", "PANTAU_FACEBOOK_TOKEN", {}, 3, 1.0).fetch(stream.start(None, NOW))
+    finally:
+        api.standin.close()
+
+
+def test_instagram_hashtag_search_then_recent_media() -> None:
+    stream = HashtagMedia("https://graph.example/v21.0", "1784", "samsatbanten")
+    first = stream.start(None, NOW - timedelta(days=7))
+    assert first.url.endswith("/ig_hashtag_search") and first.params["q"] == "samsatbanten"
+    found = stream.parse(
+        first, Response(200, {}, json.dumps({"data": [{"id": "17843853986012965"}]}).encode())
+    )
+    assert found.cursor == {"hashtag_id": "17843853986012965"} and found.next is not None
+    media = {
+        "data": [
+            {
+                "id": "17895695668004550",
+                "caption": "Antre di #samsatbanten",
+                "media_type": "IMAGE",
+                "timestamp": (NOW - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                "permalink": "https://www.instagram.com/p/abc/",
+                "comments_count": 2,
+                "like_count": 9,
+            }
+        ],
+        "paging": {"cursors": {"after": "QVFIU"}},
+    }
+    page = stream.parse(found.next, Response(200, {}, json.dumps(media).encode()))
+    (post,) = page.posts
+    assert post.key == "instagram:17895695668004550" and post.metrics and post.metrics.likes == 9
+    assert page.next is None and page.cursor and page.cursor["hashtag_id"] == "17843853986012965"
+    again = stream.start(page.cursor, NOW - timedelta(days=7))
+    assert stream.parse(again, Response(200, {}, json.dumps(media).encode())).posts == []
+
+
+def test_the_push_endpoint_reads_json_arrays_objects_and_ndjson_through_the_one_gate() -> None:
+    from pipeline.sources.push import read_body
+
+    good = {"id": "a1", "platform": "other", "text": "Samsat Cikokol antre", "created_at": NOW.isoformat()}
+    ndjson = "\n".join([json.dumps(good), '{"id": "b", "platform": "x"}', "", "not json", "[1]"]).encode()
+    outcome = read_body(ndjson, "application/x-ndjson")
+    assert [k for k, _ in outcome.accepted] == ["other:a1"]
+    assert [r["line"] for r in outcome.rejected] == [2, 4, 5]
+    assert "text" in outcome.rejected[0]["reason"] and "not JSON" in outcome.rejected[1]["reason"]
+    array = read_body(json.dumps([good, {**good, "id": "a2"}, 3]).encode(), "application/json")
+    assert [k for k, _ in array.accepted] == ["other:a1", "other:a2"]
+    assert array.rejected == [{"line": 3, "reason": "expected a JSON object, got int"}]
+    assert [k for k, _ in read_body(json.dumps(good).encode(), "").accepted] == ["other:a1"]
+    assert read_body(b"", "application/json").rejected == [{"line": 1, "reason": "no posts in the body"}]
+    assert "not UTF-8" in read_body(b"\xff\xfe{", "").rejected[0]["reason"]
+
+
+def test_the_sources_file_names_known_connectors(tmp_path: Path) -> None:
+    from pipeline.sources.services import SourcesFileError, read_sources
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("connectors: [x, rss, x, serve]\n")
+    assert read_sources(sources) == ["x", "rss", "serve"]
+    from pipeline.sources.services import command
+
+    assert command("x-compliance")[-3:] == ["ingest", "x", "--compliance"] and command("rss")[-2:] == [
+        "ingest",
+        "rss",
+    ]
+    sources.write_text("connectors: [tiktok]\n")
+    with pytest.raises(SourcesFileError, match=r"connectors\.0"):
+        read_sources(sources)
+
+
+def test_stream_rules_become_exactly_the_queries_and_leave_other_rules_alone() -> None:
+    from pipeline.sources.xstream import id_at, id_time, plan_rules, rule_tag
+
+    existing = [
+        {"id": "1", "value": "kucing lucu", "tag": "other-app"},
+        {"id": "2", "value": "old query", "tag": "pantau:0123456789abcdef"},
+        {"id": "3", "value": "(samsat) -is:retweet", "tag": rule_tag("(samsat) -is:retweet")},
+    ]
+    plan = plan_rules(existing, ["(samsat) -is:retweet", "(bpbd) -is:retweet"])
+    assert plan.delete == ["2"] and plan.add == [
+        {"value": "(bpbd) -is:retweet", "tag": rule_tag("(bpbd) -is:retweet")}
+    ]
+    assert plan_rules(existing, ["(samsat) -is:retweet", "a", "b"], limit=3).dropped == ["b"]
+    moment = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    assert id_time(id_at(moment)) == moment
+    assert id_time("1346889436626259968").year == 2021  # an id from X's documentation
+
+
+def test_rounds_are_spaced_so_the_daily_budget_lasts_the_day() -> None:
+    from pipeline.sources.runner import pause_after
+
+    assert pause_after(34, 900, 60) == pytest.approx(34 * 86_400 / 900)  # X: about 54 minutes
+    assert pause_after(1, 5_000, 60) == 60  # cheap rounds: the poll interval
+    assert pause_after(1400, 10_000, 60) == pytest.approx(12_096)  # YouTube searches
+    assert pause_after(5, 0, 60) == 60
+
+
+def test_the_push_endpoint_takes_deletions_as_tombstones() -> None:
+    from pipeline.sources.push import read_body
+
+    body = (
+        b'{"id": "1346889436626259968", "platform": "x", "deleted": true}\n'
+        b'{"id": "a b", "platform": "x", "deleted": true}\n'
+    )
+    outcome = read_body(body, "application/x-ndjson")
+    assert outcome.accepted == [("x:1346889436626259968", None)]
+    assert outcome.rejected == [{"line": 2, "reason": "a deletion needs the post's id and platform"}]
