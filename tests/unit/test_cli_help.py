@@ -38,11 +38,13 @@ def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
+        "Alert.schema.json",
         "DeadLetter.schema.json",
         "EmergingTopic.schema.json",
         "EnrichedPost.schema.json",
         "PostDocument.schema.json",
         "RawPost.schema.json",
+        "SubscribersFile.schema.json",
         "TopicAssignment.schema.json",
         "TopicInput.schema.json",
         "TopicPost.schema.json",
