@@ -20,6 +20,7 @@ import faust
 from elasticsearch import AsyncElasticsearch
 from faust.types import EventT
 
+from pipeline.alerts.agents import register_alert_agents
 from pipeline.embedded.stack import Endpoints
 from pipeline.enrich.enricher import Enricher
 from pipeline.health import HealthReporter
@@ -254,4 +255,5 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
                 await publish()
                 await topics_input.send(key=TICK_KEY, value=b"")  # so the agent saves the new state
 
+    register_alert_agents(app, settings, endpoints, dead_letters, topic)
     return app

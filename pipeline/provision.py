@@ -26,6 +26,7 @@ from pipeline.sinks.elasticsearch import (
     ClusterFeatures,
     _reason,
     apply_index_template,
+    render_alert_templates,
     render_template,
     render_topics_template,
     sync_client,
@@ -81,6 +82,8 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console |
         topic_fields = render_topics_template(settings)["template"]["mappings"]["properties"]
         mappings = update_mappings(es, f"{settings.index_prefix}-*", posts)
         mappings += update_mappings(es, settings.topics_index, topic_fields)
+        for index, template in render_alert_templates(settings).items():
+            mappings += update_mappings(es, index, template["template"]["mappings"]["properties"])
     finally:
         es.close()
     provisioned = Provisioned(topics=topics, features=features, mappings=mappings)

@@ -109,9 +109,7 @@ class Settings(BaseSettings):
 
     # Alerts
     alerts_enabled: bool = Field(True, description="run the alert detection and delivery agents")
-    topic_alerts: str = Field(
-        "pantau.alerts", description="alerts for downstream consumers"
-    )
+    topic_alerts: str = Field("pantau.alerts", description="alerts for downstream consumers")
     topic_alerts_input: str = Field(
         "pantau.alerts.input", description="what detection reads: posts and topic updates (1 partition)"
     )
@@ -124,9 +122,7 @@ class Settings(BaseSettings):
     alerts_bucket: float = Field(3600.0, gt=0, description="seconds per count bucket (stream time)")
     alerts_baseline_days: int = Field(7, ge=1, description="same bucket on this many past days")
     alerts_baseline_min_days: int = Field(3, ge=1, description="days of history before spikes are judged")
-    alerts_alpha: float = Field(
-        0.01, gt=0, lt=1, description="false-alarm rate per bucket, all keys"
-    )
+    alerts_alpha: float = Field(0.01, gt=0, lt=1, description="false-alarm rate per bucket, all keys")
     alerts_dispersion: float = Field(4.0, gt=0, description="negative-binomial size (smaller = more spread)")
     alerts_min_count: int = Field(5, ge=1, description="posts a bucket needs for a spike")
     alerts_min_ratio: float = Field(2.5, ge=1, description="count over baseline a spike needs")

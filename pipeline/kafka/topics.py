@@ -28,6 +28,8 @@ def pipeline_topics(settings: Settings) -> dict[str, int]:
         settings.topic_topics_input: 1,
         settings.topic_topics: partitions,
         settings.topic_assignments: partitions,  # co-partitioned with the enriched topic: one index agent
+        settings.topic_alerts_input: 1,  # detection needs every post in one place: one owner
+        settings.topic_alerts: partitions,
     }
 
 
