@@ -18,6 +18,7 @@ from typing import Any, cast
 import faust
 from faust.types import EventT
 
+from pipeline.alerts.delivery import Deliverer
 from pipeline.alerts.detect import AlertDetector, AlertObserver, DetectorConfig, dump_alert
 from pipeline.alerts.store import AlertStore
 from pipeline.embedded.stack import Endpoints
@@ -142,8 +143,16 @@ def register_alert_agents(
 
     @app.agent(input_topic, name="alerts-detect")
     async def detect(stream: faust.StreamT[bytes]) -> None:
-        async for event in cast(faust.Stream[bytes], stream).events():
-            await run_batch([event], detect_one, dead_letters.on_failure("alerts"))
+        try:
+            async for event in cast(faust.Stream[bytes], stream).events():
+                await run_batch([event], detect_one, dead_letters.on_failure("alerts"))
+        finally:
+            for bulk in indexer:
+                await bulk.close()
+            indexer.clear()
+            if copy_pending:
+                await store.write_state(dict(copy_pending))
+            await store.close()
 
     @app.timer(interval=max(min(settings.alerts_silence_after / 4, 60.0), 0.5))
     async def silence_tick() -> None:
@@ -164,9 +173,7 @@ def register_alert_agents(
                 copy_pending.setdefault(key, value)
 
     # -- deliver -----------------------------------------------------------------------------------------
-    from pipeline.alerts.delivery import Deliverer
-
-    deliverer = Deliverer(settings, store, dead_letters)
+    deliverer = Deliverer(settings, AlertStore(settings, endpoints), dead_letters)
 
     @app.agent(alerts_topic, name="alerts-deliver")
     async def deliver(stream: faust.StreamT[bytes]) -> None:

@@ -378,8 +378,10 @@ class Deliverer:
             for call in done:
                 call()
 
-    async def test(self, subscriber: Subscriber, alert: Alert) -> None:
-        """`pantau subscribers test`: one attempt, no log, errors raised."""
-        async with httpx.AsyncClient(timeout=self.settings.alerts_timeout) as client:
-            msg_id = message_id(subscriber.name, alert.id, alert.revision)
-            await send(client, subscriber, msg_id, [alert], self.smtp_url, self.settings.alerts_timeout)
+
+async def send_test(settings: Settings, subscriber: Subscriber, alert: Alert) -> None:
+    """`pantau subscribers test`: one attempt, not logged, errors raised (``SendError``)."""
+    smtp = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+    async with httpx.AsyncClient(timeout=settings.alerts_timeout) as client:
+        msg_id = message_id(subscriber.name, alert.id, alert.revision)
+        await send(client, subscriber, msg_id, [alert], smtp, settings.alerts_timeout)

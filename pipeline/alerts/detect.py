@@ -19,6 +19,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
@@ -29,6 +30,7 @@ from pipeline.settings import Settings
 from pipeline.stages.records import Failed, Outgoing, Record
 from pipeline.validation import describe_validation_error
 from schemas.alerts import Alert, AlertExample, AlertKind, AlertStatus, Severity, alert_id
+from schemas.documents import PostDocument
 from schemas.posts import EnrichedPost, TopicRef
 from schemas.topics import EmergingTopic
 from schemas.vocab import REGION_NAMES, Agency, Category, Region, SentimentLabel
@@ -45,11 +47,53 @@ URGENT = re.compile(
 """Urgent wording: calls for help and words for an event under way (with category ``bencana``)."""
 
 
-def is_official(post: EnrichedPost) -> bool:
+def is_official(handle: str | None) -> bool:
     """A post by an agency's own account (replies, announcements): never counted. One function so the
     contract's own flag can replace the gazetteer's handle list later."""
-    author = post.author
-    return author is not None and default_gazetteer().agency_account(author.handle) is not None
+    return handle is not None and default_gazetteer().agency_account(handle) is not None
+
+
+def post_seen(
+    key: str,
+    created_at: datetime,
+    platform: str,
+    agencies: list[Agency],
+    region: Region | None,
+    category: Category,
+    sentiment: SentimentLabel,
+    text: str,
+    url: str | None,
+) -> PostSeen:
+    return PostSeen(
+        key=key,
+        created_at=created_at,
+        platform=platform,
+        agencies=agencies,
+        region=region,
+        category=category,
+        negative=sentiment == SentimentLabel.NEGATIVE,
+        urgent=category == Category.BENCANA and URGENT.search(text) is not None,
+        text=text[:EXAMPLE_CHARS],
+        url=url,
+    )
+
+
+def seen_from_document(source: dict[str, Any]) -> PostSeen | None:
+    """A ``pantau-posts`` document as detection sees it (``pantau alerts test-rule``); None if not counted."""
+    document = PostDocument.model_validate(source)
+    if not document.is_public_service or is_official(document.author.handle if document.author else None):
+        return None
+    return post_seen(
+        f"{document.platform.value}:{document.post_id}",
+        document.timestamp,
+        document.platform.value,
+        document.agencies,
+        document.region,
+        document.category,
+        document.sentiment.label,
+        document.text,
+        document.url,
+    )
 
 
 class PostSeen(BaseModel):
@@ -101,19 +145,18 @@ class AlertObserver:
             post = EnrichedPost.model_validate_json(record.value or b"")
         except ValidationError as exc:
             return Failed(record, "alerts", describe_validation_error(exc))
-        if not post.is_public_service or is_official(post):
+        if not post.is_public_service or is_official(post.author.handle if post.author else None):
             return None
-        seen = PostSeen(
-            key=post.key,
-            created_at=post.created_at,
-            platform=post.platform.value,
-            agencies=post.agencies,
-            region=post.region,
-            category=post.category,
-            negative=post.sentiment.label == SentimentLabel.NEGATIVE,
-            urgent=post.category == Category.BENCANA and URGENT.search(post.text) is not None,
-            text=post.text[:EXAMPLE_CHARS],
-            url=post.url,
+        seen = post_seen(
+            post.key,
+            post.created_at,
+            post.platform.value,
+            post.agencies,
+            post.region,
+            post.category,
+            post.sentiment.label,
+            post.text,
+            post.url,
         )
         return Outgoing(post.key.encode(), AlertInput(post=seen).model_dump_json().encode())
 

@@ -6,6 +6,7 @@ the file is read again whenever it changes (``SubscribersWatcher``), without a r
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from schemas.subscribers import SubscribersFile
 
+log = logging.getLogger("pantau.alerts")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -133,6 +135,8 @@ class SubscribersWatcher:
             self._stamp = stamp
             try:
                 self.current, self.error = load_subscribers(self.path), None
+                log.info("subscribers file %s: %d subscribers", self.path, len(self.current.subscribers))
             except SubscribersError as exc:
                 self.error = exc
+                log.error("subscribers file not used, keeping the last good one: %s", exc)
         return self.current

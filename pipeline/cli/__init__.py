@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.cli import bench, deadletters, model, posts, schema, service, topics
+from pipeline.cli import alerts, bench, deadletters, model, posts, schema, service, topics
 
 app = typer.Typer(
     name="pantau",
@@ -16,6 +16,7 @@ app = typer.Typer(
 service.register(app)
 posts.register(app)
 topics.register(app)
+alerts.register(app)
 app.add_typer(deadletters.app, name="deadletter")
 app.add_typer(schema.app, name="schema")
 app.add_typer(model.app, name="model")

@@ -129,6 +129,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         "PANTAU_INDEX_PREFIX": "test-posts",
         "PANTAU_TOPICS_INDEX": "test-topics",
         "PANTAU_TOPICS_UPDATE_INTERVAL": "2",
+        "PANTAU_ALERTS_FILE": str(run_dir / "alerts.yaml"),
+        "PANTAU_ALERTS_INDEX": "test-alerts",
+        "PANTAU_DELIVERIES_INDEX": "test-deliveries",
+        "PANTAU_ALERTS_GROUP_WAIT": "1",
+        "PANTAU_ALERTS_RETRY_BACKOFF": "1",
+        "PANTAU_ALERTS_RETRY_MAX_ATTEMPTS": "3",
     }
     saved = {k: os.environ.get(k) for k in [*env, "PANTAU_KAFKA_BOOTSTRAP", "PANTAU_ES_URL"]}
     os.environ.update(env)

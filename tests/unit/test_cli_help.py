@@ -26,6 +26,8 @@ def test_help_lists_every_command() -> None:
         "model",
         "bench",
         "deadletter",
+        "alerts",
+        "subscribers",
     }
     assert registered >= expected | {"topics"}
     for command in registered:
