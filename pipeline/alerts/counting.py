@@ -7,6 +7,7 @@ streams have (a news item doubles an hour's posts without being an event); ``r``
 from __future__ import annotations
 
 import math
+import statistics
 
 
 def nb_upper_tail(count: int, mu: float, size: float) -> float:
@@ -40,9 +41,12 @@ def binomial_upper_tail(successes: int, trials: int, p: float) -> float:
 
 
 def robust_mean(values: list[float]) -> float:
-    """Mean with the largest value left out when there are three or more (one past burst in the baseline
-    week must not hide the next one, as epitweetr down-weights outliers)."""
+    """Mean with each value capped at ``max(2 × median, median + 3)``: a past burst in the baseline week is
+    down-weighted (as epitweetr does) so it cannot hide the next one, while ordinary hours keep their
+    full weight (leaving the largest value out instead biases small counts low, which raises false
+    alerts)."""
     if not values:
         return 0.0
-    kept = sorted(values)[:-1] if len(values) >= 3 else values
-    return sum(kept) / len(kept)
+    median = statistics.median(values)
+    cap = max(2 * median, median + 3)
+    return sum(min(v, cap) for v in values) / len(values)

@@ -273,6 +273,26 @@ def subject_of(series: str) -> str:
     return " ".join(words)
 
 
+SPIKE_WINDOWS = (1, 2, 3, 6)
+"""Buckets a spike is judged over: the last one alone, and the last 2, 3 and 6 together."""
+STILL_RAISED = 1.5
+"""A window of several buckets counts only while its last bucket is this far above its baseline, so a
+burst that ended resolves instead of being carried by the window for hours."""
+BASELINE_SPREAD = 1
+"""The baseline reads the same bucket of each past day and this many buckets either side of it: three
+times the values of the same hour alone, so a week of history gives a steadier estimate (an hour's
+neighbours differ little in the daily cycle)."""
+
+
+def baseline_buckets(index: int, period: int, days: int, min_days: int, first: int) -> list[int] | None:
+    """The buckets the baseline of bucket ``index`` reads (None before ``min_days`` days of history)."""
+    past = [index - d * period for d in range(1, days + 1) if index - d * period >= first]
+    if len(past) < min_days:
+        return None
+    spread = range(-BASELINE_SPREAD, BASELINE_SPREAD + 1)
+    return [i + k for i in past for k in spread if i + k >= first and i + k < index]
+
+
 STATE_BUCKET = b"bucket:"
 STATE_EPISODE = b"episode:"
 STATE_META = b"meta"
@@ -431,16 +451,16 @@ class AlertDetector:
     # -- spike -------------------------------------------------------------------------------------------
 
     def baseline(self, series: str, index: int) -> tuple[list[int], list[int]] | None:
-        """Counts and negative counts of the same bucket on past days, or None with too little history."""
+        """Counts and negative counts of the baseline buckets, or None with too little history."""
         first = self.meta.first_bucket
         if first is None:
             return None
-        days = [index - d * self.config.period for d in range(1, self.config.baseline_days + 1)]
-        days = [i for i in days if i >= first]
-        if len(days) < self.config.baseline_min_days:
+        c = self.config
+        buckets = baseline_buckets(index, c.period, c.baseline_days, c.baseline_min_days, first)
+        if buckets is None:
             return None
-        counts = [self.buckets[i].counts.get(series, 0) if i in self.buckets else 0 for i in days]
-        negatives = [self.buckets[i].negative.get(series, 0) if i in self.buckets else 0 for i in days]
+        counts = [self.buckets[i].counts.get(series, 0) if i in self.buckets else 0 for i in buckets]
+        negatives = [self.buckets[i].negative.get(series, 0) if i in self.buckets else 0 for i in buckets]
         return counts, negatives
 
     def tests_per_bucket(self, index: int) -> int:
@@ -449,16 +469,26 @@ class AlertDetector:
         names = {s for i, b in self.buckets.items() if lowest <= i <= index for s in b.counts}
         return max(1, len(names))
 
-    def spike_decision(self, count: int, expected: float, tests: int) -> Severity | None:
-        """The spike test on its own (the bench drives it directly)."""
+    def spike_decision(self, counts: list[int], expected: list[float], tests: int) -> Severity | None:
+        """The spike test on its own (the bench drives it directly). ``counts`` and ``expected`` are the
+        buckets up to this one (this one last). A window of the last 1, 2, 3 or 6 buckets fires when its
+        total passes the minimum count, the minimum ratio over its baseline and the count-model test:
+        the one-bucket window finds a sharp burst at once, the longer ones a burst of a few posts an
+        hour that no single hour shows. The correction divides ``alpha`` by the windows times the keys."""
         c = self.config
-        expected = max(expected, 0.1)
-        if count < c.min_count or count < c.min_ratio * expected:
-            return None
-        if nb_upper_tail(count, expected, c.dispersion) >= c.alpha / tests:
-            return None
-        strong = count >= 2 * c.min_ratio * expected and count >= 2 * c.min_count
-        return Severity.CRITICAL if strong else Severity.WARNING
+        level = c.alpha / (len(SPIKE_WINDOWS) * tests)
+        for width in SPIKE_WINDOWS:
+            if width > len(counts) or (width > 1 and counts[-1] < max(1.0, STILL_RAISED * expected[-1])):
+                continue  # a window whose last bucket is back to normal: the burst is over
+            total = sum(counts[-width:])
+            base = max(sum(expected[-width:]), 0.1)
+            if total < c.min_count or total < c.min_ratio * base:
+                continue
+            if nb_upper_tail(total, base, width * c.dispersion) >= level:
+                continue
+            strong = width == 1 and total >= 2 * c.min_ratio * base and total >= 2 * c.min_count
+            return Severity.CRITICAL if strong else Severity.WARNING
+        return None
 
     def _judge_spike(self, series: str, index: int, now: datetime) -> list[Alert]:
         base = self.baseline(series, index)
@@ -467,7 +497,15 @@ class AlertDetector:
         bucket = self.buckets[index]
         count = bucket.counts.get(series, 0)
         expected = robust_mean([float(v) for v in base[0]])
-        severity = self.spike_decision(count, expected, self.tests_per_bucket(index))
+        counts, expecteds = [count], [expected]
+        for back in range(1, max(SPIKE_WINDOWS)):
+            earlier = self.baseline(series, index - back)
+            if earlier is None:
+                break
+            held = self.buckets.get(index - back)
+            counts.insert(0, held.counts.get(series, 0) if held else 0)
+            expecteds.insert(0, robust_mean([float(v) for v in earlier[0]]))
+        severity = self.spike_decision(counts, expecteds, self.tests_per_bucket(index))
         if severity is None:
             return []
         start = self.bucket_start(index)

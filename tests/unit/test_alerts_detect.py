@@ -54,7 +54,7 @@ def test_count_tails_and_robust_mean() -> None:
     assert nb_upper_tail(0, 2.0, 4.0) == 1.0
     assert 0 < nb_upper_tail(12, 2.0, 4.0) < nb_upper_tail(6, 2.0, 4.0) < 0.1
     assert nb_upper_tail(6, 2.0, 1000.0) < nb_upper_tail(6, 2.0, 2.0)  # overdispersion widens the tail
-    assert robust_mean([1, 1, 1, 20]) == 1.0 and robust_mean([2, 4]) == 3.0
+    assert robust_mean([1, 1, 1, 20]) == 1.75 and robust_mean([2, 4]) == 3.0  # 20 capped at 4
 
 
 def test_a_planted_spike_fires_once_with_a_stable_id_and_resolves_after_it_ends() -> None:
@@ -182,3 +182,18 @@ def test_emerging_topic_and_silence() -> None:
     assert silence.key == "silence:stream" and quiet.check_silence(NOW + timedelta(hours=3)) == []
     back = quiet.add([_post(T0 + timedelta(minutes=5))], NOW + timedelta(hours=3)).alerts
     assert [(a.key, a.status) for a in back] == [("silence:stream", AlertStatus.RESOLVED)]
+
+
+def test_a_slow_burst_is_found_by_a_longer_window_and_the_bench_scores_it() -> None:
+    from pipeline.bench.alerts import GeneratorParams, score
+
+    detector = _detector()
+    quiet = [1, 0, 1, 1, 0, 3]
+    assert detector.spike_decision(quiet, [0.5] * 6, 18) is None
+    slow = [3, 3, 4, 3, 4, 3]  # no hour reaches the minimum count, six hours together do
+    assert detector.spike_decision(slow[-1:], [0.5], 18) is None
+    assert detector.spike_decision(slow, [0.5] * 6, 18) == Severity.WARNING
+    assert detector.spike_decision([*slow[:-1], 0], [0.5] * 6, 18) is None  # over: the window stops
+    small = GeneratorParams(hours=120 * 24, agencies=3, bursts_per_agency=6)
+    result = score((7,), DetectorConfig(), small)
+    assert result.target_bursts > 0 and result.recall > 0.5 and result.false_per_agency_week < 1
