@@ -104,3 +104,26 @@ def test_the_watcher_reads_changes_and_keeps_the_last_good_file(tmp_path: Path) 
     assert [s.name for s in watcher.get().subscribers] == ["bpbd-lebak"]
     path.write_text("subscribers: [")
     assert [s.name for s in watcher.get().subscribers] == ["bpbd-lebak"] and watcher.error is not None
+
+
+def test_the_readme_example_is_a_valid_file() -> None:
+    from pipeline.settings import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```yaml", readme.index("**The subscribers file**")) + len("```yaml")
+    example = readme[start : readme.index("```", start)]
+    env = {"WA_TOKEN": "t", "TG_TOKEN": "1:a", "SMTP_URL": "smtp://u:p@h:587", "SLACK_HOOK": "https://h/x"}
+    channels = [s.channel for s in parse_subscribers(example, env=env).subscribers]
+    assert channels == ["webhook", "whatsapp", "telegram", "email", "slack"]
+
+
+def test_quiet_hours_and_digest_times_are_jakarta_time() -> None:
+    from pipeline.alerts.delivery import digest_due, in_quiet_hours, overrides_quiet
+
+    text = "subscribers:\n  - name: q\n    slack: {url: 'http://x/y'}\n    quiet_hours: '22:00-06:00'\n"
+    sub = parse_subscribers(text, env={}).subscribers[0]
+    assert in_quiet_hours(sub, datetime(2026, 12, 1, 16, 0, tzinfo=UTC))  # 23:00 WIB
+    assert not in_quiet_hours(sub, datetime(2026, 12, 1, 2, 0, tzinfo=UTC))  # 09:00 WIB
+    assert overrides_quiet(_alert()) and not overrides_quiet(_alert(severity=Severity.WARNING))
+    due = digest_due(sub, datetime(2026, 12, 1, 1, 0, tzinfo=UTC))  # 08:00 WIB: today's 07:00 passed
+    assert due is not None and due.astimezone(UTC) == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
