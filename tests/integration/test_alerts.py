@@ -184,3 +184,32 @@ def test_cli_lists_dry_runs_and_silences(pipeline: Pipeline, receivers: Receiver
     marked = [a for a in _alerts_of(receivers.of("webhook", "ops")) if a.get("test")]
     assert marked and "uji" in marked[-1]["summary"]
     assert pantau("subscribers", "test", "nobody").returncode == 2
+
+
+def test_a_worker_killed_between_detection_and_delivery_loses_nothing(
+    pipeline: Pipeline, receivers: Receivers
+) -> None:
+    es, index = pipeline.es, pipeline.settings.alerts_index
+    now = datetime.now(UTC).replace(microsecond=0)
+    for i in range(3):
+        pipeline.send_post(_post(f"tolong longsor di cilegon, rumah warga tertimbun #{i}", now))
+
+    def detected() -> list[Any]:
+        es.indices.refresh(index=index)
+        return list(es.search(index=index, query={"term": {"key": "emergency:region=3672"}})["hits"]["hits"])
+
+    _wait(detected, 120, "no emergency in Kota Cilegon")
+    pipeline.restart_worker(kill=True)  # within group_wait: detected, not yet delivered (or just)
+
+    def delivered() -> list[Any]:
+        return [
+            r
+            for r in receivers.of("webhook", "ops")
+            if any(a["key"] == "emergency:region=3672" for a in _alerts_of([r]))
+        ]
+
+    got = _wait(delivered, 180, "the emergency detected before the kill was never delivered")
+    time.sleep(5)
+    got = delivered()
+    firing = [r for r in got if any(a["status"] == "firing" for a in _alerts_of([r]))]
+    assert len({r.headers["webhook-id"] for r in firing}) == 1, [r.headers for r in firing]
