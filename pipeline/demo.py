@@ -11,6 +11,7 @@ from pathlib import Path
 from elasticsearch import Elasticsearch, NotFoundError
 from rich.console import Console
 
+from pipeline.alerts.report import show_demo_alerts
 from pipeline.embedded.process import ServerError, spawn, stop
 from pipeline.embedded.stack import EmbeddedStack, Endpoints, wait_for_worker_log
 from pipeline.kafka.producer import produce_file
@@ -131,6 +132,7 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         render_summary(console, summarise(es, settings.index_alias, keys))
         window_hours = float(os.environ.get("PANTAU_TOPICS_WINDOW_HOURS", settings.topics_window_hours))
         show_topics(settings, es, console, since=timedelta(hours=window_hours))
+        show_demo_alerts(es, settings.alerts_index, console, started)
         es.close()
         console.print(
             "query the index:\n"

@@ -39,29 +39,16 @@ def list_alerts(
     ),
     as_json: bool = typer.Option(False, "--json", help="one Alert JSON per line"),
 ) -> None:
-    from elasticsearch import NotFoundError
-
+    from pipeline.alerts.report import query_alerts, render_alerts
     from pipeline.sinks.elasticsearch import sync_client
-    from schemas.alerts import Alert
 
     settings = get_settings()
     window = parse_duration(since)
     es = sync_client(settings, _es_url(settings))
-    query: dict[str, Any] = {
-        "bool": {"filter": [{"range": {"raised_at": {"gte": (datetime.now(UTC) - window).isoformat()}}}]}
-    }
-    if kind:
-        query["bool"]["filter"].append({"term": {"kind": kind}})
     try:
-        es.indices.refresh(index=settings.alerts_index)
-        hits = es.search(index=settings.alerts_index, query=query, size=500, sort=[{"raised_at": "desc"}])[
-            "hits"
-        ]["hits"]
-    except NotFoundError:
-        hits = []
+        alerts = query_alerts(es, settings.alerts_index, datetime.now(UTC) - window, kind)
     finally:
         es.close()
-    alerts = [Alert.model_validate(h["_source"]) for h in hits]
     if as_json:
         for alert in alerts:
             sys.stdout.write(alert.model_dump_json() + "\n")
@@ -69,20 +56,7 @@ def list_alerts(
     if not alerts:
         console.print(f"no alerts in the last {since}")
         return
-    table = Table("raised (UTC)", "kind", "severity", "status", "rev", "key", "count", "expected", "summary")
-    for a in alerts:
-        table.add_row(
-            f"{a.raised_at:%Y-%m-%d %H:%M}",
-            a.kind.value,
-            a.severity.value,
-            a.status.value,
-            str(a.revision),
-            a.key,
-            str(a.count),
-            f"{a.expected:.1f}",
-            a.summary,
-        )
-    console.print(table)
+    render_alerts(console, alerts)
 
 
 @alerts_app.command(
