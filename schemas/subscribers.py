@@ -134,6 +134,11 @@ class Subscriber(_Strict):
     )
     lang: Literal["id", "en"] = "id"
     resolved: bool = Field(True, description="also send resolved notices")
+    repeat_interval: float | None = Field(
+        None,
+        gt=0,
+        description="seconds before a still-firing alert is sent again; else PANTAU_ALERTS_REPEAT_INTERVAL",
+    )
 
     @model_validator(mode="after")
     def _one_channel(self) -> Subscriber:

@@ -67,6 +67,18 @@ class Pending:
     alert: Alert
     record: Record
     finished: Callable[[], None]
+    repeat: int = 0
+    """A reminder (the n-th) of an alert still firing: sent again even though the log says sent."""
+
+
+@dataclass
+class Reminder:
+    """An alert a subscriber was told about that has not resolved: re-sent every ``repeat_interval``."""
+
+    alert: Alert
+    record: Record
+    sent_at: float
+    repeat: int = 0
 
 
 def _clock(text: str) -> clock_time:
@@ -115,6 +127,7 @@ class Deliverer:
         self.silences_at = 0.0
         self.queue_at = 0.0
         self.notified: dict[tuple[str, str], tuple[str, float]] = {}  # (subscriber, key) → (alert id, when)
+        self.reminders: dict[tuple[str, str], Reminder] = {}  # (subscriber, alert id)
         self.client: httpx.AsyncClient | None = None
         smtp = settings.smtp_url
         self.smtp_url = smtp.get_secret_value() if smtp else None
@@ -147,6 +160,12 @@ class Deliverer:
             return
         now = datetime.now(UTC)
         countdown = Countdown(1, done)
+        for (name, known_id), reminder in list(self.reminders.items()):
+            if known_id == alert.id:  # a resolve ends the reminders; a newer state is what they repeat
+                if alert.status == AlertStatus.RESOLVED:
+                    del self.reminders[(name, known_id)]
+                elif alert.revision >= reminder.alert.revision:
+                    reminder.alert, reminder.record = alert, record
         if not alert.test and alert.window_end < now - timedelta(seconds=self.settings.alerts_max_age):
             log.info(
                 "alert %s rev %d is stale (window ended %s): indexed, not delivered",
@@ -233,6 +252,7 @@ class Deliverer:
                 continue
             self._start(subscriber, items)
         await self._refresh_silences()
+        self._remind(subscribers, now)
         if now - self.queue_at >= QUEUE_CHECK:
             self.queue_at = now
             for subscriber in subscribers.values():
@@ -240,6 +260,27 @@ class Deliverer:
                     subscriber.mode == "digest" or subscriber.quiet_hours
                 ):
                     self._spawn(self._flush_queue(subscriber))
+
+    def _remind(self, subscribers: dict[str, Subscriber], now: float) -> None:
+        """Alerts still firing that a subscriber heard about ``repeat_interval`` ago are sent again (not
+        while silenced or in quiet hours)."""
+        wall = datetime.now(UTC)
+        for (name, alert_id), reminder in list(self.reminders.items()):
+            subscriber = subscribers.get(name)
+            if subscriber is None:
+                del self.reminders[(name, alert_id)]
+                continue
+            interval = subscriber.repeat_interval or self.settings.alerts_repeat_interval
+            if name in self.busy or now - reminder.sent_at < interval:
+                continue
+            alert = reminder.alert
+            silenced = any(s.active(wall) and s.matches(alert) for s in self.silences)
+            quiet = in_quiet_hours(subscriber, wall) and not overrides_quiet(alert)
+            if silenced or quiet or subscriber.mode == "digest":
+                continue
+            reminder.sent_at = now  # the next try is an interval later, whatever this one's fate
+            item = Pending(alert, reminder.record, lambda: None, repeat=reminder.repeat + 1)
+            self._start(subscriber, [item])
 
     def _start(self, subscriber: Subscriber, items: list[Pending], digest: bool = False) -> None:
         task = asyncio.ensure_future(self._send(subscriber, items, digest))
@@ -288,7 +329,9 @@ class Deliverer:
             chosen = list(latest.values())
             ids = {message_id(subscriber.name, p.alert.id, p.alert.revision): p for p in chosen}
             logged = await self._retry(lambda: self.store.deliveries(list(ids)))
-            todo = [p for mid, p in ids.items() if mid not in logged or logged[mid].status != "sent"]
+            todo = [
+                p for mid, p in ids.items() if p.repeat or mid not in logged or logged[mid].status != "sent"
+            ]
             if todo:
                 await self._attempts(subscriber, todo, digest)
         finally:
@@ -298,7 +341,8 @@ class Deliverer:
     async def _attempts(self, subscriber: Subscriber, todo: list[Pending], digest: bool) -> None:
         assert self.client is not None
         alerts = [p.alert for p in todo]
-        msg_id = group_id(subscriber.name, alerts)
+        repeat = max(p.repeat for p in todo)
+        msg_id = group_id(subscriber.name, alerts) + (f"_r{repeat}" if repeat else "")
         delay = self.settings.alerts_retry_backoff
         attempts = self.settings.alerts_retry_max_attempts
         for attempt in range(1, attempts + 1):
@@ -337,9 +381,15 @@ class Deliverer:
                 delay = min(delay * 2, self.settings.bulk_backoff_max)
                 continue
             await self._log(subscriber, alerts, "sent", attempt)
-            for alert in alerts:
+            for item in todo:
+                alert = item.alert
                 if alert.status == AlertStatus.FIRING:
                     self.notified[(subscriber.name, alert.key)] = (alert.id, time.monotonic())
+                    self.reminders[(subscriber.name, alert.id)] = Reminder(
+                        alert, item.record, time.monotonic(), item.repeat
+                    )
+                else:
+                    self.reminders.pop((subscriber.name, alert.id), None)
             log.info(
                 "delivered %d alerts to %s (%s) as %s",
                 len(alerts),

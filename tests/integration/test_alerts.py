@@ -213,3 +213,28 @@ def test_a_worker_killed_between_detection_and_delivery_loses_nothing(
     got = delivered()
     firing = [r for r in got if any(a["status"] == "firing" for a in _alerts_of([r]))]
     assert len({r.headers["webhook-id"] for r in firing}) == 1, [r.headers for r in firing]
+
+
+def test_a_still_firing_alert_is_sent_again_after_repeat_interval(
+    pipeline: Pipeline, receivers: Receivers
+) -> None:
+    path = pipeline.settings.alerts_file
+    assert path is not None
+    path.write_text(
+        path.read_text()
+        + f"  - name: nag\n    webhook: {{url: '{receivers.url}/hook/nag', secret: {SECRET}}}\n"
+        + "    match: {kinds: [emergency], regions: ['3671']}\n    repeat_interval: 3\n"
+    )
+    time.sleep(1)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for i in range(3):
+        pipeline.send_post(_post(f"tolong kebakaran gudang di kota tangerang, api membesar #{i}", now))
+    got = _wait(
+        lambda: len(receivers.of("webhook", "nag")) >= 2 and receivers.of("webhook", "nag"),
+        120,
+        f"nag got {receivers.of('webhook', 'nag')}",
+    )
+    first, again = got[0], got[1]
+    assert first.json()["key"] == "emergency:region=3671" == again.json()["key"]
+    assert again.headers["webhook-id"] == first.headers["webhook-id"] + "_r1"
+    assert again.at - first.at >= 3
