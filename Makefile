@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-unit test-integration lint format clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install browser demo test test-unit test-integration lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,16 +16,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# headless Chromium for the brief's browser test and `pantau report --pdf`, from Debian's packages
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
+
 demo: $(STAMP)
 	$(BIN)/pantau demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check pipeline schemas tests
 	$(BIN)/ruff format --check pipeline schemas tests
 	$(BIN)/mypy pipeline schemas
 	$(BIN)/python -m pytest -q --durations=15
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not integration"
 
 test-integration: $(STAMP)

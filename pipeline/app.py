@@ -20,6 +20,7 @@ import faust
 from elasticsearch import AsyncElasticsearch
 from faust.types import EventT
 
+from pipeline import metrics
 from pipeline.alerts.agents import register_alert_agents
 from pipeline.embedded.stack import Endpoints
 from pipeline.enrich.enricher import Enricher
@@ -27,6 +28,7 @@ from pipeline.health import HealthReporter
 from pipeline.kafka.batches import hold, process_batches, record_of, release, run_batch
 from pipeline.kafka.config import faust_broker_options
 from pipeline.kafka.deadletter import DeadLetterer
+from pipeline.kafka.recovery import ChangelogEndTableManager
 from pipeline.kafka.topics import topic_max_message_bytes
 from pipeline.kafka.transport import App
 from pipeline.settings import Settings
@@ -44,9 +46,6 @@ TICK_KEY = b"__tick__"
 without it an update the timer made would reach the changelog only with the next post, and a worker killed
 in between would come back with the state before that update (and could mint new ids for topics it had
 published)."""
-ENRICH_IN_FLIGHT = 2
-"""Enrich batches running at once: the next batch is taken and queued for the model while the previous
-one's messages are sent."""
 
 
 def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> faust.App:
@@ -64,6 +63,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         store="memory://",
+        TableManager=ChangelogEndTableManager,  # the embedded broker under-reports changelog ends
         datadir=str(settings.run_dir / "faust"),  # not the working directory, which may be read-only
         web_enabled=False,
         autodiscover=False,
@@ -98,14 +98,17 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
 
     @app.agent(raw_topic, name="enrich")
     async def enrich(stream: faust.StreamT[bytes]) -> None:
+        @metrics.timed_batch("enrich")
         async def handle(events: Sequence[EventT]) -> None:
             records = [record_of(event) for event in events]
             loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(model_thread, enrich_stage.process, records)
+            with metrics.timed(metrics.MODEL_SECONDS):
+                outcome = await loop.run_in_executor(model_thread, enrich_stage.process, records)
             acks = await send(enriched_topic, outcome.enriched) + await send(
                 topics_input, outcome.topic_inputs
             )
             await asyncio.gather(*acks, dead_letters.deliver(outcome.failed))
+            metrics.processed("enrich", len(outcome.enriched))
             log.info("enriched %d, dead-lettered %d", len(outcome.enriched), len(outcome.failed))
 
         await process_batches(
@@ -114,7 +117,6 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
             settings.batch_timeout,
             handle,
             dead_letters.on_failure("enrich"),
-            in_flight=ENRICH_IN_FLIGHT,
         )
 
     # -- index -------------------------------------------------------------------------------------------
@@ -133,6 +135,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
     async def index(stream: faust.StreamT[bytes]) -> None:
         bulk = indexer()
 
+        @metrics.timed_batch("index")
         async def handle(events: Sequence[EventT]) -> None:
             records = [record_of(event) for event in events]
             for record in index_stage.forget(lambda r: r.tp in app.consumer.assignment()):
@@ -148,6 +151,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
                 event = held.pop(record, None)
                 if event is not None:
                     release(event)
+            metrics.processed("index", outcome.indexed)
             log.info(
                 "indexed %d, dead-lettered %d, %d topic labels wait for their post",
                 outcome.indexed,
@@ -245,10 +249,18 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
             async with topic_lock:
                 await run_batch([event], add_to_window, dead_letters.on_failure("topics"))
 
+    def owns_discovery() -> bool:
+        return (settings.topic_topics_input, 0) in app.consumer.assignment()
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust sends (sender, revoked)
+    async def discovery_moved(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        if any(tp.topic == settings.topic_topics_input for tp in revoked):
+            topic_stage.reset()
+
     @app.timer(interval=max(settings.topics_update_interval / 2, 0.5))
     async def flush_idle() -> None:
         """Publish an update when posts stopped arriving before the interval came round."""
-        if not topic_stage.restored or not topic_stage.due() or topic_lock.locked():
+        if not topic_stage.restored or not topic_stage.due() or topic_lock.locked() or not owns_discovery():
             return
         async with topic_lock:
             if topic_stage.due():
@@ -256,4 +268,16 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
                 await topics_input.send(key=TICK_KEY, value=b"")  # so the agent saves the new state
 
     register_alert_agents(app, settings, endpoints, dead_letters, topic)
+    if settings.metrics_port:
+
+        @app.timer(interval=metrics.LAG_INTERVAL)
+        async def measure_lag() -> None:
+            """The group's lag as the broker reports it (a blocking admin client, so in a thread)."""
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, metrics.measure_lag, settings, endpoints.kafka
+                )
+            except Exception as exc:
+                log.warning("cannot read the consumer lag: %s", exc)
+
     return app

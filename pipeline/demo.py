@@ -12,6 +12,8 @@ from elasticsearch import Elasticsearch, NotFoundError
 from rich.console import Console
 
 from pipeline.alerts.report import show_demo_alerts
+from pipeline.brief.data import Period, newest_post_time
+from pipeline.brief.write import write_brief
 from pipeline.embedded.process import ServerError, spawn, stop
 from pipeline.embedded.stack import EmbeddedStack, Endpoints, wait_for_worker_log
 from pipeline.kafka.producer import produce_file
@@ -47,6 +49,17 @@ def show_topics(
         render_topics(console, rows, title=f"Top emerging topics (last {hours:g} h of the stream)")
     else:
         console.print("no emerging topic yet: too few similar public-service posts in the window")
+
+
+def write_sample_brief(settings: Settings, es: Elasticsearch, keys: list[str]) -> Path | None:
+    """`pantau report` for the sample's own eight days (they lie in the past), into the run directory."""
+    end = newest_post_time(es, settings.index_alias, keys)
+    if end is None:
+        return None
+    period = Period(
+        start=end + timedelta(minutes=1) - timedelta(hours=DEMO_WINDOW_HOURS), end=end + timedelta(minutes=1)
+    )
+    return write_brief(es, settings, period, settings.run_dir / "brief.html")
 
 
 def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None, timeout: float) -> bool:
@@ -133,6 +146,9 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         window_hours = float(os.environ.get("PANTAU_TOPICS_WINDOW_HOURS", settings.topics_window_hours))
         show_topics(settings, es, console, since=timedelta(hours=window_hours))
         show_demo_alerts(es, settings.alerts_index, console, started)
+        brief = write_sample_brief(settings, es, keys)
+        if brief is not None:
+            console.print(f"weekly brief of the sample (open it in a browser): {brief}")
         es.close()
         console.print(
             "query the index:\n"

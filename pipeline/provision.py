@@ -18,6 +18,7 @@ from elasticsearch import ApiError, Elasticsearch
 from pydantic import BaseModel
 from rich.console import Console
 
+from pipeline.drift import Drift, index_drift, topic_drift
 from pipeline.embedded.process import ServerError
 from pipeline.embedded.stack import Endpoints
 from pipeline.kafka.topics import TopicInfo, ensure_topics
@@ -31,6 +32,7 @@ from pipeline.sinks.elasticsearch import (
     render_topics_template,
     sync_client,
 )
+from pipeline.wording import plural
 
 
 class MappingConflict(BaseModel):
@@ -53,16 +55,19 @@ class Provisioned(BaseModel):
     topics: list[TopicInfo]
     features: ClusterFeatures
     mappings: list[MappingUpdate]
+    drift: list[Drift] = []
 
     def summary(self, settings: Settings) -> str:
         """What ``pantau up``, ``worker`` and ``demo`` print."""
         lines = [
-            "topics: " + ", ".join(f"{t.name} ({t.partitions} partitions)" for t in self.topics),
+            "topics: "
+            + ", ".join(f"{t.name} ({plural(t.partitions or 0, 'partition')})" for t in self.topics),
             f"index template {settings.index_prefix}-* → alias {settings.index_alias} "
             f"(ES {self.features.version}; Indonesian stemmer {_on(self.features.indonesian_stemmer)}; "
             f"ILM {_on(self.features.ilm)})",
         ]
         lines += [f"mapping of {m.index}: added {', '.join(m.added)}" for m in self.mappings if m.added]
+        lines += [f"warning: {d.describe()}" for d in self.drift]
         return "\n".join(lines)
 
 
@@ -81,14 +86,20 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console |
         posts = render_template(settings, features)["template"]["mappings"]["properties"]
         topic_fields = render_topics_template(settings)["template"]["mappings"]["properties"]
         mappings = update_mappings(es, f"{settings.index_prefix}-*", posts)
+        if es.indices.exists(index=f"{settings.index_prefix}-*"):  # a dynamic setting: existing indices too
+            es.indices.put_settings(
+                index=f"{settings.index_prefix}-*",
+                settings={"index": {"refresh_interval": settings.index_refresh_interval}},
+            )
         mappings += update_mappings(es, settings.topics_index, topic_fields)
         for index, template in render_alert_templates(settings).items():
             mappings += update_mappings(es, index, template["template"]["mappings"]["properties"])
+        drift = topic_drift(settings, topics, endpoints.kafka) + index_drift(settings, es)
     finally:
         es.close()
-    provisioned = Provisioned(topics=topics, features=features, mappings=mappings)
+    provisioned = Provisioned(topics=topics, features=features, mappings=mappings, drift=drift)
     if console is not None:
-        console.print(provisioned.summary(settings))
+        console.print(provisioned.summary(settings), soft_wrap=True)
     return provisioned
 
 

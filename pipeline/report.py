@@ -22,6 +22,7 @@ def progress_bar(console: Console) -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        disable=not console.is_terminal,  # piped: the messages alone, no bar redrawn into a log
     )
 
 
@@ -165,6 +166,22 @@ def query_topics(
         index=index, size=limit, query={"bool": {"filter": filters}}, sort=[{"size": "desc"}, {"id": "asc"}]
     )["hits"]["hits"]
     return [dict(hit["_source"]) for hit in hits]
+
+
+def topic_row(row: dict[str, Any]) -> list[object]:
+    """A topic as plain cells: id, label, size, growth, posts in the last hour, sentiment mix, agencies,
+    regions (the top three, with counts)."""
+    mix = row.get("sentiment", {})
+    return [
+        row["id"],
+        row["label"],
+        row["size"],
+        f"{row.get('growth', 0):.1f}",
+        row.get("posts_last_hour", 0),
+        f"{mix.get('negative', 0)}/{mix.get('neutral', 0)}/{mix.get('positive', 0)}",
+        ",".join(f"{a['agency']}:{a['count']}" for a in row.get("top_agencies", [])[:3]),
+        ",".join(f"{r['region']}:{r['count']}" for r in row.get("top_regions", [])[:3]),
+    ]
 
 
 def render_topics(out: Console, rows: list[dict[str, Any]], title: str = "Emerging topics") -> None:

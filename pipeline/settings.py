@@ -44,12 +44,17 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL/SASL_SSL")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="the client certificate's private key (PEM)")
     es_url: str | None = Field(None, description="Elasticsearch URL, e.g. https://es.example:9200")
     es_api_key: SecretStr | None = None
     es_username: str | None = None
     es_password: SecretStr | None = None
     es_ca_certs: Path | None = None
     es_verify_certs: bool = True
+    kibana_url: str | None = Field(
+        None, description="Kibana URL for `pantau kibana import` (credentials: the PANTAU_ES_* ones)"
+    )
 
     # Topics
     topic_raw: str = "pantau.posts.raw"
@@ -83,10 +88,23 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest wait between tries while the dead-letter topic refuses letters"
     )
     worker_log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    status_lag_interval: float = Field(
+        300.0, gt=0, description="seconds over which a consumer lag that only grew fails `pantau status`"
+    )
+    status_watch_interval: float = Field(
+        5.0, gt=0, description="seconds between `pantau status --watch` refreshes"
+    )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus metrics port of the worker; 0 = off")
+    metrics_host: str = Field("0.0.0.0", description="address the metrics endpoint binds")
 
     # Elasticsearch
     index_prefix: str = Field("pantau-posts", description="monthly indices <prefix>-YYYY.MM, alias <prefix>")
     index_shards: int = Field(1, ge=1)
+    index_refresh_interval: str = Field(
+        "500ms",
+        pattern=r"^(-1|\d+(ms|s|m))$",
+        description="how soon an indexed post is searchable (Elasticsearch's index.refresh_interval)",
+    )
     index_replicas: int = Field(0, ge=0)
     bulk_backoff: float = Field(
         0.5, gt=0, description="first retry delay on 429/5xx/connection errors, doubled"
@@ -140,7 +158,6 @@ class Settings(BaseSettings):
     alerts_retry_max_attempts: int = Field(8, ge=1, description="tries before a delivery is dead-lettered")
     alerts_timeout: float = Field(10.0, gt=0, description="seconds one delivery request may take")
     smtp_url: SecretStr | None = Field(None, description="smtp://user:pass@host:587 (STARTTLS)")
-    kibana_url: str | None = Field(None, description="Kibana base URL, for Discover links in alerts")
 
     # Models
     model_dir: Path = Field(
@@ -170,7 +187,16 @@ class Settings(BaseSettings):
         """``INFO`` as Faust and logging accept it."""
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("kafka_ssl_cafile", "es_ca_certs", "model_dir", "cache_dir", "run_dir", "alerts_file")
+    @field_validator(
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "es_ca_certs",
+        "model_dir",
+        "cache_dir",
+        "run_dir",
+        "alerts_file",
+    )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         """``~/pantau`` in a .env file means the home directory, as it does in a shell."""

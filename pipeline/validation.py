@@ -111,7 +111,8 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        # as json words it ("… starting at: line 1 column 9"): some of its messages end in "at"
+        raise ValueError(f"not JSON: {exc.msg}: line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise ValueError("not JSON the parser accepts: nested too deeply") from None
 

@@ -18,6 +18,7 @@ from typing import Any, cast
 import faust
 from faust.types import EventT
 
+from pipeline import metrics
 from pipeline.alerts.delivery import Deliverer
 from pipeline.alerts.detect import AlertDetector, AlertObserver, DetectorConfig, dump_alert
 from pipeline.alerts.store import AlertStore
@@ -27,6 +28,7 @@ from pipeline.kafka.deadletter import DeadLetterer
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client
 from pipeline.stages.records import Failed, Outgoing
+from schemas.alerts import AlertStatus
 
 log = logging.getLogger("pantau.alerts")
 TICK_KEY = b"__tick__"
@@ -86,6 +88,7 @@ def register_alert_agents(
     store = AlertStore(settings, endpoints)
     indexer: list[BulkIndexer] = []
     copy_pending: dict[bytes, bytes | None] = {}
+    counted: set[str] = set()
 
     async def restore() -> None:
         entries = [(k, v) for k, v in table.items()]
@@ -110,6 +113,9 @@ def register_alert_agents(
         for failure in refused:
             log.error("alerts index refused %s: %s", failure.key, failure.reason)
         for alert in alerts:
+            if alert.status == AlertStatus.FIRING and alert.id not in counted:
+                counted.add(alert.id)  # an episode counts once (re-published states do not)
+                metrics.alert_fired(alert.kind.value)
             log.info(
                 "alert %s %s rev %d %s: %s",
                 alert.status,

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import ValidationError
 
+from pipeline import metrics
 from pipeline.alerts.channels import SendError, send
 from pipeline.alerts.store import AlertStore, Delivery, DeliveryStatus, Silence, message_id
 from pipeline.alerts.subscribers import SubscribersWatcher
@@ -358,6 +359,7 @@ class Deliverer:
                     digest,
                 )
             except SendError as exc:
+                metrics.alert_delivered(subscriber.channel, sent=False)
                 final = not exc.retryable or attempt == attempts
                 log.warning(
                     "delivery to %s failed (attempt %d/%d): %s",
@@ -380,6 +382,7 @@ class Deliverer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.bulk_backoff_max)
                 continue
+            metrics.alert_delivered(subscriber.channel, sent=True)
             await self._log(subscriber, alerts, "sent", attempt)
             for item in todo:
                 alert = item.alert

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from pipeline.cli.output import make_console
 from pipeline.settings import get_settings
 
 app = typer.Typer(help="Measure throughput and memory.", no_args_is_help=True)
-console = Console()
+console = make_console()
 
 
 def _sizes(value: str, option: str) -> tuple[int, ...]:
@@ -103,7 +103,7 @@ def pipeline(
     from pipeline.cli.endpoints import running_endpoints
     from pipeline.embedded.process import ServerError
 
-    out = Console(stderr=True) if as_json else console
+    out = make_console(stderr=True) if as_json else console
     config = PipelineBenchConfig(
         posts=posts, repeat=repeat, duration=duration, rates=_rates(rate) if rate is not None else ()
     )

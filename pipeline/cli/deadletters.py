@@ -6,19 +6,19 @@ import json
 from datetime import UTC, datetime
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from pipeline.cli.endpoints import running_endpoints
+from pipeline.cli.output import make_console, print_table
 from pipeline.cli.topics import parse_duration
 from pipeline.settings import Settings, get_settings
+from pipeline.wording import plural
 from schemas.posts import DeadLetter
 
 app = typer.Typer(
     help="List the dead-letter topic and replay letters whose cause is fixed.", no_args_is_help=True
 )
-console = Console(stderr=True)
-out = Console(width=None if Console().is_terminal else 160)
+console = make_console(stderr=True)
+out = make_console()
 
 STAGE_HELP = "only letters from this stage: decode, validate, enrich, index, topics (repeatable)"
 KEY_HELP = "only letters of this post key, platform:id (repeatable)"
@@ -67,16 +67,28 @@ def list_letters(
         for letter in shown:
             print(json.dumps({"key": dead_letter_key(letter), **letter.model_dump(mode="json")}))
         return
-    table = Table(
-        title=f"{len(letters)} dead letters" + (f", newest {len(shown)}" if len(shown) < len(letters) else "")
+    title = plural(len(letters), "dead letter") + (
+        f", newest {len(shown)}" if len(shown) < len(letters) else ""
     )
-    for column in ("failed at (UTC)", "stage", "post key", "from", "reason"):
-        table.add_column(column, overflow="fold")
-    for letter in shown:
-        where = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
-        failed = letter.failed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(failed, letter.stage, dead_letter_key(letter) or "?", where, letter.reason)
-    out.print(table)
+    rows = [
+        [
+            letter.failed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            letter.stage,
+            dead_letter_key(letter) or "?",
+            f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}",
+            letter.reason
+            + (
+                f" [letter keeps the first bytes of {letter.original_size or 0:,}: not replayable]"
+                if letter.original_truncated
+                else ""
+            ),
+        ]
+        for letter in shown
+    ]
+    if not out.is_terminal:  # piped: the table alone on stdout, the count on stderr
+        console.print(title)
+    headers = ["failed_at_utc", "stage", "post_key", "from", "reason"]
+    print_table(out, headers, rows, title=title if out.is_terminal else None)
 
 
 @app.command(help="Send matching letters' original messages back to the topics they came from.")
@@ -98,13 +110,16 @@ def replay(
     kafka = running_endpoints(settings, console).kafka
     letters = latest_per_message(_letters(settings, kafka, stage, key, grep, since))  # one per message
     if dry_run or not letters:
-        console.print(f"{len(letters)} letters match; nothing sent")
+        console.print(f"{plural(len(letters), 'letter matches', 'letters match')}; nothing sent")
         return
     report = replay_dead_letters(settings, kafka, letters)
     for topic, n in sorted(report.sent.items()):
-        console.print(f"sent {n} messages back to {topic}")
+        console.print(f"sent {plural(n, 'message')} back to {topic}")
     if report.no_source:
-        console.print(f"[yellow]{report.no_source} letters name no source topic: not sent[/yellow]")
+        console.print(
+            f"[yellow]{plural(report.no_source, 'letter names', 'letters name')} no source topic: "
+            "not sent[/yellow]"
+        )
     for letter in report.truncated:
         what = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
         console.print(

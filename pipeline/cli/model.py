@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from pipeline.cli.output import make_console
 from pipeline.settings import get_settings
 
 if TYPE_CHECKING:
     from pipeline.model.encoder import Backend
 
 app = typer.Typer(help="Build, train and evaluate the sentiment and category models.", no_args_is_help=True)
-console = Console()
+console = make_console()
 T = TypeVar("T")
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from pipeline.cli.output import make_console
 from pipeline.report import progress_bar
 from pipeline.settings import Settings, get_settings
+from pipeline.wording import plural
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 PARTLY_DONE = 3
@@ -26,9 +28,48 @@ def register(app: typer.Typer) -> None:
         "(exit 3 when there were any)."
     )(produce)
     app.command(
+        help="Print one post's document (JSON: index, key, document) from whichever monthly index holds it; "
+        "exit 1 when none does."
+    )(post)
+    app.command(
         help="Enrich one text (JSON to stdout) or a file (--input/--output) with the pipeline's code "
         "(exit 3 when lines were rejected)."
     )(classify)
+
+
+def post(key: str = typer.Argument(..., help="the post's key, platform:id (e.g. x:1790012345)")) -> None:
+    from elasticsearch import ApiError, NotFoundError, TransportError
+
+    from pipeline.cli.endpoints import running_endpoints
+    from pipeline.sinks.elasticsearch import sync_client
+
+    settings = get_settings()
+    endpoints = running_endpoints(settings, console)
+    es = sync_client(settings, endpoints.elasticsearch)
+    try:  # `GET alias/_doc/ID` fails once the alias spans two monthly indices; an ids query does not
+        hits = es.search(index=settings.index_alias, query={"ids": {"values": [key]}}, size=10)["hits"][
+            "hits"
+        ]
+    except NotFoundError:
+        hits = []
+    except (ApiError, TransportError) as exc:
+        console.print(
+            f"[red]error:[/red] Elasticsearch at {endpoints.elasticsearch}: {str(exc).splitlines()[0]}"
+        )
+        raise typer.Exit(1) from None
+    finally:
+        es.close()
+    if not hits:
+        console.print(f"no post with key {key} in {settings.index_alias}")
+        raise typer.Exit(1)
+    if len(hits) > 1:
+        console.print(f"[yellow]warning:[/yellow] {key} is in {len(hits)} indices; each is printed")
+    for hit in hits:
+        print(
+            json.dumps(
+                {"index": hit["_index"], "key": hit["_id"], "document": hit["_source"]}, ensure_ascii=False
+            )
+        )
 
 
 def produce(
@@ -53,7 +94,10 @@ def produce(
         raise typer.Exit(1) from None
     for bad in report.invalid:
         console.print(f"[yellow]{path}:{bad.line}: not sent:[/yellow] {bad.reason}")
-    console.print(f"sent {report.sent} posts to {settings.topic_raw}; {len(report.invalid)} invalid lines")
+    console.print(
+        f"sent {plural(report.sent, 'post')} to {settings.topic_raw}; "
+        f"{plural(len(report.invalid), 'invalid line')}"
+    )
     _warn_if_nobody_consumes(settings, endpoints.kafka)
     if report.invalid:
         raise typer.Exit(PARTLY_DONE)
@@ -168,5 +212,5 @@ def _classify_file(enricher: object, input: Path, output: Path | None) -> int:
     finally:
         if output:
             out.close()
-    console.print(f"enriched {written} posts; {failures} lines reported")
+    console.print(f"enriched {plural(written, 'post')}; {plural(failures, 'line')} reported")
     return failures

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
 
+from pipeline.cli.output import make_console, print_table
 from pipeline.embedded.process import ServerError
 from pipeline.embedded.stack import EmbeddedStack, StackState, resolve_endpoints, wait_for_worker_log
 from pipeline.embedded.supervisor import WorkerExit
 from pipeline.health import read_health
-from pipeline.settings import get_settings
+from pipeline.settings import Settings, get_settings
+from pipeline.wording import plural
 
-console = Console(width=None if Console().is_terminal else 140)
+console = make_console()
 WORKER_START_TIMEOUT = 300.0
 """Seconds `pantau up` waits for the worker: model load plus group join took up to ~2 minutes on two busy
 cores."""
@@ -30,8 +33,9 @@ def register(app: typer.Typer) -> None:
         "in the background; says what was already running."
     )(up)
     app.command(
-        help="Show the endpoints, worker (restarts, last exit, log), topics and index of the running "
-        "pipeline; exit 1 if one is down."
+        help="Show the consumer group as Kafka reports it (members, assignments, lag per partition), the "
+        "embedded worker (restarts, last exit, log), topics, index and drift from the settings; exit 1 when "
+        "a part is down, no worker is in the group or its lag keeps growing."
     )(status)
     app.command(
         help="Stop the embedded worker's supervisor, the worker and the servers (by PID); "
@@ -114,54 +118,121 @@ def _worker_found(stack: EmbeddedStack, state: StackState) -> str:
     return "starting the worker, supervised: restarted with back-off whenever it exits"
 
 
-def status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+def status(
+    as_json: bool = typer.Option(
+        False, "--json", help="machine-readable output (one JSON object per refresh)"
+    ),
+    watch: bool = typer.Option(
+        False, "--watch", help="refresh every PANTAU_STATUS_WATCH_INTERVAL seconds until interrupted"
+    ),
+    count: int = typer.Option(0, "--count", min=0, help="with --watch: stop after this many refreshes"),
+) -> None:
+    settings = get_settings()
+    if not watch:
+        raise typer.Exit(_status_once(settings, as_json))
+    done = 0
+    code = 0
+    try:
+        while True:
+            if console.is_terminal and not as_json:
+                console.clear()
+            code = _status_once(settings, as_json)
+            done += 1
+            if count and done >= count:
+                break
+            time.sleep(settings.status_watch_interval)
+    except KeyboardInterrupt:
+        pass
+    raise typer.Exit(code)
+
+
+def _status_once(settings: Settings, as_json: bool) -> int:
+    """One look at the pipeline; the exit status: 1 when a part is down, no worker is in the consumer
+    group, or its lag only grew over PANTAU_STATUS_LAG_INTERVAL."""
     from elasticsearch import ApiError, NotFoundError, TransportError
 
+    from pipeline.drift import index_drift, topic_drift
+    from pipeline.kafka.groups import describe_group
     from pipeline.kafka.topics import describe_topics
     from pipeline.sinks.elasticsearch import sync_client
 
-    settings = get_settings()
     stack = EmbeddedStack(settings)
     state = stack.read_state()
     report: dict[str, object] = {
         "kafka": None,
         "elasticsearch": None,
         "worker": "stopped",
+        "group": None,
         "topics": {},
         "index": settings.index_alias,
         "documents": None,
+        "drift": [],
         "embedded": not (settings.kafka_bootstrap and settings.es_url),
     }
+    problems: list[str] = []
     try:
         endpoints = resolve_endpoints(settings)
     except ServerError as exc:
         report["error"] = str(exc)
         _print_status(report, as_json)
-        raise typer.Exit(1) from None
+        return 1
     report["kafka"] = endpoints.kafka
     report["elasticsearch"] = endpoints.elasticsearch
-    if not endpoints.embedded and not (state and state.supervisor):
-        report["worker"] = "unknown"  # workers of an external cluster run elsewhere
-    else:
+    supervised = endpoints.embedded or bool(state and state.supervisor)
+    if supervised:
         report.update(_worker_report(stack, state))
+    drift = []
     try:
-        report["topics"] = {
-            t.name: {"partitions": t.partitions} for t in describe_topics(settings, endpoints.kafka)
+        group = describe_group(settings, endpoints.kafka)
+        trend = _lag_trend(settings, group.lag)
+        report["group"] = group.model_dump(mode="json") | {
+            "lag": group.lag,
+            "lag_trend": trend,
+            "lag_interval": settings.status_lag_interval,
         }
+        if not group.members:
+            problems.append(f"no worker is in the consumer group {settings.app_id}")
+        if trend == "growing":
+            problems.append(f"the consumer lag grew for {settings.status_lag_interval:g} s")
+        if not supervised:  # workers of an external cluster: what the group says
+            report["worker"] = "running" if group.members else "stopped"
+            report["workers"] = len(group.members)
+        lags = group.lag_by_topic()
+        topics = describe_topics(settings, endpoints.kafka)
+        report["topics"] = {
+            t.name: {"partitions": t.partitions, "replication": t.replication, "lag": lags.get(t.name)}
+            for t in topics
+        }
+        drift += topic_drift(settings, topics, endpoints.kafka)
     except Exception as exc:
-        report["topics_error"] = str(exc)
+        report["topics_error"] = str(exc) or repr(exc)
     es = sync_client(settings, endpoints.elasticsearch)
     try:
         report["documents"] = int(es.count(index=settings.index_alias)["count"])
+        drift += index_drift(settings, es)
     except NotFoundError:  # nothing indexed yet
         report["documents"] = 0
     except (ApiError, TransportError) as exc:
         report["index_error"] = str(exc).splitlines()[0]
     finally:
         es.close()
+    report["drift"] = [d.model_dump() | {"message": d.describe()} for d in drift]
+    if report["worker"] != "running":
+        problems.insert(0, f"worker {report['worker']}")
+    problems += [f"{key}: {report[key]}" for key in ("topics_error", "index_error") if key in report]
+    report["problems"] = problems
     _print_status(report, as_json)
-    if report["worker"] not in ("running", "unknown") or "topics_error" in report or "index_error" in report:
-        raise typer.Exit(1)  # scripts and health checks read the exit status
+    return 1 if problems else 0  # scripts and health checks read the exit status
+
+
+def _lag_trend(settings: Settings, lag: int) -> str:
+    from pipeline.kafka.lag import LagHistory, LagSample, lag_trend
+
+    now = datetime.now(UTC)
+    samples = LagHistory(settings.run_dir, settings.app_id).add(
+        LagSample(at=now, lag=lag), settings.status_lag_interval
+    )
+    return lag_trend(samples, settings.status_lag_interval, now)
 
 
 def _worker_report(stack: EmbeddedStack, state: StackState | None) -> dict[str, object]:
@@ -212,12 +283,55 @@ def _print_status(report: dict[str, object], as_json: bool) -> None:
     keys[at:at] = [key for key in report if key.startswith("worker_")]  # the worker's lines together
     report = {key: report[key] for key in keys}
     if as_json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=None if not console.is_terminal else 2), flush=True)
         return
+    lines: list[tuple[str, object]] = []
     for key, value in report.items():
+        if key in ("topics", "drift", "problems"):
+            continue
         if key == "worker_last_exit" and isinstance(value, dict):
             value = f"{WorkerExit.model_validate(value).describe()} (log {value['log']})"
-        console.print(f"{key:<16} {json.dumps(value) if isinstance(value, dict) else value}", soft_wrap=True)
+        if key == "group" and isinstance(value, dict):
+            lines += _group_lines(value)
+            continue
+        lines.append((key, json.dumps(value) if isinstance(value, dict | list) else value))
+    for problem in report.get("problems") or []:  # type: ignore[attr-defined]
+        lines.append(("problem", problem))
+    for drift in report.get("drift") or []:  # type: ignore[attr-defined]
+        lines.append(("drift", drift["message"]))
+    for key, value in lines:
+        console.print(f"{key:<16} {value}", soft_wrap=True, markup=False, highlight=False)
+    topics = report.get("topics")
+    if isinstance(topics, dict) and topics:
+        console.print()
+        columns = ("partitions", "replication", "lag")
+        rows = [[name, *(info.get(c) for c in columns)] for name, info in topics.items()]
+        print_table(console, ["topic", *columns], rows)
+
+
+def _group_lines(group: dict[str, Any]) -> list[tuple[str, object]]:
+    members = group["members"]
+    trend = group["lag_trend"]
+    over = f"{group['lag_interval']:g} s"
+    said = {
+        "unknown": f"whether it grows is known once status has run {over} apart",
+        "growing": f"grew over the last {over}",
+        "steady": f"did not keep growing over the last {over}",
+    }
+    lines: list[tuple[str, object]] = [
+        ("group", f"{group['group']} ({group['state']}, {plural(len(members), 'member')})"),
+        ("lag", f"{group['lag']} ({said.get(trend, trend)})"),
+    ]
+    for member in members:
+        assigned = member["assignment"]
+        parts = (
+            "; ".join(f"{topic} {','.join(map(str, ps))}" for topic, ps in assigned.items())
+            if assigned is not None
+            else "assignment not reported by the broker"
+        )
+        where = f" on {member['host']}" if member["host"] else ""
+        lines.append(("member", f"{member['member_id']}{where}: {parts}"))
+    return lines
 
 
 def down() -> None:
@@ -245,6 +359,7 @@ def worker() -> None:
     from faust.worker import Worker
     from kafka.errors import KafkaError
 
+    from pipeline import metrics
     from pipeline.app import create_app
     from pipeline.enrich.enricher import Enricher
     from pipeline.provision import prepare_cluster
@@ -262,5 +377,11 @@ def worker() -> None:
         console.print(f"[red]error:[/red] cannot load the model from {settings.model_dir}: {exc}")
         raise typer.Exit(1) from None
     console.print(f"model {model.model_version} loaded ({settings.model_backend})")
+    try:
+        if metrics.serve(settings):
+            console.print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+    except OSError as exc:  # the port is taken
+        console.print(f"[red]error:[/red] cannot serve metrics on port {settings.metrics_port}: {exc}")
+        raise typer.Exit(1) from None
     app = create_app(settings, endpoints, model)
     Worker(app, loglevel=settings.worker_log_level, quiet=True).execute_from_commandline()

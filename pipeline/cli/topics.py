@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
 import typer
-from rich.console import Console
 
-from pipeline.report import query_topics, render_topics
+from pipeline.cli.output import make_console, print_table
+from pipeline.report import query_topics, render_topics, topic_row
 from pipeline.settings import get_settings
 
-console = Console(width=None if Console().is_terminal else 160)
+console = make_console()
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
 
 
@@ -34,6 +35,7 @@ def topics(
     agency: str | None = typer.Option(None, "--agency", help="only topics with this agency among the top"),
     region: str | None = typer.Option(None, "--region", help="only topics with this BPS region code"),
     limit: int = typer.Option(20, "--limit", help="how many topics"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON topic per line, as stored"),
 ) -> None:
     from elasticsearch import NotFoundError
 
@@ -49,7 +51,18 @@ def topics(
         rows = []
     finally:
         es.close()
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
     if not rows:
         console.print("no topics yet (discovery needs enough similar public-service posts)")
         return
-    render_topics(console, rows)
+    if console.is_terminal:
+        render_topics(console, rows)
+        return
+    print_table(
+        console,
+        ["id", "label", "size", "growth", "posts_last_hour", "neg/neu/pos", "agencies", "regions"],
+        [topic_row(row) for row in rows],
+    )

@@ -7,16 +7,12 @@ which makes that acknowledgement a no-op unless the batch finished: an unfinishe
 uncommitted and is read again after a restart or rebalance. That is also why the app can stop without
 waiting for streams to drain (``stream_wait_empty=False``): a batch cut short by a stop is not lost, and a
 stop never waits on a batch that is waiting out an Elasticsearch outage.
-
-The same reference lets a batch run in the background while the next one is taken (``in_flight``): the
-stream goes on buffering while the model works, and a batch's sends overlap the next one's inference.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -50,30 +46,13 @@ def release(event: EventT) -> None:
 
 
 async def process_batches(
-    stream: faust.StreamT[Any],
-    size: int,
-    within: float,
-    handle: Handler,
-    on_failure: OnFailure,
-    in_flight: int = 1,
+    stream: faust.StreamT[Any], size: int, within: float, handle: Handler, on_failure: OnFailure
 ) -> None:
     """Feed ``stream`` to ``handle`` in batches of up to ``size`` events, taking whatever arrived within
-    ``within`` s, with up to ``in_flight`` batches running at once (handlers start in order)."""
-    running: deque[asyncio.Task[None]] = deque()
-    try:
-        async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
-            for event in events:  # no await before this: a stop cannot slip in between
-                hold(event)
-            running.append(asyncio.ensure_future(_run_held(events, handle, on_failure)))
-            while len(running) >= in_flight:
-                await running.popleft()
-            while running and running[0].done():
-                await running.popleft()
-        for task in running:
-            await task
-    finally:
-        for task in running:  # a stop: unfinished batches stay held, so they are read again
-            task.cancel()
+    ``within`` s. One batch at a time: with a second one running in the background, a rebalance that
+    moved partitions away left the enrich agent stalled (the scale-out test caught it)."""
+    async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
+        await run_batch(events, handle, on_failure)
 
 
 async def run_batch(
@@ -90,18 +69,8 @@ async def run_batch(
     the batch held and the partition's commits stuck behind it. Cancellation (the worker stopping)
     propagates with the batch still held, so it is read again after the restart.
     """
-    for event in events:
+    for event in events:  # no await before this: a stop cannot slip in between
         hold(event)
-    await _run_held(events, handle, on_failure, retry_first, retry_max)
-
-
-async def _run_held(
-    events: Sequence[EventT],
-    handle: Handler,
-    on_failure: OnFailure,
-    retry_first: float = 1.0,
-    retry_max: float = 30.0,
-) -> None:
     try:
         await handle(events)
     except Exception as exc:

@@ -22,6 +22,9 @@ def kafka_python_config(settings: Settings, bootstrap: str) -> dict[str, Any]:
         )
     if settings.kafka_ssl_cafile:
         config["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    if settings.kafka_ssl_certfile:
+        config["ssl_certfile"] = str(settings.kafka_ssl_certfile)
+        config["ssl_keyfile"] = str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None
     return config
 
 
@@ -34,6 +37,11 @@ def faust_broker_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
     context = ssl.create_default_context(
         cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
     )
+    if settings.kafka_ssl_certfile:  # mutual TLS: the broker knows the client by its certificate
+        context.load_cert_chain(
+            str(settings.kafka_ssl_certfile),
+            str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
     if protocol.startswith("SASL"):
         password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
         options["broker_credentials"] = faust.SASLCredentials(

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline import metrics
 from pipeline.health import HealthReporter
 from pipeline.stages.records import Failed, Record
 from schemas.posts import DeadLetter, Stage
@@ -133,6 +134,7 @@ class DeadLetterer:
                 delay = min(delay * 2, self.backoff_max)
         if self.health:
             self.health.resolved("dead-letter")
+        metrics.dead_lettered(failures)
 
     async def _send_one(self, failed: Failed, limit: int) -> None:
         key, value = build_letter(failed.record, failed.stage, failed.reason, limit)

@@ -16,6 +16,8 @@ from pipeline.settings import Settings
 class TopicInfo(BaseModel):
     name: str
     partitions: int | None
+    replication: int | None = None
+    """Replicas of the topic's partitions (the fewest); None for a missing topic."""
 
 
 def pipeline_topics(settings: Settings) -> dict[str, int]:
@@ -74,10 +76,19 @@ def describe_topics(
         names = pipeline_topics(settings)
         present = set(admin.list_topics())
         described = {
-            t.get("name", t.get("topic")): len(t["partitions"])
+            t.get("name", t.get("topic")): t["partitions"]
             for t in admin.describe_topics([n for n in names if n in present])
         }
-        return [TopicInfo(name=n, partitions=described.get(n)) for n in names]
+        return [
+            TopicInfo(
+                name=n,
+                partitions=len(described[n]) if n in described else None,
+                replication=min((len(p.get("replica_nodes") or []) for p in described[n]), default=None)
+                if n in described
+                else None,
+            )
+            for n in names
+        ]
     finally:
         if own:
             admin.close()

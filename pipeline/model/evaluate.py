@@ -13,6 +13,7 @@ import numpy as np
 from pipeline.model.category import CATEGORIES, decision_proba
 from pipeline.model.data import load_labelled as _load_labelled
 from pipeline.model.sentiment import LABELS
+from pipeline.tables import aligned, print_table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -143,31 +144,25 @@ def evaluate(
 
 
 def print_report(report: EvalReport, console: Console, title: str = "evaluation") -> None:
-    from rich.table import Table
-
-    summary = Table(title=title, show_header=False)
-    summary.add_row("texts", str(report.n))
-    summary.add_row("macro-F1", f"{report.macro_f1:.4f}")
     low, high = report.macro_f1_95
-    summary.add_row("macro-F1 95 % interval", f"{low:.3f}–{high:.3f} (bootstrap)")
-    summary.add_row("accuracy", f"{report.accuracy:.4f}")
-    summary.add_row(f"ECE ({ECE_BINS} bins)", f"{report.ece:.4f}")
-    console.print(summary)
+    summary: list[list[object]] = [
+        ["texts", report.n],
+        ["macro-F1", f"{report.macro_f1:.4f}"],
+        ["macro-F1 95 % interval", f"{low:.3f}–{high:.3f} (bootstrap)"],
+        ["accuracy", f"{report.accuracy:.4f}"],
+        [f"ECE ({ECE_BINS} bins)", f"{report.ece:.4f}"],
+    ]
+    print_table(console, ["", title], summary)
+    per = [
+        [label, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", s.support]
+        for label, s in report.per_class.items()
+    ]
+    print_table(console, ["label", "precision", "recall", "F1", "support"], per, title="per class")
 
-    per = Table(title="per class")
-    for col in ("label", "precision", "recall", "F1", "support"):
-        per.add_column(col, justify="left" if col == "label" else "right")
-    for label, s in report.per_class.items():
-        per.add_row(label, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support))
-    console.print(per)
-
-    cm = Table(title="confusion (rows: true, columns: predicted)")
-    cm.add_column("")
-    for label in report.labels:
-        cm.add_column(label, justify="right")
-    for label, row in zip(report.labels, report.confusion, strict=True):
-        cm.add_row(label, *(str(v) for v in row))
-    console.print(cm)
+    # as plain columns: a rich table squeezed into the terminal cut the labels to "a…" and "k…"
+    console.print("confusion (rows: true, columns: predicted)", markup=False, highlight=False)
+    rows = [[label, *row] for label, row in zip(report.labels, report.confusion, strict=True)]
+    console.print(aligned(["", *report.labels], rows), soft_wrap=True, markup=False, highlight=False)
 
 
 def evaluate_category(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, TransportError
 from pydantic import BaseModel
 
+from pipeline import metrics
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def render_template(settings: Settings, features: ClusterFeatures) -> dict[str, 
     index_settings = template["template"]["settings"]
     index_settings["number_of_shards"] = settings.index_shards
     index_settings["number_of_replicas"] = settings.index_replicas
+    index_settings["refresh_interval"] = settings.index_refresh_interval
     analyzer = index_settings["analysis"]["analyzer"]["pantau_text"]
     if not features.indonesian_stemmer:
         analyzer["filter"] = [f for f in analyzer["filter"] if f != "id_stem"]
@@ -223,7 +225,8 @@ class BulkIndexer:
                 operations: list[dict[str, Any]] = []
                 for action in pending:
                     operations.extend(action.operations())
-                response = await self.es.bulk(operations=operations)
+                with metrics.timed(metrics.BULK_SECONDS):
+                    response = await self.es.bulk(operations=operations)
             except ApiError as exc:
                 status = int(exc.status_code)
                 # Elasticsearch answers a request over http.max_content_length with 413 and no body; a 400
@@ -236,12 +239,14 @@ class BulkIndexer:
                         ]
                     half = len(pending) // 2
                     return failures + await self.index(pending[:half]) + await self.index(pending[half:])
+                metrics.es_retry(_retry_reason(status))
                 level = logging.WARNING if status in RETRYABLE_STATUS else logging.ERROR
                 log.log(
                     level, "bulk request refused (%s), attempt %d; retrying in %.1fs", exc, attempt, delay
                 )
                 retry = list(range(len(pending)))
             except TransportError as exc:
+                metrics.es_retry("connection")
                 log.warning("bulk request failed (%s), attempt %d; retrying in %.1fs", exc, attempt, delay)
                 retry = list(range(len(pending)))
             else:
@@ -253,6 +258,7 @@ class BulkIndexer:
                     error = result.get("error", {})
                     reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
                     if status == 429 or status in ACCESS_STATUS:
+                        metrics.es_retry(_retry_reason(status))
                         if status in ACCESS_STATUS:
                             log.error("%s refused for %s: %s", action.index, action.key, reason)
                         retry.append(i)
@@ -260,6 +266,7 @@ class BulkIndexer:
                     if status in RETRYABLE_STATUS:
                         item_failures[position[i]] += 1
                         if item_failures[position[i]] < self.max_attempts:
+                            metrics.es_retry("5xx")
                             retry.append(i)
                             continue
                         reason = f"{reason} (after {self.max_attempts} attempts)"
@@ -274,6 +281,15 @@ class BulkIndexer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff_max)
         return failures
+
+
+def _retry_reason(status: int) -> str:
+    """The ``reason`` label of a retry: what kept the cluster from taking the documents."""
+    if status == 429:
+        return "429"
+    if status in ACCESS_STATUS:
+        return "access"
+    return "5xx" if status >= 500 else "request"
 
 
 def _error_of(exc: ApiError) -> dict[str, Any] | None:

@@ -69,6 +69,13 @@ class TopicStage:
         self.reconciled = False
         self.last_update = time.monotonic()
 
+    def reset(self) -> None:
+        """Forget everything: the input partition moved to another worker, which owns discovery now. If
+        it comes back, the stage is restored from the tables again (the other worker's state)."""
+        self.discovery = None
+        self.created, self.published, self.retired = {}, {}, set()
+        self.clock, self.pending, self.state_dirty, self.reconciled = None, 0, False, False
+
     @property
     def restored(self) -> bool:
         return self.discovery is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ class Pipeline:
         self.endpoints = endpoints
         self.es: Elasticsearch = sync_client(settings, endpoints.elasticsearch)
         self.producer: KafkaProducer = make_producer(settings, endpoints.kafka)
+        self.metrics_port = free_port()
 
     def send_raw(self, value: bytes, key: bytes | None = None) -> None:
         self.producer.send(self.settings.topic_raw, key=key, value=value).get(timeout=30)
@@ -60,7 +62,14 @@ class Pipeline:
             self.start_worker()
 
     def start_worker(self) -> None:
-        worker = self.stack.start_worker()
+        """Start the supervised worker, serving metrics on ``metrics_port``: only its supervisor gets the
+        port (other workers the tests start, such as a benchmark's, would find it taken)."""
+        os.environ.update(PANTAU_METRICS_PORT=str(self.metrics_port), PANTAU_METRICS_HOST="127.0.0.1")
+        try:
+            worker = self.stack.start_worker()
+        finally:
+            os.environ.pop("PANTAU_METRICS_PORT", None)
+            os.environ.pop("PANTAU_METRICS_HOST", None)
         wait_for_worker_log(Path(worker.log), pid=worker.pid, timeout=180)
 
     def wait_for_restart(self, gone: ServerState, timeout: float = 60.0) -> ServerState:
@@ -81,6 +90,12 @@ class Pipeline:
         return dict(hits[0]["_source"])
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def make_post(text: str, **fields: Any) -> dict[str, Any]:
     post = {
         "id": f"t{uuid.uuid4().hex[:16]}",
@@ -92,14 +107,15 @@ def make_post(text: str, **fields: Any) -> dict[str, Any]:
     return post
 
 
-def pantau(*args: str) -> subprocess.CompletedProcess[str]:
-    """The `pantau` command as users run it, against the session's stack (its PANTAU_* are in os.environ)."""
+def pantau(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The `pantau` command as users run it, against the session's stack (its PANTAU_* are in os.environ,
+    ``env`` adds to them), its output piped as a script reads it."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
 
 

@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from pipeline.sinks.elasticsearch import BulkIndexer, IndexAction, async_client
 from tests.integration.conftest import Pipeline
@@ -31,6 +33,7 @@ class FaultyProxy(ThreadingHTTPServer):
         self.refuse: list[tuple[int, str, bytes]] = []  # answers for the next bulk requests
         self.item_faults: dict[str, list[int]] = {}  # per id, statuses its next bulk items get instead
         self.bulk_sizes: list[int] = []  # actions per bulk request that reached Elasticsearch
+        self.authorization: list[str | None] = []  # the Authorization header of every request
         if listen:
             self.start()
 
@@ -64,6 +67,7 @@ class _Forward(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.authorization.append(self.headers.get("Authorization"))
         bulk = self.path.split("?")[0].endswith("/_bulk")
         if bulk:
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
@@ -119,6 +123,10 @@ def _index(pipeline: Pipeline, url: str, actions: list[IndexAction], max_attempt
             await indexer.close()
 
     return asyncio.run(run())
+
+
+def _retries(reason: str) -> float:
+    return REGISTRY.get_sample_value("pantau_es_retries_total", {"reason": reason}) or 0.0
 
 
 def _fresh_index(pipeline: Pipeline) -> str:
@@ -177,8 +185,11 @@ def test_refused_credentials_and_privileges_are_waited_out_not_dead_lettered(
     proxy.refuse.append((400, "text/html", b"<html>400 Bad Request</html>"))
     proxy.item_faults = {"d1": [403, 403]}
     actions = [IndexAction(key=f"d{i}", index=index, source={"n": i}, op="upsert") for i in range(4)]
+    before = {reason: _retries(reason) for reason in ("access", "request")}
     assert _index(pipeline, proxy.url, actions) == []
     assert proxy.refuse == [] and proxy.item_faults == {"d1": []}
+    # what the worker's metrics endpoint shows: two refused requests + two refused items, one proxy page
+    assert _retries("access") - before["access"] == 4 and _retries("request") - before["request"] == 1
     assert sorted(_docs(pipeline, index)) == ["d0", "d1", "d2", "d3"]
 
 
@@ -209,3 +220,30 @@ def test_a_document_failing_with_5xx_every_time_is_given_up_after_max_attempts(
     assert [(f.key, f.status) for f in failures] == [("stuck", 503)]
     assert "after 3 attempts" in failures[0].reason
     assert proxy.bulk_sizes == [4, 2, 1]  # a and b at once, flaky at its second try, stuck three times
+
+
+@pytest.mark.parametrize(
+    ("credentials", "header"),
+    [
+        ({"es_api_key": "aWQ6a2V5"}, "ApiKey aWQ6a2V5"),
+        ({"es_username": "pantau-worker", "es_password": "s3cret"}, "Basic cGFudGF1LXdvcmtlcjpzM2NyZXQ="),
+    ],
+)
+def test_the_worker_sends_its_elasticsearch_credentials(
+    pipeline: Pipeline, proxy: FaultyProxy, credentials: dict[str, str], header: str
+) -> None:
+    """noida-db answers any credentials, right or wrong, so what can be checked is that they are sent."""
+    settings = pipeline.settings.model_copy(
+        update={k: SecretStr(v) if "username" not in k else v for k, v in credentials.items()}
+    )
+    index = _fresh_index(pipeline)
+
+    async def run() -> Any:
+        indexer = BulkIndexer(async_client(settings, proxy.url), 0.05, 0.2, 3)
+        try:
+            return await indexer.index([IndexAction(key="d", index=index, source={"n": 1}, op="upsert")])
+        finally:
+            await indexer.close()
+
+    assert asyncio.run(run()) == []
+    assert proxy.authorization and set(proxy.authorization) == {header}

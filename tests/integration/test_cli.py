@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tests.integration.conftest import Pipeline, make_post, pantau, processes_of
 
 def test_status_json_reports_the_running_stack(pipeline: Pipeline) -> None:
     result = pantau("status", "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     status = json.loads(result.stdout)
     assert status["kafka"] == pipeline.endpoints.kafka
     assert status["elasticsearch"] == pipeline.endpoints.elasticsearch
@@ -30,6 +31,78 @@ def test_status_json_reports_the_running_stack(pipeline: Pipeline) -> None:
         pipeline.settings.topic_dead_letter,
     ):
         assert status["topics"][topic]["partitions"] == pipeline.settings.topic_partitions
+        assert status["topics"][topic]["replication"] == 1
+    group = status["group"]
+    assert group["group"] == pipeline.settings.app_id and len(group["members"]) == 1
+    lagged = {(p["topic"], p["partition"]) for p in group["partitions"]}
+    assert {(pipeline.settings.topic_raw, n) for n in range(pipeline.settings.topic_partitions)} <= lagged
+    assert all(p["lag"] >= 0 for p in group["partitions"])
+    assert status["drift"] == [] and status["problems"] == []
+
+
+def test_status_reads_the_group_from_kafka_for_external_workers_too(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    external = {  # another host: none of the embedded stack's state
+        "PANTAU_KAFKA_BOOTSTRAP": pipeline.endpoints.kafka,
+        "PANTAU_ES_URL": pipeline.endpoints.elasticsearch,
+        "PANTAU_RUN_DIR": str(tmp_path),
+    }
+    result = pantau("status", "--json", env=external)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = json.loads(result.stdout)
+    assert status["worker"] == "running" and status["workers"] == 1
+    assert "worker_pid" not in status  # no supervisor of ours runs them
+
+    nobody = pantau("status", "--json", env={**external, "PANTAU_APP_ID": f"nobody-{uuid.uuid4().hex[:8]}"})
+    assert nobody.returncode == 1
+    status = json.loads(nobody.stdout)
+    assert status["worker"] == "stopped" and status["workers"] == 0
+    assert any("no worker is in the consumer group nobody-" in p for p in status["problems"])
+    text = pantau("status", env={**external, "PANTAU_APP_ID": "nobody"})
+    assert (
+        text.returncode == 1 and "problem          no worker is in the consumer group nobody" in text.stdout
+    )
+
+
+def test_status_fails_when_the_lag_keeps_growing(pipeline: Pipeline) -> None:
+    group = f"lagging-{uuid.uuid4().hex[:8]}"  # a group nobody consumes for: every post adds to its lag
+    env = {"PANTAU_APP_ID": group, "PANTAU_STATUS_LAG_INTERVAL": "1", "PANTAU_STATUS_WATCH_INTERVAL": "0.2"}
+    first = json.loads(pantau("status", "--json", env=env).stdout)["group"]
+    assert first["lag_trend"] == "unknown"
+    time.sleep(1.2)
+    pipeline.send_post(make_post("PDAM Tirta Kerta Raharja mati lagi dari subuh"))
+    result = pantau("status", "--json", "--watch", "--count", "2", env=env)
+    assert result.returncode == 1
+    refreshes = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(refreshes) == 2
+    assert refreshes[0]["group"]["lag"] > first["lag"] and refreshes[0]["group"]["lag_trend"] == "growing"
+    assert any("consumer lag grew" in p for p in refreshes[0]["problems"])
+
+
+def test_status_and_the_worker_say_where_topics_and_indices_differ_from_the_settings(
+    pipeline: Pipeline,
+) -> None:
+    index = f"{pipeline.settings.index_prefix}-1999.01"
+    pipeline.es.indices.create(index=index, settings={"number_of_replicas": 0})
+    try:
+        env = {"PANTAU_TOPIC_PARTITIONS": "6", "PANTAU_INDEX_REPLICAS": "1"}
+        result = pantau("status", "--json", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr  # a warning, not a failure
+        drift = {(d["name"], d["setting"]): d for d in json.loads(result.stdout)["drift"]}
+        raw = drift[(pipeline.settings.topic_raw, "partitions")]
+        assert (raw["current"], raw["wanted"]) == (4, 6)
+        assert f"--alter --topic {pipeline.settings.topic_raw} --partitions 6" in raw["fix"]
+        assert (pipeline.settings.topic_topics_input, "partitions") not in drift  # one partition on purpose
+        replicas = drift[(index, "replicas")]
+        assert replicas["fix"] == f'PUT {index}/_settings {{"index": {{"number_of_replicas": 1}}}}'
+        text = pantau("status", env=env).stdout
+        assert (
+            f"drift            topic {pipeline.settings.topic_raw}: partitions is 4, the settings say 6"
+            in text
+        )
+    finally:
+        pipeline.es.indices.delete(index=index)
 
 
 def test_produce_sends_valid_lines_and_reports_invalid_ones(pipeline: Pipeline, tmp_path: Path) -> None:
@@ -79,7 +152,7 @@ def test_deadletter_list_shows_why_and_replay_delivers_once_the_cause_is_fixed(p
     pipeline.es.indices.delete(index=index)  # the fix: the template makes the index again, correctly
     replayed = pantau("deadletter", "replay", "--key", key)
     assert replayed.returncode == 0, replayed.stderr
-    assert f"sent 1 messages back to {pipeline.settings.topic_enriched}" in replayed.stderr
+    assert f"sent 1 message back to {pipeline.settings.topic_enriched}" in replayed.stderr
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         pipeline.es.indices.refresh(index=pipeline.settings.index_alias)

@@ -28,6 +28,8 @@ def test_help_lists_every_command() -> None:
         "deadletter",
         "alerts",
         "subscribers",
+        "post",
+        "kibana",
     }
     assert registered >= expected | {"topics"}
     for command in registered:

@@ -76,6 +76,7 @@ def test_text_bound_applies_after_normalisation() -> None:
     ("value", "reason"),
     [
         (b"{not json", "not JSON"),
+        (b'{"text": "unterminated', "not JSON: Unterminated string starting at: line 1 column 10"),
         (b"\xff\xfe", "not UTF-8"),
         (b"[1, 2]", "expected a JSON object, got list"),
         (None, "tombstone"),

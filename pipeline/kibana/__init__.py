@@ -1,0 +1,1 @@
+"""Kibana saved objects (data views, Lens dashboards) built in code, and their import."""
