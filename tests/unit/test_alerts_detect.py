@@ -197,3 +197,18 @@ def test_a_slow_burst_is_found_by_a_longer_window_and_the_bench_scores_it() -> N
     small = GeneratorParams(hours=120 * 24, agencies=3, bursts_per_agency=6)
     result = score((7,), DetectorConfig(), small)
     assert result.target_bursts > 0 and result.recall > 0.5 and result.false_per_agency_week < 1
+
+
+def test_a_rise_of_the_negative_share_is_a_negative_surge() -> None:
+    detector = _detector()
+    for hour in range(7 * 24):  # three posts an hour, one in three negative
+        at = T0 + timedelta(hours=hour, minutes=5)
+        detector.add([_post(at + timedelta(minutes=i), negative=i == 0) for i in range(3)], NOW)
+    hour = T0 + timedelta(days=7, hours=3)
+    calm = detector.add([_post(hour + timedelta(minutes=i), negative=i == 0) for i in range(3)], NOW).alerts
+    assert not [a for a in calm if a.kind == AlertKind.NEGATIVE_SURGE]
+    angry = detector.add(
+        [_post(hour + timedelta(minutes=10 + i), negative=True) for i in range(12)], NOW
+    ).alerts
+    surges = [a for a in angry if a.key == "negative_surge:agency=pdam"]
+    assert surges and surges[0].count >= 5 and "Sentimen negatif" in surges[0].summary
