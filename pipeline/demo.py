@@ -11,6 +11,7 @@ from pathlib import Path
 from elasticsearch import Elasticsearch, NotFoundError
 from rich.console import Console
 
+from pipeline.alerts.report import show_demo_alerts
 from pipeline.brief.data import Period, newest_post_time
 from pipeline.brief.write import write_brief
 from pipeline.embedded.process import ServerError, spawn, stop
@@ -144,6 +145,7 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
         render_summary(console, summarise(es, settings.index_alias, keys))
         window_hours = float(os.environ.get("PANTAU_TOPICS_WINDOW_HOURS", settings.topics_window_hours))
         show_topics(settings, es, console, since=timedelta(hours=window_hours))
+        show_demo_alerts(es, settings.alerts_index, console, started)
         brief = write_sample_brief(settings, es, keys)
         if brief is not None:
             console.print(f"weekly brief of the sample (open it in a browser): {brief}")

@@ -27,6 +27,7 @@ from pipeline.sinks.elasticsearch import (
     ClusterFeatures,
     _reason,
     apply_index_template,
+    render_alert_templates,
     render_responses_template,
     render_template,
     render_topics_template,
@@ -94,6 +95,8 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console |
         mappings += update_mappings(es, settings.topics_index, topic_fields)
         response_fields = render_responses_template(settings)["template"]["mappings"]["properties"]
         mappings += update_mappings(es, settings.responses_index, response_fields)
+        for index, template in render_alert_templates(settings).items():
+            mappings += update_mappings(es, index, template["template"]["mappings"]["properties"])
         drift = topic_drift(settings, topics, endpoints.kafka) + index_drift(settings, es)
     finally:
         es.close()

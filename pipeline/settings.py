@@ -207,6 +207,39 @@ class Settings(BaseSettings):
     instagram_api_base: str = "https://graph.facebook.com/v21.0"
     instagram_token: SecretStr | None = None
     instagram_user_id: str | None = Field(None, description="the Instagram business account that searches")
+    # Alerts
+    alerts_enabled: bool = Field(True, description="run the alert detection and delivery agents")
+    topic_alerts: str = Field("pantau.alerts", description="alerts for downstream consumers")
+    topic_alerts_input: str = Field(
+        "pantau.alerts.input", description="what detection reads: posts and topic updates (1 partition)"
+    )
+    alerts_index: str = Field("pantau-alerts", description="one document per alert id, latest revision")
+    deliveries_index: str = Field("pantau-deliveries", description="delivery attempts and silences")
+    alerts_file: Path | None = Field(None, description="subscribers YAML, read again on change")
+    alerts_max_age: float = Field(
+        21600.0, ge=0, description="seconds after its window ends that an alert is still delivered"
+    )
+    alerts_bucket: float = Field(3600.0, gt=0, description="seconds per count bucket (stream time)")
+    alerts_baseline_days: int = Field(7, ge=1, description="same bucket on this many past days")
+    alerts_baseline_min_days: int = Field(3, ge=1, description="days of history before spikes are judged")
+    alerts_alpha: float = Field(0.01, gt=0, lt=1, description="false-alarm rate per bucket, all keys")
+    alerts_dispersion: float = Field(4.0, gt=0, description="negative-binomial size (smaller = more spread)")
+    alerts_min_count: int = Field(5, ge=1, description="posts a bucket needs for a spike")
+    alerts_min_ratio: float = Field(2.5, ge=1, description="count over baseline a spike needs")
+    alerts_negative_min: int = Field(5, ge=1, description="negative posts a negative surge needs")
+    alerts_negative_rise: float = Field(0.3, gt=0, lt=1, description="rise of the negative share needed")
+    alerts_emergency_window: float = Field(1800.0, gt=0, description="seconds that group emergency posts")
+    alerts_emergency_min_posts: int = Field(3, ge=1, description="urgent disaster posts in a region to fire")
+    alerts_topic_growth: float = Field(3.0, gt=0, description="topic growth (last hour / previous + 1)")
+    alerts_topic_min_posts: int = Field(5, ge=1, description="topic posts in the last hour to fire")
+    alerts_silence_after: float = Field(21600.0, gt=0, description="wall seconds without posts: silence")
+    alerts_group_wait: float = Field(30.0, ge=0, description="seconds to gather alerts into one message")
+    alerts_repeat_interval: float = Field(14400.0, gt=0, description="re-send a still-firing alert after")
+    alerts_cooldown: float = Field(1800.0, ge=0, description="seconds between new episodes of one key")
+    alerts_retry_backoff: float = Field(1.0, gt=0, description="first delivery retry delay, doubled")
+    alerts_retry_max_attempts: int = Field(8, ge=1, description="tries before a delivery is dead-lettered")
+    alerts_timeout: float = Field(10.0, gt=0, description="seconds one delivery request may take")
+    smtp_url: SecretStr | None = Field(None, description="smtp://user:pass@host:587 (STARTTLS)")
 
     # Models
     model_dir: Path = Field(
@@ -301,6 +334,7 @@ class Settings(BaseSettings):
         "queries_file",
         "rss_feeds_file",
         "sources_file",
+        "alerts_file",
     )
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

@@ -1,5 +1,6 @@
 """Pydantic contracts of every message and document Pantau Banten reads or writes."""
 
+from schemas.alerts import Alert, AlertExample, AlertKind, AlertStatus, Severity
 from schemas.documents import PostDocument
 from schemas.posts import (
     MAX_TEXT_CHARS,
@@ -19,6 +20,10 @@ from schemas.vocab import Agency, Category, PiiKind, Platform, Region, Sentiment
 __all__ = [
     "MAX_TEXT_CHARS",
     "Agency",
+    "Alert",
+    "AlertExample",
+    "AlertKind",
+    "AlertStatus",
     "Author",
     "Category",
     "DeadLetter",
@@ -35,6 +40,7 @@ __all__ = [
     "ResponseMark",
     "Sentiment",
     "SentimentLabel",
+    "Severity",
     "ThreadPost",
     "ThreadPrune",
     "TopicAssignment",

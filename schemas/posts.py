@@ -109,7 +109,7 @@ class EnrichedPost(RawPost):
     processed_at: AwareDatetime
 
 
-Stage = Literal["decode", "validate", "enrich", "index", "topics", "responses"]
+Stage = Literal["decode", "validate", "enrich", "index", "topics", "responses", "alerts", "delivery"]
 
 
 class DeadLetter(BaseModel):

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from pipeline.cli import (
+    alerts,
     bench,
     brief,
     deadletters,
@@ -31,6 +32,7 @@ app = typer.Typer(
 service.register(app)
 posts.register(app)
 topics.register(app)
+alerts.register(app)
 brief.register(app)
 app.add_typer(deadletters.app, name="deadletter")
 app.add_typer(schema.app, name="schema")

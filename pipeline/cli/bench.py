@@ -121,3 +121,47 @@ def pipeline(
         print(report.model_dump_json(indent=2))
     else:
         render_report(report, console)
+
+
+@app.command(
+    "alerts",
+    help="Spike detection on a synthetic year of hourly counts per agency: recall, false alerts per agency "
+    "per week, median delay (held-out seeds).",
+)
+def alerts(
+    tuning: bool = typer.Option(
+        False, "--tuning", help="score the tuning seeds instead of the held-out ones"
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    import json
+
+    from rich.table import Table
+
+    from pipeline.alerts.detect import DetectorConfig
+    from pipeline.bench.alerts import HELD_OUT_SEEDS, TUNING_SEEDS, score
+
+    seeds = TUNING_SEEDS if tuning else HELD_OUT_SEEDS
+    result = score(seeds, DetectorConfig.from_settings(get_settings()))
+    if as_json:
+        typer.echo(json.dumps(result.__dict__, default=str))
+        return
+    table = Table(
+        "held-out seeds" if not tuning else "tuning seeds",
+        "target bursts",
+        "recall",
+        "false spikes / agency / 4 weeks",
+        "median delay (buckets)",
+    )
+    table.add_row(
+        ",".join(map(str, seeds)),
+        str(result.target_bursts),
+        f"{result.recall:.3f}",
+        f"{4 * result.false_per_agency_week:.2f}",
+        "-" if result.median_delay is None else f"{result.median_delay:g}",
+    )
+    console.print(table)
+    console.print(
+        "detected share by burst size: "
+        + ", ".join(f"{m:g}×: {r:.2f}" for m, r in result.recall_by_multiplier.items())
+    )

@@ -13,6 +13,7 @@ app = typer.Typer(help="Export the message and document contracts as JSON Schema
 @app.command("export", help="Write one JSON Schema file per contract into DIR.")
 def export(directory: Path = typer.Argument(..., file_okay=False, help="output directory")) -> None:
     from schemas import (
+        Alert,
         DeadLetter,
         EmergingTopic,
         EnrichedPost,
@@ -26,6 +27,7 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         TopicInput,
         TopicPost,
     )
+    from schemas.subscribers import SubscribersFile
 
     directory.mkdir(parents=True, exist_ok=True)
     for model in (
@@ -41,6 +43,8 @@ def export(directory: Path = typer.Argument(..., file_okay=False, help="output d
         ThreadPrune,
         ResponseMark,
         ResponseDocument,
+        Alert,
+        SubscribersFile,
     ):
         path = directory / f"{model.__name__}.schema.json"
         schema = model.model_json_schema(by_alias=True)

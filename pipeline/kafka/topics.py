@@ -32,6 +32,8 @@ def pipeline_topics(settings: Settings) -> dict[str, int]:
         settings.topic_assignments: partitions,  # co-partitioned with the enriched topic: one index agent
         settings.topic_responses_input: partitions,  # keyed by thread; the responses table's partitions
         settings.topic_ingest_cursors: 1,  # one partition: a connector's marker comes after all its cursors
+        settings.topic_alerts_input: 1,  # detection needs every post in one place: one owner
+        settings.topic_alerts: partitions,
     }
 
 

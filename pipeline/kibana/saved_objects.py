@@ -130,7 +130,6 @@ OVERVIEW_PANELS: tuple[LensPanel, ...] = (
             count(),
         ),
         grid=(0, 44, 24, 14),
-        waits_for=ALERTS,
     ),
     LensPanel(
         key="response-time",
@@ -203,7 +202,6 @@ AGENCY_PANELS: tuple[LensPanel, ...] = (
             count(),
         ),
         grid=(0, 28, 24, 14),
-        waits_for=ALERTS,
     ),
     LensPanel(
         key="agency-response-status",

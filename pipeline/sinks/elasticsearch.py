@@ -26,6 +26,8 @@ TEMPLATES = files("pipeline.sinks").joinpath("templates")
 TEMPLATE_PATH = TEMPLATES.joinpath("posts-template.json")
 TOPICS_TEMPLATE_PATH = TEMPLATES.joinpath("topics-template.json")
 RESPONSES_TEMPLATE_PATH = TEMPLATES.joinpath("responses-template.json")
+ALERTS_TEMPLATE_PATH = TEMPLATES.joinpath("alerts-template.json")
+DELIVERIES_TEMPLATE_PATH = TEMPLATES.joinpath("deliveries-template.json")
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 ACCESS_STATUS = {401, 403}
 """Credentials or privileges: for the whole request or for one index's items, only an operator fixes them."""
@@ -124,6 +126,8 @@ def apply_index_template(settings: Settings, es: Elasticsearch) -> ClusterFeatur
     es.indices.put_index_template(name=settings.index_prefix, **body)
     es.indices.put_index_template(name=settings.topics_index, **render_topics_template(settings))
     es.indices.put_index_template(name=settings.responses_index, **render_responses_template(settings))
+    for index, template in render_alert_templates(settings).items():
+        es.indices.put_index_template(name=index, **template)
     return features
 
 
@@ -143,6 +147,21 @@ def render_responses_template(settings: Settings) -> dict[str, Any]:
     )
     template["template"]["settings"]["number_of_replicas"] = settings.index_replicas
     return template
+
+
+def render_alert_templates(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Index → template: alerts (one document per alert id) and deliveries (attempts, silences, state)."""
+    out: dict[str, dict[str, Any]] = {}
+    for index, path in (
+        (settings.alerts_index, ALERTS_TEMPLATE_PATH),
+        (settings.deliveries_index, DELIVERIES_TEMPLATE_PATH),
+    ):
+        raw = path.read_text(encoding="utf-8")
+        raw = raw.replace("{alerts_index}", index).replace("{deliveries_index}", index)
+        template: dict[str, Any] = json.loads(raw)
+        template["template"]["settings"]["number_of_replicas"] = settings.index_replicas
+        out[index] = template
+    return out
 
 
 class IndexAction(BaseModel):

@@ -148,6 +148,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         "PANTAU_RESPONSES_INDEX": "test-responses",
         "PANTAU_RESPONSE_SLA_AGENCIES": '{"dishub": 20}',  # so a test sees a complaint turn overdue
         "PANTAU_RESPONSE_CHECK_INTERVAL": "2",
+        "PANTAU_ALERTS_FILE": str(run_dir / "alerts.yaml"),
+        "PANTAU_ALERTS_INDEX": "test-alerts",
+        "PANTAU_DELIVERIES_INDEX": "test-deliveries",
+        "PANTAU_ALERTS_GROUP_WAIT": "1",
+        "PANTAU_ALERTS_RETRY_BACKOFF": "1",
+        "PANTAU_ALERTS_RETRY_MAX_ATTEMPTS": "3",
     }
     saved = {k: os.environ.get(k) for k in [*env, "PANTAU_KAFKA_BOOTSTRAP", "PANTAU_ES_URL"]}
     os.environ.update(env)

@@ -26,6 +26,8 @@ def test_help_lists_every_command() -> None:
         "model",
         "bench",
         "deadletter",
+        "alerts",
+        "subscribers",
         "post",
         "kibana",
     }
@@ -40,6 +42,7 @@ def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
+        "Alert.schema.json",
         "DeadLetter.schema.json",
         "EmergingTopic.schema.json",
         "EnrichedPost.schema.json",
@@ -49,6 +52,7 @@ def test_schema_export_writes_every_contract(tmp_path) -> None:  # type: ignore[
         "ResponseMark.schema.json",
         "ThreadPost.schema.json",
         "ThreadPrune.schema.json",
+        "SubscribersFile.schema.json",
         "TopicAssignment.schema.json",
         "TopicInput.schema.json",
         "TopicPost.schema.json",

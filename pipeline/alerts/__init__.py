@@ -1,0 +1,1 @@
+"""Alerts: detection on the enriched stream, subscribers, delivery through signed webhooks and chat/e-mail."""

@@ -1,0 +1,52 @@
+"""Count-model tails for spike detection: small hourly counts (0–20) need a count model, not a z-score.
+
+The negative binomial (mean ``mu``, size ``r``; variance ``mu + mu²/r``) allows the overdispersion real
+streams have (a news item doubles an hour's posts without being an event); ``r`` → ∞ is the Poisson.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+
+def nb_upper_tail(count: int, mu: float, size: float) -> float:
+    """P(X ≥ count) for X ~ NB(mean ``mu``, size ``size``)."""
+    if count <= 0:
+        return 1.0
+    mu = max(mu, 1e-9)
+    p = size / (size + mu)  # success probability in the (r, p) parameterisation
+    log_p, log_q = math.log(p), math.log1p(-p)
+    below = 0.0
+    for k in range(count):
+        below += math.exp(
+            math.lgamma(k + size) - math.lgamma(size) - math.lgamma(k + 1) + size * log_p + k * log_q
+        )
+    return max(0.0, 1.0 - below)
+
+
+def binomial_upper_tail(successes: int, trials: int, p: float) -> float:
+    """P(X ≥ successes) for X ~ Binomial(trials, p)."""
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    total = 0.0
+    for k in range(successes, trials + 1):
+        total += math.exp(
+            math.lgamma(trials + 1)
+            - math.lgamma(k + 1)
+            - math.lgamma(trials - k + 1)
+            + k * math.log(p)
+            + (trials - k) * math.log1p(-p)
+        )
+    return min(1.0, total)
+
+
+def robust_mean(values: list[float]) -> float:
+    """Mean with each value capped at ``max(2 × median, median + 3)``: a past burst in the baseline week is
+    down-weighted (as epitweetr does) so it cannot hide the next one, while ordinary hours keep their
+    full weight (leaving the largest value out instead biases small counts low, which raises false
+    alerts)."""
+    if not values:
+        return 0.0
+    median = statistics.median(values)
+    cap = max(2 * median, median + 3)
+    return sum(min(v, cap) for v in values) / len(values)

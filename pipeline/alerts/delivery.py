@@ -1,0 +1,440 @@
+"""Delivering alerts to subscribers, in the Alertmanager way, at least once.
+
+Each alert on ``pantau.alerts`` is matched against the subscribers file (read again when it changes).
+What a subscriber should get waits ``group_wait`` so alerts that come together go out as one message;
+a new episode of a key notified less than ``cooldown`` ago is held back; silenced, stale (window ended
+more than ``max_age`` ago) and opted-out alerts are not sent. Quiet hours and digests queue the alert in
+``pantau-deliveries`` and send it when the quiet hours end or at ``digest_at`` (critical emergencies
+override quiet hours).
+
+Each subscriber sends on its own task, so one that fails never delays the others. A send is retried with
+exponential back-off; each attempt is written to ``pantau-deliveries`` (id = the ``webhook-id``), which is
+read before sending, so a redelivered alert is not sent twice; one that fails for good goes to the
+dead-letter topic. The Kafka message is acknowledged only when every subscriber's delivery of it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import httpx
+from pydantic import ValidationError
+
+from pipeline import metrics
+from pipeline.alerts.channels import SendError, send
+from pipeline.alerts.store import AlertStore, Delivery, DeliveryStatus, Silence, message_id
+from pipeline.alerts.subscribers import SubscribersWatcher
+from pipeline.kafka.deadletter import DeadLetterer
+from pipeline.settings import Settings
+from pipeline.stages.records import Failed, Record
+from pipeline.validation import describe_validation_error
+from schemas.alerts import Alert, AlertKind, AlertStatus, Severity
+from schemas.subscribers import Subscriber
+
+log = logging.getLogger("pantau.alerts")
+T = TypeVar("T")
+JAKARTA = ZoneInfo("Asia/Jakarta")
+SILENCES_REFRESH = 10.0
+"""Seconds between re-reads of the silences (set by `pantau alerts silence` in Elasticsearch)."""
+QUEUE_CHECK = 10.0
+"""Seconds between looks at queued notifications (quiet hours ended, digest due)."""
+
+
+class Countdown:
+    """Calls ``done`` once ``count`` parts have finished."""
+
+    def __init__(self, count: int, done: Callable[[], None]) -> None:
+        self.count = count
+        self.done = done
+
+    def one(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self.done()
+
+
+@dataclass
+class Pending:
+    alert: Alert
+    record: Record
+    finished: Callable[[], None]
+    repeat: int = 0
+    """A reminder (the n-th) of an alert still firing: sent again even though the log says sent."""
+
+
+@dataclass
+class Reminder:
+    """An alert a subscriber was told about that has not resolved: re-sent every ``repeat_interval``."""
+
+    alert: Alert
+    record: Record
+    sent_at: float
+    repeat: int = 0
+
+
+def _clock(text: str) -> clock_time:
+    hours, minutes = text.split(":")
+    return clock_time(int(hours), int(minutes))
+
+
+def in_quiet_hours(subscriber: Subscriber, now: datetime) -> bool:
+    if not subscriber.quiet_hours:
+        return False
+    start, end = (_clock(part) for part in subscriber.quiet_hours.split("-"))
+    local = now.astimezone(JAKARTA).time()
+    return start <= local < end if start <= end else local >= start or local < end
+
+
+def overrides_quiet(alert: Alert) -> bool:
+    return alert.kind == AlertKind.EMERGENCY and alert.severity == Severity.CRITICAL
+
+
+def digest_due(subscriber: Subscriber, now: datetime) -> datetime | None:
+    """The latest digest time at or before ``now`` (queued before it go out now)."""
+    local = now.astimezone(JAKARTA)
+    at = datetime.combine(local.date(), _clock(subscriber.digest_at), JAKARTA)
+    return at if at <= local else at - timedelta(days=1)
+
+
+def group_id(subscriber: str, alerts: list[Alert]) -> str:
+    """One alert: its ``webhook-id``; a group: derived from its members', so it is stable too."""
+    if len(alerts) == 1:
+        return message_id(subscriber, alerts[0].id, alerts[0].revision)
+    joined = "+".join(sorted(f"{a.id}.{a.revision}" for a in alerts))
+    return "msg_" + hashlib.sha256(f"{subscriber}|{joined}".encode()).hexdigest()[:24]
+
+
+class Deliverer:
+    def __init__(self, settings: Settings, store: AlertStore, dead_letters: DeadLetterer) -> None:
+        self.settings = settings
+        self.store = store
+        self.dead_letters = dead_letters
+        self.watcher = SubscribersWatcher(settings.alerts_file)
+        self.groups: dict[str, list[Pending]] = {}
+        self.opened: dict[str, float] = {}
+        self.busy: dict[str, asyncio.Task[None]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.silences: list[Silence] = []
+        self.silences_at = 0.0
+        self.queue_at = 0.0
+        self.notified: dict[tuple[str, str], tuple[str, float]] = {}  # (subscriber, key) → (alert id, when)
+        self.reminders: dict[tuple[str, str], Reminder] = {}  # (subscriber, alert id)
+        self.client: httpx.AsyncClient | None = None
+        smtp = settings.smtp_url
+        self.smtp_url = smtp.get_secret_value() if smtp else None
+
+    async def start(self) -> None:
+        self.client = httpx.AsyncClient(timeout=self.settings.alerts_timeout)
+        await self._refresh_silences(force=True)
+
+    async def stop(self) -> None:
+        for task in [*self.tasks, *self.busy.values()]:
+            task.cancel()
+        if self.client is not None:
+            await self.client.aclose()
+        await self.store.close()
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- intake ------------------------------------------------------------------------------------
+
+    def take(self, record: Record, done: Callable[[], None]) -> None:
+        """One message of ``pantau.alerts``; ``done`` is called once every delivery of it ended."""
+        try:
+            alert = Alert.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            failed = Failed(record, "delivery", describe_validation_error(exc))
+            self._spawn(self._dead_letter([failed], [done]))
+            return
+        now = datetime.now(UTC)
+        countdown = Countdown(1, done)
+        for (name, known_id), reminder in list(self.reminders.items()):
+            if known_id == alert.id:  # a resolve ends the reminders; a newer state is what they repeat
+                if alert.status == AlertStatus.RESOLVED:
+                    del self.reminders[(name, known_id)]
+                elif alert.revision >= reminder.alert.revision:
+                    reminder.alert, reminder.record = alert, record
+        if not alert.test and alert.window_end < now - timedelta(seconds=self.settings.alerts_max_age):
+            log.info(
+                "alert %s rev %d is stale (window ended %s): indexed, not delivered",
+                alert.key,
+                alert.revision,
+                alert.window_end,
+            )
+            countdown.one()
+            return
+        silence = next((s for s in self.silences if s.active(now) and s.matches(alert)), None)
+        if silence is not None and not alert.test:
+            log.info("alert %s silenced by %s", alert.key, silence.id)
+            countdown.one()
+            return
+        for subscriber in self.watcher.get().subscribers:
+            if not subscriber.match.matches(alert):
+                continue
+            if alert.status == AlertStatus.RESOLVED and not subscriber.resolved:
+                continue
+            if self._cooling(subscriber, alert):
+                log.info("alert %s for %s held back: cooldown", alert.key, subscriber.name)
+                continue
+            countdown.count += 1
+            queue = subscriber.mode == "digest" or (
+                in_quiet_hours(subscriber, now) and not overrides_quiet(alert)
+            )
+            if queue and not alert.test:
+                self._spawn(self._queue(subscriber, alert, countdown.one))
+                continue
+            self.groups.setdefault(subscriber.name, []).append(Pending(alert, record, countdown.one))
+            self.opened.setdefault(subscriber.name, time.monotonic())
+        countdown.one()
+
+    def _cooling(self, subscriber: Subscriber, alert: Alert) -> bool:
+        last = self.notified.get((subscriber.name, alert.key))
+        if last is None or alert.status != AlertStatus.FIRING or alert.test:
+            return False
+        last_id, at = last
+        return last_id != alert.id and time.monotonic() - at < self.settings.alerts_cooldown
+
+    async def _queue(self, subscriber: Subscriber, alert: Alert, finished: Callable[[], None]) -> None:
+        try:
+            delivery = Delivery(
+                subscriber=subscriber.name,
+                channel=subscriber.channel,
+                alert_id=alert.id,
+                alert_key=alert.key,
+                revision=alert.revision,
+                status="queued",
+                alert=alert.model_dump_json(),
+                updated_at=datetime.now(UTC),
+            )
+            existing = await self._retry(lambda: self.store.deliveries([delivery.id]))
+            if delivery.id not in existing:
+                await self._retry(lambda: self.store.put_delivery(delivery))
+        finally:
+            finished()
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Elasticsearch calls are waited out (the alert stays unacknowledged meanwhile)."""
+        delay = self.settings.bulk_backoff
+        while True:
+            try:
+                return await call()
+            except Exception as exc:  # connection errors, 5xx
+                log.warning("deliveries index unavailable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.bulk_backoff_max)
+
+    # -- timer -------------------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        subscribers = {s.name: s for s in self.watcher.get().subscribers}
+        for name in list(self.groups):
+            if name in self.busy or now - self.opened[name] < self.settings.alerts_group_wait:
+                continue
+            items = self.groups.pop(name)
+            self.opened.pop(name, None)
+            subscriber = subscribers.get(name)
+            if subscriber is None:  # removed from the file meanwhile
+                for item in items:
+                    item.finished()
+                continue
+            self._start(subscriber, items)
+        await self._refresh_silences()
+        self._remind(subscribers, now)
+        if now - self.queue_at >= QUEUE_CHECK:
+            self.queue_at = now
+            for subscriber in subscribers.values():
+                if subscriber.name not in self.busy and (
+                    subscriber.mode == "digest" or subscriber.quiet_hours
+                ):
+                    self._spawn(self._flush_queue(subscriber))
+
+    def _remind(self, subscribers: dict[str, Subscriber], now: float) -> None:
+        """Alerts still firing that a subscriber heard about ``repeat_interval`` ago are sent again (not
+        while silenced or in quiet hours)."""
+        wall = datetime.now(UTC)
+        for (name, alert_id), reminder in list(self.reminders.items()):
+            subscriber = subscribers.get(name)
+            if subscriber is None:
+                del self.reminders[(name, alert_id)]
+                continue
+            interval = subscriber.repeat_interval or self.settings.alerts_repeat_interval
+            if name in self.busy or now - reminder.sent_at < interval:
+                continue
+            alert = reminder.alert
+            silenced = any(s.active(wall) and s.matches(alert) for s in self.silences)
+            quiet = in_quiet_hours(subscriber, wall) and not overrides_quiet(alert)
+            if silenced or quiet or subscriber.mode == "digest":
+                continue
+            reminder.sent_at = now  # the next try is an interval later, whatever this one's fate
+            item = Pending(alert, reminder.record, lambda: None, repeat=reminder.repeat + 1)
+            self._start(subscriber, [item])
+
+    def _start(self, subscriber: Subscriber, items: list[Pending], digest: bool = False) -> None:
+        task = asyncio.ensure_future(self._send(subscriber, items, digest))
+        self.busy[subscriber.name] = task
+        task.add_done_callback(lambda _: self.busy.pop(subscriber.name, None))
+
+    async def _refresh_silences(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self.silences_at < SILENCES_REFRESH:
+            return
+        self.silences_at = time.monotonic()
+        try:
+            self.silences = [s for s in await self.store.silences() if s.ends_at > datetime.now(UTC)]
+        except Exception as exc:
+            log.warning("could not read silences (%s); keeping %d known", exc, len(self.silences))
+
+    async def _flush_queue(self, subscriber: Subscriber) -> None:
+        now = datetime.now(UTC)
+        if subscriber.mode != "digest" and in_quiet_hours(subscriber, now):
+            return
+        try:
+            queued = await self.store.queued(subscriber.name)
+        except Exception as exc:
+            log.warning("could not read queued notifications (%s)", exc)
+            return
+        if subscriber.mode == "digest":
+            due = digest_due(subscriber, now)
+            queued = [q for q in queued if due is not None and q.updated_at < due]
+        items = []
+        for q in queued:
+            if q.alert is None:
+                continue
+            alert = Alert.model_validate_json(q.alert)
+            record = Record(self.settings.topic_alerts, -1, -1, alert.key.encode(), q.alert.encode())
+            items.append(Pending(alert, record, lambda: None))
+        if items and subscriber.name not in self.busy:
+            self._start(subscriber, items, digest=subscriber.mode == "digest")
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    async def _send(self, subscriber: Subscriber, items: list[Pending], digest: bool) -> None:
+        try:
+            latest: dict[str, Pending] = {}
+            for item in items:  # a group holding two revisions of one alert sends the newer
+                if item.alert.id not in latest or item.alert.revision > latest[item.alert.id].alert.revision:
+                    latest[item.alert.id] = item
+            chosen = list(latest.values())
+            ids = {message_id(subscriber.name, p.alert.id, p.alert.revision): p for p in chosen}
+            logged = await self._retry(lambda: self.store.deliveries(list(ids)))
+            todo = [
+                p for mid, p in ids.items() if p.repeat or mid not in logged or logged[mid].status != "sent"
+            ]
+            if todo:
+                await self._attempts(subscriber, todo, digest)
+        finally:
+            for item in items:
+                item.finished()
+
+    async def _attempts(self, subscriber: Subscriber, todo: list[Pending], digest: bool) -> None:
+        assert self.client is not None
+        alerts = [p.alert for p in todo]
+        repeat = max(p.repeat for p in todo)
+        msg_id = group_id(subscriber.name, alerts) + (f"_r{repeat}" if repeat else "")
+        delay = self.settings.alerts_retry_backoff
+        attempts = self.settings.alerts_retry_max_attempts
+        for attempt in range(1, attempts + 1):
+            await self._log(subscriber, alerts, "sending", attempt)
+            try:
+                await send(
+                    self.client,
+                    subscriber,
+                    msg_id,
+                    alerts,
+                    self.smtp_url,
+                    self.settings.alerts_timeout,
+                    digest,
+                )
+            except SendError as exc:
+                metrics.alert_delivered(subscriber.channel, sent=False)
+                final = not exc.retryable or attempt == attempts
+                log.warning(
+                    "delivery to %s failed (attempt %d/%d): %s",
+                    subscriber.name,
+                    attempt,
+                    attempts,
+                    exc.reason,
+                )
+                if final:
+                    await self._log(subscriber, alerts, "failed", attempt, exc.reason)
+                    failed = [
+                        Failed(
+                            p.record, "delivery", f"{subscriber.name} ({subscriber.channel}): {exc.reason}"
+                        )
+                        for p in todo
+                    ]
+                    await self.dead_letters.deliver(failed)
+                    return
+                await self._log(subscriber, alerts, "sending", attempt, exc.reason)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.bulk_backoff_max)
+                continue
+            metrics.alert_delivered(subscriber.channel, sent=True)
+            await self._log(subscriber, alerts, "sent", attempt)
+            for item in todo:
+                alert = item.alert
+                if alert.status == AlertStatus.FIRING:
+                    self.notified[(subscriber.name, alert.key)] = (alert.id, time.monotonic())
+                    self.reminders[(subscriber.name, alert.id)] = Reminder(
+                        alert, item.record, time.monotonic(), item.repeat
+                    )
+                else:
+                    self.reminders.pop((subscriber.name, alert.id), None)
+            log.info(
+                "delivered %d alerts to %s (%s) as %s",
+                len(alerts),
+                subscriber.name,
+                subscriber.channel,
+                msg_id,
+            )
+            return
+
+    async def _log(
+        self,
+        subscriber: Subscriber,
+        alerts: list[Alert],
+        status: DeliveryStatus,
+        attempts: int,
+        error: str | None = None,
+    ) -> None:
+        for alert in alerts:
+            delivery = Delivery(
+                subscriber=subscriber.name,
+                channel=subscriber.channel,
+                alert_id=alert.id,
+                alert_key=alert.key,
+                revision=alert.revision,
+                status=status,
+                attempts=attempts,
+                error=error,
+                updated_at=datetime.now(UTC),
+            )
+            await self._retry(functools.partial(self.store.put_delivery, delivery))
+
+    async def _dead_letter(self, failed: list[Failed], done: list[Callable[[], None]]) -> None:
+        try:
+            await self.dead_letters.deliver(failed)
+        finally:
+            for call in done:
+                call()
+
+
+async def send_test(settings: Settings, subscriber: Subscriber, alert: Alert) -> None:
+    """`pantau subscribers test`: one attempt, not logged, errors raised (``SendError``)."""
+    smtp = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+    async with httpx.AsyncClient(timeout=settings.alerts_timeout) as client:
+        msg_id = message_id(subscriber.name, alert.id, alert.revision)
+        await send(client, subscriber, msg_id, [alert], smtp, settings.alerts_timeout)

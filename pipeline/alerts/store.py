@@ -1,0 +1,206 @@
+"""What the alerts keep in Elasticsearch besides the alerts: the delivery log, silences, queued
+notifications (quiet hours, digests) and a copy of the detector's state, all in ``pantau-deliveries``.
+
+On the embedded stack a broker restart loses every topic, Faust's changelogs included; this index is
+what lets ``pantau down`` then ``pantau up`` resume without re-paging anyone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+from pydantic import AwareDatetime, BaseModel
+
+from pipeline.embedded.stack import Endpoints
+from pipeline.settings import Settings
+from pipeline.sinks.elasticsearch import async_client
+from schemas.alerts import Alert, AlertKind
+from schemas.vocab import Agency, Region
+
+DeliveryStatus = Literal["sending", "sent", "failed", "queued", "silenced", "stale"]
+
+
+def message_id(subscriber: str, alert_id: str, revision: int) -> str:
+    """The ``webhook-id``: the same for one (subscriber, alert id, revision), so a receiver can drop a
+    repeat, and a new one for an escalation or a resolve."""
+    digest = hashlib.sha256(f"{subscriber}|{alert_id}|{revision}".encode()).hexdigest()
+    return f"msg_{digest[:24]}"
+
+
+class Delivery(BaseModel):
+    subscriber: str
+    channel: str
+    alert_id: str
+    alert_key: str
+    revision: int
+    status: DeliveryStatus
+    attempts: int = 0
+    error: str | None = None
+    alert: str | None = None
+    """The alert's JSON, kept while it is queued (quiet hours, digest)."""
+    updated_at: AwareDatetime
+
+    @property
+    def id(self) -> str:
+        return message_id(self.subscriber, self.alert_id, self.revision)
+
+
+class Silence(BaseModel):
+    """No notification for alerts it matches (every given matcher), from ``starts_at`` to ``ends_at``."""
+
+    id: str
+    agency: Agency | None = None
+    region: Region | None = None
+    kind: AlertKind | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: str | None = None
+
+    @staticmethod
+    def new_id() -> str:
+        return "sil_" + secrets.token_hex(4)
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def matches(self, alert: Alert) -> bool:
+        if self.agency is not None and self.agency not in alert.agencies:
+            return False
+        if self.region is not None and alert.region != self.region:
+            return False
+        return self.kind is None or alert.kind == self.kind
+
+    def describe(self) -> str:
+        parts = [
+            f"{name}={value}"
+            for name, value in (("agency", self.agency), ("region", self.region), ("kind", self.kind))
+            if value
+        ]
+        return ", ".join(parts)
+
+
+class AlertStore:
+    """The ``pantau-deliveries`` index, for the worker (async) and the CLI (``asyncio.run``)."""
+
+    def __init__(
+        self, settings: Settings, endpoints: Endpoints | None = None, url: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.index = settings.deliveries_index
+        self.url = url or (endpoints.elasticsearch if endpoints else None)
+        self._es: AsyncElasticsearch | None = None
+
+    @property
+    def es(self) -> AsyncElasticsearch:
+        if self._es is None:
+            assert self.url is not None
+            self._es = async_client(self.settings, self.url)
+        return self._es
+
+    async def close(self) -> None:
+        if self._es is not None:
+            await self._es.close()
+            self._es = None
+
+    async def _search(self, query: dict[str, Any], size: int = 10_000) -> list[dict[str, Any]]:
+        if not await self.es.indices.exists(index=self.index):
+            return []
+        await self.es.indices.refresh(index=self.index)
+        response = await self.es.search(index=self.index, query=query, size=size)
+        return [hit["_source"] | {"_id": hit["_id"]} for hit in response["hits"]["hits"]]
+
+    # -- detector state ----------------------------------------------------------------------------
+
+    async def read_state(self) -> list[tuple[bytes, bytes]]:
+        hits = await self._search({"term": {"type": "state"}})
+        return [(bytes.fromhex(h["entry"]), h["value"].encode()) for h in hits if h.get("value")]
+
+    async def write_state(self, entries: dict[bytes, bytes | None]) -> None:
+        operations: list[dict[str, Any]] = []
+        now = datetime.now(UTC).isoformat()
+        for key, value in entries.items():
+            doc_id = "state:" + key.hex()
+            if value is None:
+                operations.append({"delete": {"_index": self.index, "_id": doc_id}})
+            else:
+                operations.append({"index": {"_index": self.index, "_id": doc_id}})
+                operations.append(
+                    {"type": "state", "entry": key.hex(), "value": value.decode(), "updated_at": now}
+                )
+        if operations:
+            response = await self.es.bulk(operations=operations)
+            if response.get("errors"):
+                bad = [i for i in response["items"] if next(iter(i.values())).get("status", 200) >= 300]
+                bad = [i for i in bad if next(iter(i.values())).get("status") != 404]
+                if bad:
+                    raise RuntimeError(f"state copy refused: {bad[0]}")
+
+    # -- delivery log ------------------------------------------------------------------------------
+
+    async def put_delivery(self, delivery: Delivery) -> None:
+        body = delivery.model_dump(mode="json") | {"type": "delivery"}
+        await self.es.index(index=self.index, id="delivery:" + delivery.id, document=body)
+
+    async def deliveries(self, ids: list[str]) -> dict[str, Delivery]:
+        """The log entries of these message ids that exist."""
+        if not ids or not await self.es.indices.exists(index=self.index):
+            return {}
+        response = await self.es.mget(index=self.index, ids=["delivery:" + i for i in ids])
+        found = {}
+        for doc in response["docs"]:
+            if doc.get("found"):
+                source = {k: v for k, v in doc["_source"].items() if k != "type"}
+                delivery = Delivery.model_validate(source)
+                found[delivery.id] = delivery
+        return found
+
+    async def queued(self, subscriber: str) -> list[Delivery]:
+        hits = await self._search(
+            {
+                "bool": {
+                    "filter": [
+                        {"term": {"type": "delivery"}},
+                        {"term": {"status": "queued"}},
+                        {"term": {"subscriber": subscriber}},
+                    ]
+                }
+            }
+        )
+        return [
+            Delivery.model_validate({k: v for k, v in h.items() if k not in ("type", "_id")}) for h in hits
+        ]
+
+    async def recent_deliveries(self, size: int = 200) -> list[Delivery]:
+        hits = await self._search({"term": {"type": "delivery"}}, size=size)
+        return [
+            Delivery.model_validate({k: v for k, v in h.items() if k not in ("type", "_id")}) for h in hits
+        ]
+
+    # -- silences ----------------------------------------------------------------------------------
+
+    async def silences(self) -> list[Silence]:
+        hits = await self._search({"term": {"type": "silence"}})
+        out = []
+        for h in hits:
+            fields = {k: v for k, v in h.items() if k in Silence.model_fields}
+            fields["id"] = h["_id"].removeprefix("silence:")
+            out.append(Silence.model_validate(fields))
+        return sorted(out, key=lambda s: s.starts_at)
+
+    async def add_silence(self, silence: Silence) -> None:
+        body = silence.model_dump(mode="json", exclude={"id"}) | {
+            "type": "silence",
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        await self.es.index(index=self.index, id="silence:" + silence.id, document=body, refresh=True)
+
+    async def remove_silence(self, silence_id: str) -> bool:
+        try:
+            await self.es.delete(index=self.index, id="silence:" + silence_id, refresh=True)
+        except NotFoundError:
+            return False
+        return True

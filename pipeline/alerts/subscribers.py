@@ -1,0 +1,142 @@
+"""Reading the subscribers file: YAML with line numbers, ``${ENV}`` expansion, pydantic validation.
+
+Every problem is reported as ``FILE:LINE: field.path: message`` so an operator can find it in the file;
+the file is read again whenever it changes (``SubscribersWatcher``), without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from schemas.subscribers import SubscribersFile
+
+log = logging.getLogger("pantau.alerts")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class SubscribersError(Exception):
+    """The file cannot be used; ``lines`` are the problems, each naming the line and the field."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], env: Mapping[str, str], where: str) -> Any:
+    """The node as plain data, recording each value's line; ``${NAME}`` replaced from ``env``."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                raise SubscribersError(
+                    [f"{where}:{key_node.start_mark.line + 1}: {_dotted((*path, key))}: repeated key"]
+                )
+            out[key] = _walk(value_node, (*path, key), lines, env, where)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, (*path, i), lines, env, where) for i, item in enumerate(node.value)]
+    value = _scalar(node)
+    if isinstance(value, str):
+        missing = [name for name in _ENV.findall(value) if name not in env]
+        if missing:
+            raise SubscribersError(
+                [f"{where}:{lines[path]}: {_dotted(path)}: environment variable {missing[0]} is not set"]
+            )
+        value = _ENV.sub(lambda m: env[m.group(1)], value)
+    return value
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """A scalar as YAML's safe loader reads it (``3602`` an int, ``"3602"`` a string, ``true`` a bool)."""
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def _dotted(path: Path_) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "file"
+
+
+def parse_subscribers(
+    text: str, where: str = "<alerts file>", env: Mapping[str, str] | None = None
+) -> SubscribersFile:
+    """The validated file, or ``SubscribersError`` naming each problem's line and field."""
+    env = os.environ if env is None else env
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        raise SubscribersError([f"{where}:{line}: not valid YAML: {exc.problem or exc.context}"]) from None
+    if root is None:
+        return SubscribersFile()
+    lines: dict[Path_, int] = {}
+    data = _walk(root, (), lines, env, where)
+    if not isinstance(data, dict):
+        raise SubscribersError([f"{where}:{lines[()]}: file: must be a mapping with a subscribers list"])
+    try:
+        return SubscribersFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            known = next((loc[:n] for n in range(len(loc), -1, -1) if loc[:n] in lines), ())
+            field = _dotted(loc) if loc else "file"
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}:{lines.get(known, 1)}: {field}: {message}")
+        raise SubscribersError(problems) from None
+
+
+def load_subscribers(path: Path, env: Mapping[str, str] | None = None) -> SubscribersFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SubscribersError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    return parse_subscribers(text, str(path), env)
+
+
+class SubscribersWatcher:
+    """The file's current subscribers, read again when its modification time or size changes. A change
+    that breaks the file keeps the last good version (and says why, once per change)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.current = SubscribersFile()
+        self.error: SubscribersError | None = None
+        self._stamp: tuple[float, int] | None = None
+
+    def get(self) -> SubscribersFile:
+        if self.path is None:
+            return self.current
+        try:
+            stat = self.path.stat()
+            stamp = (stat.st_mtime, stat.st_size)
+        except OSError:
+            stamp = (0.0, -1)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self.current, self.error = load_subscribers(self.path), None
+                log.info("subscribers file %s: %d subscribers", self.path, len(self.current.subscribers))
+            except SubscribersError as exc:
+                self.error = exc
+                log.error("subscribers file not used, keeping the last good one: %s", exc)
+        return self.current

@@ -1,0 +1,165 @@
+"""``pantau bench alerts``: spike detection on a synthetic year of hourly counts per agency.
+
+The generator's parameters (``GeneratorParams``) were fixed, and written in the README, before the
+detector's defaults were looked at with it. Tuning may use ``TUNING_SEEDS`` only; the scores reported
+are on ``HELD_OUT_SEEDS``. The bench drives the detector's own decision (``AlertDetector.spike_decision``)
+and its own baseline (``robust_mean`` of the same hour on past days), one bucket at a time, as the agent
+does when a bucket's count grows.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.alerts.counting import robust_mean
+from pipeline.alerts.detect import SPIKE_WINDOWS, AlertDetector, DetectorConfig, baseline_buckets
+
+TUNING_SEEDS = (0, 1, 2)
+HELD_OUT_SEEDS = (100, 101, 102, 103, 104)
+
+
+@dataclass(frozen=True)
+class GeneratorParams:
+    hours: int = 365 * 24
+    agencies: int = 18
+    base_rates: tuple[float, ...] = (0.3, 0.8, 1.5, 3.0, 6.0)
+    """Mean posts per hour at the daily peak, one drawn per agency."""
+    night_floor: float = 0.15
+    """Share of the peak rate at night (00–06 WIB); the day rises and falls as a half sine 06–22."""
+    weekend_factor: float = 0.7
+    dispersion: float = 5.0
+    """Negative-binomial size of the hourly counts (variance = mean + mean²/5)."""
+    bursts_per_agency: int = 16
+    """Planted bursts per agency per year, at random hours, at least two weeks apart."""
+    burst_multipliers: tuple[float, ...] = (2.0, 3.0, 5.0, 8.0)
+    burst_hours: tuple[int, ...] = (1, 2, 3, 6)
+    burst_min_extra: float = 2.0
+    """A burst adds at least this many posts an hour on average (a 3× burst at night is still visible)."""
+
+
+@dataclass
+class Burst:
+    start: int
+    hours: int
+    multiplier: float
+    posts: int = 0
+    detected_at: int | None = None
+
+    @property
+    def target(self) -> bool:
+        """The class the targets are stated for: ≥ 3× the baseline, ≥ 2 h, ≥ 10 posts."""
+        return self.multiplier >= 3 and self.hours >= 2 and self.posts >= 10
+
+
+@dataclass
+class Stream:
+    counts: np.ndarray
+    bursts: list[Burst] = field(default_factory=list)
+
+
+def rate_profile(params: GeneratorParams, peak: float) -> np.ndarray:
+    hour_of_day = np.arange(params.hours) % 24
+    day = np.where(
+        (hour_of_day >= 6) & (hour_of_day < 22),
+        params.night_floor + (1 - params.night_floor) * np.sin(np.pi * (hour_of_day - 6) / 16),
+        params.night_floor,
+    )
+    weekday = (np.arange(params.hours) // 24) % 7
+    week = np.where(weekday >= 5, params.weekend_factor, 1.0)
+    return np.asarray(peak * day * week)
+
+
+def generate(params: GeneratorParams, seed: int, with_bursts: bool) -> list[Stream]:
+    rng = np.random.default_rng(seed)
+    streams = []
+    for _ in range(params.agencies):
+        rate = rate_profile(params, float(rng.choice(params.base_rates)))
+        extra = np.zeros(params.hours)
+        bursts: list[Burst] = []
+        if with_bursts:
+            starts: list[int] = []
+            for _ in range(10_000):  # random placement; a short year simply holds fewer bursts
+                if len(starts) == params.bursts_per_agency:
+                    break
+                s = int(rng.integers(14 * 24, params.hours - 12))
+                if all(abs(s - o) > 14 * 24 for o in starts):
+                    starts.append(s)
+            for s in sorted(starts):
+                burst = Burst(
+                    s, int(rng.choice(params.burst_hours)), float(rng.choice(params.burst_multipliers))
+                )
+                span = slice(s, s + burst.hours)
+                extra[span] = np.maximum(rate[span] * (burst.multiplier - 1), params.burst_min_extra)
+                bursts.append(burst)
+        mean = rate + extra
+        size = params.dispersion
+        counts = rng.poisson(rng.gamma(size, mean / size))  # gamma–Poisson = negative binomial
+        for burst in bursts:
+            burst.posts = round(float(extra[burst.start : burst.start + burst.hours].sum()))
+        streams.append(Stream(counts=counts, bursts=bursts))
+    return streams
+
+
+@dataclass
+class Scores:
+    target_bursts: int
+    recall: float
+    false_per_agency_week: float
+    median_delay: float | None
+    recall_by_multiplier: dict[float, float]
+
+
+def detect(stream: Stream, detector: AlertDetector, tests: int) -> list[int]:
+    """Hours at which a spike episode starts (the first firing bucket after a quiet one)."""
+    config = detector.config
+    counts = stream.counts
+    starts: list[int] = []
+    open_until = -10
+    expected = [0.0] * len(counts)
+    for hour in range(len(counts)):
+        buckets = baseline_buckets(hour, 24, config.baseline_days, 1, 0) or []
+        expected[hour] = robust_mean([float(counts[i]) for i in buckets])
+    widest = max(SPIKE_WINDOWS)
+    for hour in range(config.baseline_min_days * 24, len(counts)):
+        span = slice(hour - widest + 1, hour + 1)
+        window = [int(v) for v in counts[span]]
+        fired = detector.spike_decision(window, expected[span], tests) is not None
+        if fired:
+            if hour > open_until + config.resolve_after:
+                starts.append(hour)
+            open_until = hour
+    return starts
+
+
+def score(seeds: tuple[int, ...], config: DetectorConfig, params: GeneratorParams | None = None) -> Scores:
+    params = params or GeneratorParams()
+    detector = AlertDetector(config)
+    tests = params.agencies
+    found, delays, total = 0, [], 0
+    by_mult: dict[float, list[int]] = {}
+    false_alerts, agency_weeks = 0, 0.0
+    for seed in seeds:
+        for stream in generate(params, seed, with_bursts=True):
+            starts = detect(stream, detector, tests)
+            for burst in stream.bursts:
+                hit = next((s for s in starts if burst.start <= s < burst.start + burst.hours), None)
+                by_mult.setdefault(burst.multiplier, []).append(int(hit is not None))
+                if burst.target:
+                    total += 1
+                    if hit is not None:
+                        found += 1
+                        delays.append(hit - burst.start)
+        for stream in generate(params, seed + 10_000, with_bursts=False):
+            false_alerts += len(detect(stream, detector, tests))
+            agency_weeks += (params.hours - config.baseline_min_days * 24) / (24 * 7)
+    return Scores(
+        target_bursts=total,
+        recall=found / total if total else math.nan,
+        false_per_agency_week=false_alerts / agency_weeks,
+        median_delay=statistics.median(delays) if delays else None,
+        recall_by_multiplier={m: sum(v) / len(v) for m, v in sorted(by_mult.items())},
+    )

@@ -1,0 +1,171 @@
+"""Contract of the subscribers file (``PANTAU_ALERTS_FILE``): who gets which alerts, and through what.
+
+Reading the file (YAML, ``${ENV}`` expansion, errors with line numbers) is ``pipeline/alerts/subscribers.py``;
+this module only says what a valid file is.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.alerts import Alert, AlertKind, Severity
+from schemas.vocab import Agency, Category, Region
+
+CHANNELS = ("webhook", "telegram", "whatsapp", "email", "slack")
+_CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Match(_Strict):
+    """Keys combine with AND, the values of one list with OR; a missing key matches everything."""
+
+    kinds: list[AlertKind] | None = None
+    agencies: list[Agency] | None = None
+    regions: list[Region] | None = None
+    categories: list[Category] | None = None
+    min_severity: Severity = Severity.INFO
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: object) -> object:
+        """``regions: [3602]`` (unquoted in YAML) means the BPS code too."""
+        return [str(v) if isinstance(v, int) else v for v in value] if isinstance(value, list) else value
+
+    def matches(self, alert: Alert) -> bool:
+        if alert.test:
+            return True
+        if self.kinds is not None and alert.kind not in self.kinds:
+            return False
+        if self.agencies is not None and not set(alert.agencies) & set(self.agencies):
+            return False
+        if self.regions is not None and alert.region not in self.regions:
+            return False
+        if self.categories is not None and alert.category not in self.categories:
+            return False
+        return alert.severity.rank >= self.min_severity.rank
+
+
+class WebhookChannel(_Strict):
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(description="Standard Webhooks secret: whsec_ + base64 of the key")
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, value: str) -> str:
+        if not value.startswith("whsec_"):
+            raise ValueError("must start with whsec_ (Standard Webhooks secret)")
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            raise ValueError("is not base64 after whsec_") from None
+        if len(key) < 16:
+            raise ValueError("key is shorter than 16 bytes")
+        return value
+
+    def key(self) -> bytes:
+        return base64.b64decode(self.secret.removeprefix("whsec_"))
+
+
+class TelegramChannel(_Strict):
+    bot_token: str = Field(min_length=1)
+    chat_id: str = Field(min_length=1)
+    api_base: str = Field("https://api.telegram.org", pattern=r"^https?://")
+
+    @field_validator("chat_id", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+
+class WhatsAppChannel(_Strict):
+    access_token: str = Field(min_length=1)
+    phone_number_id: str = Field(min_length=1)
+    to: str = Field(min_length=1, description="recipient phone number, international format")
+    api_base: str = Field("https://graph.facebook.com/v21.0", pattern=r"^https?://")
+
+    @field_validator("phone_number_id", "to", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+
+class EmailChannel(_Strict):
+    to: list[str] = Field(min_length=1)
+    smtp_url: str | None = Field(None, pattern=r"^smtps?://", description="else PANTAU_SMTP_URL")
+    sender: str | None = Field(None, alias="from", description="From address; else the SMTP user")
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+
+class SlackChannel(_Strict):
+    url: str = Field(pattern=r"^https?://")
+
+
+class Subscriber(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    webhook: WebhookChannel | None = None
+    telegram: TelegramChannel | None = None
+    whatsapp: WhatsAppChannel | None = None
+    email: EmailChannel | None = None
+    slack: SlackChannel | None = None
+    match: Match = Field(default_factory=Match)
+    mode: Literal["realtime", "digest"] = "realtime"
+    digest_at: str = Field("07:00", pattern=f"^{_CLOCK}$", description="Asia/Jakarta time of the digest")
+    quiet_hours: str | None = Field(
+        None, pattern=f"^{_CLOCK}-{_CLOCK}$", description="Asia/Jakarta; critical emergencies override"
+    )
+    lang: Literal["id", "en"] = "id"
+    resolved: bool = Field(True, description="also send resolved notices")
+    repeat_interval: float | None = Field(
+        None,
+        gt=0,
+        description="seconds before a still-firing alert is sent again; else PANTAU_ALERTS_REPEAT_INTERVAL",
+    )
+
+    @model_validator(mode="after")
+    def _one_channel(self) -> Subscriber:
+        given = [name for name in CHANNELS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"needs exactly one channel ({', '.join(CHANNELS)}), got {', '.join(given) or 'none'}"
+            )
+        return self
+
+    @property
+    def channel(self) -> str:
+        return next(name for name in CHANNELS if getattr(self, name) is not None)
+
+
+class SubscribersFile(_Strict):
+    subscribers: list[Subscriber] = Field(default_factory=list)
+
+    @field_validator("subscribers")
+    @classmethod
+    def _unique_names(cls, value: list[Subscriber]) -> list[Subscriber]:
+        seen: set[str] = set()
+        for sub in value:
+            if sub.name in seen:
+                raise ValueError(f"subscriber name {sub.name!r} is used twice")
+            seen.add(sub.name)
+        return value
+
+    def get(self, name: str) -> Subscriber | None:
+        return next((s for s in self.subscribers if s.name == name), None)

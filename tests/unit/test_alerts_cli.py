@@ -1,0 +1,36 @@
+"""`pantau subscribers` and `pantau alerts` without servers: a malformed file is one clear line, exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _pantau(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+def test_a_malformed_alerts_file_is_one_clear_error_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text("subscribers:\n  - name: ops\n    webhook: {url: 'https://x/h', secret: nope}\n")
+    result = _pantau("subscribers", "list", env={"PANTAU_ALERTS_FILE": str(path)})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}:3: subscribers[0].webhook.secret: must start with whsec_ (Standard Webhooks secret)"
+    ]
+    path.write_text("subscribers: [\n")
+    result = _pantau("subscribers", "test", "ops", env={"PANTAU_ALERTS_FILE": str(path)})
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "not valid YAML" in result.stderr
+
+
+def test_a_silence_needs_a_matcher() -> None:
+    result = _pantau("alerts", "silence", "--for", "1h", env={})
+    assert result.returncode == 2 and "--agency, --region, --kind" in result.stdout

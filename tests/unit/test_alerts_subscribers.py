@@ -1,0 +1,129 @@
+"""The subscribers file: the issue's minimal example as written, ``${ENV}``, one channel, and errors that
+name the line and the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.alerts.subscribers import SubscribersError, SubscribersWatcher, parse_subscribers
+from schemas.alerts import Alert, AlertKind, Severity
+from schemas.vocab import Agency, Region
+
+MINIMAL = """\
+subscribers:
+  - name: bpbd-ops
+    webhook:
+      url: https://example.org/hook
+      secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw   # Standard Webhooks secret (base64 after whsec_)
+    match: {kinds: [emergency, spike], agencies: [bpbd], regions: ["3602"], min_severity: warning}
+"""
+
+
+def _alert(**kw: object) -> Alert:
+    fields: dict[str, object] = {
+        "id": "al_1",
+        "key": "emergency:region=3602",
+        "kind": AlertKind.EMERGENCY,
+        "severity": Severity.CRITICAL,
+        "agencies": [Agency.BPBD],
+        "region": Region.KAB_LEBAK,
+        "window_start": datetime(2026, 12, 1, tzinfo=UTC),
+        "window_end": datetime(2026, 12, 1, 1, tzinfo=UTC),
+        "count": 3,
+        "expected": 0,
+        "summary": "x",
+        "raised_at": datetime(2026, 12, 1, tzinfo=UTC),
+    }
+    fields.update(kw)
+    return Alert.model_validate(fields)
+
+
+def test_the_minimal_example_parses_exactly_and_matches_with_and_of_or() -> None:
+    (sub,) = parse_subscribers(MINIMAL, env={}).subscribers
+    assert sub.name == "bpbd-ops" and sub.channel == "webhook" and sub.mode == "realtime"
+    assert sub.webhook is not None and len(sub.webhook.key()) == 24
+    assert sub.match.matches(_alert())
+    assert not sub.match.matches(_alert(region=Region.KOTA_SERANG))
+    assert not sub.match.matches(_alert(severity=Severity.INFO))
+    assert not sub.match.matches(_alert(kind=AlertKind.SILENCE))
+    everything = parse_subscribers("subscribers:\n  - name: all\n    slack: {url: 'http://x/y'}\n", env={})
+    assert everything.subscribers[0].match.matches(_alert(kind=AlertKind.SILENCE, agencies=[]))
+
+
+def test_env_expansion_and_secrets_from_the_environment() -> None:
+    text = "subscribers:\n  - name: tg\n    telegram: {bot_token: '${TG}', chat_id: -100123}\n"
+    (sub,) = parse_subscribers(text, env={"TG": "123:abc"}).subscribers
+    assert (
+        sub.telegram is not None and sub.telegram.bot_token == "123:abc" and sub.telegram.chat_id == "-100123"
+    )
+    with pytest.raises(SubscribersError) as missing:
+        parse_subscribers(text, "f.yaml", env={})
+    assert missing.value.lines == [
+        "f.yaml:3: subscribers[0].telegram.bot_token: environment variable TG is not set"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MINIMAL.replace("[emergency, spike]", "[emergency, spik]"),
+            "f.yaml:6: subscribers[0].match.kinds[1]:",
+        ),
+        (
+            MINIMAL.replace("whsec_MfKQ", "MfKQ"),
+            "f.yaml:5: subscribers[0].webhook.secret: must start with whsec_",
+        ),
+        (
+            MINIMAL.replace("    webhook:", "    slack: {url: 'http://a/b'}\n    webhook:"),
+            "f.yaml:2: subscribers[0]: needs exactly one channel",
+        ),
+        (
+            MINIMAL.replace("match:", "macth:"),
+            "f.yaml:6: subscribers[0].macth: Extra inputs are not permitted",
+        ),
+        ("subscribers:\n  - name: a\n    slack: {url: x\n", "f.yaml:4: not valid YAML"),
+        (MINIMAL + MINIMAL.removeprefix("subscribers:\n"), "subscriber name 'bpbd-ops' is used twice"),
+    ],
+)
+def test_errors_name_the_line_and_the_field(text: str, expected: str) -> None:
+    with pytest.raises(SubscribersError) as caught:
+        parse_subscribers(text, "f.yaml", env={})
+    assert any(expected in line for line in caught.value.lines), caught.value.lines
+
+
+def test_the_watcher_reads_changes_and_keeps_the_last_good_file(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text(MINIMAL)
+    watcher = SubscribersWatcher(path)
+    assert [s.name for s in watcher.get().subscribers] == ["bpbd-ops"]
+    path.write_text(MINIMAL.replace("bpbd-ops", "bpbd-lebak") + "  ")
+    assert [s.name for s in watcher.get().subscribers] == ["bpbd-lebak"]
+    path.write_text("subscribers: [")
+    assert [s.name for s in watcher.get().subscribers] == ["bpbd-lebak"] and watcher.error is not None
+
+
+def test_the_readme_example_is_a_valid_file() -> None:
+    from pipeline.settings import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```yaml", readme.index("**The subscribers file**")) + len("```yaml")
+    example = readme[start : readme.index("```", start)]
+    env = {"WA_TOKEN": "t", "TG_TOKEN": "1:a", "SMTP_URL": "smtp://u:p@h:587", "SLACK_HOOK": "https://h/x"}
+    channels = [s.channel for s in parse_subscribers(example, env=env).subscribers]
+    assert channels == ["webhook", "whatsapp", "telegram", "email", "slack"]
+
+
+def test_quiet_hours_and_digest_times_are_jakarta_time() -> None:
+    from pipeline.alerts.delivery import digest_due, in_quiet_hours, overrides_quiet
+
+    text = "subscribers:\n  - name: q\n    slack: {url: 'http://x/y'}\n    quiet_hours: '22:00-06:00'\n"
+    sub = parse_subscribers(text, env={}).subscribers[0]
+    assert in_quiet_hours(sub, datetime(2026, 12, 1, 16, 0, tzinfo=UTC))  # 23:00 WIB
+    assert not in_quiet_hours(sub, datetime(2026, 12, 1, 2, 0, tzinfo=UTC))  # 09:00 WIB
+    assert overrides_quiet(_alert()) and not overrides_quiet(_alert(severity=Severity.WARNING))
+    due = digest_due(sub, datetime(2026, 12, 1, 1, 0, tzinfo=UTC))  # 08:00 WIB: today's 07:00 passed
+    assert due is not None and due.astimezone(UTC) == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
