@@ -7,8 +7,8 @@ from datetime import datetime
 
 from elasticsearch import Elasticsearch, NotFoundError
 from rich.console import Console
-from rich.table import Table
 
+from pipeline.tables import print_table
 from schemas.alerts import Alert
 
 
@@ -36,31 +36,22 @@ def query_alerts(
 
 
 def render_alerts(console: Console, alerts: list[Alert], title: str | None = None) -> None:
-    table = Table(
-        "window (UTC)",
-        "kind",
-        "severity",
-        "status",
-        "rev",
-        "key",
-        "count",
-        "expected",
-        "summary",
-        title=title,
-    )
-    for a in alerts:
-        table.add_row(
+    headers = ("window (UTC)", "kind", "severity", "status", "rev", "key", "count", "expected", "summary")
+    rows = [
+        (
             f"{a.window_start:%Y-%m-%d %H:%M}",
             a.kind.value,
             a.severity.value,
             a.status.value,
-            str(a.revision),
+            a.revision,
             a.key,
-            str(a.count),
+            a.count,
             f"{a.expected:.1f}",
             a.summary,
         )
-    console.print(table)
+        for a in alerts
+    ]
+    print_table(console, headers, rows, title=title)
 
 
 def show_demo_alerts(

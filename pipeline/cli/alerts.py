@@ -10,10 +10,10 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pipeline.cli.topics import parse_duration
 from pipeline.settings import Settings, get_settings
+from pipeline.tables import print_table
 
 console = Console(width=None if Console().is_terminal else 200)
 alerts_app = typer.Typer(help="Alerts: what fired, dry runs of the rules, silences.", no_args_is_help=True)
@@ -119,17 +119,11 @@ def test_rule(
     if not fired:
         console.print(f"no alert would have fired in the last {since} (nothing was sent)")
         return
-    table = Table("when (UTC)", "kind", "severity", "status", "key", "why")
-    for a in fired:
-        table.add_row(
-            f"{a.window_start:%Y-%m-%d %H:%M}",
-            a.kind.value,
-            a.severity.value,
-            a.status.value,
-            a.key,
-            a.summary,
-        )
-    console.print(table)
+    rows = [
+        (f"{a.window_start:%Y-%m-%d %H:%M}", a.kind.value, a.severity.value, a.status.value, a.key, a.summary)
+        for a in fired
+    ]
+    print_table(console, ("when (UTC)", "kind", "severity", "status", "key", "why"), rows)
     console.print(f"{len(fired)} alert states would have been raised; nothing was sent (dry run)")
 
 
@@ -196,10 +190,8 @@ def silences() -> None:
     if not found:
         console.print("no silences in force")
         return
-    table = Table("id", "matches", "until (UTC)", "reason")
-    for s in found:
-        table.add_row(s.id, s.describe(), f"{s.ends_at:%Y-%m-%d %H:%M}", s.reason or "")
-    console.print(table)
+    rows = [(s.id, s.describe(), f"{s.ends_at:%Y-%m-%d %H:%M}", s.reason or "") for s in found]
+    print_table(console, ("id", "matches", "until (UTC)", "reason"), rows)
 
 
 @alerts_app.command("unsilence", help="End a silence now.")
@@ -246,21 +238,14 @@ def list_subscribers(as_json: bool = typer.Option(False, "--json")) -> None:
                 + "\n"
             )
         return
-    table = Table("name", "channel", "match", "mode", "quiet hours", "lang", "resolved")
+    rows = []
     for sub in loaded.subscribers:
         match = sub.match.model_dump(mode="json", exclude_none=True)
         text = ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in match.items())
         mode = f"digest at {sub.digest_at}" if sub.mode == "digest" else "realtime"
-        table.add_row(
-            sub.name,
-            sub.channel,
-            text,
-            mode,
-            sub.quiet_hours or "",
-            sub.lang,
-            "yes" if sub.resolved else "no",
-        )
-    console.print(table)
+        resolved = "yes" if sub.resolved else "no"
+        rows.append((sub.name, sub.channel, text, mode, sub.quiet_hours or "", sub.lang, resolved))
+    print_table(console, ("name", "channel", "match", "mode", "quiet hours", "lang", "resolved"), rows)
 
 
 @subscribers_app.command("test", help="Send NAME a clearly marked test alert now (no grouping, no log).")

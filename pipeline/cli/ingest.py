@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pipeline.settings import Settings, get_settings
+from pipeline.tables import print_table
 
 if TYPE_CHECKING:
     from pipeline.sources.queries import Terms
@@ -313,8 +313,7 @@ def ingest_status(
     if not found:
         console.print(f"no connector has run with this run directory ({settings.run_dir})")
         return
-    table = Table(title="connectors")
-    for column in (
+    headers = (
         "connector",
         "state",
         "last poll (UTC)",
@@ -324,8 +323,8 @@ def ingest_status(
         "rate limit",
         "quota today",
         "cursors",
-    ):
-        table.add_column(column, overflow="fold")
+    )
+    rows = []
     for m in found:
         rate = "—"
         if m.rate_limit.waiting_until:
@@ -341,8 +340,6 @@ def ingest_status(
         state = m.state + (f" ({m.last_error})" if m.last_error else "")
         if m.state == "idle" and m.next_round:
             state += f", next round {m.next_round.astimezone(UTC):%H:%M:%S}"
-        cursors = "\n".join(f"{k}: {json.dumps(v)}" for k, v in sorted(m.cursors.items())) or "—"
-        table.add_row(
-            m.connector, state, poll, str(m.fetched), str(m.sent), str(m.rejected), rate, quota, cursors
-        )
-    out.print(table)
+        cursors = "; ".join(f"{k}: {json.dumps(v)}" for k, v in sorted(m.cursors.items())) or "—"
+        rows.append((m.connector, state, poll, m.fetched, m.sent, m.rejected, rate, quota, cursors))
+    print_table(out, headers, rows, title="connectors")

@@ -27,8 +27,9 @@ _SAMPLES = TypeAdapter(list[LagSample])
 
 
 def lag_trend(samples: list[LagSample], interval: float, now: datetime) -> Trend:
-    """``growing`` when the lag rose over the last ``interval`` seconds and never fell in between;
-    ``unknown`` until there is a sample at least ``interval`` old to compare with."""
+    """``growing`` when the lag rose over the last ``interval`` seconds and never fell in between, seen in
+    at least three samples (two readings of a busy stream are as likely to rise as not); ``unknown``
+    until there is a sample at least ``interval`` old to compare with."""
     ordered = sorted(samples, key=lambda s: s.at)
     cutoff = now - timedelta(seconds=interval)
     older = [s for s in ordered if s.at <= cutoff]
@@ -36,7 +37,8 @@ def lag_trend(samples: list[LagSample], interval: float, now: datetime) -> Trend
         return "unknown"
     window = [older[-1], *[s for s in ordered if s.at > cutoff]]
     rising = all(b.lag >= a.lag for a, b in pairwise(window))
-    return "growing" if rising and window[-1].lag > window[0].lag else "steady"
+    growing = rising and len(window) >= 3 and window[-1].lag > window[0].lag
+    return "growing" if growing else "steady"
 
 
 class LagHistory:

@@ -29,6 +29,17 @@ COSTLY = {
     "pantau bench model": "benchmarks for minutes",
     "pantau bench topics": "benchmarks for minutes",
     "pantau bench pipeline": "starts its own stack",
+    "pantau bench alerts": "benchmarks for minutes",
+    "pantau alerts silence": "changes who is paged (test_alerts.py silences and unsilences)",
+    "pantau alerts unsilence": "changes who is paged (test_alerts.py silences and unsilences)",
+    "pantau subscribers test": "sends to a subscriber (test_alerts.py)",
+    "pantau responsiveness mark": "corrects a record (test_responsiveness.py)",
+    **{
+        f"pantau ingest {name}": "asks a platform's API (test_ingest.py runs it against a stand-in)"
+        for name in ("x", "mastodon", "rss", "youtube", "facebook", "instagram")
+    },
+    "pantau ingest serve": "serves until stopped (test_ingest.py)",
+    "pantau ingest all": "runs the connectors until stopped (test_ingest.py)",
 }
 
 
@@ -41,8 +52,8 @@ def commands() -> list[str]:
     return found
 
 
-def run_piped(*args: str) -> tuple[int, str, str]:
-    result = pantau(*args, env=NARROW)
+def run_piped(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = pantau(*args, env={**NARROW, **(env or {})})
     both = result.stdout + result.stderr
     assert not ESCAPES.search(both), f"escape codes from {args}: {both!r}"
     assert not BOXES.search(both), f"a drawn table or box from {args}: {both}"
@@ -119,6 +130,23 @@ def test_every_command_writes_plain_lines_when_piped(pipeline: Pipeline, tmp_pat
     assert code == 0, out
     matrix = out.split("confusion (rows: true, columns: predicted)")[1].strip().splitlines()
     assert matrix[0].split() == list(CATEGORIES)  # whole labels, none cut to "a…"
+
+    subscribers = tmp_path / "alerts.yaml"
+    subscribers.write_text(
+        "subscribers:\n  - name: ops\n    slack: {url: 'http://127.0.0.1:9/hook'}\n"
+        "    match: {kinds: [emergency], min_severity: warning}\n"
+    )
+    for command in (
+        ("alerts", "list", "--since", "3650d"),
+        ("alerts", "list", "--json"),
+        ("alerts", "test-rule", "--since", "1d"),
+        ("alerts", "silences"),
+        ("subscribers", "list"),
+        ("ingest", "status"),
+    ):
+        code, _, err = run_piped(*command, env={"PANTAU_ALERTS_FILE": str(subscribers)})
+        ran.add(" ".join(["pantau", *command[:2]]))
+        assert code == 0, (command, err)
 
     code, out, _ = run_piped("kibana", "export", "-")
     ran.add("pantau kibana export")

@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.kibana.aggregations import NOT_ON_NOIDA, request
 from pipeline.kibana.lens import LensPanel
-from pipeline.kibana.saved_objects import POSTS, TOPICS, WAITING, all_panels
+from pipeline.kibana.saved_objects import ALERTS, POSTS, RESPONSES, TOPICS, all_panels
 from pipeline.settings import REPO_ROOT
 from pipeline.sinks.elasticsearch import render_topics_template
 from pipeline.tracking import wait_processed
@@ -124,16 +124,21 @@ def _deepest_buckets(result: dict[str, Any], panel: LensPanel) -> int:
 
 
 def test_every_panel_aggregation_returns_buckets(pipeline: Pipeline, streamed: Streamed) -> None:
-    index = {POSTS: pipeline.settings.index_alias, TOPICS: TOPICS_INDEX}
-    ran, static_only, waiting = [], [], []
+    settings = pipeline.settings
+    index = {POSTS: settings.index_alias, TOPICS: TOPICS_INDEX}
+    ran, static_only, accepted = [], [], []
     for panel in all_panels():
-        if panel.data_view in WAITING:
-            waiting.append(panel.key)
-            continue
         if any(c.operation in NOT_ON_NOIDA for c in panel.columns):
             static_only.append(panel.key)
             continue
         body = request(panel)
+        if panel.data_view in (ALERTS, RESPONSES):  # this stream raises no alert and answers no complaint:
+            # the aggregation must be accepted by the index the worker created; its buckets may be empty
+            where = settings.alerts_index if panel.data_view == ALERTS else settings.responses_index
+            pipeline.es.indices.refresh(index=where)
+            assert "aggregations" in pipeline.es.search(index=where, **body), panel.key
+            accepted.append(panel.key)
+            continue
         if panel.data_view == POSTS:  # this stream's posts only
             body["query"] = {"bool": {"filter": [body["query"], {"ids": {"values": streamed.keys}}]}}
         result = pipeline.es.search(index=index[panel.data_view], **body)
@@ -144,9 +149,9 @@ def test_every_panel_aggregation_returns_buckets(pipeline: Pipeline, streamed: S
                 assert first[metric.name]["value"] is not None, (panel.key, metric.name, first)
         ran.append(panel.key)
     assert len(ran) >= 10, ran
-    # what this test cannot run here, and why (the unit test checks their fields against the templates)
-    assert set(waiting) == {p.key for p in all_panels() if p.waits_for}
-    assert static_only == [], static_only  # the median panel waits for pantau-responses first
+    assert len(accepted) >= 3, accepted
+    # what this test cannot run here (noida lacks percentiles): the unit test checks its fields
+    assert static_only == ["response-time"], static_only
 
 
 def test_what_noida_lacks_is_checked_statically_only(pipeline: Pipeline, streamed: Streamed) -> None:

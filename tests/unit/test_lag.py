@@ -26,6 +26,7 @@ def test_a_lag_that_only_grew_over_the_interval_is_growing() -> None:
 def test_a_lag_that_fell_once_or_stayed_is_not_growing() -> None:
     assert lag_trend(samples((70, 10), (40, 5), (0, 30)), 60, NOW) == "steady"
     assert lag_trend(samples((70, 10), (0, 10)), 60, NOW) == "steady"
+    assert lag_trend(samples((70, 10), (0, 30)), 60, NOW) == "steady"  # two readings prove nothing
     assert lag_trend(samples((70, 0), (0, 0)), 60, NOW) == "steady"
 
 
