@@ -53,7 +53,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def order(item: pytest.Item) -> int:
         return rank.get(getattr(item, "originalname", item.name), rank.get(item.path.name, len(rank)))
 
-    items.sort(key=order)  # stable: the rest keep their order
+    # stable: unit tests first (the integration fixture's settings stay set from its start to the session's
+    # end), then the ordered integration tests, then the rest in their order
+    items.sort(key=lambda item: (INTEGRATION in item.path.resolve().parents, order(item)))
 
 
 @pytest.fixture(scope="session", autouse=True)

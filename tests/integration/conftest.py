@@ -145,6 +145,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         "PANTAU_INDEX_PREFIX": "test-posts",
         "PANTAU_TOPICS_INDEX": "test-topics",
         "PANTAU_TOPICS_UPDATE_INTERVAL": "2",
+        "PANTAU_STATUS_LAG_INTERVAL": "86400",  # scattered status calls of a long session judge no trend
         "PANTAU_RESPONSES_INDEX": "test-responses",
         "PANTAU_RESPONSE_SLA_AGENCIES": '{"dishub": 20}',  # so a test sees a complaint turn overdue
         "PANTAU_RESPONSE_CHECK_INTERVAL": "2",

@@ -33,7 +33,6 @@ COSTLY = {
     "pantau alerts silence": "changes who is paged (test_alerts.py silences and unsilences)",
     "pantau alerts unsilence": "changes who is paged (test_alerts.py silences and unsilences)",
     "pantau subscribers test": "sends to a subscriber (test_alerts.py)",
-    "pantau responsiveness mark": "corrects a record (test_responsiveness.py)",
     **{
         f"pantau ingest {name}": "asks a platform's API (test_ingest.py runs it against a stand-in)"
         for name in ("x", "mastodon", "rss", "youtube", "facebook", "instagram")
