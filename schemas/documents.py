@@ -49,6 +49,8 @@ class PostDocument(BaseModel):
     views: int | None = None
     geo: GeoFields | None = None
     agencies: list[Agency]
+    mentions: list[Agency] = []
+    official_account: Agency | None = None
     region: Region | None = None
     region_name: str | None = None
     places: list[str] = []
@@ -90,6 +92,8 @@ class PostDocument(BaseModel):
             views=metrics.views if metrics else None,
             geo=geo,
             agencies=post.agencies,
+            mentions=post.mentions,
+            official_account=post.official_account,
             region=post.region,
             region_name=REGION_NAMES[post.region] if post.region else None,
             places=post.places,

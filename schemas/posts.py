@@ -95,7 +95,21 @@ class EnrichedPost(RawPost):
     model_config = ConfigDict(extra="allow", json_schema_extra={"title": "EnrichedPost"})
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="normalised, PII-masked text")
-    agencies: list[Agency] = Field(default_factory=list, description="Banten agencies mentioned")
+    agencies: list[Agency] = Field(
+        default_factory=list,
+        description="agencies the post is really about (a Banten service, its official account included): "
+        "what alerts, dashboards and responsiveness count",
+    )
+    mentions: list[Agency] = Field(
+        default_factory=list,
+        description="every agency named in the text, figurative and joking uses, agents' ads and offices "
+        "outside Banten included",
+    )
+    official_account: Agency | None = Field(
+        None,
+        description="the agency whose official account posted it, else null; such posts never count as "
+        "complaints, spikes or sentiment",
+    )
     region: Region | None = Field(None, description="BPS code of the kab/kota, 3600 province-wide")
     places: list[str] = Field(default_factory=list, description="place names that decided the region")
     sentiment: Sentiment

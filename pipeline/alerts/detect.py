@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from pipeline.alerts.counting import binomial_upper_tail, nb_upper_tail, robust_mean
-from pipeline.gazetteer.recognizer import default_gazetteer
 from pipeline.settings import Settings
 from pipeline.stages.records import Failed, Outgoing, Record
 from pipeline.validation import describe_validation_error
@@ -45,12 +44,6 @@ URGENT = re.compile(
     re.IGNORECASE,
 )
 """Urgent wording: calls for help and words for an event under way (with category ``bencana``)."""
-
-
-def is_official(handle: str | None) -> bool:
-    """A post by an agency's own account (replies, announcements): never counted. One function so the
-    contract's own flag can replace the gazetteer's handle list later."""
-    return handle is not None and default_gazetteer().agency_account(handle) is not None
 
 
 def post_seen(
@@ -81,7 +74,7 @@ def post_seen(
 def seen_from_document(source: dict[str, Any]) -> PostSeen | None:
     """A ``pantau-posts`` document as detection sees it (``pantau alerts test-rule``); None if not counted."""
     document = PostDocument.model_validate(source)
-    if not document.is_public_service or is_official(document.author.handle if document.author else None):
+    if not document.is_public_service or document.official_account is not None:
         return None
     return post_seen(
         f"{document.platform.value}:{document.post_id}",
@@ -145,7 +138,7 @@ class AlertObserver:
             post = EnrichedPost.model_validate_json(record.value or b"")
         except ValidationError as exc:
             return Failed(record, "alerts", describe_validation_error(exc))
-        if not post.is_public_service or is_official(post.author.handle if post.author else None):
+        if not post.is_public_service or post.official_account is not None:
             return None
         seen = post_seen(
             post.key,

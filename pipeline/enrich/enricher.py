@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.enrich.category import CategoryGuess, classify_category
+from pipeline.gazetteer.accounts import OfficialAccounts
 from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazetteer
 from pipeline.model.category import CategoryModel, evidence_features
 from pipeline.model.encoder import Backend
@@ -21,7 +22,7 @@ from pipeline.text.lang import detect_lang
 from pipeline.text.pii import PiiResult, mask_pii, mask_structure
 from pipeline.validation import Rejected
 from schemas.posts import EnrichedPost, RawPost
-from schemas.vocab import PiiKind
+from schemas.vocab import Agency, PiiKind
 
 
 @dataclass(frozen=True)
@@ -94,27 +95,49 @@ class Enricher:
     """Agency and region, PII masking, then one encoder pass feeding the sentiment and category heads."""
 
     def __init__(
-        self, sentiment: SentimentModel, category: CategoryModel, gazetteer: Gazetteer | None = None
+        self,
+        sentiment: SentimentModel,
+        category: CategoryModel,
+        gazetteer: Gazetteer | None = None,
+        accounts: OfficialAccounts | None = None,
     ) -> None:
         self.sentiment = sentiment
         self.category = category
         self.gazetteer = gazetteer or default_gazetteer()
+        self.accounts = accounts or OfficialAccounts.load()
 
     @classmethod
     def load(
-        cls, model_dir: Path, max_length: int = 128, threads: int = 2, backend: Backend = "fp32"
+        cls,
+        model_dir: Path,
+        max_length: int = 128,
+        threads: int = 2,
+        backend: Backend = "fp32",
+        accounts_file: Path | None = None,
     ) -> Enricher:
         return cls(
             SentimentModel.load(model_dir, backend=backend, max_length=max_length, threads=threads),
             CategoryModel.load(model_dir),
+            accounts=OfficialAccounts.load(accounts_file),
         )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Enricher:
         """What the worker and ``pantau classify`` run: the ``PANTAU_MODEL_*`` settings."""
         return cls.load(
-            settings.model_dir, settings.model_max_length, settings.model_threads, settings.model_backend
+            settings.model_dir,
+            settings.model_max_length,
+            settings.model_threads,
+            settings.model_backend,
+            settings.accounts_file,
         )
+
+    def official_account(self, post: RawPost) -> Agency | None:
+        author = post.author
+        if author is None:
+            return None
+        account = self.accounts.find(post.platform.value, author.id, author.handle)
+        return account.agency if account else None
 
     @property
     def model_version(self) -> str:
@@ -148,11 +171,17 @@ class Enricher:
         ):
             text = evidence.masked.text
             fields, found_elsewhere = mask_other_fields(post)
+            official = self.official_account(post)
+            agencies = evidence.found.agencies
+            if official is not None and official not in agencies:
+                agencies = [official, *agencies]  # an agency's own post is about that agency
             enriched = EnrichedPost(
                 **fields,
                 text=text,
                 lang=post.lang or detect_lang(text),
-                agencies=evidence.found.agencies,
+                agencies=agencies,
+                mentions=evidence.found.mentions,
+                official_account=official,
                 region=evidence.found.region,
                 places=evidence.found.places,
                 sentiment=sentiment,

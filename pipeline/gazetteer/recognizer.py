@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from typing import Any
@@ -56,6 +56,9 @@ class Recognition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     agencies: list[Agency] = []
+    """Agencies named as the Banten service: not an office elsewhere ("samsat bandung")."""
+    mentions: list[Agency] = []
+    """Every agency named, offices outside Banten included."""
     region: Region | None = None
     places: list[str] = []
     """Banten places named in the post, as display names, in order of first mention."""
@@ -100,32 +103,16 @@ class Gazetteer:
         self,
         agencies: PhraseMatcher[AgencyAlias],
         places: PhraseMatcher[Place],
-        accounts: Mapping[str, Agency] | None = None,
     ) -> None:
         self._agencies = agencies
         self._places = places
-        self._accounts = dict(accounts or {})
 
     @classmethod
     def load(cls, path: Traversable | None = None) -> Gazetteer:
         """Build from the YAML files in ``path`` (default: the packaged data directory)."""
         data = load_data(path)
         directory = path or DATA_DIR
-        accounts = {
-            _account_key(alias): Agency(agency)
-            for agency, entry in data.agencies.items()
-            for alias in (*entry.handles, *entry.regional)
-            if alias.startswith("@")
-        }
-        return cls(_agency_matcher(data, directory), _place_matcher(data, directory), accounts)
-
-    def agency_account(self, handle: str | None) -> Agency | None:
-        """The agency whose official account this is (``@bpbd_banten``, ``pdam.tirtaraharja``): its
-        posts are replies and announcements, not citizens' reports."""
-        if not handle:
-            return None
-        key = _account_key(handle)
-        return self._accounts.get(key) or self._accounts.get(key.removesuffix("official"))
+        return cls(_agency_matcher(data, directory), _place_matcher(data, directory))
 
     def join_places(self, tokens: Sequence[str]) -> list[str]:
         """``tokens`` with each multi-word place name run together ("pasar kemis" → "pasarkemis", a
@@ -194,6 +181,7 @@ class Gazetteer:
                 banten.append((p, place.regions[0], 0 if road else 1))
 
         agencies: list[Agency] = []
+        mentions: list[Agency] = []
         evidence: list[tuple[int, int, int, Region]] = []  # level, rank, position, region
         near: list[tuple[Match[Place], bool]] = [(p, True) for p, _, _ in banten] + [
             (p, False) for p in outside
@@ -202,6 +190,8 @@ class Gazetteer:
             alias = a.value
             if alias.companions and not _has_companion(toks, a, alias.companions):
                 continue  # "kader PKB", "ngaji di TPA", "kartu kuning ke pemain"
+            if alias.agency not in mentions:
+                mentions.append(alias.agency)
             if alias.region is None and near:
                 nearest, is_banten = min(near, key=lambda item: _gap(a, item[0]))
                 if not is_banten and _gap(a, nearest) <= NEAR_TOKENS * 2 + 1:  # _gap counts half-steps
@@ -223,13 +213,12 @@ class Gazetteer:
         region = max(evidence, key=lambda e: (e[0], e[1], -e[2]))[3] if evidence else None
         has_banten = bool(places) or any(a.value.region is not None for a in agency_hits)
         return Recognition(
-            agencies=agencies, region=region, places=places, outside_banten=bool(outside) and not has_banten
+            agencies=agencies,
+            mentions=mentions,
+            region=region,
+            places=places,
+            outside_banten=bool(outside) and not has_banten,
         )
-
-
-def _account_key(handle: str) -> str:
-    """Handles compare without '@', case, dots and underscores (``@Dukcapil_KotaTangerang``)."""
-    return "".join(ch for ch in handle.lower() if ch.isalnum())
 
 
 @functools.lru_cache(maxsize=1)

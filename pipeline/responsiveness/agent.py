@@ -22,9 +22,9 @@ import faust
 from elasticsearch import AsyncElasticsearch, NotFoundError
 from faust.types import EventT
 
+from pipeline.gazetteer.accounts import OfficialAccounts
 from pipeline.kafka.batches import process_batches, record_of, run_batch
 from pipeline.kafka.deadletter import DeadLetterer
-from pipeline.responsiveness.accounts import OfficialAccounts
 from pipeline.responsiveness.clock import SlaClock, load_holidays, parse_hours
 from pipeline.responsiveness.stage import ResponsivenessStage
 from pipeline.settings import Settings

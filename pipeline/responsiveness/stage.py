@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from pipeline.responsiveness.accounts import OfficialAccounts
+from pipeline.gazetteer.accounts import OfficialAccounts
 from pipeline.responsiveness.clock import SlaClock
 from pipeline.sinks.elasticsearch import IndexAction
 from pipeline.stages.records import Failed, Outgoing, Record

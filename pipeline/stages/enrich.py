@@ -62,8 +62,7 @@ class EnrichStage:
     def _discoverable(self, post: EnrichedPost) -> bool:
         """Public-service posts by citizens: an agency's own replies ("terima kasih atas laporannya ...")
         would make boilerplate topics."""
-        handle = post.author.handle if post.author else None
-        return post.is_public_service and self.model.gazetteer.agency_account(handle) is None
+        return post.is_public_service and post.official_account is None
 
     def _enrich(self, posts: list[RawPost]) -> list[tuple[EnrichedPost | Rejected, np.ndarray | None]]:
         """The batch in one model pass; if that raises, post by post, so only the culprit is rejected."""

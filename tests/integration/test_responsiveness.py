@@ -174,7 +174,7 @@ def test_threads_with_known_reply_times_through_a_worker_restart(pipeline: Pipel
 
 def test_a_thread_the_table_lost_is_read_back_from_the_index(pipeline: Pipeline) -> None:
     """As after an embedded broker restart: the complaint is only in pantau-responses, its reply comes now."""
-    from pipeline.responsiveness.accounts import OfficialAccounts
+    from pipeline.gazetteer.accounts import OfficialAccounts
     from pipeline.responsiveness.clock import SlaClock
     from pipeline.responsiveness.stage import AgencyClock, Complaint, ResponsivenessStage
     from schemas.vocab import Platform

@@ -94,7 +94,8 @@ def test_redelivered_posts_and_official_accounts_do_not_count() -> None:
         text="Mohon maaf atas gangguan air",
         created_at=hour,
         author=Author(handle="@bpbd_banten"),
-        agencies=[Agency.PDAM],
+        agencies=[Agency.BPBD, Agency.PDAM],
+        official_account=Agency.BPBD,
         sentiment=Sentiment(label=SentimentLabel.NEUTRAL, score=0.9, scores={SentimentLabel.NEUTRAL: 0.9}),
         category=Category.AIR_BERSIH,
         category_confidence=0.9,
@@ -104,7 +105,9 @@ def test_redelivered_posts_and_official_accounts_do_not_count() -> None:
     )
     record = Record("enriched", 0, 0, b"x:1", post.model_dump_json().encode())
     assert observer.observe(record) is None
-    citizen = post.model_copy(update={"author": Author(handle="@warga"), "text": "tolong banjir besar"})
+    citizen = post.model_copy(
+        update={"author": Author(handle="@warga"), "text": "tolong banjir besar", "official_account": None}
+    )
     out = observer.observe(Record("enriched", 0, 1, b"x:1", citizen.model_dump_json().encode()))
     assert isinstance(out, Outgoing)
     assert isinstance(observer.observe(Record("enriched", 0, 2, b"x:2", b"{not json")), Failed)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.responsiveness.accounts import AccountsFileError, OfficialAccounts, read_accounts_file
+from pipeline.gazetteer.accounts import AccountsFileError, OfficialAccounts, read_accounts_file
 from pipeline.responsiveness.clock import JAKARTA, SlaClock, load_holidays
 from pipeline.responsiveness.stage import ResponsivenessStage, ThreadState, asks, thread_keys
 from pipeline.stages.records import Outgoing, Record

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
@@ -32,9 +31,11 @@ def _record(value: bytes | None, offset: int = 0, topic: str = "raw", key: bytes
 
 
 def _enriched(post: RawPost, public: bool = True) -> EnrichedPost:
+    official = "dpupr" if post.author and post.author.handle == "dpupr_banten" else None
     return EnrichedPost(
         **post.model_dump(exclude={"text"}),
         text=post.text,
+        official_account=official,
         sentiment=Sentiment(label=SentimentLabel.NEGATIVE, score=0.9, scores={SentimentLabel.NEGATIVE: 0.9}),
         category=Category.LAYANAN_UMUM,
         category_confidence=0.8,
@@ -48,9 +49,6 @@ class FakeModel:
     """Enriches every post, except that a batch holding ``boom`` raises (as a crashing model would)."""
 
     def __init__(self) -> None:
-        self.gazetteer = SimpleNamespace(
-            agency_account=lambda handle: "dpupr" if handle == "dpupr_banten" else None
-        )
         self.batches: list[int] = []
 
     def enrich_with_embeddings(self, posts: list[RawPost]) -> list[tuple[Any, np.ndarray | None]]:
