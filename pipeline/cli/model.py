@@ -25,6 +25,7 @@ T = TypeVar("T")
 class Task(StrEnum):
     SENTIMENT = "sentiment"
     CATEGORY = "category"
+    ATTRIBUTION = "attribution"
 
 
 def _base_dir() -> Path:
@@ -149,11 +150,12 @@ def train(
         load_labelled,
     )
 
-    if epochs and task is Task.CATEGORY:
-        raise typer.BadParameter("--epochs fine-tunes the sentiment model; the category head is linear only")
-    if task is Task.CATEGORY and base is not None:
+    head_only = task in (Task.CATEGORY, Task.ATTRIBUTION)
+    if epochs and head_only:
+        raise typer.BadParameter(f"--epochs fine-tunes the sentiment model; the {task} head is linear only")
+    if head_only and base is not None:
         raise typer.BadParameter(
-            "--task category fits its head on the encoder of the --out model; --base does not apply",
+            f"--task {task} fits its head on the encoder of the --out model; --base does not apply",
             param_hint="--base",
         )
     if not epochs and (given := _given(ctx, EPOCHS_ONLY)):
@@ -172,11 +174,11 @@ def train(
         )
     if epochs and (layers is not None or freeze_layers):
         _check_depth(base or get_settings().model_dir, layers, freeze_layers)
-    if task is Task.CATEGORY:
+    if head_only:
         train_files = data or [INDOMAIN_DIR / "train.jsonl"]
         valid_files = valid or [INDOMAIN_DIR / "valid.jsonl"]
         if len(train_files) != 1 or len(valid_files) != 1:
-            raise typer.BadParameter("the category head takes one --data and one --valid file")
+            raise typer.BadParameter(f"the {task} head takes one --data and one --valid file")
         _read_data(load_category_labelled, [*train_files, *valid_files])
     else:
         train_files = data or default_train_files()
@@ -201,6 +203,18 @@ def train(
             teachers=teachers or [],
             seed=seed,
             teacher_backend=get_settings().model_backend,
+        )
+        return
+    if task is Task.ATTRIBUTION:
+        from pipeline.model.train_attribution import train_attribution
+
+        train_attribution(
+            out or get_settings().model_dir,
+            train_files[0],
+            valid_files[0],
+            console,
+            _backend(backend or get_settings().model_backend),
+            threads=threads,
         )
         return
     if task is Task.CATEGORY:
@@ -343,6 +357,9 @@ def eval_(
 
     model_dir = model or get_settings().model_dir
     backend = backend or get_settings().model_backend
+    if task is Task.ATTRIBUTION:
+        _eval_attribution(model_dir, _backend(backend), threads, data)
+        return
     if task is Task.CATEGORY:
         from pipeline.model.category import CategoryModel
         from pipeline.model.evaluate import evaluate_category
@@ -366,3 +383,39 @@ def eval_(
             task_id = bar.add_task(f"scoring {path.name}", total=len(texts))
             report = evaluate(m, texts, labels, partial(bar.advance, task_id))
         print_report(report, console, title=str(path))
+
+
+def _eval_attribution(model_dir: Path, backend: Backend, threads: int, data: list[Path]) -> None:
+    """Agency micro-F1 of the gazetteer alone and with the attribution head, and each agency's errors."""
+    from pipeline.model.attribution import AttributionModel
+    from pipeline.model.category import CategoryModel
+    from pipeline.model.sentiment import SentimentModel
+    from pipeline.model.train_attribution import (
+        attribute_all,
+        attribution_examples,
+        per_agency,
+        score_attribution,
+    )
+    from pipeline.tables import print_table
+
+    m = SentimentModel.load(model_dir, backend=backend, threads=threads)
+    category = CategoryModel.load(model_dir)
+    head = AttributionModel.load(model_dir)
+    console.print(
+        f"attribution head {head.version if head else '(none: gazetteer only)'} on encoder {m.version}"
+    )
+    for path in data:
+        with console.status(f"embedding {path.name}"):
+            examples = attribution_examples(m, category, path)
+        rules = score_attribution(attribute_all(None, examples), examples.gold)
+        predicted = attribute_all(head, examples)
+        learned = score_attribution(predicted, examples.gold)
+        console.print(
+            f"[bold]{path}[/]: {len(examples.gold)} posts; agency micro-F1 {learned.micro_f1:.3f} "
+            f"(gazetteer alone {rules.micro_f1:.3f})"
+        )
+        rows = [
+            [agency.value, str(s.tp), str(s.fp), str(s.fn), f"{s.micro_f1:.3f}"]
+            for agency, s in per_agency(predicted, examples.gold).items()
+        ]
+        print_table(console, ["agency", "right", "false", "missed", "F1"], rows)

@@ -106,6 +106,11 @@ class CategoryRules:
             matcher.add_joined(toks, keyword)
         return cls(matcher, dict(rules.agency_priors))
 
+    @property
+    def priors(self) -> dict[Agency, Category]:
+        """Each agency's usual category, in the data file's order."""
+        return dict(self._priors)
+
     def classify(self, text: str, agencies: Sequence[Agency]) -> CategoryGuess:
         scores: dict[Category, float] = {}
         first_seen: dict[Category, int] = {}

@@ -14,7 +14,8 @@ import numpy as np
 from pipeline.enrich.category import CategoryGuess, classify_category
 from pipeline.gazetteer.accounts import OfficialAccounts
 from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazetteer
-from pipeline.model.category import CategoryModel, evidence_features
+from pipeline.model.attribution import AttributionModel
+from pipeline.model.category import CategoryModel, decision_proba, evidence_features
 from pipeline.model.encoder import Backend
 from pipeline.model.sentiment import SentimentModel
 from pipeline.settings import Settings
@@ -100,9 +101,11 @@ class Enricher:
         category: CategoryModel,
         gazetteer: Gazetteer | None = None,
         accounts: OfficialAccounts | None = None,
+        attribution: AttributionModel | None = None,
     ) -> None:
         self.sentiment = sentiment
         self.category = category
+        self.attribution = attribution
         self.gazetteer = gazetteer or default_gazetteer()
         self.accounts = accounts or OfficialAccounts.load()
 
@@ -119,6 +122,7 @@ class Enricher:
             SentimentModel.load(model_dir, backend=backend, max_length=max_length, threads=threads),
             CategoryModel.load(model_dir),
             accounts=OfficialAccounts.load(accounts_file),
+            attribution=AttributionModel.load(model_dir),
         )
 
     @classmethod
@@ -141,7 +145,10 @@ class Enricher:
 
     @property
     def model_version(self) -> str:
-        return f"{self.sentiment.version}+{self.category.version}"
+        parts = [self.sentiment.version, self.category.version]
+        if self.attribution is not None:
+            parts.append(self.attribution.version)
+        return "+".join(parts)
 
     def enrich(self, posts: Sequence[RawPost]) -> list[EnrichedPost | Rejected]:
         return [result for result, _ in self.enrich_with_embeddings(posts)]
@@ -164,7 +171,8 @@ class Enricher:
         sentiments = self.sentiment.predictions_from_proba(
             self.sentiment.probabilities_from_embeddings(embeddings)
         )
-        categories = self.category.predict(embeddings, evidence_matrix([e for _, _, e in staged]))
+        category_proba = self.category.probabilities(embeddings, evidence_matrix([e for _, _, e in staged]))
+        categories = self.category.predictions(decision_proba(category_proba))
         now = datetime.now(UTC)
         for row, ((index, post, evidence), sentiment, category) in enumerate(
             zip(staged, sentiments, categories, strict=True)
@@ -173,6 +181,8 @@ class Enricher:
             fields, found_elsewhere = mask_other_fields(post)
             official = self.official_account(post)
             agencies = evidence.found.agencies
+            if self.attribution is not None:
+                agencies = self.attribution.attribute(embeddings[row], category_proba[row], agencies, text)
             if official is not None and official not in agencies:
                 agencies = [official, *agencies]  # an agency's own post is about that agency
             enriched = EnrichedPost(

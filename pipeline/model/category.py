@@ -79,7 +79,11 @@ class CategoryModel:
         return self.head.probabilities(self.features(embeddings, evidence))
 
     def predict(self, embeddings: np.ndarray, evidence: np.ndarray) -> list[CategoryPrediction]:
-        proba = decision_proba(self.probabilities(embeddings, evidence))
+        return self.predictions(decision_proba(self.probabilities(embeddings, evidence)))
+
+    @staticmethod
+    def predictions(proba: np.ndarray) -> list[CategoryPrediction]:
+        """Categories from ``decision_proba`` rows (which attribution reads too)."""
         out = []
         for row in proba:
             best = int(np.argmax(row))

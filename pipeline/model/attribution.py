@@ -1,0 +1,137 @@
+"""Which agencies a post is really about: a learned relevance decision over the gazetteer's candidates.
+
+The gazetteer names candidates (an alias, a handle, a phrase such as "jalan rusak"); the service category
+the category head predicts adds the agencies that usually serve it, for posts that name none ("sampah
+numpuk 3 hari"). A logistic head on the post's embedding and the candidate's evidence then keeps a
+candidate only when the post is about that agency's real service: a joke ("hubungan kita kayak air PDAM"),
+an agent's ad ("jasa urus STNK") or a passing word names an agency without being about it. Offices
+outside Banten are dropped by the gazetteer before this (they stay in ``mentions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.enrich.category import default_rules
+from pipeline.model.category import CATEGORIES, decision_proba
+from schemas.vocab import Agency, Category
+
+ATTRIBUTION_HEAD_FILE = "attribution_head.safetensors"
+AGENCIES: tuple[Agency, ...] = tuple(Agency)
+AGENCY_INDEX = {agency: i for i, agency in enumerate(AGENCIES)}
+NOT_A_SERVICE = CATEGORIES.index(Category.BUKAN_LAYANAN.value)
+OFFER_WORDING = re.compile(
+    r"\b(jasa|terima (jasa|pengurusan|pembuatan|pesanan)|melayani (pengurusan|pembuatan)|bisa dibantu urus|"
+    r"proses (cepat|kilat|sehari|1 hari)|dijamin|tanpa (ribet|antri|antre|tes|ujian)|harga|tarif|promo|"
+    r"order|dm (aja|ya|kami)|hubungi|fast respon|amanah|terpercaya|resmi 100)\b",
+    re.IGNORECASE,
+)
+"""Wording of an offer: one evidence input of the head (an agent selling "jasa urus STNK" names Samsat
+without being about Samsat's service); the head learns how much it counts."""
+
+
+EVIDENCE = 7
+"""Evidence inputs per candidate besides the embedding and the agency one-hots."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    agency: Agency
+    named: bool
+    """Named in the text (alias, handle, phrase); otherwise implied by the predicted category."""
+
+
+def candidates(named: Sequence[Agency], category_proba: np.ndarray) -> list[Candidate]:
+    """The named agencies, then those whose usual category is the post's predicted service category
+    (``category_proba``: the category head's probabilities, as ``CategoryModel.probabilities`` gives)."""
+    out = [Candidate(agency, True) for agency in dict.fromkeys(named)]
+    best = int(np.argmax(decision_proba(category_proba[None, :])[0]))
+    if best != NOT_A_SERVICE:
+        category = Category(CATEGORIES[best])
+        out += [
+            Candidate(agency, False)
+            for agency, usual in default_rules().priors.items()
+            if usual == category and agency not in named
+        ]
+    return out
+
+
+def candidate_features(
+    embedding: np.ndarray, category_proba: np.ndarray, found: Sequence[Candidate], text: str
+) -> np.ndarray:
+    """One row per candidate: the post's embedding, how the candidate was found, which agency it is, and
+    how likely the post's category is the one that agency serves."""
+    n_named = sum(c.named for c in found)
+    priors = default_rules().priors
+    offer = min(len(OFFER_WORDING.findall(text)), 3) / 3.0
+    rows = np.zeros((len(found), embedding.shape[0] + EVIDENCE + 2 * len(AGENCIES)), dtype=np.float32)
+    for row, cand in enumerate(found):
+        at = embedding.shape[0]
+        rows[row, :at] = embedding
+        usual = CATEGORIES.index(priors[cand.agency].value)
+        rows[row, at : at + EVIDENCE] = (
+            float(cand.named),
+            float(not cand.named),
+            float(category_proba[usual]),
+            float(category_proba[NOT_A_SERVICE]),
+            min(n_named, 3) / 3.0,
+            float(cand.named and n_named == 1),
+            offer,
+        )
+        at += EVIDENCE
+        rows[row, at + AGENCY_INDEX[cand.agency] + (0 if cand.named else len(AGENCIES))] = 1.0
+    return rows
+
+
+class AttributionModel:
+    def __init__(
+        self, weight: np.ndarray, bias: float, threshold: float, version: str = "attr-unsaved"
+    ) -> None:
+        self.weight = weight
+        self.bias = bias
+        self.threshold = threshold
+        self.version = version
+
+    @classmethod
+    def load(cls, model_dir: Path) -> AttributionModel | None:
+        """None for a model directory without the head (agencies then come from the gazetteer alone)."""
+        from safetensors import safe_open
+
+        path = model_dir / ATTRIBUTION_HEAD_FILE
+        if not path.exists():
+            return None
+        with safe_open(str(path), framework="np") as f:
+            weight = f.get_tensor("weight").astype(np.float32)
+            bias = float(f.get_tensor("bias")[0])
+            threshold = float((f.metadata() or {}).get("threshold", "0.5"))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+        return cls(weight, bias, threshold, version=f"attr-{digest}")
+
+    def save(self, path: Path, metadata: dict[str, str] | None = None) -> None:
+        from safetensors.numpy import save_file
+
+        tensors = {
+            "weight": np.ascontiguousarray(self.weight, dtype=np.float32),
+            "bias": np.array([self.bias], dtype=np.float32),
+        }
+        save_file(tensors, str(path), {"threshold": str(self.threshold), **(metadata or {})})
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(1.0 / (1.0 + np.exp(-(features @ self.weight + self.bias))))
+
+    def attribute(
+        self, embedding: np.ndarray, category_proba: np.ndarray, named: Sequence[Agency], text: str
+    ) -> list[Agency]:
+        """``text``: the masked text the embedding was computed from."""
+        found = candidates(named, category_proba)
+        if not found:
+            return []
+        features = candidate_features(embedding, category_proba, found, text)
+        keep = self.probabilities(features) >= self.threshold
+        return [cand.agency for cand, kept in zip(found, keep, strict=True) if kept]
