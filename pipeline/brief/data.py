@@ -104,9 +104,14 @@ class BriefData(BaseModel):
     engaged_negative: list[Post]
 
 
+CITIZENS_ONLY: dict[str, Any] = {"bool": {"must_not": {"exists": {"field": "official_account"}}}}
+"""Posts by agencies' own accounts are no complaints and no sentiment: the brief counts the public's posts."""
+
+
 def _filters(period: Period, agency: str | None, region: str | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
-        {"range": {"@timestamp": {"gte": period.start.isoformat(), "lt": period.end.isoformat()}}}
+        {"range": {"@timestamp": {"gte": period.start.isoformat(), "lt": period.end.isoformat()}}},
+        CITIZENS_ONLY,
     ]
     if agency:
         out.append({"term": {"agencies": agency}})
