@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 
 @dataclass
@@ -23,6 +23,8 @@ class Seen:
     headers: dict[str, str]
     method: str = "GET"
     body: bytes = b""
+    query: str = ""
+    """The query string as sent (``params`` keeps the last of repeated names such as ``id[]``)."""
 
 
 @dataclass
@@ -67,6 +69,7 @@ class StandIn:
                     {k.lower(): v for k, v in self.headers.items()},
                     self.command,
                     self.rfile.read(length) if length else b"",
+                    parts.query,
                 )
                 stand_in.seen.append(seen)
                 if stand_in.hold is not None and stand_in.hold(seen):
@@ -347,11 +350,16 @@ class Toot:
     content: str
     created_at: datetime
     tag: str = "banten"
+    in_reply_to: int | None = None
+    """The parent's instance-local id."""
 
 
 class MastodonApi:
     """``GET /api/v1/timelines/tag/:hashtag`` with ``min_id``/``max_id``/``limit`` and a ``Link`` header
-    whose ``prev`` page carries ``min_id`` (newer) and ``next`` page ``max_id`` (older)."""
+    whose ``prev`` page carries ``min_id`` (newer) and ``next`` page ``max_id`` (older);
+    ``GET /api/v1/statuses/:id/context`` (ancestors oldest first), ``GET /api/v1/statuses/:id`` (404
+    ``Record not found`` once deleted) and ``GET /api/v1/statuses?id[]=…`` (Mastodon 4.3: the statuses that
+    still exist). A deleted toot is one removed from ``toots``."""
 
     def __init__(self, toots: list[Toot], page_size: int = 2) -> None:
         self.toots = toots
@@ -360,6 +368,23 @@ class MastodonApi:
 
     def handle(self, seen: Seen) -> Answer:
         prefix = "/api/v1/timelines/tag/"
+        known = {t.id: t for t in self.toots}
+        if seen.path == "/api/v1/statuses":
+            ids = [int(v) for k, v in parse_qsl(seen.query) if k == "id[]" and v.isdigit()]
+            return json_answer(200, [self._status(known[i]) for i in dict.fromkeys(ids) if i in known])
+        if seen.path.startswith("/api/v1/statuses/"):
+            local, _, what = seen.path.removeprefix("/api/v1/statuses/").partition("/")
+            toot = known.get(int(local)) if local.isdigit() else None
+            if toot is None:
+                return json_answer(404, {"error": "Record not found"})
+            if what == "context":
+                ancestors = []
+                parent = known.get(toot.in_reply_to or -1)
+                while parent is not None:
+                    ancestors.insert(0, self._status(parent))
+                    parent = known.get(parent.in_reply_to or -1)
+                return json_answer(200, {"ancestors": ancestors, "descendants": []})
+            return json_answer(200, self._status(toot))
         if not seen.path.startswith(prefix):
             return json_answer(404, {"error": "Record not found"})
         tag = seen.path[len(prefix) :]
@@ -389,7 +414,7 @@ class MastodonApi:
             "spoiler_text": "",
             "visibility": "public",
             "language": "id",
-            "in_reply_to_id": None,
+            "in_reply_to_id": str(t.in_reply_to) if t.in_reply_to else None,
             "reblog": None,
             "replies_count": 0,
             "reblogs_count": 1,

@@ -86,7 +86,9 @@ def _run(
                 runner.save_metrics()
             console.print(
                 f"{connector.name}: fetched {report.fetched}, sent {report.sent} to {settings.topic_raw}, "
-                f"refused {report.rejected}" + ("; today's quota is used" if report.quota_spent else ""),
+                f"refused {report.rejected}"
+                + (f", {report.deleted} gone sent for removal" if report.deleted else "")
+                + ("; today's quota is used" if report.quota_spent else ""),
                 soft_wrap=True,
             )
         else:

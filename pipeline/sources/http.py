@@ -126,6 +126,8 @@ class Fetcher:
                 )
                 self._note(response.headers)
                 status = answer.status_code
+                if status in request.accept:
+                    return response
                 if status == 403 and any(reason in answer.content for reason in QUOTA_REASONS):
                     raise QuotaSpent(f"{self.name}: the platform's quota is used ({_detail(answer.content)})")
                 if status in (401, 403) or (

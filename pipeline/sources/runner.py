@@ -23,7 +23,7 @@ from pipeline.sources.metrics import (
     today,
     write_metrics,
 )
-from pipeline.sources.sender import send_posts
+from pipeline.sources.sender import send_posts, send_tombstones
 
 log = logging.getLogger("pantau.ingest")
 
@@ -33,6 +33,7 @@ class RoundReport:
     fetched: int = 0
     sent: int = 0
     rejected: int = 0
+    deleted: int = 0
     quota_spent: bool = False
 
 
@@ -147,10 +148,12 @@ class Runner:
         while request is not None and not self.stop.is_set():
             page = self._fetch(stream, request)
             posts = list(page.posts)
+            gone = list(page.deleted)
             pending: deque[Request] = deque(page.follow)
             while pending and not self.stop.is_set():  # a page's follow-ups (comments) before its cursor
                 sub = self._fetch(stream, pending.popleft())
                 posts += sub.posts
+                gone += sub.deleted
                 pending.extend(sub.follow)
                 if sub.next is not None:
                     pending.append(sub.next)
@@ -163,6 +166,10 @@ class Runner:
             report.rejected += len(outcome.rejected)
             self.metrics.sent += outcome.sent
             self.metrics.rejected += len(outcome.rejected)
+            if gone:  # after the posts: a post sent and deleted in one page ends deleted
+                removed = send_tombstones(self.producer, self.settings.topic_raw, gone)
+                report.deleted += removed
+                self.metrics.deleted += removed
             if page.cursor is not None:
                 self.cursors.save(stream.key, page.cursor)  # after the acks: nothing covered is lost
                 self.loaded[stream.key] = page.cursor

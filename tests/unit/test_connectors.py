@@ -48,7 +48,8 @@ def _ask(standin: StandIn, request: Request) -> Response:
     """One request through the stand-in's handler (no socket): what the API would answer."""
     path = request.url.removeprefix(standin.url) if request.url.startswith(standin.url) else request.url
     path = "/" + path.split("://", 1)[-1].split("/", 1)[-1] if "://" in path else path
-    answer = standin.handle(Seen(path.split("?")[0], dict(request.params), {**request.headers}))
+    route, _, query = path.partition("?")
+    answer = standin.handle(Seen(route, dict(request.params), {**request.headers}, query=query))
     return Response(answer.status, answer.headers, answer.body)
 
 
@@ -220,7 +221,8 @@ def test_mastodon_reads_forward_with_min_id_and_keys_toots_by_uri() -> None:
             cursor = page.cursor
             request = page.next
         assert ids == [uri_id(t.uri) for t in (toots[1], toots[0], toots[3], toots[2], toots[4])]
-        assert cursor == {"min_id": str(toots[4].id)}
+        assert cursor and cursor["min_id"] == str(toots[4].id)
+        assert [r[0] for r in cursor["recent"]] == [str(t.id) for t in toots]  # kept for deletion checks
         again = stream.start(cursor, NOW - timedelta(days=7))
         assert stream.parse(again, _ask(api.standin, again)).posts == []
         first = stream.parse(
@@ -229,6 +231,70 @@ def test_mastodon_reads_forward_with_min_id_and_keys_toots_by_uri() -> None:
         ).posts[0]
         assert first.text.startswith("Banjir di #banten") and first.platform.value == "mastodon"
         assert first.author and first.author.handle == "@warga@mastodon.example"
+    finally:
+        api.standin.close()
+
+
+def _mastodon_round(api: MastodonApi, stream: TagTimeline, cursor: Any) -> tuple[list[Any], list[str], Any]:
+    """A round as the runner does it: pages, their follow-ups; the posts, deletions and last cursor."""
+    request: Request | None = stream.start(cursor, NOW - timedelta(days=7))
+    posts: list[Any] = []
+    gone: list[str] = []
+    while request is not None:
+        page = stream.parse(request, _ask(api.standin, request))
+        posts += page.posts
+        gone += page.deleted
+        pending = deque(page.follow)
+        while pending:
+            sub = stream.parse(pending[0], _ask(api.standin, pending.popleft()))
+            posts += sub.posts
+            gone += sub.deleted
+            pending.extend(sub.follow)
+        cursor = page.cursor if page.cursor is not None else cursor
+        request = page.next
+    return posts, gone, cursor
+
+
+def test_mastodon_links_replies_to_their_parent_and_thread_by_uri_and_removes_deleted_statuses() -> None:
+    start = NOW - timedelta(hours=5)
+
+    def toot(n: int, parent: Toot | None = None) -> Toot:
+        moment = start + timedelta(minutes=n)
+        return Toot(
+            int(snowflake_at(moment)) + 1,
+            f"https://social.example/users/warga/statuses/{n}",
+            f"<p>PDAM Tirta Kerta Raharja mati {n} #banten</p>",
+            moment,
+            in_reply_to=parent.id if parent else None,
+        )
+
+    root = toot(0)
+    answer = toot(1, root)
+    again = toot(2, answer)
+    api = MastodonApi([root, answer, again], page_size=2)
+    try:
+        stream = TagTimeline(api.standin.url, "banten")
+        posts, gone, cursor = _mastodon_round(api, stream, None)
+        by_id = {p.id: p for p in posts}
+        assert sorted(by_id) == sorted(uri_id(t.uri) for t in (root, answer, again)) and gone == []
+        first, second, third = (by_id[uri_id(t.uri)] for t in (root, answer, again))
+        assert first.reply_to_id is None and first.conversation_id == first.id
+        assert second.reply_to_id == first.id and second.conversation_id == first.id
+        assert third.reply_to_id == second.id and third.conversation_id == first.id
+        assert third.model_extra and third.model_extra["in_reply_to_local_id"] == str(answer.id)
+        # The author deletes the reply: the next round finds it gone and removes it, once.
+        api.toots.remove(answer)
+        api.standin.seen.clear()
+        posts, gone, cursor = _mastodon_round(api, stream, cursor)
+        assert posts == [] and gone == [f"mastodon:{uri_id(answer.uri)}"]
+        assert [r[0] for r in cursor["recent"]] == [str(root.id), str(again.id)]
+        assert _mastodon_round(api, stream, cursor)[:2] == ([], [])
+        # Left out of the batch answer but still there: no proof, nothing removed.
+        check = stream._check(cursor["min_id"], cursor["recent"], "")
+        assert check is not None
+        page = stream.parse(check, Response(200, {}, b"[]"))
+        assert len(page.follow) == 2 and page.deleted == []
+        assert all(stream.parse(f, _ask(api.standin, f)).deleted == [] for f in page.follow)
     finally:
         api.standin.close()
 
@@ -528,3 +594,17 @@ def test_the_push_endpoint_takes_deletions_as_tombstones() -> None:
     outcome = read_body(body, "application/x-ndjson")
     assert outcome.accepted == [("x:1346889436626259968", None)]
     assert outcome.rejected == [{"line": 2, "reason": "a deletion needs the post's id and platform"}]
+
+
+def test_instagram_and_facebook_read_graph_times_with_one_helper_iso_included() -> None:
+    from pipeline.sources.facebook import graph_time
+    from pipeline.sources.instagram import media_post
+
+    moment = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    assert graph_time("2026-12-01T08:30:00+0000") == moment
+    assert graph_time("2026-12-01T15:30:00+07:00") == moment
+    assert graph_time("2026-12-01T08:30:00.000Z") == moment  # ISO 8601: Instagram took only +0000 before
+    assert graph_time("2026-12-01T08:30:00") is None  # no zone: not comparable with a floor
+    assert graph_time("kemarin") is None and graph_time(None) is None
+    post = media_post({"id": "1789", "caption": "Antre #samsatbanten", "timestamp": "2026-12-01T08:30:00Z"})
+    assert post is not None and post.created_at == moment
