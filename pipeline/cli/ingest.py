@@ -228,7 +228,8 @@ def ingest_serve() -> None:
     from pipeline.cli.endpoints import running_endpoints
     from pipeline.kafka.producer import make_producer
     from pipeline.kafka.topics import ensure_topics
-    from pipeline.sources.push import PATH, PushServer
+    from pipeline.sources.push import PATH, MetaWebhook, PushServer
+    from pipeline.sources.webhooks import PATH as META_PATH
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -236,6 +237,16 @@ def ingest_serve() -> None:
     if settings.ingest_token is None or not settings.ingest_token.get_secret_value().strip():
         console.print(
             "[red]error:[/red] PANTAU_INGEST_TOKEN is not set: the endpoint takes posts only with a token"
+        )
+        raise typer.Exit(2)
+    meta = None
+    if settings.meta_app_secret is not None and settings.meta_verify_token is not None:
+        meta = MetaWebhook(
+            settings.meta_app_secret.get_secret_value(), settings.meta_verify_token.get_secret_value()
+        )
+    elif settings.meta_app_secret is not None or settings.meta_verify_token is not None:
+        console.print(
+            "[red]error:[/red] Meta webhooks need both PANTAU_META_APP_SECRET and PANTAU_META_VERIFY_TOKEN"
         )
         raise typer.Exit(2)
     endpoints = running_endpoints(settings, console)
@@ -252,6 +263,7 @@ def ingest_serve() -> None:
             settings.ingest_token.get_secret_value(),
             producer,
             settings.topic_raw,
+            meta,
         )
     except OSError as exc:
         producer.close()
@@ -266,6 +278,8 @@ def ingest_serve() -> None:
         f"listening on http://{settings.ingest_host}:{server.port}{PATH} → {settings.topic_raw}",
         soft_wrap=True,
     )
+    if meta is not None:
+        console.print(f"Meta webhooks (deletions) on http://{settings.ingest_host}:{server.port}{META_PATH}")
     try:
         server.serve(stop)
     finally:

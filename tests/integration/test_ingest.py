@@ -4,6 +4,8 @@ with its cursor and adds nothing, refused credentials stop with one line."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -79,8 +81,8 @@ class Ingest:
             env=self.env,
         )
 
-    def messages(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every message of the private raw topic: (key, value)."""
+    def messages(self) -> list[tuple[str, Any]]:
+        """Every message of the private raw topic: (key, value); value None for a tombstone."""
         consumer = KafkaConsumer(
             **kafka_python_config(self.pipeline.settings, self.pipeline.endpoints.kafka),
             enable_auto_commit=False,
@@ -91,12 +93,14 @@ class Ingest:
                 return []  # not created yet
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)
-            found: list[tuple[str, dict[str, Any]]] = []
+            found: list[tuple[str, Any]] = []
             quiet_since = time.monotonic()
             while time.monotonic() - quiet_since < 3:
                 for records in consumer.poll(timeout_ms=500).values():
                     quiet_since = time.monotonic()
-                    found += [(r.key.decode(), json.loads(r.value)) for r in records]
+                    found += [
+                        (r.key.decode(), None if r.value is None else json.loads(r.value)) for r in records
+                    ]
             return found
         finally:
             consumer.close()
@@ -240,6 +244,7 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
         )
         for i in range(5)
     ]
+    toots[3].in_reply_to = toots[1].id  # a reply: linked by the parent's URI, not the instance's id
     mastodon = MastodonApi(toots, page_size=2)
     articles = [
         Article(
@@ -267,15 +272,25 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
         assert keys == Counter(dict.fromkeys(expected, 1))
         value = dict(ingest.messages())[f"news:{uri_id(articles[0].guid)}"]
         assert value["text"] == "Banjir di Lebak 0\n\nBPBD turun" and value["url"] == articles[0].guid
+        reply = dict(ingest.messages())[f"mastodon:{uri_id(toots[3].uri)}"]
+        assert reply["reply_to_id"] == reply["conversation_id"] == uri_id(toots[1].uri)
 
         mastodon.standin.seen.clear()
         news.standin.seen.clear()
         for command in ("mastodon", "rss"):
             result = ingest.run(command, "--once")
             assert result.returncode == 0, result.stderr
-        assert [s.params["min_id"] for s in mastodon.standin.seen] == [str(toots[-1].id)]
+        timeline = [s.params["min_id"] for s in mastodon.standin.seen if "/timelines/" in s.path]
+        assert timeline == [str(toots[-1].id)]
         assert news.standin.seen[0].headers["if-none-match"] == news.etag
         assert len(ingest.messages()) == len(expected)
+        # The author deletes a toot: the next round finds it gone and sends its tombstone, once.
+        mastodon.toots.remove(toots[2])
+        for _ in range(2):
+            result = ingest.run("mastodon", "--once")
+            assert result.returncode == 0, result.stderr
+        messages = ingest.messages()
+        assert messages[len(expected) :] == [(f"mastodon:{uri_id(toots[2].uri)}", None)]
     finally:
         mastodon.standin.close()
         news.standin.close()
@@ -337,7 +352,16 @@ def test_youtube_and_facebook_send_posts_and_comments_once_and_a_second_round_ad
             result = ingest.run(command, "--once")
             assert result.returncode == 0, result.stderr
         assert len(ingest.messages()) == len(expected)
-        assert youtube.used - units == 100  # one search, no video new, no comments asked
+        assert youtube.used - units == 100 + 3  # one search, no video new, each video's newest threads
+        # A comment on a video found in an earlier round: read by the next round, sent once.
+        late = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+        videos[1].comments.insert(0, ("Ugz1late", "air masih naik", late, [("Ugz1late.r", "BPBD?", late)]))
+        for _ in range(2):
+            result = ingest.run("youtube", "--once")
+            assert result.returncode == 0, result.stderr
+        keys = Counter(key for key, _ in ingest.messages())
+        assert keys["youtube:Ugz1late"] == 1 and keys["youtube:Ugz1late.r"] == 1
+        assert sum(keys.values()) == len(expected) + 2
     finally:
         youtube.standin.close()
         facebook.standin.close()
@@ -352,6 +376,8 @@ def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tm
         PANTAU_INGEST_TOKEN="s3cret",
         PANTAU_INGEST_PORT="0",
         PANTAU_INGEST_HOST="127.0.0.1",
+        PANTAU_META_APP_SECRET="app-secret",
+        PANTAU_META_VERIFY_TOKEN="verify-me",
     )
     process = ingest.start("serve")
     try:
@@ -402,6 +428,25 @@ def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tm
             )
             assert raw.recv(4096).startswith(b"HTTP/1.1 413 ")
         assert len(ingest.messages()) == 2
+        # A Facebook Page's webhook reports a comment removed: its tombstone, after the broker's ack.
+        change = {"item": "comment", "verb": "remove", "comment_id": "77_1_2", "post_id": "77_1"}
+        delivery = json.dumps(
+            {"object": "page", "entry": [{"id": "77", "changes": [{"field": "feed", "value": change}]}]}
+        )
+        signature = "sha256=" + hmac.new(b"app-secret", delivery.encode(), hashlib.sha256).hexdigest()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request(
+                "POST",
+                "/webhooks/meta",
+                body=delivery,
+                headers={"content-type": "application/json", "x-hub-signature-256": signature},
+            )
+            answer = connection.getresponse()
+            assert (answer.status, json.loads(answer.read())) == (200, {"removed": 1})
+        finally:
+            connection.close()
+        assert ingest.messages()[2:] == [("facebook:77_1_2", None)]
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

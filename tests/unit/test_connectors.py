@@ -372,7 +372,7 @@ def test_youtube_finds_videos_then_their_comments_and_replies() -> None:
                     f"Ugz{i}a",
                     "kapan diperbaiki",
                     NOW - timedelta(hours=1),
-                    [(f"Ugz{i}a.r1", "sudah dilaporkan", NOW)],
+                    [(f"Ugz{i}a.r1", "sudah dilaporkan", NOW - timedelta(minutes=30))],
                 ),
                 (f"Ugz{i}b", "parah", NOW - timedelta(hours=2), []),
                 (f"Ugz{i}c", "tiap tahun begini", NOW - timedelta(hours=3), []),
@@ -391,11 +391,25 @@ def test_youtube_finds_videos_then_their_comments_and_replies() -> None:
             + [f"youtube:Ugz{i}a.r1" for i in range(3)]
         )
         assert api.used == 2 * 100 + 3 * 2  # two search pages, two comment pages per video
-        assert cursor == {
-            "published_after": (videos[0].published + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        }
-        again, _ = _round(api.standin, stream, cursor)
-        assert again == []
+        assert cursor["published_after"] == (videos[0].published + timedelta(seconds=1)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        assert sorted(cursor["videos"]) == ["vid0", "vid1", "vid2"]  # kept to be read again
+        used = api.used
+        again, cursor = _round(api.standin, stream, cursor)
+        assert again == [] and api.used - used == 100 + 3  # one search; each known video's newest threads
+        # Comments keep coming on a video found earlier: the next round reads them, once. (The cursor is
+        # moved back 20 minutes, as if the round before had been then: the comments lie in between.)
+        for seen in cursor["videos"].values():
+            seen["since"] = (datetime.fromisoformat(seen["since"]) - timedelta(minutes=20)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+        late = datetime.now(UTC) - timedelta(minutes=10)
+        videos[1].comments.insert(0, ("Ugz1new", "masih rusak", late, [("Ugz1new.r1", "betul", late)]))
+        videos[2].comments[0][3].append(("Ugz2a.r2", "sudah seminggu", late))  # a reply on an old thread
+        later, cursor = _round(api.standin, stream, cursor)
+        assert sorted(later) == ["youtube:Ugz1new", "youtube:Ugz1new.r1", "youtube:Ugz2a.r2"]
+        assert _round(api.standin, stream, cursor)[0] == []
         request = stream.start(None, NOW - timedelta(days=7))
         reply = next(
             p
@@ -608,3 +622,77 @@ def test_instagram_and_facebook_read_graph_times_with_one_helper_iso_included() 
     assert graph_time("kemarin") is None and graph_time(None) is None
     post = media_post({"id": "1789", "caption": "Antre #samsatbanten", "timestamp": "2026-12-01T08:30:00Z"})
     assert post is not None and post.created_at == moment
+
+
+def _feed_change(item: str, verb: str, **ids: str) -> dict[str, Any]:
+    """A Page ``feed`` webhook delivery, as Meta documents it."""
+    value = {"item": item, "verb": verb, "created_time": 1764750000, "from": {"id": "1015"}, **ids}
+    return {
+        "object": "page",
+        "entry": [{"id": "77", "time": 1764750001, "changes": [{"field": "feed", "value": value}]}],
+    }
+
+
+def test_meta_webhooks_turn_removed_page_comments_and_posts_into_tombstones() -> None:
+    import hashlib
+    import hmac
+    import http.client
+    import threading
+
+    from pipeline.sources.push import MetaWebhook, PushServer
+    from pipeline.sources.webhooks import removed_keys
+
+    assert removed_keys(_feed_change("comment", "remove", comment_id="77_1_2", post_id="77_1")) == [
+        "facebook:77_1_2"
+    ]
+    assert removed_keys(_feed_change("status", "remove", post_id="77_1")) == ["facebook:77_1"]
+    assert removed_keys(_feed_change("comment", "add", comment_id="77_1_3", post_id="77_1")) == []
+    assert removed_keys(_feed_change("comment", "hide", comment_id="77_1_3", post_id="77_1")) == []
+    assert removed_keys({"object": "instagram", "entry": [{"changes": [{"field": "comments"}]}]}) == []
+
+    class Acked:
+        def get(self, timeout: float) -> None:
+            return None
+
+    class Producer:
+        """Records what would go to Kafka (the end-to-end run is in tests/integration/test_ingest.py)."""
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+        def send(self, topic: str, key: bytes, value: bytes | None) -> Acked:
+            self.sent.append((topic, key, value))
+            return Acked()
+
+        def flush(self) -> None:
+            return None
+
+    producer = Producer()
+    server = PushServer("127.0.0.1", 0, "s3cret", producer, "raw", MetaWebhook("app-secret", "verify-me"))  # type: ignore[arg-type]
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    thread.start()
+
+    def call(method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            connection.request(method, path, body=body or None, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        finally:
+            connection.close()
+
+    try:
+        check = "/webhooks/meta?hub.mode=subscribe&hub.verify_token={}&hub.challenge=1158201444"
+        assert call("GET", check.format("verify-me")) == (200, b"1158201444")
+        assert call("GET", check.format("wrong"))[0] == 403
+        body = json.dumps(_feed_change("comment", "remove", comment_id="77_1_2", post_id="77_1")).encode()
+        signature = "sha256=" + hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
+        assert call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": "sha256=00"})[0] == 401
+        assert producer.sent == []
+        status, answer = call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": signature})
+        assert status == 200 and json.loads(answer) == {"removed": 1}
+        assert producer.sent == [("raw", b"facebook:77_1_2", None)]
+    finally:
+        stop.set()
+        thread.join(timeout=30)
