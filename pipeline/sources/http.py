@@ -114,8 +114,8 @@ class Fetcher:
         delay = 1.0
         while True:
             try:
-                answer = self.client.get(
-                    request.url, params=dict(request.params), headers=dict(request.headers)
+                answer = self.client.get(  # params None: httpx keeps a query written in the URL
+                    request.url, params=dict(request.params) or None, headers=dict(request.headers)
                 )
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"

@@ -290,7 +290,8 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
             result = ingest.run("mastodon", "--once")
             assert result.returncode == 0, result.stderr
         messages = ingest.messages()
-        assert messages[len(expected) :] == [(f"mastodon:{uri_id(toots[2].uri)}", None)]
+        assert len(messages) == len(expected) + 1
+        assert [m for m in messages if m[1] is None] == [(f"mastodon:{uri_id(toots[2].uri)}", None)]
     finally:
         mastodon.standin.close()
         news.standin.close()
@@ -446,7 +447,8 @@ def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tm
             assert (answer.status, json.loads(answer.read())) == (200, {"removed": 1})
         finally:
             connection.close()
-        assert ingest.messages()[2:] == [("facebook:77_1_2", None)]
+        messages = ingest.messages()
+        assert len(messages) == 3 and [m for m in messages if m[1] is None] == [("facebook:77_1_2", None)]
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -292,6 +292,11 @@ def test_mastodon_links_replies_to_their_parent_and_thread_by_uri_and_removes_de
         # Left out of the batch answer but still there: no proof, nothing removed.
         check = stream._check(cursor["min_id"], cursor["recent"], "")
         assert check is not None
+        fetcher = Fetcher("mastodon", "PANTAU_MASTODON_TOKEN", {}, 1, 1.0)
+        try:
+            assert len(fetcher.fetch(check).json()) == 2  # the repeated id[] survive HTTP
+        finally:
+            fetcher.close()
         page = stream.parse(check, Response(200, {}, b"[]"))
         assert len(page.follow) == 2 and page.deleted == []
         assert all(stream.parse(f, _ask(api.standin, f)).deleted == [] for f in page.follow)
