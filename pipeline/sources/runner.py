@@ -12,7 +12,16 @@ from datetime import UTC, datetime, timedelta
 from kafka import KafkaProducer
 
 from pipeline.settings import Settings
-from pipeline.sources.connector import Connector, Cursor, Page, QuotaSpent, Request, SourceError, Stream
+from pipeline.sources.connector import (
+    AccessDenied,
+    Connector,
+    Cursor,
+    Page,
+    QuotaSpent,
+    Request,
+    SourceError,
+    Stream,
+)
 from pipeline.sources.cursors import CursorStore
 from pipeline.sources.http import Fetcher
 from pipeline.sources.metrics import (
@@ -93,8 +102,6 @@ class Runner:
 
     def run_forever(self) -> None:
         """Rounds until stopped; a failed round (other than refused credentials) is logged and retried."""
-        from pipeline.sources.connector import AccessDenied
-
         while not self.stop.is_set():
             used = self.metrics.quota.used if self.metrics.quota else 0
             try:
@@ -122,11 +129,27 @@ class Runner:
             self.metrics.cursors = dict(self.loaded)
         since = datetime.now(UTC) - self.settings.ingest_horizon
         self.metrics.state = "polling"
+        failed: list[SourceError] = []
         try:
             for stream in self.connector.streams:
                 if self.stop.is_set():
                     break
-                self._run_stream(stream, since, report)
+                try:
+                    self._run_stream(stream, since, report)
+                except (AccessDenied, QuotaSpent):
+                    raise  # the connector's credential or budget: no other stream would do better
+                except SourceError as exc:
+                    if self.stop.is_set():
+                        raise
+                    # One dead feed or refused hashtag must not starve the streams after it: they run,
+                    # and this one starts again from its cursor next round.
+                    if failed:
+                        log.error("%s", exc)
+                    failed.append(exc)
+            if len(failed) == 1:
+                raise failed[0]
+            if failed:
+                raise SourceError(f"{failed[0]} (and {len(failed) - 1} more streams failed, logged above)")
         except QuotaSpent as exc:
             report.quota_spent = True
             self.metrics.state = "quota spent"

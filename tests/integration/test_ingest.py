@@ -292,6 +292,15 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
         messages = ingest.messages()
         assert len(messages) == len(expected) + 1
         assert [m for m in messages if m[1] is None] == [(f"mastodon:{uri_id(toots[2].uri)}", None)]
+        # A dead feed listed first does not starve the feeds after it: they are read, the dead one named.
+        fresh = Article(
+            "https://news.example/banten/baru", "Jalan putus di Lebak", "BPBD turun", datetime.now(UTC)
+        )
+        articles.insert(0, fresh)
+        feeds.write_text(f"{mastodon.standin.url}/rss-gone\n{news.standin.url}/rss\n")
+        result = ingest.run("rss", "--once")
+        assert result.returncode == 1 and "/rss-gone" in result.stderr, result.stderr
+        assert Counter(key for key, _ in ingest.messages())[f"news:{uri_id(fresh.guid)}"] == 1
     finally:
         mastodon.standin.close()
         news.standin.close()
