@@ -484,11 +484,14 @@ class Video:
     published: datetime
     comments: list[tuple[str, str, datetime, list[tuple[str, str, datetime]]]] = field(default_factory=list)
     """(comment id, text, time, replies as (id, text, time)), newest first."""
+    description: str = "Liputan warga: jalan rusak sejak banjir bulan lalu, belum ada perbaikan dari dinas."
+    views: int = 120
 
 
 class YoutubeApi:
-    """``search.list`` (100 units) and ``commentThreads.list`` (1 unit) with ``pageToken``; 400 keyInvalid
-    for a wrong key, 403 quotaExceeded once ``quota`` units are used."""
+    """``search.list`` (100 units; descriptions shortened, as search gives them), ``videos.list`` (1 unit;
+    full snippet and ``statistics`` as strings) and ``commentThreads.list`` (1 unit) with ``pageToken``;
+    400 keyInvalid for a wrong key, 403 quotaExceeded once ``quota`` units are used."""
 
     KEY = "test-api-key"
 
@@ -545,12 +548,41 @@ class YoutubeApi:
                             "publishedAt": v.published.strftime("%Y-%m-%dT%H:%M:%SZ"),
                             "channelId": "UCbanten",
                             "title": v.title,
-                            "description": "Liputan warga",
+                            "description": v.description[:30],
                             "channelTitle": "Warga Banten",
                             "liveBroadcastContent": "none",
                         },
                     }
                     for v in page
+                ],
+            }
+        elif seen.path.endswith("/videos"):
+            wanted = seen.params.get("id", "").split(",")
+            found = [v for v in self.videos if v.id in wanted]
+            token = None
+            body = {
+                "kind": "youtube#videoListResponse",
+                "pageInfo": {"totalResults": len(found), "resultsPerPage": len(found)},
+                "items": [
+                    {
+                        "kind": "youtube#video",
+                        "id": v.id,
+                        "snippet": {
+                            "publishedAt": v.published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "channelId": "UCbanten",
+                            "title": v.title,
+                            "description": v.description,
+                            "channelTitle": "Warga Banten",
+                            "categoryId": "25",
+                        },
+                        "statistics": {
+                            "viewCount": str(v.views),
+                            "likeCount": "7",
+                            "favoriteCount": "0",
+                            "commentCount": str(len(v.comments)),
+                        },
+                    }
+                    for v in found
                 ],
             }
         else:

@@ -1,6 +1,7 @@
 """YouTube Data API v3: ``search.list`` (100 quota units a call) finds new videos for each query, and
 ``commentThreads.list`` (1 unit) reads each new video's comments with their replies; both paged with
-``pageToken``. Comments keep coming for days, so the newest ``RECENT_VIDEOS`` videos of each query within
+``pageToken``; ``videos.list`` (1 unit for up to 50) gives each new video's full description and counts.
+Comments keep coming for days, so the newest ``RECENT_VIDEOS`` videos of each query within
 the horizon are kept in its cursor and their threads written since the last round are read every round."""
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from schemas.vocab import Platform
 
 SEARCH_COST = 100
 COMMENTS_COST = 1
+VIDEOS_COST = 1
+"""``videos.list`` for up to 50 ids: the full description and the counts ``search.list`` leaves out."""
 RECENT_VIDEOS = 20
 """Videos per query whose comments are read again every round: the newest found within the horizon."""
 
@@ -95,6 +98,10 @@ class YoutubeSearch:
         context = {"kind": "comments", "floor": floor}
         return Request(f"{self.base}/commentThreads", params, cost=COMMENTS_COST, context=context)
 
+    def _videos(self, ids: list[str]) -> Request:
+        params = {"part": "snippet,statistics", "id": ",".join(ids), "maxResults": "50", "key": self.api_key}
+        return Request(f"{self.base}/videos", params, cost=VIDEOS_COST, context={"kind": "videos"})
+
     def start(self, cursor: Cursor | None, since: datetime) -> Request:
         cursor = cursor or {}
         after = cursor.get("published_after") or _stamp(since)
@@ -111,12 +118,19 @@ class YoutubeSearch:
             raise SourceError(f"youtube: unexpected answer: {str(body)[:200]}")
         if request.context["kind"] == "comments":
             return self._parse_comments(request, body)
+        if (
+            request.context["kind"] == "videos"
+        ):  # a video gone (private, deleted) since the search is left out
+            found, missing = collect([video_post(v) for v in body["items"] if v.get("id")])
+            return Page(found, skipped=missing)
         context = request.context
         known: Known = context["videos"]
         videos = [i for i in body["items"] if (i.get("id") or {}).get("videoId")]
         fresh = [v for v in videos if v["id"]["videoId"] not in known]
-        posts, skipped = collect([video_post(v) for v in fresh])
-        follow = [self._comments(v["id"]["videoId"]) for v in fresh]
+        posts: list[RawPost] = []
+        skipped = 0
+        follow = [self._videos([v["id"]["videoId"] for v in fresh])] if fresh else []
+        follow += [self._comments(v["id"]["videoId"]) for v in fresh]
         updated = dict(known)
         for video in fresh:
             published = (video.get("snippet") or {}).get("publishedAt") or context["round"]
@@ -177,8 +191,10 @@ def _fresh(comment: dict[str, Any], floor: datetime) -> bool:
 
 
 def video_post(item: dict[str, Any]) -> RawPost | None:
+    """A ``videos.list`` item (id a string, with ``statistics``) or a ``search.list`` one (id an object)."""
     snippet = item.get("snippet") or {}
-    video = item["id"]["videoId"]
+    video = item["id"] if isinstance(item["id"], str) else item["id"]["videoId"]
+    statistics = item.get("statistics") or {}
     return build_post(
         {
             "id": video,
@@ -188,6 +204,11 @@ def video_post(item: dict[str, Any]) -> RawPost | None:
             "author": {"id": snippet.get("channelId"), "name": snippet.get("channelTitle")},
             "url": f"https://www.youtube.com/watch?v={video}",
             "conversation_id": video,
+            "metrics": {
+                "views": statistics.get("viewCount"),
+                "likes": statistics.get("likeCount"),
+                "replies": statistics.get("commentCount"),
+            },
             "kind": "video",
         }
     )

@@ -395,7 +395,12 @@ def test_youtube_finds_videos_then_their_comments_and_replies() -> None:
             + [f"youtube:Ugz{i}{x}" for i in range(3) for x in "abc"]
             + [f"youtube:Ugz{i}a.r1" for i in range(3)]
         )
-        assert api.used == 2 * 100 + 3 * 2  # two search pages, two comment pages per video
+        assert (
+            api.used == 2 * 100 + 2 + 3 * 2
+        )  # two search pages with their videos.list; 2 comment pages a video
+        (video,) = stream.parse(stream._videos(["vid0"]), _ask(api.standin, stream._videos(["vid0"]))).posts
+        assert video.text == f"{videos[0].title}\n\n{videos[0].description}"  # search.list shortens it
+        assert video.metrics and (video.metrics.views, video.metrics.replies) == (120, 3)
         assert cursor["published_after"] == (videos[0].published + timedelta(seconds=1)).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
         )
