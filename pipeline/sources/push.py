@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from pipeline.sources import webhooks
-from pipeline.sources.sender import encode_post
+from pipeline.sources.sender import encode_post, send_tombstones
 from pipeline.validation import Rejected, deleted_post_key, parse_json, validate_raw_post
 
 log = logging.getLogger("pantau.ingest")
@@ -193,17 +193,12 @@ class PushServer:
             return
         keys = [k for k in webhooks.removed_keys(payload) if deleted_post_key(k.encode(), None)]
         try:
-            futures = [self.producer.send(self.topic, key=k.encode(), value=None) for k in keys]
-            self.producer.flush()
-            for future in futures:
-                future.get(timeout=60)
+            removed = send_tombstones(self.producer, self.topic, keys)
         except KafkaError as exc:
             log.error("ingest: Kafka refused the tombstones: %r", exc)
             self.answer(request, 503, json.dumps({"error": f"Kafka: {exc}"}).encode())
             return
-        for key in keys:
-            log.info("%s was removed on Facebook: sent for removal", key)
-        self.answer(request, 200, json.dumps({"removed": len(keys)}).encode())
+        self.answer(request, 200, json.dumps({"removed": removed}).encode())
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         if request.path.split("?")[0] == webhooks.PATH and self.meta is not None:
