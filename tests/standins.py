@@ -725,3 +725,117 @@ class FacebookApi:
         if c.parent:
             comment["parent"] = {"id": c.parent}
         return comment
+
+
+# --- Instagram Graph API -----------------------------------------------------------------------------
+
+
+@dataclass
+class Media:
+    id: str
+    caption: str
+    created: datetime
+    hashtags: list[str] = field(default_factory=list)
+    username: str = "samsatbanten"
+    comments: list[GraphItem] = field(default_factory=list)
+    """Comments; a reply is a comment whose ``parent`` is the comment's id."""
+
+
+class InstagramApi:
+    """Instagram Graph API for a business account: ``GET /ig_hashtag_search`` (``user_id``, ``q``),
+    ``GET /{hashtag-id}/recent_media`` (the last 24 hours, newest first), ``GET /{ig-user-id}/media`` (the
+    account's own media, newest first) and ``GET /{media-id}/comments`` (with ``replies{…}``), paged with
+    ``paging.cursors.after`` and ``paging.next``; ``+0000`` times; a bad token is a 400 ``OAuthException``."""
+
+    TOKEN = "test-ig-token"
+
+    def __init__(self, user_id: str, own: list[Media], others: list[Media], page_size: int = 2) -> None:
+        self.user_id = user_id
+        self.own = own
+        self.others = others
+        self.page_size = page_size
+        self.searched: list[str] = []
+        self.standin = StandIn(self.handle)
+
+    @staticmethod
+    def hashtag_id(tag: str) -> str:
+        return "178" + str(sum(ord(c) * (i + 1) for i, c in enumerate(tag))).zfill(14)
+
+    def _paged(self, shown: list[dict[str, Any]], seen: Seen) -> Answer:
+        offset = int(base64.urlsafe_b64decode(seen.params["after"]).decode()) if "after" in seen.params else 0
+        size = min(self.page_size, int(seen.params.get("limit", "25")))
+        page = shown[offset : offset + size]
+        body: dict[str, Any] = {"data": page}
+        if page:
+            after = base64.urlsafe_b64encode(str(offset + len(page)).encode()).decode()
+            body["paging"] = {"cursors": {"before": "MA==", "after": after}}
+            if offset + len(page) < len(shown):
+                body["paging"]["next"] = f"{self.standin.url}{seen.path}?after={after}"
+        return json_answer(200, body)
+
+    def handle(self, seen: Seen) -> Answer:
+        if seen.headers.get("authorization") != f"Bearer {self.TOKEN}":
+            return json_answer(
+                400,
+                {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}},
+            )
+        parts = seen.path.strip("/").split("/")
+        media = {m.id: m for m in [*self.own, *self.others]}
+        tags = {self.hashtag_id(t): t for m in self.others for t in m.hashtags}
+        if parts == ["ig_hashtag_search"]:
+            self.searched.append(seen.params["q"])
+            found = self.hashtag_id(seen.params["q"])
+            return json_answer(200, {"data": [{"id": found}] if found in tags else []})
+        if len(parts) == 2 and parts[1] == "recent_media" and parts[0] in tags:
+            day_ago = datetime.now(UTC).timestamp() - 86_400
+            items = [
+                m for m in self.others if tags[parts[0]] in m.hashtags and m.created.timestamp() > day_ago
+            ]
+            return self._paged([self._media(m, with_user=False) for m in self._newest(items)], seen)
+        if parts == [self.user_id, "media"]:
+            return self._paged([self._media(m, with_user=True) for m in self._newest(self.own)], seen)
+        if len(parts) == 2 and parts[1] == "comments" and parts[0] in media:
+            top = [c for c in media[parts[0]].comments if c.parent is None]
+            shown = []
+            for comment in sorted(top, key=lambda c: c.created, reverse=True):
+                item = self._comment(comment)
+                replies = [c for c in media[parts[0]].comments if c.parent == comment.id]
+                if replies:
+                    item["replies"] = {
+                        "data": [self._comment(r) for r in sorted(replies, key=lambda c: c.created)]
+                    }
+                shown.append(item)
+            return self._paged(shown, seen)
+        return json_answer(
+            400,
+            {"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}},
+        )
+
+    @staticmethod
+    def _newest(items: list[Media]) -> list[Media]:
+        return sorted(items, key=lambda m: m.created, reverse=True)
+
+    @staticmethod
+    def _media(m: Media, with_user: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "id": m.id,
+            "caption": m.caption,
+            "media_type": "IMAGE",
+            "timestamp": graph_time(m.created),
+            "permalink": f"https://www.instagram.com/p/{m.id}/",
+            "comments_count": len(m.comments),
+            "like_count": 9,
+        }
+        if with_user:  # hashtag media do not name their author
+            item["username"] = m.username
+        return item
+
+    @staticmethod
+    def _comment(c: GraphItem) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "text": c.message,
+            "timestamp": graph_time(c.created),
+            "username": c.author[1],
+            "like_count": 1,
+        }

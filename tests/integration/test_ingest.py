@@ -30,7 +30,9 @@ from tests.standins import (
     Article,
     FacebookApi,
     GraphItem,
+    InstagramApi,
     MastodonApi,
+    Media,
     NewsFeed,
     Toot,
     Tweet,
@@ -364,7 +366,7 @@ def test_youtube_and_facebook_send_posts_and_comments_once_and_a_second_round_ad
         assert len(ingest.messages()) == len(expected)
         assert youtube.used - units == 100 + 3  # one search, no video new, each video's newest threads
         # A comment on a video found in an earlier round: read by the next round, sent once.
-        late = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+        late = datetime.now(UTC).replace(microsecond=0)  # after the last round began (in whole seconds)
         videos[1].comments.insert(0, ("Ugz1late", "air masih naik", late, [("Ugz1late.r", "BPBD?", late)]))
         for _ in range(2):
             result = ingest.run("youtube", "--once")
@@ -375,6 +377,82 @@ def test_youtube_and_facebook_send_posts_and_comments_once_and_a_second_round_ad
     finally:
         youtube.standin.close()
         facebook.standin.close()
+
+
+def test_instagram_sends_hashtag_media_own_media_and_comments_once_and_then_only_new_comments(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    agency = ("17841400000000001", "samsatbanten")
+    own = [
+        Media(
+            f"1790000000000000{i}",
+            f"Info pajak kendaraan {i}",
+            NOW - timedelta(days=i + 1),
+            comments=[GraphItem(f"1791000000000000{i}", "kapan buka?", NOW - timedelta(hours=5))],
+        )
+        for i in range(3)
+    ]
+    own[0].comments.append(
+        GraphItem(
+            "17912000000000000",
+            "Buka jam 8",
+            NOW - timedelta(hours=4),
+            author=agency,
+            parent=own[0].comments[0].id,
+        )
+    )
+    others = [
+        Media(
+            f"1795000000000000{i}",
+            f"Antre lama di #samsatbanten {i}",
+            NOW - timedelta(hours=i + 1),
+            ["samsatbanten"],
+        )
+        for i in range(3)
+    ]
+    others.append(
+        Media("17959999999999999", "kemarin lusa #samsatbanten", NOW - timedelta(days=2), ["samsatbanten"])
+    )
+    api = InstagramApi("17841499999999999", own, others, page_size=2)
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_INSTAGRAM_API_BASE=api.standin.url,
+        PANTAU_INSTAGRAM_TOKEN=InstagramApi.TOKEN,
+        PANTAU_INSTAGRAM_USER_ID=api.user_id,
+        PANTAU_QUERIES_FILE=_queries_file(tmp_path, "replace: true\nadd:\n  hashtags: [samsatbanten]\n"),
+    )
+    try:
+        api.standin.faults = [unavailable(), rate_limited(reset_in=1)]
+        result = ingest.run("instagram", "--once")
+        assert result.returncode == 0, result.stderr
+        expected = (
+            [f"instagram:{m.id}" for m in own]
+            + [f"instagram:{c.id}" for m in own for c in m.comments]
+            + [f"instagram:{m.id}" for m in others[:3]]  # recent_media: the last 24 hours only
+        )
+        messages = ingest.messages()
+        assert Counter(key for key, _ in messages) == Counter(dict.fromkeys(expected, 1))
+        answer = dict(messages)["instagram:17912000000000000"]
+        assert answer["reply_to_id"] == own[0].comments[0].id and answer["conversation_id"] == own[0].id
+        assert answer["author"]["handle"] == "samsatbanten"
+
+        result = ingest.run("instagram", "--once")
+        assert result.returncode == 0, result.stderr
+        assert len(ingest.messages()) == len(expected) and api.searched == ["samsatbanten"]  # id kept
+        # A comment on the agency's older post comes in with the next round, once.
+        late = GraphItem("17913000000000000", "masih antre", datetime.now(UTC).replace(microsecond=0))
+        own[2].comments.append(late)
+        result = ingest.run("instagram", "--once")
+        assert result.returncode == 0, result.stderr
+        keys = Counter(key for key, _ in ingest.messages())
+        assert keys[f"instagram:{late.id}"] == 1 and sum(keys.values()) == len(expected) + 1
+
+        wrong = Ingest(pipeline, tmp_path, **{**ingest.env, "PANTAU_INSTAGRAM_TOKEN": "nope"})
+        result = wrong.run("instagram", "--once")
+        assert result.returncode == 1 and "PANTAU_INSTAGRAM_TOKEN" in result.stderr, result.stderr
+    finally:
+        api.standin.close()
 
 
 def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tmp_path: Path) -> None:

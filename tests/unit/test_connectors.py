@@ -706,3 +706,60 @@ def test_meta_webhooks_turn_removed_page_comments_and_posts_into_tombstones() ->
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+def test_instagram_reads_its_own_media_comments_and_hashtag_media_and_then_only_what_is_new() -> None:
+    from pipeline.sources.instagram import OwnMediaComments
+    from tests.standins import InstagramApi, Media
+
+    own = [
+        Media(
+            f"1790000000000000{i}",
+            f"Info pajak {i}",
+            NOW - timedelta(days=i + 1),
+            comments=[GraphItem(f"1791000000000000{i}", "kapan buka?", NOW - timedelta(hours=5))],
+        )
+        for i in range(3)
+    ]
+    reply = GraphItem(
+        "17912", "Buka jam 8", NOW - timedelta(hours=4), ("1", "samsatbanten"), own[0].comments[0].id
+    )
+    own[0].comments.append(reply)
+    tagged = [
+        Media(
+            f"1795000000000000{i}", f"Antre #samsatbanten {i}", NOW - timedelta(hours=i + 1), ["samsatbanten"]
+        )
+        for i in range(3)
+    ]
+    tagged.append(Media("17959", "lama #samsatbanten", NOW - timedelta(days=2), ["samsatbanten"]))
+    api = InstagramApi("17841499999999999", own, tagged, page_size=2)
+    bearer = {"authorization": f"Bearer {InstagramApi.TOKEN}"}
+
+    def ask(standin: StandIn, request: Request) -> Response:
+        return _ask(standin, Request(request.url, request.params, bearer, request.cost, request.context))
+
+    class Authorised:
+        """The stand-in with the token the runner sends on every request."""
+
+        url = api.standin.url
+
+        @staticmethod
+        def handle(seen: Seen) -> Any:
+            return api.handle(Seen(seen.path, seen.params, {**seen.headers, **bearer}, query=seen.query))
+
+    try:
+        mine = OwnMediaComments(api.standin.url, api.user_id)
+        keys, cursor = _round(Authorised, mine, None)  # type: ignore[arg-type]
+        assert sorted(keys) == sorted(
+            [f"instagram:{m.id}" for m in own] + [f"instagram:{c.id}" for m in own for c in m.comments]
+        )
+        comments = mine._comments(own[0].id, (NOW - timedelta(days=1)).isoformat())
+        answer = next(p for p in mine.parse(comments, ask(api.standin, comments)).posts if p.id == "17912")
+        assert answer.reply_to_id == own[0].comments[0].id and answer.conversation_id == own[0].id
+        assert _round(Authorised, mine, cursor)[0] == []  # type: ignore[arg-type]
+        hashtag = HashtagMedia(api.standin.url, api.user_id, "samsatbanten")
+        keys, cursor = _round(Authorised, hashtag, None)  # type: ignore[arg-type]
+        assert sorted(keys) == [f"instagram:{m.id}" for m in tagged[:3]]  # the last 24 hours
+        assert _round(Authorised, hashtag, cursor)[0] == [] and api.searched == ["samsatbanten"]
+    finally:
+        api.standin.close()
