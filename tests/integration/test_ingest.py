@@ -287,13 +287,14 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
         assert news.standin.seen[0].headers["if-none-match"] == news.etag
         assert len(ingest.messages()) == len(expected)
         # The author deletes a toot: the next round finds it gone and sends its tombstone, once.
-        mastodon.toots.remove(toots[2])
+        gone = toots[2]
+        mastodon.toots.remove(gone)  # the stand-in's list is this list
         for _ in range(2):
             result = ingest.run("mastodon", "--once")
             assert result.returncode == 0, result.stderr
         messages = ingest.messages()
         assert len(messages) == len(expected) + 1
-        assert [m for m in messages if m[1] is None] == [(f"mastodon:{uri_id(toots[2].uri)}", None)]
+        assert [m for m in messages if m[1] is None] == [(f"mastodon:{uri_id(gone.uri)}", None)]
         # A dead feed listed first does not starve the feeds after it: they are read, the dead one named.
         fresh = Article(
             "https://news.example/banten/baru", "Jalan putus di Lebak", "BPBD turun", datetime.now(UTC)
