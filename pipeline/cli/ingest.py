@@ -104,6 +104,12 @@ def _run(
         producer.close()
 
 
+def _brief(cursor: dict[str, object]) -> dict[str, object]:
+    """A cursor for the table: what a stream keeps (YouTube's recent videos, Mastodon's recent statuses)
+    as a count; ``--json`` has it whole."""
+    return {k: f"{len(v)} kept" if isinstance(v, list | dict) else v for k, v in cursor.items()}
+
+
 @app.command(
     "x",
     help="X recent search for the gazetteer's queries and from: the agencies' accounts; --stream: the "
@@ -336,6 +342,7 @@ def ingest_status(
         "fetched",
         "sent",
         "refused",
+        "removed",
         "rate limit",
         "quota today",
         "cursors",
@@ -356,6 +363,7 @@ def ingest_status(
         state = m.state + (f" ({m.last_error})" if m.last_error else "")
         if m.state == "idle" and m.next_round:
             state += f", next round {m.next_round.astimezone(UTC):%H:%M:%S}"
-        cursors = "; ".join(f"{k}: {json.dumps(v)}" for k, v in sorted(m.cursors.items())) or "—"
-        rows.append((m.connector, state, poll, m.fetched, m.sent, m.rejected, rate, quota, cursors))
+        cursors = "; ".join(f"{k}: {json.dumps(_brief(v))}" for k, v in sorted(m.cursors.items())) or "—"
+        counts = (m.fetched, m.sent, m.rejected, m.deleted)
+        rows.append((m.connector, state, poll, *counts, rate, quota, cursors))
     print_table(out, headers, rows, title="connectors")
