@@ -486,6 +486,8 @@ class Video:
     """(comment id, text, time, replies as (id, text, time)), newest first."""
     description: str = "Liputan warga: jalan rusak sejak banjir bulan lalu, belum ada perbaikan dari dinas."
     views: int = 120
+    comments_disabled: bool = False
+    """``commentThreads.list`` answers 403 ``commentsDisabled``."""
 
 
 class YoutubeApi:
@@ -586,7 +588,13 @@ class YoutubeApi:
                 ],
             }
         else:
-            video = next(v for v in self.videos if v.id == seen.params["videoId"])
+            video = next((v for v in self.videos if v.id == seen.params["videoId"]), None)
+            if video is None:
+                return self._error(
+                    404, "videoNotFound", "The video identified by the videoId parameter could not be found."
+                )
+            if video.comments_disabled:
+                return self._error(403, "commentsDisabled", "The video has disabled comments.")
             page, token = self._page(video.comments, seen)
 
             def comment(cid: str, text: str, at: datetime, parent: str | None = None) -> dict[str, Any]:

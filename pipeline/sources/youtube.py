@@ -7,25 +7,33 @@ the horizon are kept in its cursor and their threads written since the last roun
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.settings import Settings
 from pipeline.sources.connector import (
+    AccessDenied,
     Connector,
     Cursor,
     Page,
+    QuotaSpent,
     Request,
     Response,
     SourceError,
     build_post,
     collect,
 )
+from pipeline.sources.http import QUOTA_REASONS
 from schemas.posts import RawPost
 from schemas.vocab import Platform
 
+log = logging.getLogger("pantau.ingest")
+
 SEARCH_COST = 100
 COMMENTS_COST = 1
+COMMENT_ERRORS = frozenset({403, 404})
+"""Read by the parser: a video without comments is no failure (a 403 that is a refused key still is)."""
 VIDEOS_COST = 1
 """``videos.list`` for up to 50 ids: the full description and the counts ``search.list`` leaves out."""
 RECENT_VIDEOS = 20
@@ -96,7 +104,25 @@ class YoutubeSearch:
         if page_token:
             params["pageToken"] = page_token
         context = {"kind": "comments", "floor": floor}
-        return Request(f"{self.base}/commentThreads", params, cost=COMMENTS_COST, context=context)
+        return Request(
+            f"{self.base}/commentThreads", params, cost=COMMENTS_COST, context=context, accept=COMMENT_ERRORS
+        )
+
+    def _comments_refused(self, request: Request, response: Response) -> Page:
+        """A video whose comments are turned off (403 ``commentsDisabled``) or that is gone (404
+        ``videoNotFound``) has no comments to read; that is no reason to stop the connector. A spent quota or
+        a refused key still is."""
+        reasons = _reasons(response)
+        video = request.params.get("videoId")
+        if response.status == 404 or "commentsDisabled" in reasons:
+            log.info("youtube: no comments to read on %s (%s)", video, ", ".join(reasons) or response.status)
+            return Page()
+        if reasons & {reason.decode() for reason in QUOTA_REASONS}:
+            raise QuotaSpent(f"youtube: the platform's quota is used ({', '.join(reasons)})")
+        raise AccessDenied(
+            f"youtube: {response.status} from {self.base}/commentThreads for {video}: check "
+            f"PANTAU_YOUTUBE_TOKEN and the project's access ({', '.join(reasons) or 'no reason given'})"
+        )
 
     def _videos(self, ids: list[str]) -> Request:
         params = {"part": "snippet,statistics", "id": ",".join(ids), "maxResults": "50", "key": self.api_key}
@@ -113,14 +139,14 @@ class YoutubeSearch:
         return self._search(after, cursor.get("newest"), cursor.get("page_token"), state)
 
     def parse(self, request: Request, response: Response) -> Page:
+        if response.status >= 400:  # only comment requests accept errors: see ``_comments``
+            return self._comments_refused(request, response)
         body = response.json()
         if not isinstance(body, dict) or "items" not in body:
             raise SourceError(f"youtube: unexpected answer: {str(body)[:200]}")
         if request.context["kind"] == "comments":
             return self._parse_comments(request, body)
-        if (
-            request.context["kind"] == "videos"
-        ):  # a video gone (private, deleted) since the search is left out
+        if request.context["kind"] == "videos":  # one made private or deleted since the search: left out
             found, missing = collect([video_post(v) for v in body["items"] if v.get("id")])
             return Page(found, skipped=missing)
         context = request.context
@@ -183,6 +209,15 @@ class YoutubeSearch:
             self._comments(request.params["videoId"], token, request.context.get("floor")) if more else None
         )
         return Page(posts, following, skipped=skipped)
+
+
+def _reasons(response: Response) -> set[str]:
+    """The ``error.errors[].reason`` of a Data API error answer."""
+    try:
+        errors = response.json()["error"]["errors"]
+        return {str(e["reason"]) for e in errors if isinstance(e, dict) and e.get("reason")}
+    except (ValueError, KeyError, TypeError):
+        return set()
 
 
 def _fresh(comment: dict[str, Any], floor: datetime) -> bool:

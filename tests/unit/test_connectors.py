@@ -763,3 +763,27 @@ def test_instagram_reads_its_own_media_comments_and_hashtag_media_and_then_only_
         assert _round(Authorised, hashtag, cursor)[0] == [] and api.searched == ["samsatbanten"]
     finally:
         api.standin.close()
+
+
+def test_a_youtube_video_without_comments_or_gone_does_not_stop_the_connector() -> None:
+    videos = [
+        Video("vidoff", "Banjir Lebak", NOW - timedelta(hours=2), comments_disabled=True),
+        Video("vidon", "Banjir Serang", NOW - timedelta(hours=1), comments=[("Ugzon", "parah", NOW, [])]),
+    ]
+    api = YoutubeApi(videos, page_size=5)
+    fetcher = Fetcher("youtube", "PANTAU_YOUTUBE_TOKEN", {}, 2, 1.0)
+    try:
+        stream = YoutubeSearch(api.standin.url, YoutubeApi.KEY, "banjir")
+        keys, cursor = _round(api.standin, stream, None)
+        assert sorted(keys) == ["youtube:Ugzon", "youtube:vidoff", "youtube:vidon"]
+        # Through HTTP: the 403 commentsDisabled and a 404 for a video deleted since reach the parser.
+        assert stream.parse(stream._comments("vidoff"), fetcher.fetch(stream._comments("vidoff"))).posts == []
+        api.videos.remove(videos[1])
+        assert stream.parse(stream._comments("vidon"), fetcher.fetch(stream._comments("vidon"))).posts == []
+        assert _round(api.standin, stream, cursor)[0] == []
+        api.quota = api.used  # a spent quota on a comments request still ends the round
+        with pytest.raises(QuotaSpent):
+            stream.parse(stream._comments("vidoff"), fetcher.fetch(stream._comments("vidoff")))
+    finally:
+        fetcher.close()
+        api.standin.close()
