@@ -192,6 +192,14 @@ class Settings(BaseSettings):
         8088, ge=0, le=65535, description="port of `pantau ingest serve` (0: any free one)"
     )
     ingest_token: SecretStr | None = Field(None, description="bearer token `pantau ingest serve` requires")
+    meta_app_secret: SecretStr | None = Field(
+        None,
+        description="Meta app secret: checks the webhook deliveries `pantau ingest serve` takes",
+        repr=False,  # masked anyway; its name alone would read as a leaked secret in logs
+    )
+    meta_verify_token: SecretStr | None = Field(
+        None, description="token Meta's webhook subscription check must carry (chosen by you)"
+    )
     x_api_base: str = "https://api.x.com"
     x_bearer_token: SecretStr | None = None
     x_compliance_interval: float = Field(
@@ -303,6 +311,8 @@ class Settings(BaseSettings):
         "facebook_token",
         "instagram_token",
         "ingest_token",
+        "meta_app_secret",
+        "meta_verify_token",
         "instagram_user_id",
         "queries_file",
         "rss_feeds_file",

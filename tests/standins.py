@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 
 @dataclass
@@ -23,6 +23,8 @@ class Seen:
     headers: dict[str, str]
     method: str = "GET"
     body: bytes = b""
+    query: str = ""
+    """The query string as sent (``params`` keeps the last of repeated names such as ``id[]``)."""
 
 
 @dataclass
@@ -67,6 +69,7 @@ class StandIn:
                     {k.lower(): v for k, v in self.headers.items()},
                     self.command,
                     self.rfile.read(length) if length else b"",
+                    parts.query,
                 )
                 stand_in.seen.append(seen)
                 if stand_in.hold is not None and stand_in.hold(seen):
@@ -347,11 +350,16 @@ class Toot:
     content: str
     created_at: datetime
     tag: str = "banten"
+    in_reply_to: int | None = None
+    """The parent's instance-local id."""
 
 
 class MastodonApi:
     """``GET /api/v1/timelines/tag/:hashtag`` with ``min_id``/``max_id``/``limit`` and a ``Link`` header
-    whose ``prev`` page carries ``min_id`` (newer) and ``next`` page ``max_id`` (older)."""
+    whose ``prev`` page carries ``min_id`` (newer) and ``next`` page ``max_id`` (older);
+    ``GET /api/v1/statuses/:id/context`` (ancestors oldest first), ``GET /api/v1/statuses/:id`` (404
+    ``Record not found`` once deleted) and ``GET /api/v1/statuses?id[]=…`` (Mastodon 4.3: the statuses that
+    still exist). A deleted toot is one removed from ``toots``."""
 
     def __init__(self, toots: list[Toot], page_size: int = 2) -> None:
         self.toots = toots
@@ -360,6 +368,23 @@ class MastodonApi:
 
     def handle(self, seen: Seen) -> Answer:
         prefix = "/api/v1/timelines/tag/"
+        known = {t.id: t for t in self.toots}
+        if seen.path == "/api/v1/statuses":
+            ids = [int(v) for k, v in parse_qsl(seen.query) if k == "id[]" and v.isdigit()]
+            return json_answer(200, [self._status(known[i]) for i in dict.fromkeys(ids) if i in known])
+        if seen.path.startswith("/api/v1/statuses/"):
+            local, _, what = seen.path.removeprefix("/api/v1/statuses/").partition("/")
+            toot = known.get(int(local)) if local.isdigit() else None
+            if toot is None:
+                return json_answer(404, {"error": "Record not found"})
+            if what == "context":
+                ancestors = []
+                parent = known.get(toot.in_reply_to or -1)
+                while parent is not None:
+                    ancestors.insert(0, self._status(parent))
+                    parent = known.get(parent.in_reply_to or -1)
+                return json_answer(200, {"ancestors": ancestors, "descendants": []})
+            return json_answer(200, self._status(toot))
         if not seen.path.startswith(prefix):
             return json_answer(404, {"error": "Record not found"})
         tag = seen.path[len(prefix) :]
@@ -389,7 +414,7 @@ class MastodonApi:
             "spoiler_text": "",
             "visibility": "public",
             "language": "id",
-            "in_reply_to_id": None,
+            "in_reply_to_id": str(t.in_reply_to) if t.in_reply_to else None,
             "reblog": None,
             "replies_count": 0,
             "reblogs_count": 1,
@@ -459,11 +484,16 @@ class Video:
     published: datetime
     comments: list[tuple[str, str, datetime, list[tuple[str, str, datetime]]]] = field(default_factory=list)
     """(comment id, text, time, replies as (id, text, time)), newest first."""
+    description: str = "Liputan warga: jalan rusak sejak banjir bulan lalu, belum ada perbaikan dari dinas."
+    views: int = 120
+    comments_disabled: bool = False
+    """``commentThreads.list`` answers 403 ``commentsDisabled``."""
 
 
 class YoutubeApi:
-    """``search.list`` (100 units) and ``commentThreads.list`` (1 unit) with ``pageToken``; 400 keyInvalid
-    for a wrong key, 403 quotaExceeded once ``quota`` units are used."""
+    """``search.list`` (100 units; descriptions shortened, as search gives them), ``videos.list`` (1 unit;
+    full snippet and ``statistics`` as strings) and ``commentThreads.list`` (1 unit) with ``pageToken``;
+    400 keyInvalid for a wrong key, 403 quotaExceeded once ``quota`` units are used."""
 
     KEY = "test-api-key"
 
@@ -520,7 +550,7 @@ class YoutubeApi:
                             "publishedAt": v.published.strftime("%Y-%m-%dT%H:%M:%SZ"),
                             "channelId": "UCbanten",
                             "title": v.title,
-                            "description": "Liputan warga",
+                            "description": v.description[:30],
                             "channelTitle": "Warga Banten",
                             "liveBroadcastContent": "none",
                         },
@@ -528,8 +558,43 @@ class YoutubeApi:
                     for v in page
                 ],
             }
+        elif seen.path.endswith("/videos"):
+            wanted = seen.params.get("id", "").split(",")
+            found = [v for v in self.videos if v.id in wanted]
+            token = None
+            body = {
+                "kind": "youtube#videoListResponse",
+                "pageInfo": {"totalResults": len(found), "resultsPerPage": len(found)},
+                "items": [
+                    {
+                        "kind": "youtube#video",
+                        "id": v.id,
+                        "snippet": {
+                            "publishedAt": v.published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "channelId": "UCbanten",
+                            "title": v.title,
+                            "description": v.description,
+                            "channelTitle": "Warga Banten",
+                            "categoryId": "25",
+                        },
+                        "statistics": {
+                            "viewCount": str(v.views),
+                            "likeCount": "7",
+                            "favoriteCount": "0",
+                            "commentCount": str(len(v.comments)),
+                        },
+                    }
+                    for v in found
+                ],
+            }
         else:
-            video = next(v for v in self.videos if v.id == seen.params["videoId"])
+            video = next((v for v in self.videos if v.id == seen.params["videoId"]), None)
+            if video is None:
+                return self._error(
+                    404, "videoNotFound", "The video identified by the videoId parameter could not be found."
+                )
+            if video.comments_disabled:
+                return self._error(403, "commentsDisabled", "The video has disabled comments.")
             page, token = self._page(video.comments, seen)
 
             def comment(cid: str, text: str, at: datetime, parent: str | None = None) -> dict[str, Any]:
@@ -668,3 +733,117 @@ class FacebookApi:
         if c.parent:
             comment["parent"] = {"id": c.parent}
         return comment
+
+
+# --- Instagram Graph API -----------------------------------------------------------------------------
+
+
+@dataclass
+class Media:
+    id: str
+    caption: str
+    created: datetime
+    hashtags: list[str] = field(default_factory=list)
+    username: str = "samsatbanten"
+    comments: list[GraphItem] = field(default_factory=list)
+    """Comments; a reply is a comment whose ``parent`` is the comment's id."""
+
+
+class InstagramApi:
+    """Instagram Graph API for a business account: ``GET /ig_hashtag_search`` (``user_id``, ``q``),
+    ``GET /{hashtag-id}/recent_media`` (the last 24 hours, newest first), ``GET /{ig-user-id}/media`` (the
+    account's own media, newest first) and ``GET /{media-id}/comments`` (with ``replies{…}``), paged with
+    ``paging.cursors.after`` and ``paging.next``; ``+0000`` times; a bad token is a 400 ``OAuthException``."""
+
+    TOKEN = "test-ig-token"
+
+    def __init__(self, user_id: str, own: list[Media], others: list[Media], page_size: int = 2) -> None:
+        self.user_id = user_id
+        self.own = own
+        self.others = others
+        self.page_size = page_size
+        self.searched: list[str] = []
+        self.standin = StandIn(self.handle)
+
+    @staticmethod
+    def hashtag_id(tag: str) -> str:
+        return "178" + str(sum(ord(c) * (i + 1) for i, c in enumerate(tag))).zfill(14)
+
+    def _paged(self, shown: list[dict[str, Any]], seen: Seen) -> Answer:
+        offset = int(base64.urlsafe_b64decode(seen.params["after"]).decode()) if "after" in seen.params else 0
+        size = min(self.page_size, int(seen.params.get("limit", "25")))
+        page = shown[offset : offset + size]
+        body: dict[str, Any] = {"data": page}
+        if page:
+            after = base64.urlsafe_b64encode(str(offset + len(page)).encode()).decode()
+            body["paging"] = {"cursors": {"before": "MA==", "after": after}}
+            if offset + len(page) < len(shown):
+                body["paging"]["next"] = f"{self.standin.url}{seen.path}?after={after}"
+        return json_answer(200, body)
+
+    def handle(self, seen: Seen) -> Answer:
+        if seen.headers.get("authorization") != f"Bearer {self.TOKEN}":
+            return json_answer(
+                400,
+                {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}},
+            )
+        parts = seen.path.strip("/").split("/")
+        media = {m.id: m for m in [*self.own, *self.others]}
+        tags = {self.hashtag_id(t): t for m in self.others for t in m.hashtags}
+        if parts == ["ig_hashtag_search"]:
+            self.searched.append(seen.params["q"])
+            found = self.hashtag_id(seen.params["q"])
+            return json_answer(200, {"data": [{"id": found}] if found in tags else []})
+        if len(parts) == 2 and parts[1] == "recent_media" and parts[0] in tags:
+            day_ago = datetime.now(UTC).timestamp() - 86_400
+            items = [
+                m for m in self.others if tags[parts[0]] in m.hashtags and m.created.timestamp() > day_ago
+            ]
+            return self._paged([self._media(m, with_user=False) for m in self._newest(items)], seen)
+        if parts == [self.user_id, "media"]:
+            return self._paged([self._media(m, with_user=True) for m in self._newest(self.own)], seen)
+        if len(parts) == 2 and parts[1] == "comments" and parts[0] in media:
+            top = [c for c in media[parts[0]].comments if c.parent is None]
+            shown = []
+            for comment in sorted(top, key=lambda c: c.created, reverse=True):
+                item = self._comment(comment)
+                replies = [c for c in media[parts[0]].comments if c.parent == comment.id]
+                if replies:
+                    item["replies"] = {
+                        "data": [self._comment(r) for r in sorted(replies, key=lambda c: c.created)]
+                    }
+                shown.append(item)
+            return self._paged(shown, seen)
+        return json_answer(
+            400,
+            {"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}},
+        )
+
+    @staticmethod
+    def _newest(items: list[Media]) -> list[Media]:
+        return sorted(items, key=lambda m: m.created, reverse=True)
+
+    @staticmethod
+    def _media(m: Media, with_user: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "id": m.id,
+            "caption": m.caption,
+            "media_type": "IMAGE",
+            "timestamp": graph_time(m.created),
+            "permalink": f"https://www.instagram.com/p/{m.id}/",
+            "comments_count": len(m.comments),
+            "like_count": 9,
+        }
+        if with_user:  # hashtag media do not name their author
+            item["username"] = m.username
+        return item
+
+    @staticmethod
+    def _comment(c: GraphItem) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "text": c.message,
+            "timestamp": graph_time(c.created),
+            "username": c.author[1],
+            "like_count": 1,
+        }

@@ -86,7 +86,9 @@ def _run(
                 runner.save_metrics()
             console.print(
                 f"{connector.name}: fetched {report.fetched}, sent {report.sent} to {settings.topic_raw}, "
-                f"refused {report.rejected}" + ("; today's quota is used" if report.quota_spent else ""),
+                f"refused {report.rejected}"
+                + (f", {report.deleted} gone sent for removal" if report.deleted else "")
+                + ("; today's quota is used" if report.quota_spent else ""),
                 soft_wrap=True,
             )
         else:
@@ -100,6 +102,12 @@ def _run(
     finally:
         runner.close()
         producer.close()
+
+
+def _brief(cursor: dict[str, object]) -> dict[str, object]:
+    """A cursor for the table: what a stream keeps (YouTube's recent videos, Mastodon's recent statuses)
+    as a count; ``--json`` has it whole."""
+    return {k: f"{len(v)} kept" if isinstance(v, list | dict) else v for k, v in cursor.items()}
 
 
 @app.command(
@@ -226,7 +234,8 @@ def ingest_serve() -> None:
     from pipeline.cli.endpoints import running_endpoints
     from pipeline.kafka.producer import make_producer
     from pipeline.kafka.topics import ensure_topics
-    from pipeline.sources.push import PATH, PushServer
+    from pipeline.sources.push import PATH, MetaWebhook, PushServer
+    from pipeline.sources.webhooks import PATH as META_PATH
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -234,6 +243,16 @@ def ingest_serve() -> None:
     if settings.ingest_token is None or not settings.ingest_token.get_secret_value().strip():
         console.print(
             "[red]error:[/red] PANTAU_INGEST_TOKEN is not set: the endpoint takes posts only with a token"
+        )
+        raise typer.Exit(2)
+    meta = None
+    if settings.meta_app_secret is not None and settings.meta_verify_token is not None:
+        meta = MetaWebhook(
+            settings.meta_app_secret.get_secret_value(), settings.meta_verify_token.get_secret_value()
+        )
+    elif settings.meta_app_secret is not None or settings.meta_verify_token is not None:
+        console.print(
+            "[red]error:[/red] Meta webhooks need both PANTAU_META_APP_SECRET and PANTAU_META_VERIFY_TOKEN"
         )
         raise typer.Exit(2)
     endpoints = running_endpoints(settings, console)
@@ -250,6 +269,7 @@ def ingest_serve() -> None:
             settings.ingest_token.get_secret_value(),
             producer,
             settings.topic_raw,
+            meta,
         )
     except OSError as exc:
         producer.close()
@@ -264,6 +284,8 @@ def ingest_serve() -> None:
         f"listening on http://{settings.ingest_host}:{server.port}{PATH} → {settings.topic_raw}",
         soft_wrap=True,
     )
+    if meta is not None:
+        console.print(f"Meta webhooks (deletions) on http://{settings.ingest_host}:{server.port}{META_PATH}")
     try:
         server.serve(stop)
     finally:
@@ -320,6 +342,7 @@ def ingest_status(
         "fetched",
         "sent",
         "refused",
+        "removed",
         "rate limit",
         "quota today",
         "cursors",
@@ -340,6 +363,7 @@ def ingest_status(
         state = m.state + (f" ({m.last_error})" if m.last_error else "")
         if m.state == "idle" and m.next_round:
             state += f", next round {m.next_round.astimezone(UTC):%H:%M:%S}"
-        cursors = "; ".join(f"{k}: {json.dumps(v)}" for k, v in sorted(m.cursors.items())) or "—"
-        rows.append((m.connector, state, poll, m.fetched, m.sent, m.rejected, rate, quota, cursors))
+        cursors = "; ".join(f"{k}: {json.dumps(_brief(v))}" for k, v in sorted(m.cursors.items())) or "—"
+        counts = (m.fetched, m.sent, m.rejected, m.deleted)
+        rows.append((m.connector, state, poll, *counts, rate, quota, cursors))
     print_table(out, headers, rows, title="connectors")

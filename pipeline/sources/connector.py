@@ -34,6 +34,9 @@ class Request:
     """Quota units the request uses (YouTube counts units per method; the others count requests)."""
     context: Mapping[str, Any] = field(default_factory=dict)
     """What the parser needs to know about the request (the cursor it started from, the video asked)."""
+    accept: frozenset[int] = frozenset()
+    """Error statuses the parser reads itself instead of failing the round (a 404 for a status that is
+    gone)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class Page:
     """None keeps the cursor as it was."""
     skipped: int = 0
     """Items the page held that are not posts (a reblog, an item with no text)."""
+    deleted: list[str] = field(default_factory=list)
+    """Keys (``platform:id``) of posts the platform says are gone: each is sent as a tombstone, which the
+    pipeline turns into a document delete, before the cursor is saved."""
 
 
 class Stream(Protocol):

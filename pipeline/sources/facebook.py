@@ -28,16 +28,18 @@ COMMENT_FIELDS = "id,message,created_time,from,parent{id},like_count,comment_cou
 
 
 def graph_time(text: str | None) -> datetime | None:
-    """Graph API times: ``2026-12-01T08:30:00+0000``."""
+    """Graph API times (Facebook and Instagram): ``2026-12-01T08:30:00+0000``, or ISO 8601 as a proxy or a
+    newer API version may write it (``…Z``, ``…+00:00``); None when unreadable or without a zone."""
     if not text:
         return None
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
     except ValueError:
         try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+            stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             return None
+        return stamp if stamp.tzinfo is not None else None  # a naive time cannot be compared with a floor
 
 
 def next_after(body: dict[str, Any]) -> str | None:
@@ -82,7 +84,7 @@ class PageComments:
 
     def start(self, cursor: Cursor | None, since: datetime) -> Request:
         comments_since = (cursor or {}).get("comments_since") or since.isoformat()
-        return self._posts(since, comments_since, datetime.now(UTC).isoformat())
+        return self._posts(since, comments_since, datetime.now(UTC).replace(microsecond=0).isoformat())
 
     def parse(self, request: Request, response: Response) -> Page:
         body = response.json()

@@ -114,8 +114,8 @@ class Fetcher:
         delay = 1.0
         while True:
             try:
-                answer = self.client.get(
-                    request.url, params=dict(request.params), headers=dict(request.headers)
+                answer = self.client.get(  # params None: httpx keeps a query written in the URL
+                    request.url, params=dict(request.params) or None, headers=dict(request.headers)
                 )
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
@@ -126,6 +126,8 @@ class Fetcher:
                 )
                 self._note(response.headers)
                 status = answer.status_code
+                if status in request.accept:
+                    return response
                 if status == 403 and any(reason in answer.content for reason in QUOTA_REASONS):
                     raise QuotaSpent(f"{self.name}: the platform's quota is used ({_detail(answer.content)})")
                 if status in (401, 403) or (

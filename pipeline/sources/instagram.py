@@ -18,21 +18,12 @@ from pipeline.sources.connector import (
     build_post,
     collect,
 )
-from pipeline.sources.facebook import next_after
+from pipeline.sources.facebook import graph_time, next_after
 from schemas.posts import RawPost
 from schemas.vocab import Platform
 
 MEDIA_FIELDS = "id,caption,timestamp,permalink,comments_count,like_count,media_type"
 COMMENT_FIELDS = "id,text,timestamp,username,like_count,replies{id,text,timestamp,username,like_count}"
-
-
-def ig_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
-    except ValueError:
-        return None
 
 
 class HashtagMedia:
@@ -71,7 +62,7 @@ class HashtagMedia:
             return Page(next=self._recent(hashtag, context["newest"], None), cursor={"hashtag_id": hashtag})
         floor = datetime.fromisoformat(context["newest"]) if context["newest"] else None
         items = [m for m in body["data"] if m.get("id")]
-        fresh = [m for m in items if floor is None or (ig_time(m.get("timestamp")) or floor) > floor]
+        fresh = [m for m in items if floor is None or (graph_time(m.get("timestamp")) or floor) > floor]
         posts, skipped = collect([media_post(m) for m in fresh])
         top = max([context.get("top") or "", *(p.created_at.isoformat() for p in posts)]) or None
         after = next_after(body)
@@ -111,7 +102,9 @@ class OwnMediaComments:
 
     def start(self, cursor: Cursor | None, since: datetime) -> Request:
         comments_since = (cursor or {}).get("comments_since") or since.isoformat()
-        return self._media(since.isoformat(), comments_since, datetime.now(UTC).isoformat())
+        return self._media(
+            since.isoformat(), comments_since, datetime.now(UTC).replace(microsecond=0).isoformat()
+        )
 
     def parse(self, request: Request, response: Response) -> Page:
         body = response.json()
@@ -122,19 +115,21 @@ class OwnMediaComments:
         if context["kind"] == "comments":
             items: list[RawPost | None] = []
             for comment in body["data"]:
-                stamp = ig_time(comment.get("timestamp"))
+                stamp = graph_time(comment.get("timestamp"))
                 if stamp is None or stamp >= floor:
                     items.append(comment_post(comment, context["media"], context["media"]))
                 for reply in (comment.get("replies") or {}).get("data", []):
-                    if (ig_time(reply.get("timestamp")) or floor) >= floor:
+                    if (graph_time(reply.get("timestamp")) or floor) >= floor:
                         items.append(comment_post(reply, comment.get("id"), context["media"]))
             posts, skipped = collect(items)
             after = next_after(body)
             following = self._comments(context["media"], context["comments_since"], after) if after else None
             return Page(posts, following, skipped=skipped)
         since = datetime.fromisoformat(context["since"])
-        media = [m for m in body["data"] if m.get("id") and (ig_time(m.get("timestamp")) or since) >= since]
-        own = [m for m in media if (ig_time(m.get("timestamp")) or floor) >= floor]
+        media = [
+            m for m in body["data"] if m.get("id") and (graph_time(m.get("timestamp")) or since) >= since
+        ]
+        own = [m for m in media if (graph_time(m.get("timestamp")) or floor) >= floor]
         posts, skipped = collect([media_post(m) for m in own])
         follow = [self._comments(m["id"], context["comments_since"]) for m in media]
         after = next_after(body) if len(media) == len(body["data"]) else None  # newest first
@@ -150,7 +145,7 @@ def media_post(media: dict[str, Any]) -> RawPost | None:
             "id": media["id"],
             "platform": Platform.INSTAGRAM,
             "text": media.get("caption") or "",
-            "created_at": ig_time(media.get("timestamp")),
+            "created_at": graph_time(media.get("timestamp")),
             "author": {"handle": media.get("username")} if media.get("username") else None,
             "url": media.get("permalink"),
             "conversation_id": media["id"],
@@ -167,7 +162,7 @@ def comment_post(comment: dict[str, Any], reply_to: str | None, media: str) -> R
             "id": comment["id"],
             "platform": Platform.INSTAGRAM,
             "text": comment.get("text") or "",
-            "created_at": ig_time(comment.get("timestamp")),
+            "created_at": graph_time(comment.get("timestamp")),
             "author": {"handle": comment.get("username")} if comment.get("username") else None,
             "reply_to_id": reply_to,
             "conversation_id": media,

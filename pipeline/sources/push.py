@@ -1,6 +1,9 @@
 """``pantau ingest serve``: a push endpoint for collectors run by others (a partner's scraper, a
 newsroom's export). ``POST /ingest`` with a bearer token takes JSON (one post or an array) or NDJSON, passes
-every post through the same gate as ``pantau produce``, and answers only once the broker has them."""
+every post through the same gate as ``pantau produce``, and answers only once the broker has them.
+
+With a Meta app secret and verify token set, ``/webhooks/meta`` takes a Facebook Page's webhook deliveries
+and sends a tombstone for every comment or post they report removed (``pipeline/sources/webhooks.py``)."""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from pipeline.sources.sender import encode_post
+from pipeline.sources import webhooks
+from pipeline.sources.sender import encode_post, send_tombstones
 from pipeline.validation import Rejected, deleted_post_key, parse_json, validate_raw_post
 
 log = logging.getLogger("pantau.ingest")
@@ -87,11 +92,28 @@ def read_body(body: bytes, content_type: str) -> Outcome:
     return outcome
 
 
+@dataclass(frozen=True)
+class MetaWebhook:
+    app_secret: str
+    """Signs every delivery (``X-Hub-Signature-256``)."""
+    verify_token: str
+    """What Meta's subscription check must carry (chosen by us, entered in the app's Webhooks settings)."""
+
+
 class PushServer:
-    def __init__(self, host: str, port: int, token: str, producer: KafkaProducer, topic: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str,
+        producer: KafkaProducer,
+        topic: str,
+        meta: MetaWebhook | None = None,
+    ) -> None:
         self.token = token.encode()
         self.producer = producer
         self.topic = topic
+        self.meta = meta
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -101,7 +123,9 @@ class PushServer:
                 server.handle(self)
 
             def do_GET(self) -> None:
-                if self.path == "/healthz":
+                if self.path.split("?")[0] == webhooks.PATH and server.meta is not None:
+                    server.verify(self)
+                elif self.path == "/healthz":
                     server.answer(self, 200, b'{"ok": true}')
                 else:
                     server.answer(self, 405 if self.path == PATH else 404, b'{"error": "POST /ingest"}')
@@ -132,7 +156,54 @@ class PushServer:
         request.end_headers()
         request.wfile.write(body)
 
+    def verify(self, request: BaseHTTPRequestHandler) -> None:
+        """Meta's subscription check: echo ``hub.challenge`` when the verify token is ours."""
+        assert self.meta is not None
+        params = dict(parse_qsl(urlsplit(request.path).query))
+        answer = webhooks.challenge(params, self.meta.verify_token)
+        if answer is None:
+            self.answer(request, 403, b'{"error": "wrong hub.verify_token"}')
+        else:
+            request.send_response(200)
+            request.send_header("content-type", "text/plain")
+            request.send_header("content-length", str(len(answer.encode())))
+            request.end_headers()
+            request.wfile.write(answer.encode())
+
+    def webhook(self, request: BaseHTTPRequestHandler) -> None:
+        """A signed delivery: tombstones for what it reports removed, answered 200 after the broker's ack
+        (Meta delivers again what is not answered 200)."""
+        assert self.meta is not None
+        try:
+            length = int(request.headers.get("content-length", ""))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            request.close_connection = True
+            self.answer(request, 413 if length > 0 else 411, b'{"error": "Content-Length up to 10 MB"}')
+            return
+        body = request.rfile.read(length)
+        if not webhooks.signed(body, request.headers.get("x-hub-signature-256"), self.meta.app_secret):
+            self.answer(request, 401, b'{"error": "X-Hub-Signature-256 does not match the app secret"}')
+            return
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            self.answer(request, 400, b'{"error": "not JSON"}')
+            return
+        keys = [k for k in webhooks.removed_keys(payload) if deleted_post_key(k.encode(), None)]
+        try:
+            removed = send_tombstones(self.producer, self.topic, keys)
+        except KafkaError as exc:
+            log.error("ingest: Kafka refused the tombstones: %r", exc)
+            self.answer(request, 503, json.dumps({"error": f"Kafka: {exc}"}).encode())
+            return
+        self.answer(request, 200, json.dumps({"removed": removed}).encode())
+
     def handle(self, request: BaseHTTPRequestHandler) -> None:
+        if request.path.split("?")[0] == webhooks.PATH and self.meta is not None:
+            self.webhook(request)
+            return
         if request.path.split("?")[0] != PATH:
             self.answer(request, 404, b'{"error": "POST /ingest"}')
             return

@@ -12,7 +12,16 @@ from datetime import UTC, datetime, timedelta
 from kafka import KafkaProducer
 
 from pipeline.settings import Settings
-from pipeline.sources.connector import Connector, Cursor, Page, QuotaSpent, Request, SourceError, Stream
+from pipeline.sources.connector import (
+    AccessDenied,
+    Connector,
+    Cursor,
+    Page,
+    QuotaSpent,
+    Request,
+    SourceError,
+    Stream,
+)
 from pipeline.sources.cursors import CursorStore
 from pipeline.sources.http import Fetcher
 from pipeline.sources.metrics import (
@@ -23,7 +32,7 @@ from pipeline.sources.metrics import (
     today,
     write_metrics,
 )
-from pipeline.sources.sender import send_posts
+from pipeline.sources.sender import send_posts, send_tombstones
 
 log = logging.getLogger("pantau.ingest")
 
@@ -33,6 +42,7 @@ class RoundReport:
     fetched: int = 0
     sent: int = 0
     rejected: int = 0
+    deleted: int = 0
     quota_spent: bool = False
 
 
@@ -92,8 +102,6 @@ class Runner:
 
     def run_forever(self) -> None:
         """Rounds until stopped; a failed round (other than refused credentials) is logged and retried."""
-        from pipeline.sources.connector import AccessDenied
-
         while not self.stop.is_set():
             used = self.metrics.quota.used if self.metrics.quota else 0
             try:
@@ -121,11 +129,27 @@ class Runner:
             self.metrics.cursors = dict(self.loaded)
         since = datetime.now(UTC) - self.settings.ingest_horizon
         self.metrics.state = "polling"
+        failed: list[SourceError] = []
         try:
             for stream in self.connector.streams:
                 if self.stop.is_set():
                     break
-                self._run_stream(stream, since, report)
+                try:
+                    self._run_stream(stream, since, report)
+                except (AccessDenied, QuotaSpent):
+                    raise  # the connector's credential or budget: no other stream would do better
+                except SourceError as exc:
+                    if self.stop.is_set():
+                        raise
+                    # One dead feed or refused hashtag must not starve the streams after it: they run,
+                    # and this one starts again from its cursor next round.
+                    if failed:
+                        log.error("%s", exc)
+                    failed.append(exc)
+            if len(failed) == 1:
+                raise failed[0]
+            if failed:
+                raise SourceError(f"{failed[0]} (and {len(failed) - 1} more streams failed, logged above)")
         except QuotaSpent as exc:
             report.quota_spent = True
             self.metrics.state = "quota spent"
@@ -147,10 +171,12 @@ class Runner:
         while request is not None and not self.stop.is_set():
             page = self._fetch(stream, request)
             posts = list(page.posts)
+            gone = list(page.deleted)
             pending: deque[Request] = deque(page.follow)
             while pending and not self.stop.is_set():  # a page's follow-ups (comments) before its cursor
                 sub = self._fetch(stream, pending.popleft())
                 posts += sub.posts
+                gone += sub.deleted
                 pending.extend(sub.follow)
                 if sub.next is not None:
                     pending.append(sub.next)
@@ -163,6 +189,10 @@ class Runner:
             report.rejected += len(outcome.rejected)
             self.metrics.sent += outcome.sent
             self.metrics.rejected += len(outcome.rejected)
+            if gone:  # after the posts: a post sent and deleted in one page ends deleted
+                removed = send_tombstones(self.producer, self.settings.topic_raw, gone)
+                report.deleted += removed
+                self.metrics.deleted += removed
             if page.cursor is not None:
                 self.cursors.save(stream.key, page.cursor)  # after the acks: nothing covered is lost
                 self.loaded[stream.key] = page.cursor

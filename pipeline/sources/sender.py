@@ -45,3 +45,16 @@ def send_posts(producer: KafkaProducer, topic: str, posts: list[RawPost]) -> Sen
         future.get(timeout=60)
     outcome.sent = len(futures)
     return outcome
+
+
+def send_tombstones(producer: KafkaProducer, topic: str, keys: list[str]) -> int:
+    """A tombstone (no value) per post key the platform reports gone, acknowledged by the broker; the
+    worker turns each into a document delete and a tombstone on the enriched topic."""
+    unique = list(dict.fromkeys(keys))
+    futures = [producer.send(topic, key=key.encode(), value=None) for key in unique]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=60)
+    for key in unique:
+        log.info("%s is gone: sent for removal", key)
+    return len(unique)

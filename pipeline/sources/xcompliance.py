@@ -20,6 +20,7 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaProducer
 
 from pipeline.sources.connector import AccessDenied, SourceError
+from pipeline.sources.sender import send_tombstones
 
 log = logging.getLogger("pantau.ingest")
 
@@ -112,9 +113,9 @@ class ComplianceCheck:
             if post_id is not None:
                 batch.append(post_id)
             if batch and (post_id is None or len(batch) >= JOB_SIZE):
-                for result in self.gone(batch):
+                gone = self.gone(batch)
+                for result in gone:
                     log.info("x: %s is gone (%s): removing it", result["id"], result.get("reason", "deleted"))
-                    producer.send(topic, key=f"x:{result['id']}".encode(), value=None).get(timeout=60)
-                    sent += 1
+                sent += send_tombstones(producer, topic, [f"x:{result['id']}" for result in gone])
                 batch = []
         return sent

@@ -1,36 +1,72 @@
 """YouTube Data API v3: ``search.list`` (100 quota units a call) finds new videos for each query, and
 ``commentThreads.list`` (1 unit) reads each new video's comments with their replies; both paged with
-``pageToken``."""
+``pageToken``; ``videos.list`` (1 unit for up to 50) gives each new video's full description and counts.
+Comments keep coming for days, so the newest ``RECENT_VIDEOS`` videos of each query within
+the horizon are kept in its cursor and their threads written since the last round are read every round."""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.settings import Settings
 from pipeline.sources.connector import (
+    AccessDenied,
     Connector,
     Cursor,
     Page,
+    QuotaSpent,
     Request,
     Response,
     SourceError,
     build_post,
     collect,
 )
+from pipeline.sources.http import QUOTA_REASONS
 from schemas.posts import RawPost
 from schemas.vocab import Platform
 
+log = logging.getLogger("pantau.ingest")
+
 SEARCH_COST = 100
 COMMENTS_COST = 1
+COMMENT_ERRORS = frozenset({403, 404})
+"""Read by the parser: a video without comments is no failure (a 403 that is a refused key still is)."""
+VIDEOS_COST = 1
+"""``videos.list`` for up to 50 ids: the full description and the counts ``search.list`` leaves out."""
+RECENT_VIDEOS = 20
+"""Videos per query whose comments are read again every round: the newest found within the horizon."""
+
+Known = dict[str, dict[str, str]]
+"""Video id → ``{"published": …, "since": …}``: when it was published, and from when its comments are
+still to be read (the start of the round that last read them, in whole seconds)."""
 
 
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _time(text: str | None) -> datetime | None:
+    try:
+        stamp = datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else None
+
+
+def _recent(videos: Known, since: datetime) -> Known:
+    """The newest ``RECENT_VIDEOS`` published within the horizon."""
+    kept = [(v, k) for v, k in videos.items() if (_time(k.get("published")) or since) > since]
+    kept.sort(key=lambda item: item[1]["published"], reverse=True)
+    return dict(kept[:RECENT_VIDEOS])
+
+
 class YoutubeSearch:
+    """One query: ``search.list`` pages of new videos, each new video's comment threads, and once the
+    search is caught up, the threads written since the last round on the videos found before."""
+
     def __init__(self, api_base: str, api_key: str, query: str) -> None:
         self.base = api_base.rstrip("/")
         self.api_key = api_key
@@ -38,7 +74,9 @@ class YoutubeSearch:
         self.key = "search:" + hashlib.sha256(query.encode()).hexdigest()[:16]
         self.description = query
 
-    def _search(self, after: str, newest: str | None, page_token: str | None) -> Request:
+    def _search(
+        self, after: str, newest: str | None, page_token: str | None, state: dict[str, Any]
+    ) -> Request:
         params = {
             "part": "snippet",
             "q": self.query,
@@ -50,10 +88,11 @@ class YoutubeSearch:
         }
         if page_token:
             params["pageToken"] = page_token
-        context = {"kind": "search", "after": after, "newest": newest}
+        context = {"kind": "search", "after": after, "newest": newest, **state}
         return Request(f"{self.base}/search", params, cost=SEARCH_COST, context=context)
 
-    def _comments(self, video: str, page_token: str | None = None) -> Request:
+    def _comments(self, video: str, page_token: str | None = None, floor: str | None = None) -> Request:
+        """A video's threads, newest first; with ``floor`` only those (and replies) written since."""
         params = {
             "part": "snippet,replies",
             "videoId": video,
@@ -64,60 +103,133 @@ class YoutubeSearch:
         }
         if page_token:
             params["pageToken"] = page_token
+        context = {"kind": "comments", "floor": floor}
         return Request(
-            f"{self.base}/commentThreads", params, cost=COMMENTS_COST, context={"kind": "comments"}
+            f"{self.base}/commentThreads", params, cost=COMMENTS_COST, context=context, accept=COMMENT_ERRORS
         )
+
+    def _comments_refused(self, request: Request, response: Response) -> Page:
+        """A video whose comments are turned off (403 ``commentsDisabled``) or that is gone (404
+        ``videoNotFound``) has no comments to read; that is no reason to stop the connector. A spent quota or
+        a refused key still is."""
+        reasons = _reasons(response)
+        video = request.params.get("videoId")
+        if response.status == 404 or "commentsDisabled" in reasons:
+            log.info("youtube: no comments to read on %s (%s)", video, ", ".join(reasons) or response.status)
+            return Page()
+        if reasons & {reason.decode() for reason in QUOTA_REASONS}:
+            raise QuotaSpent(f"youtube: the platform's quota is used ({', '.join(reasons)})")
+        raise AccessDenied(
+            f"youtube: {response.status} from {self.base}/commentThreads for {video}: check "
+            f"PANTAU_YOUTUBE_TOKEN and the project's access ({', '.join(reasons) or 'no reason given'})"
+        )
+
+    def _videos(self, ids: list[str]) -> Request:
+        params = {"part": "snippet,statistics", "id": ",".join(ids), "maxResults": "50", "key": self.api_key}
+        return Request(f"{self.base}/videos", params, cost=VIDEOS_COST, context={"kind": "videos"})
 
     def start(self, cursor: Cursor | None, since: datetime) -> Request:
         cursor = cursor or {}
         after = cursor.get("published_after") or _stamp(since)
-        return self._search(after, cursor.get("newest"), cursor.get("page_token"))
+        state = {
+            "videos": _recent(dict(cursor.get("videos") or {}), since),
+            "round": _stamp(datetime.now(UTC)),
+            "found": [],
+        }
+        return self._search(after, cursor.get("newest"), cursor.get("page_token"), state)
 
     def parse(self, request: Request, response: Response) -> Page:
+        if response.status >= 400:  # only comment requests accept errors: see ``_comments``
+            return self._comments_refused(request, response)
         body = response.json()
         if not isinstance(body, dict) or "items" not in body:
             raise SourceError(f"youtube: unexpected answer: {str(body)[:200]}")
         if request.context["kind"] == "comments":
             return self._parse_comments(request, body)
+        if request.context["kind"] == "videos":  # one made private or deleted since the search: left out
+            found, missing = collect([video_post(v) for v in body["items"] if v.get("id")])
+            return Page(found, skipped=missing)
+        context = request.context
+        known: Known = context["videos"]
         videos = [i for i in body["items"] if (i.get("id") or {}).get("videoId")]
-        posts, skipped = collect([video_post(v) for v in videos])
-        follow = [self._comments(v["id"]["videoId"]) for v in videos]
+        fresh = [v for v in videos if v["id"]["videoId"] not in known]
+        posts: list[RawPost] = []
+        skipped = 0
+        follow = [self._videos([v["id"]["videoId"] for v in fresh])] if fresh else []
+        follow += [self._comments(v["id"]["videoId"]) for v in fresh]
+        updated = dict(known)
+        for video in fresh:
+            published = (video.get("snippet") or {}).get("publishedAt") or context["round"]
+            updated[video["id"]["videoId"]] = {"published": published, "since": context["round"]}
         stamps = [v["snippet"]["publishedAt"] for v in videos if (v.get("snippet") or {}).get("publishedAt")]
-        newest = max([*stamps, request.context.get("newest") or ""]) or None
+        newest = max([*stamps, context.get("newest") or ""]) or None
         token = body.get("nextPageToken")
-        after = request.context["after"]
+        after = context["after"]
+        found = [*context["found"], *(v["id"]["videoId"] for v in fresh)]
+        state = {"videos": updated, "round": context["round"], "found": found}
         if token:
-            cursor: Cursor = {"published_after": after, "page_token": token}
+            cursor: Cursor = {"published_after": after, "page_token": token, "videos": updated}
             if newest:
                 cursor["newest"] = newest
-            return Page(posts, self._search(after, newest, token), follow, cursor, skipped=skipped)
+            return Page(posts, self._search(after, newest, token, state), follow, cursor, skipped=skipped)
+        # Caught up: read again the videos found in earlier rounds, from where their last reading began.
+        for video, seen in known.items():
+            if video not in found:  # those found this round were read in full
+                follow.append(self._comments(video, floor=seen["since"]))
+                updated[video] = {**seen, "since": context["round"]}
         # publishedAfter includes its own second: the next round starts one second after the newest video.
         following = (
             _stamp(datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(seconds=1))
             if newest
             else after
         )
-        return Page(posts, None, follow, {"published_after": following}, skipped=skipped)
+        return Page(posts, None, follow, {"published_after": following, "videos": updated}, skipped=skipped)
 
     def _parse_comments(self, request: Request, body: dict[str, Any]) -> Page:
+        floor = _time(request.context.get("floor"))
         items: list[RawPost | None] = []
+        older = 0
         for thread in body["items"]:
             snippet = thread.get("snippet") or {}
             video = snippet.get("videoId") or request.params["videoId"]
             top = snippet.get("topLevelComment") or {}
-            items.append(comment_post(top, video, video))
+            if floor is None or _fresh(top, floor):
+                items.append(comment_post(top, video, video))
+            else:
+                older += 1
             for reply in (thread.get("replies") or {}).get("comments", []):
-                parent = (reply.get("snippet") or {}).get("parentId") or top.get("id")
-                items.append(comment_post(reply, video, parent))
+                if floor is None or _fresh(reply, floor):
+                    parent = (reply.get("snippet") or {}).get("parentId") or top.get("id")
+                    items.append(comment_post(reply, video, parent))
         posts, skipped = collect(items)
         token = body.get("nextPageToken")
-        following = self._comments(request.params["videoId"], token) if token else None
+        # Threads come newest first: once one is older than the floor, so are the pages after it.
+        more = token and not older
+        following = (
+            self._comments(request.params["videoId"], token, request.context.get("floor")) if more else None
+        )
         return Page(posts, following, skipped=skipped)
 
 
+def _reasons(response: Response) -> set[str]:
+    """The ``error.errors[].reason`` of a Data API error answer."""
+    try:
+        errors = response.json()["error"]["errors"]
+        return {str(e["reason"]) for e in errors if isinstance(e, dict) and e.get("reason")}
+    except (ValueError, KeyError, TypeError):
+        return set()
+
+
+def _fresh(comment: dict[str, Any], floor: datetime) -> bool:
+    stamp = _time((comment.get("snippet") or {}).get("publishedAt"))
+    return stamp is None or stamp >= floor
+
+
 def video_post(item: dict[str, Any]) -> RawPost | None:
+    """A ``videos.list`` item (id a string, with ``statistics``) or a ``search.list`` one (id an object)."""
     snippet = item.get("snippet") or {}
-    video = item["id"]["videoId"]
+    video = item["id"] if isinstance(item["id"], str) else item["id"]["videoId"]
+    statistics = item.get("statistics") or {}
     return build_post(
         {
             "id": video,
@@ -127,6 +239,11 @@ def video_post(item: dict[str, Any]) -> RawPost | None:
             "author": {"id": snippet.get("channelId"), "name": snippet.get("channelTitle")},
             "url": f"https://www.youtube.com/watch?v={video}",
             "conversation_id": video,
+            "metrics": {
+                "views": statistics.get("viewCount"),
+                "likes": statistics.get("likeCount"),
+                "replies": statistics.get("commentCount"),
+            },
             "kind": "video",
         }
     )

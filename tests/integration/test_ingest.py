@@ -4,6 +4,8 @@ with its cursor and adds nothing, refused credentials stop with one line."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -28,7 +30,9 @@ from tests.standins import (
     Article,
     FacebookApi,
     GraphItem,
+    InstagramApi,
     MastodonApi,
+    Media,
     NewsFeed,
     Toot,
     Tweet,
@@ -79,8 +83,8 @@ class Ingest:
             env=self.env,
         )
 
-    def messages(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every message of the private raw topic: (key, value)."""
+    def messages(self) -> list[tuple[str, Any]]:
+        """Every message of the private raw topic: (key, value); value None for a tombstone."""
         consumer = KafkaConsumer(
             **kafka_python_config(self.pipeline.settings, self.pipeline.endpoints.kafka),
             enable_auto_commit=False,
@@ -91,12 +95,14 @@ class Ingest:
                 return []  # not created yet
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)
-            found: list[tuple[str, dict[str, Any]]] = []
+            found: list[tuple[str, Any]] = []
             quiet_since = time.monotonic()
             while time.monotonic() - quiet_since < 3:
                 for records in consumer.poll(timeout_ms=500).values():
                     quiet_since = time.monotonic()
-                    found += [(r.key.decode(), json.loads(r.value)) for r in records]
+                    found += [
+                        (r.key.decode(), None if r.value is None else json.loads(r.value)) for r in records
+                    ]
             return found
         finally:
             consumer.close()
@@ -240,6 +246,7 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
         )
         for i in range(5)
     ]
+    toots[3].in_reply_to = toots[1].id  # a reply: linked by the parent's URI, not the instance's id
     mastodon = MastodonApi(toots, page_size=2)
     articles = [
         Article(
@@ -267,15 +274,36 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
         assert keys == Counter(dict.fromkeys(expected, 1))
         value = dict(ingest.messages())[f"news:{uri_id(articles[0].guid)}"]
         assert value["text"] == "Banjir di Lebak 0\n\nBPBD turun" and value["url"] == articles[0].guid
+        reply = dict(ingest.messages())[f"mastodon:{uri_id(toots[3].uri)}"]
+        assert reply["reply_to_id"] == reply["conversation_id"] == uri_id(toots[1].uri)
 
         mastodon.standin.seen.clear()
         news.standin.seen.clear()
         for command in ("mastodon", "rss"):
             result = ingest.run(command, "--once")
             assert result.returncode == 0, result.stderr
-        assert [s.params["min_id"] for s in mastodon.standin.seen] == [str(toots[-1].id)]
+        timeline = [s.params["min_id"] for s in mastodon.standin.seen if "/timelines/" in s.path]
+        assert timeline == [str(toots[-1].id)]
         assert news.standin.seen[0].headers["if-none-match"] == news.etag
         assert len(ingest.messages()) == len(expected)
+        # The author deletes a toot: the next round finds it gone and sends its tombstone, once.
+        gone = toots[2]
+        mastodon.toots.remove(gone)  # the stand-in's list is this list
+        for _ in range(2):
+            result = ingest.run("mastodon", "--once")
+            assert result.returncode == 0, result.stderr
+        messages = ingest.messages()
+        assert len(messages) == len(expected) + 1
+        assert [m for m in messages if m[1] is None] == [(f"mastodon:{uri_id(gone.uri)}", None)]
+        # A dead feed listed first does not starve the feeds after it: they are read, the dead one named.
+        fresh = Article(
+            "https://news.example/banten/baru", "Jalan putus di Lebak", "BPBD turun", datetime.now(UTC)
+        )
+        articles.insert(0, fresh)
+        feeds.write_text(f"{mastodon.standin.url}/rss-gone\n{news.standin.url}/rss\n")
+        result = ingest.run("rss", "--once")
+        assert result.returncode == 1 and "/rss-gone" in result.stderr, result.stderr
+        assert Counter(key for key, _ in ingest.messages())[f"news:{uri_id(fresh.guid)}"] == 1
     finally:
         mastodon.standin.close()
         news.standin.close()
@@ -337,10 +365,95 @@ def test_youtube_and_facebook_send_posts_and_comments_once_and_a_second_round_ad
             result = ingest.run(command, "--once")
             assert result.returncode == 0, result.stderr
         assert len(ingest.messages()) == len(expected)
-        assert youtube.used - units == 100  # one search, no video new, no comments asked
+        assert youtube.used - units == 100 + 3  # one search, no video new, each video's newest threads
+        # A comment on a video found in an earlier round: read by the next round, sent once.
+        late = datetime.now(UTC).replace(microsecond=0)  # after the last round began (in whole seconds)
+        videos[1].comments.insert(0, ("Ugz1late", "air masih naik", late, [("Ugz1late.r", "BPBD?", late)]))
+        for _ in range(2):
+            result = ingest.run("youtube", "--once")
+            assert result.returncode == 0, result.stderr
+        keys = Counter(key for key, _ in ingest.messages())
+        assert keys["youtube:Ugz1late"] == 1 and keys["youtube:Ugz1late.r"] == 1
+        assert sum(keys.values()) == len(expected) + 2
     finally:
         youtube.standin.close()
         facebook.standin.close()
+
+
+def test_instagram_sends_hashtag_media_own_media_and_comments_once_and_then_only_new_comments(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    agency = ("17841400000000001", "samsatbanten")
+    own = [
+        Media(
+            f"1790000000000000{i}",
+            f"Info pajak kendaraan {i}",
+            NOW - timedelta(days=i + 1),
+            comments=[GraphItem(f"1791000000000000{i}", "kapan buka?", NOW - timedelta(hours=5))],
+        )
+        for i in range(3)
+    ]
+    own[0].comments.append(
+        GraphItem(
+            "17912000000000000",
+            "Buka jam 8",
+            NOW - timedelta(hours=4),
+            author=agency,
+            parent=own[0].comments[0].id,
+        )
+    )
+    others = [
+        Media(
+            f"1795000000000000{i}",
+            f"Antre lama di #samsatbanten {i}",
+            NOW - timedelta(hours=i + 1),
+            ["samsatbanten"],
+        )
+        for i in range(3)
+    ]
+    others.append(
+        Media("17959999999999999", "kemarin lusa #samsatbanten", NOW - timedelta(days=2), ["samsatbanten"])
+    )
+    api = InstagramApi("17841499999999999", own, others, page_size=2)
+    ingest = Ingest(
+        pipeline,
+        tmp_path,
+        PANTAU_INSTAGRAM_API_BASE=api.standin.url,
+        PANTAU_INSTAGRAM_TOKEN=InstagramApi.TOKEN,
+        PANTAU_INSTAGRAM_USER_ID=api.user_id,
+        PANTAU_QUERIES_FILE=_queries_file(tmp_path, "replace: true\nadd:\n  hashtags: [samsatbanten]\n"),
+    )
+    try:
+        api.standin.faults = [unavailable(), rate_limited(reset_in=1)]
+        result = ingest.run("instagram", "--once")
+        assert result.returncode == 0, result.stderr
+        expected = (
+            [f"instagram:{m.id}" for m in own]
+            + [f"instagram:{c.id}" for m in own for c in m.comments]
+            + [f"instagram:{m.id}" for m in others[:3]]  # recent_media: the last 24 hours only
+        )
+        messages = ingest.messages()
+        assert Counter(key for key, _ in messages) == Counter(dict.fromkeys(expected, 1))
+        answer = dict(messages)["instagram:17912000000000000"]
+        assert answer["reply_to_id"] == own[0].comments[0].id and answer["conversation_id"] == own[0].id
+        assert answer["author"]["handle"] == "samsatbanten"
+
+        result = ingest.run("instagram", "--once")
+        assert result.returncode == 0, result.stderr
+        assert len(ingest.messages()) == len(expected) and api.searched == ["samsatbanten"]  # id kept
+        # A comment on the agency's older post comes in with the next round, once.
+        late = GraphItem("17913000000000000", "masih antre", datetime.now(UTC).replace(microsecond=0))
+        own[2].comments.append(late)
+        result = ingest.run("instagram", "--once")
+        assert result.returncode == 0, result.stderr
+        keys = Counter(key for key, _ in ingest.messages())
+        assert keys[f"instagram:{late.id}"] == 1 and sum(keys.values()) == len(expected) + 1
+
+        wrong = Ingest(pipeline, tmp_path, **{**ingest.env, "PANTAU_INSTAGRAM_TOKEN": "nope"})
+        result = wrong.run("instagram", "--once")
+        assert result.returncode == 1 and "PANTAU_INSTAGRAM_TOKEN" in result.stderr, result.stderr
+    finally:
+        api.standin.close()
 
 
 def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tmp_path: Path) -> None:
@@ -352,6 +465,8 @@ def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tm
         PANTAU_INGEST_TOKEN="s3cret",
         PANTAU_INGEST_PORT="0",
         PANTAU_INGEST_HOST="127.0.0.1",
+        PANTAU_META_APP_SECRET="app-secret",
+        PANTAU_META_VERIFY_TOKEN="verify-me",
     )
     process = ingest.start("serve")
     try:
@@ -402,6 +517,26 @@ def test_the_push_endpoint_answers_after_the_broker_acked(pipeline: Pipeline, tm
             )
             assert raw.recv(4096).startswith(b"HTTP/1.1 413 ")
         assert len(ingest.messages()) == 2
+        # A Facebook Page's webhook reports a comment removed: its tombstone, after the broker's ack.
+        change = {"item": "comment", "verb": "remove", "comment_id": "77_1_2", "post_id": "77_1"}
+        delivery = json.dumps(
+            {"object": "page", "entry": [{"id": "77", "changes": [{"field": "feed", "value": change}]}]}
+        )
+        signature = "sha256=" + hmac.new(b"app-secret", delivery.encode(), hashlib.sha256).hexdigest()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request(
+                "POST",
+                "/webhooks/meta",
+                body=delivery,
+                headers={"content-type": "application/json", "x-hub-signature-256": signature},
+            )
+            answer = connection.getresponse()
+            assert (answer.status, json.loads(answer.read())) == (200, {"removed": 1})
+        finally:
+            connection.close()
+        messages = ingest.messages()
+        assert len(messages) == 3 and [m for m in messages if m[1] is None] == [("facebook:77_1_2", None)]
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -48,7 +48,8 @@ def _ask(standin: StandIn, request: Request) -> Response:
     """One request through the stand-in's handler (no socket): what the API would answer."""
     path = request.url.removeprefix(standin.url) if request.url.startswith(standin.url) else request.url
     path = "/" + path.split("://", 1)[-1].split("/", 1)[-1] if "://" in path else path
-    answer = standin.handle(Seen(path.split("?")[0], dict(request.params), {**request.headers}))
+    route, _, query = path.partition("?")
+    answer = standin.handle(Seen(route, dict(request.params), {**request.headers}, query=query))
     return Response(answer.status, answer.headers, answer.body)
 
 
@@ -220,7 +221,8 @@ def test_mastodon_reads_forward_with_min_id_and_keys_toots_by_uri() -> None:
             cursor = page.cursor
             request = page.next
         assert ids == [uri_id(t.uri) for t in (toots[1], toots[0], toots[3], toots[2], toots[4])]
-        assert cursor == {"min_id": str(toots[4].id)}
+        assert cursor and cursor["min_id"] == str(toots[4].id)
+        assert [r[0] for r in cursor["recent"]] == [str(t.id) for t in toots]  # kept for deletion checks
         again = stream.start(cursor, NOW - timedelta(days=7))
         assert stream.parse(again, _ask(api.standin, again)).posts == []
         first = stream.parse(
@@ -229,6 +231,75 @@ def test_mastodon_reads_forward_with_min_id_and_keys_toots_by_uri() -> None:
         ).posts[0]
         assert first.text.startswith("Banjir di #banten") and first.platform.value == "mastodon"
         assert first.author and first.author.handle == "@warga@mastodon.example"
+    finally:
+        api.standin.close()
+
+
+def _mastodon_round(api: MastodonApi, stream: TagTimeline, cursor: Any) -> tuple[list[Any], list[str], Any]:
+    """A round as the runner does it: pages, their follow-ups; the posts, deletions and last cursor."""
+    request: Request | None = stream.start(cursor, NOW - timedelta(days=7))
+    posts: list[Any] = []
+    gone: list[str] = []
+    while request is not None:
+        page = stream.parse(request, _ask(api.standin, request))
+        posts += page.posts
+        gone += page.deleted
+        pending = deque(page.follow)
+        while pending:
+            sub = stream.parse(pending[0], _ask(api.standin, pending.popleft()))
+            posts += sub.posts
+            gone += sub.deleted
+            pending.extend(sub.follow)
+        cursor = page.cursor if page.cursor is not None else cursor
+        request = page.next
+    return posts, gone, cursor
+
+
+def test_mastodon_links_replies_to_their_parent_and_thread_by_uri_and_removes_deleted_statuses() -> None:
+    start = NOW - timedelta(hours=5)
+
+    def toot(n: int, parent: Toot | None = None) -> Toot:
+        moment = start + timedelta(minutes=n)
+        return Toot(
+            int(snowflake_at(moment)) + 1,
+            f"https://social.example/users/warga/statuses/{n}",
+            f"<p>PDAM Tirta Kerta Raharja mati {n} #banten</p>",
+            moment,
+            in_reply_to=parent.id if parent else None,
+        )
+
+    root = toot(0)
+    answer = toot(1, root)
+    again = toot(2, answer)
+    api = MastodonApi([root, answer, again], page_size=2)
+    try:
+        stream = TagTimeline(api.standin.url, "banten")
+        posts, gone, cursor = _mastodon_round(api, stream, None)
+        by_id = {p.id: p for p in posts}
+        assert sorted(by_id) == sorted(uri_id(t.uri) for t in (root, answer, again)) and gone == []
+        first, second, third = (by_id[uri_id(t.uri)] for t in (root, answer, again))
+        assert first.reply_to_id is None and first.conversation_id == first.id
+        assert second.reply_to_id == first.id and second.conversation_id == first.id
+        assert third.reply_to_id == second.id and third.conversation_id == first.id
+        assert third.model_extra and third.model_extra["in_reply_to_local_id"] == str(answer.id)
+        # The author deletes the reply: the next round finds it gone and removes it, once.
+        api.toots.remove(answer)
+        api.standin.seen.clear()
+        posts, gone, cursor = _mastodon_round(api, stream, cursor)
+        assert posts == [] and gone == [f"mastodon:{uri_id(answer.uri)}"]
+        assert [r[0] for r in cursor["recent"]] == [str(root.id), str(again.id)]
+        assert _mastodon_round(api, stream, cursor)[:2] == ([], [])
+        # Left out of the batch answer but still there: no proof, nothing removed.
+        check = stream._check(cursor["min_id"], cursor["recent"], "")
+        assert check is not None
+        fetcher = Fetcher("mastodon", "PANTAU_MASTODON_TOKEN", {}, 1, 1.0)
+        try:
+            assert len(fetcher.fetch(check).json()) == 2  # the repeated id[] survive HTTP
+        finally:
+            fetcher.close()
+        page = stream.parse(check, Response(200, {}, b"[]"))
+        assert len(page.follow) == 2 and page.deleted == []
+        assert all(stream.parse(f, _ask(api.standin, f)).deleted == [] for f in page.follow)
     finally:
         api.standin.close()
 
@@ -306,7 +377,7 @@ def test_youtube_finds_videos_then_their_comments_and_replies() -> None:
                     f"Ugz{i}a",
                     "kapan diperbaiki",
                     NOW - timedelta(hours=1),
-                    [(f"Ugz{i}a.r1", "sudah dilaporkan", NOW)],
+                    [(f"Ugz{i}a.r1", "sudah dilaporkan", NOW - timedelta(minutes=30))],
                 ),
                 (f"Ugz{i}b", "parah", NOW - timedelta(hours=2), []),
                 (f"Ugz{i}c", "tiap tahun begini", NOW - timedelta(hours=3), []),
@@ -324,12 +395,31 @@ def test_youtube_finds_videos_then_their_comments_and_replies() -> None:
             + [f"youtube:Ugz{i}{x}" for i in range(3) for x in "abc"]
             + [f"youtube:Ugz{i}a.r1" for i in range(3)]
         )
-        assert api.used == 2 * 100 + 3 * 2  # two search pages, two comment pages per video
-        assert cursor == {
-            "published_after": (videos[0].published + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        }
-        again, _ = _round(api.standin, stream, cursor)
-        assert again == []
+        assert (
+            api.used == 2 * 100 + 2 + 3 * 2
+        )  # two search pages with their videos.list; 2 comment pages a video
+        (video,) = stream.parse(stream._videos(["vid0"]), _ask(api.standin, stream._videos(["vid0"]))).posts
+        assert video.text == f"{videos[0].title}\n\n{videos[0].description}"  # search.list shortens it
+        assert video.metrics and (video.metrics.views, video.metrics.replies) == (120, 3)
+        assert cursor["published_after"] == (videos[0].published + timedelta(seconds=1)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        assert sorted(cursor["videos"]) == ["vid0", "vid1", "vid2"]  # kept to be read again
+        used = api.used
+        again, cursor = _round(api.standin, stream, cursor)
+        assert again == [] and api.used - used == 100 + 3  # one search; each known video's newest threads
+        # Comments keep coming on a video found earlier: the next round reads them, once. (The cursor is
+        # moved back 20 minutes, as if the round before had been then: the comments lie in between.)
+        for seen in cursor["videos"].values():
+            seen["since"] = (datetime.fromisoformat(seen["since"]) - timedelta(minutes=20)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+        late = datetime.now(UTC) - timedelta(minutes=10)
+        videos[1].comments.insert(0, ("Ugz1new", "masih rusak", late, [("Ugz1new.r1", "betul", late)]))
+        videos[2].comments[0][3].append(("Ugz2a.r2", "sudah seminggu", late))  # a reply on an old thread
+        later, cursor = _round(api.standin, stream, cursor)
+        assert sorted(later) == ["youtube:Ugz1new", "youtube:Ugz1new.r1", "youtube:Ugz2a.r2"]
+        assert _round(api.standin, stream, cursor)[0] == []
         request = stream.start(None, NOW - timedelta(days=7))
         reply = next(
             p
@@ -528,3 +618,172 @@ def test_the_push_endpoint_takes_deletions_as_tombstones() -> None:
     outcome = read_body(body, "application/x-ndjson")
     assert outcome.accepted == [("x:1346889436626259968", None)]
     assert outcome.rejected == [{"line": 2, "reason": "a deletion needs the post's id and platform"}]
+
+
+def test_instagram_and_facebook_read_graph_times_with_one_helper_iso_included() -> None:
+    from pipeline.sources.facebook import graph_time
+    from pipeline.sources.instagram import media_post
+
+    moment = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    assert graph_time("2026-12-01T08:30:00+0000") == moment
+    assert graph_time("2026-12-01T15:30:00+07:00") == moment
+    assert graph_time("2026-12-01T08:30:00.000Z") == moment  # ISO 8601: Instagram took only +0000 before
+    assert graph_time("2026-12-01T08:30:00") is None  # no zone: not comparable with a floor
+    assert graph_time("kemarin") is None and graph_time(None) is None
+    post = media_post({"id": "1789", "caption": "Antre #samsatbanten", "timestamp": "2026-12-01T08:30:00Z"})
+    assert post is not None and post.created_at == moment
+
+
+def _feed_change(item: str, verb: str, **ids: str) -> dict[str, Any]:
+    """A Page ``feed`` webhook delivery, as Meta documents it."""
+    value = {"item": item, "verb": verb, "created_time": 1764750000, "from": {"id": "1015"}, **ids}
+    return {
+        "object": "page",
+        "entry": [{"id": "77", "time": 1764750001, "changes": [{"field": "feed", "value": value}]}],
+    }
+
+
+def test_meta_webhooks_turn_removed_page_comments_and_posts_into_tombstones() -> None:
+    import hashlib
+    import hmac
+    import http.client
+    import threading
+
+    from pipeline.sources.push import MetaWebhook, PushServer
+    from pipeline.sources.webhooks import removed_keys
+
+    assert removed_keys(_feed_change("comment", "remove", comment_id="77_1_2", post_id="77_1")) == [
+        "facebook:77_1_2"
+    ]
+    assert removed_keys(_feed_change("status", "remove", post_id="77_1")) == ["facebook:77_1"]
+    assert removed_keys(_feed_change("comment", "add", comment_id="77_1_3", post_id="77_1")) == []
+    assert removed_keys(_feed_change("comment", "hide", comment_id="77_1_3", post_id="77_1")) == []
+    assert removed_keys({"object": "instagram", "entry": [{"changes": [{"field": "comments"}]}]}) == []
+
+    class Acked:
+        def get(self, timeout: float) -> None:
+            return None
+
+    class Producer:
+        """Records what would go to Kafka (the end-to-end run is in tests/integration/test_ingest.py)."""
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+        def send(self, topic: str, key: bytes, value: bytes | None) -> Acked:
+            self.sent.append((topic, key, value))
+            return Acked()
+
+        def flush(self) -> None:
+            return None
+
+    producer = Producer()
+    server = PushServer("127.0.0.1", 0, "s3cret", producer, "raw", MetaWebhook("app-secret", "verify-me"))  # type: ignore[arg-type]
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    thread.start()
+
+    def call(method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            connection.request(method, path, body=body or None, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        finally:
+            connection.close()
+
+    try:
+        check = "/webhooks/meta?hub.mode=subscribe&hub.verify_token={}&hub.challenge=1158201444"
+        assert call("GET", check.format("verify-me")) == (200, b"1158201444")
+        assert call("GET", check.format("wrong"))[0] == 403
+        body = json.dumps(_feed_change("comment", "remove", comment_id="77_1_2", post_id="77_1")).encode()
+        signature = "sha256=" + hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
+        assert call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": "sha256=00"})[0] == 401
+        assert producer.sent == []
+        status, answer = call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": signature})
+        assert status == 200 and json.loads(answer) == {"removed": 1}
+        assert producer.sent == [("raw", b"facebook:77_1_2", None)]
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_instagram_reads_its_own_media_comments_and_hashtag_media_and_then_only_what_is_new() -> None:
+    from pipeline.sources.instagram import OwnMediaComments
+    from tests.standins import InstagramApi, Media
+
+    own = [
+        Media(
+            f"1790000000000000{i}",
+            f"Info pajak {i}",
+            NOW - timedelta(days=i + 1),
+            comments=[GraphItem(f"1791000000000000{i}", "kapan buka?", NOW - timedelta(hours=5))],
+        )
+        for i in range(3)
+    ]
+    reply = GraphItem(
+        "17912", "Buka jam 8", NOW - timedelta(hours=4), ("1", "samsatbanten"), own[0].comments[0].id
+    )
+    own[0].comments.append(reply)
+    tagged = [
+        Media(
+            f"1795000000000000{i}", f"Antre #samsatbanten {i}", NOW - timedelta(hours=i + 1), ["samsatbanten"]
+        )
+        for i in range(3)
+    ]
+    tagged.append(Media("17959", "lama #samsatbanten", NOW - timedelta(days=2), ["samsatbanten"]))
+    api = InstagramApi("17841499999999999", own, tagged, page_size=2)
+    bearer = {"authorization": f"Bearer {InstagramApi.TOKEN}"}
+
+    def ask(standin: StandIn, request: Request) -> Response:
+        return _ask(standin, Request(request.url, request.params, bearer, request.cost, request.context))
+
+    class Authorised:
+        """The stand-in with the token the runner sends on every request."""
+
+        url = api.standin.url
+
+        @staticmethod
+        def handle(seen: Seen) -> Any:
+            return api.handle(Seen(seen.path, seen.params, {**seen.headers, **bearer}, query=seen.query))
+
+    try:
+        mine = OwnMediaComments(api.standin.url, api.user_id)
+        keys, cursor = _round(Authorised, mine, None)  # type: ignore[arg-type]
+        assert sorted(keys) == sorted(
+            [f"instagram:{m.id}" for m in own] + [f"instagram:{c.id}" for m in own for c in m.comments]
+        )
+        comments = mine._comments(own[0].id, (NOW - timedelta(days=1)).isoformat())
+        answer = next(p for p in mine.parse(comments, ask(api.standin, comments)).posts if p.id == "17912")
+        assert answer.reply_to_id == own[0].comments[0].id and answer.conversation_id == own[0].id
+        assert _round(Authorised, mine, cursor)[0] == []  # type: ignore[arg-type]
+        hashtag = HashtagMedia(api.standin.url, api.user_id, "samsatbanten")
+        keys, cursor = _round(Authorised, hashtag, None)  # type: ignore[arg-type]
+        assert sorted(keys) == [f"instagram:{m.id}" for m in tagged[:3]]  # the last 24 hours
+        assert _round(Authorised, hashtag, cursor)[0] == [] and api.searched == ["samsatbanten"]
+    finally:
+        api.standin.close()
+
+
+def test_a_youtube_video_without_comments_or_gone_does_not_stop_the_connector() -> None:
+    videos = [
+        Video("vidoff", "Banjir Lebak", NOW - timedelta(hours=2), comments_disabled=True),
+        Video("vidon", "Banjir Serang", NOW - timedelta(hours=1), comments=[("Ugzon", "parah", NOW, [])]),
+    ]
+    api = YoutubeApi(videos, page_size=5)
+    fetcher = Fetcher("youtube", "PANTAU_YOUTUBE_TOKEN", {}, 2, 1.0)
+    try:
+        stream = YoutubeSearch(api.standin.url, YoutubeApi.KEY, "banjir")
+        keys, cursor = _round(api.standin, stream, None)
+        assert sorted(keys) == ["youtube:Ugzon", "youtube:vidoff", "youtube:vidon"]
+        # Through HTTP: the 403 commentsDisabled and a 404 for a video deleted since reach the parser.
+        assert stream.parse(stream._comments("vidoff"), fetcher.fetch(stream._comments("vidoff"))).posts == []
+        api.videos.remove(videos[1])
+        assert stream.parse(stream._comments("vidon"), fetcher.fetch(stream._comments("vidon"))).posts == []
+        assert _round(api.standin, stream, cursor)[0] == []
+        api.quota = api.used  # a spent quota on a comments request still ends the round
+        with pytest.raises(QuotaSpent):
+            stream.parse(stream._comments("vidoff"), fetcher.fetch(stream._comments("vidoff")))
+    finally:
+        fetcher.close()
+        api.standin.close()
