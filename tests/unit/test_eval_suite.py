@@ -90,3 +90,19 @@ def test_the_suite_scores_each_present_set_and_lists_the_missing_one(tmp_path: P
     text = markdown_suite(report)
     assert "| small | " in text and "not scored: not yet" in text
     assert text.count("| in-domain |") == 2  # one sentiment row, one attribution row
+
+
+def test_eval_needs_data_or_the_suite_and_not_both(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["model", "eval"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "--suite" in result.output
+    data = tmp_path / "a.tsv"
+    data.write_text("bagus\tpositive\n", encoding="utf-8")
+    result = runner.invoke(app, ["model", "eval", "--suite", "--data", str(data)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "--suite scores its own sets" in result.output
+    result = runner.invoke(app, ["model", "eval", "--markdown", "--data", str(data)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "only applies with --suite" in result.output

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from itertools import combinations
-from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -101,7 +100,3 @@ def test_the_json_lines_are_as_written_by_json_dumps() -> None:
     for split in SPLITS:
         for line in (INDOMAIN_DIR / f"{split}.jsonl").read_text("utf-8").splitlines():
             assert line == json.dumps(json.loads(line), ensure_ascii=False), line[:60]
-
-
-def test_the_path_of_the_set_is_the_repository_data() -> None:
-    assert INDOMAIN_DIR == Path(__file__).resolve().parents[2] / "data" / "indomain"
