@@ -13,6 +13,7 @@ from pipeline.cli import (
     deadletters,
     ingest,
     kibana,
+    label,
     model,
     posts,
     responsiveness,
@@ -37,6 +38,7 @@ brief.register(app)
 app.add_typer(deadletters.app, name="deadletter")
 app.add_typer(schema.app, name="schema")
 app.add_typer(model.app, name="model")
+app.add_typer(label.app, name="label")
 app.add_typer(bench.app, name="bench")
 app.add_typer(kibana.app, name="kibana")
 app.add_typer(responsiveness.app, name="responsiveness")

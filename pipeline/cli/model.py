@@ -334,20 +334,29 @@ def export(
 
 @app.command("eval")
 def eval_(
-    data: list[Path] = typer.Option(
-        ...,
+    ctx: typer.Context,
+    data: list[Path] | None = typer.Option(
+        None,
         "--data",
         help="labelled file(s) to score, repeatable. Sentiment: TSV text<TAB>label (no header); CSV with "
         "text or tweet plus label or sentiment; JSONL with text plus label or sentiment. Category: JSONL "
         "with text plus category or label",
     ),
+    suite: bool = typer.Option(
+        False,
+        "--suite",
+        help="instead of --data: every domain's sentiment test set (SmSA, NusaX jav/sun, in-domain, DKK "
+        "Semarang when present) in one table, plus agency attribution micro-F1 with per-agency errors and "
+        "category accuracy of the whole enrichment on the in-domain test split",
+    ),
+    markdown: bool = typer.Option(False, "--markdown", help="with --suite: the tables as Markdown"),
     task: Task = typer.Option(Task.SENTIMENT, "--task", help="which head to evaluate"),
     model: Path | None = typer.Option(None, "--model", help="model directory (default PANTAU_MODEL_DIR)"),
     backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
     threads: int = typer.Option(2, "--threads", min=1, help="inference threads"),
 ) -> None:
     """Macro-F1 (with a 95 % bootstrap interval), accuracy, per-class scores, confusion matrix and calibration
-    error on labelled files."""
+    error on labelled files; --suite: every domain's test set and the in-domain attribution in one table."""
     from functools import partial
 
     from pipeline.model.data import load_category_labelled
@@ -357,6 +366,17 @@ def eval_(
 
     model_dir = model or get_settings().model_dir
     backend = backend or get_settings().model_backend
+    if suite:
+        if data or _given(ctx, ["task"]):
+            raise typer.BadParameter(
+                "--suite scores its own sets and every task", param_hint="--data, --task"
+            )
+        _eval_suite(model_dir, _backend(backend), threads, markdown)
+        return
+    if markdown:
+        raise typer.BadParameter("only applies with --suite", param_hint="--markdown")
+    if not data:
+        raise typer.BadParameter("give labelled files to score, or --suite", param_hint="--data")
     if task is Task.ATTRIBUTION:
         _eval_attribution(model_dir, _backend(backend), threads, data)
         return
@@ -419,3 +439,28 @@ def _eval_attribution(model_dir: Path, backend: Backend, threads: int, data: lis
             for agency, s in per_agency(predicted, examples.gold).items()
         ]
         print_table(console, ["agency", "right", "false", "missed", "F1"], rows)
+
+
+def _eval_suite(model_dir: Path, backend: Backend, threads: int, markdown: bool) -> None:
+    from pipeline.enrich.enricher import Enricher
+    from pipeline.model.suite import markdown_suite, print_suite, run_suite
+    from pipeline.report import progress_bar
+
+    try:
+        enricher = Enricher.load(
+            model_dir, threads=threads, backend=backend, accounts_file=get_settings().accounts_file
+        )
+        with progress_bar(console) as bar:
+
+            def progress(name: str, total: int) -> Callable[[int], None]:
+                task_id = bar.add_task(f"scoring {name}", total=total)
+                return lambda done: bar.advance(task_id, done)
+
+            report = run_suite(enricher, backend, progress=progress)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if markdown:
+        print(markdown_suite(report), end="")
+        return
+    print_suite(report, console)

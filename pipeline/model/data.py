@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.corrections import CORRECTIONS_FILE
 from pipeline.model.category import CATEGORIES
 from pipeline.model.sentiment import LABELS
 from pipeline.settings import DEFAULT_MODEL_DIR, REPO_ROOT
 from pipeline.sources.files import csv_dict_reader
 
-__all__ = ["DEFAULT_MODEL_DIR", "REPO_ROOT"]
+__all__ = ["CORRECTIONS_FILE", "DEFAULT_MODEL_DIR", "REPO_ROOT"]
 
 DATA_DIR = REPO_ROOT / "data"
 SMSA_DIR = DATA_DIR / "sentiment" / "smsa"
@@ -143,12 +144,23 @@ def load_labelled(path: Path) -> tuple[list[str], list[str]]:
 
 
 def default_train_files() -> list[Path]:
-    """SmSA train, plus the in-domain train set once a colleague has written it (never its test split)."""
+    """SmSA train, plus the in-domain train set once a colleague has written it (never its test split), plus
+    the analysts' corrections of ``pantau label import`` once there are any."""
     files = [SMSA_DIR / "train_preprocess.tsv"]
     indomain = INDOMAIN_DIR / "train.jsonl"
     if indomain.exists():
         files.append(indomain)
+    if has_corrections(CORRECTIONS_FILE):
+        files.append(CORRECTIONS_FILE)
     return files
+
+
+def has_corrections(path: Path) -> bool:
+    """A corrections file with a record in it: an empty one is "no labelled rows" to the readers."""
+    try:
+        return any(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    except OSError:
+        return False
 
 
 def default_valid_files() -> list[Path]:

@@ -130,6 +130,14 @@ def test_every_command_writes_plain_lines_when_piped(pipeline: Pipeline, tmp_pat
     matrix = out.split("confusion (rows: true, columns: predicted)")[1].strip().splitlines()
     assert matrix[0].split() == list(CATEGORIES)  # whole labels, none cut to "a…"
 
+    labels = tmp_path / "labels.csv"
+    code, _, err = run_piped("label", "export", "--since", "3650d", "--out", str(labels))
+    ran.add("pantau label export")
+    assert code == 0 and len(err.strip().splitlines()) == 1 and labels.read_text(encoding="utf-8-sig")
+    code, _, err = run_piped("label", "import", str(labels), "--to", str(tmp_path / "corrections.jsonl"))
+    ran.add("pantau label import")
+    assert code == 0 and len(err.strip().splitlines()) == 1  # nothing corrected: every row skipped
+
     subscribers = tmp_path / "alerts.yaml"
     subscribers.write_text(
         "subscribers:\n  - name: ops\n    slack: {url: 'http://127.0.0.1:9/hook'}\n"
