@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,23 +56,23 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def topic_layer_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Topic layer 1 in every loaded model module, so that a two-layer student is allowed."""
-    for name, module in list(sys.modules.items()):
-        if name.startswith("pipeline.model") and hasattr(module, "TOPIC_LAYER"):
-            monkeypatch.setattr(module, "TOPIC_LAYER", 1)
+    """Topic layer 1, so that a two-layer student is allowed."""
+    import pipeline.model.encoder
+
+    monkeypatch.setattr(pipeline.model.encoder, "TOPIC_LAYER", 1)
 
 
 def _finetune(tiny: dict[str, Path], tmp: Path, **kw: Any) -> dict[str, Any]:
-    from pipeline.model.finetune import finetune_sentiment
+    from pipeline.model.training.config import FinetuneConfig
+    from pipeline.model.training.finetune import finetune_sentiment
 
     torch.set_num_threads(2)
-    return finetune_sentiment(
-        DEFAULT_MODEL_DIR,
-        tmp / "out",
-        [tiny["smsa"], tiny["sun"]],
-        [tiny["valid"]],
+    config = FinetuneConfig(
+        model_in=DEFAULT_MODEL_DIR,
+        out_dir=tmp / "out",
+        train_files=[tiny["smsa"], tiny["sun"]],
+        valid_files=[tiny["valid"]],
         checkpoint_dir=tmp / "ckpt",
-        console=Console(file=io.StringIO()),
         device="cpu",
         epochs=2,
         batch_size=8,
@@ -85,6 +84,7 @@ def _finetune(tiny: dict[str, Path], tmp: Path, **kw: Any) -> dict[str, Any]:
         test_files={"test": tiny["test"]},
         **kw,
     )
+    return finetune_sentiment(config, Console(file=io.StringIO()))
 
 
 def _fingerprint(out: Path, result: dict[str, Any]) -> dict[str, Any]:
