@@ -224,3 +224,18 @@ def test_tiny_finetune_gives_the_recorded_numbers(
         assert got[split]["ece"] == pytest.approx(expected[split]["ece"], abs=2e-3), split
     for key in ("history", "start_head", "tensors"):
         assert got[key] == expected[key], key
+
+
+def test_sampling_balanced_by_domain_is_recorded_and_part_of_the_run(
+    tiny: dict[str, Path], tmp_path: Path, topic_layer_1: None
+) -> None:
+    kw: dict[str, Any] = {"domains": ["smsa", "sun"], "domain_sampling": {"weights": {"sun": 2}}}
+    result = _finetune(tiny, tmp_path, **kw)
+    assert result["steps"] == 3 and result["domain_sampling"] == {
+        "smsa": {"rows": 15, "weight": 1.0, "epoch_share": 0.3333},
+        "sun": {"rows": 15, "weight": 2.0, "epoch_share": 0.6667},
+    }
+    assert result["losses"] != pytest.approx(EXPECTED["labels"]["losses"], rel=1e-3)
+    # Its checkpoint is not one of the same run without sampling.
+    with pytest.raises(ValueError, match="different run"):
+        _finetune(tiny, tmp_path)
