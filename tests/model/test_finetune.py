@@ -351,3 +351,44 @@ def test_frozen_head_trainer_writes_to_the_cache_and_drops_a_stale_category_head
     assert (frozen / HEAD_FILE).exists() and not (frozen / CATEGORY_HEAD_FILE).exists()
     assert f"pantau model train --task category --out {frozen}" in " ".join(result.output.split())
     assert not (settings_env / "shipped").exists()
+
+
+def test_the_command_line_fine_tunes_with_the_options_it_was_given(
+    data: tuple[Path, Path], settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import pipeline.model.train
+    from pipeline.cli import app
+
+    monkeypatch.setattr(pipeline.model.train, "default_test_files", dict)  # held-out sets take minutes
+    out, ckpt = settings_env / "ft", settings_env / "ckpt"
+    args = ["model", "train", "--epochs", "1", "--max-steps", "1", "--base", str(DEFAULT_MODEL_DIR)]
+    args += [
+        "--data",
+        str(data[0]),
+        "--valid",
+        str(data[1]),
+        "--out",
+        str(out),
+        "--checkpoint-dir",
+        str(ckpt),
+    ]
+    args += ["--lr", "1e-4", "--batch-size", "4", "--max-length", "24", "--seed", "5"]
+    refused = CliRunner().invoke(app, [*args, "--domain-weight", "nusax=2"], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2 and "name no training file's domain: nusax" in refused.output
+    assert not ckpt.exists(), "refused before anything was loaded or written"
+
+    result = CliRunner().invoke(app, [*args, "--balance-domains"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((out / "pantau_model.json").read_text(encoding="utf-8"))["finetune"]
+    assert (recorded["lr"], recorded["batch_size"], recorded["max_length"], recorded["seed"]) == (
+        1e-4,
+        4,
+        24,
+        5,
+    )
+    assert recorded["steps"] == 1 and recorded["calibrated_on"] == "onnx-int8"
+    assert recorded["domain_sampling"] == {
+        data[0].parent.name: {"rows": 16, "weight": 1.0, "epoch_share": 1.0}
+    }

@@ -97,3 +97,43 @@ def test_domain_options_of_the_command_line() -> None:
         result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
         assert result.exit_code == 2, result.output
         assert expected in " ".join(result.output.split()), result.output
+
+
+RECORDED_AS = {
+    "model_in": "source_model",
+    "train_files": "data",
+    "valid_files": "data",
+    "test_files": "metrics (one entry per set)",
+    "epochs": "epochs",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "max_length": "max_length",
+    "freeze_embeddings": "freeze_word_embeddings",
+    "layer_decay": "layer_decay",
+    "warmup_ratio": "schedule (as warmup steps)",
+    "schedule": "schedule",
+    "class_weighted": "class_weighted",
+    "device": "device",
+    "seed": "seed",
+    "max_steps": "max_steps",
+    "train_limit": "train_limit",
+    "storage": "encoder.storage",
+    "onnx": "calibrated_on, onnx",
+    "layers": "layers",
+    "freeze_layers": "freeze_layers",
+    "teachers": "teacher.ensemble",
+    "teacher_backend": "teacher.backend",
+    "distill_weight": "teacher.distill_weight",
+    "anchor_weight": "teacher.anchor_weight",
+    "domain_sampling": "domain_sampling",
+    "domains": "domain_sampling",
+}
+"""Where ``pantau_model.json`` (``finetune``) records each choice of a run."""
+NOT_RECORDED = {"out_dir", "checkpoint_dir", "resume", "checkpoint_every", "threads"}
+"""Where and how a run went, not what it trained: the same model comes out either way."""
+
+
+def test_every_choice_of_a_run_is_recorded_or_said_not_to_matter() -> None:
+    """A new field of FinetuneConfig must be added to ``finetune`` in pantau_model.json (and to the run's
+    signature in training/checkpoints.py when it changes the steps), then listed here."""
+    assert set(FinetuneConfig.model_fields) == set(RECORDED_AS) | NOT_RECORDED
