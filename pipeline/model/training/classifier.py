@@ -14,7 +14,7 @@ from pipeline.model.encoder import TorchEncoder, embed_texts, pooled_pair
 from pipeline.model.modeling_pantau import mean_pool
 from pipeline.model.train import Fitted, fit_head
 from pipeline.model.training.batching import collate
-from pipeline.model.training.config import Schedule
+from pipeline.model.training.config import Schedule, student_depth
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,6 +27,9 @@ HEAD_INIT_TEXTS = 3000
 __all__ = [
     "HEAD_INIT_TEXTS",
     "Classifier",
+    "balanced_class_weight",
+    "freeze",
+    "keep_layers",
     "lr_factor",
     "param_groups",
     "predict_logits",
@@ -58,6 +61,35 @@ class Classifier(torch.nn.Module):
         pair = pooled_pair(self.encoder, mask, input_ids=ids)
         logits: torch.Tensor = self.head(pair[:, 0])
         return logits, pair
+
+
+def keep_layers(encoder: BertModel, layers: int | None, freeze_layers: int) -> int:
+    """Cut ``encoder`` to its first ``layers`` (a faster student; checked by ``student_depth``); returns
+    the depth kept."""
+    depth = int(encoder.config.num_hidden_layers)
+    kept = student_depth(depth, layers, freeze_layers)
+    if kept != depth:
+        encoder.encoder.layer = encoder.encoder.layer[:kept]
+        encoder.config.num_hidden_layers = kept
+    return kept
+
+
+def freeze(encoder: BertModel, word_embeddings: bool, layers: int) -> None:
+    """Hold parameters fixed: the word embeddings (most of the weights; frozen ones keep their 4-bit
+    blocks when stored), and with ``layers`` all embeddings and the first ``layers`` layers (cheaper
+    steps)."""
+    if word_embeddings:
+        encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    if layers:
+        encoder.embeddings.requires_grad_(False)
+        for layer in encoder.encoder.layer[:layers]:
+            layer.requires_grad_(False)
+
+
+def balanced_class_weight(y: torch.Tensor, n_labels: int) -> torch.Tensor:
+    """Cross-entropy weights inversely proportional to each label's count (``class_weighted``)."""
+    counts = np.bincount(y.numpy(), minlength=n_labels).astype(np.float64)
+    return torch.tensor(len(y) / (n_labels * np.maximum(counts, 1)), dtype=torch.float32)
 
 
 def param_groups(

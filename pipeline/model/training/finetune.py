@@ -8,7 +8,9 @@ part lives in its own module of this package (see ``pipeline/model/training/__in
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,18 +32,23 @@ from pipeline.model.training.batching import domain_pool, encode, epoch_batches
 from pipeline.model.training.checkpoints import Checkpoints, TrainState, run_signature
 from pipeline.model.training.classifier import (
     Classifier,
+    balanced_class_weight,
+    freeze,
+    keep_layers,
     lr_factor,
     param_groups,
     softmax,
     starting_head,
 )
-from pipeline.model.training.config import FinetuneConfig, student_depth
+from pipeline.model.training.config import FinetuneConfig
 from pipeline.model.training.loop import WEIGHT_DECAY, Distillation, TrainingLoop
 from pipeline.model.training.storage import write_encoder, write_model
 from pipeline.model.training.targets import teacher_targets
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from tokenizers import Tokenizer
+    from transformers import BertModel
 
 __all__ = ["finetune_sentiment"]
 
@@ -80,6 +87,156 @@ def _domain_summary(config: FinetuneConfig, domains: Sequence[str]) -> dict[str,
     }
 
 
+@dataclass
+class Source:
+    """The model directory a run starts from: its description, encoder (fp32), tokenizer and head."""
+
+    meta: dict[str, Any]
+    base_meta: dict[str, Any]
+    prefix: str
+    encoder: BertModel
+    tok: Tokenizer
+    head: Head
+
+    @classmethod
+    def load(cls, model_dir: Path) -> Source:
+        meta_path = model_dir / META_FILE
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        base_path = model_dir / "base_model.json"
+        base_meta = json.loads(base_path.read_text(encoding="utf-8")) if base_path.exists() else {}
+        prefix = str(meta.get("prefix", base_meta.get("prefix", "query: ")))
+        encoder = load_encoder(model_dir, "fp32")
+        tok = load_tokenizer(model_dir)
+        hidden = int(encoder.config.hidden_size)
+        if (model_dir / HEAD_FILE).exists():
+            head = Head.load(model_dir / HEAD_FILE)
+        else:  # a bare encoder dir from `pantau model build`: start from a zero head
+            head = Head(np.zeros((len(LABELS), hidden)), np.zeros(len(LABELS)))
+        return cls(meta, base_meta, prefix, encoder, tok, head)
+
+    def description(self) -> dict[str, Any]:
+        """What the written model's ``pantau_model.json`` starts from (its base named, as the source's)."""
+        base = {"base": self.base_meta} if self.base_meta and "base" not in self.meta else {}
+        return self.meta | base
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """The trained head with its temperature folded in, scored with the weights as stored."""
+
+    backend: Backend
+    temperature: float
+    head: Head
+    valid_before: EvalReport
+    """Validation scores before temperature scaling (same macro-F1, other ECE)."""
+    valid: EvalReport
+    raw_logits: Callable[[Sequence[str]], np.ndarray]
+    """Logits before temperature of texts, through the stored encoder and ``backend``."""
+
+    def score(self, texts: Sequence[str], labels: Sequence[str]) -> EvalReport:
+        return report_from_proba(softmax(self.raw_logits(texts) / self.temperature), labels)
+
+
+def calibrate(
+    model: Classifier,
+    c: FinetuneConfig,
+    tok: Tokenizer,
+    prefix: str,
+    labels: Sequence[str],
+    v_texts: Sequence[str],
+    v_text: Sequence[str],
+) -> Calibrated:
+    """Fit the temperature on validation with the encoder as written to ``out_dir``, through the backend the
+    model ships with (onnx-int8 when ``onnx``, else fp32).
+
+    Int8 rounding changes the logits' scale (a label-only continuation of v3 calibrated on fp32 had
+    validation ECE 0.020 there, 0.070 with onnx-int8), and scores of the in-memory weights would not
+    reproduce with `pantau model eval`.
+    """
+    backend: Backend = "onnx-int8" if c.onnx else "fp32"
+    w = model.head.weight.detach().cpu().double().numpy()
+    b = model.head.bias.detach().cpu().double().numpy()
+    shipped = load_pooled_encoder(c.out_dir, backend, c.threads)
+
+    def raw_logits(texts: Sequence[str]) -> np.ndarray:
+        x = embed_texts(shipped, tok, texts, prefix=prefix, max_length=DEFAULT_MAX_LENGTH)[:, 0]
+        return np.asarray(x.astype(np.float64) @ w.T + b)
+
+    index = {label: i for i, label in enumerate(labels)}
+    va_logits = raw_logits(v_texts)
+    t = fit_temperature(va_logits, np.array([index[v] for v in v_text]))
+    return Calibrated(
+        backend=backend,
+        temperature=t,
+        head=Head(w / t, b / t, tuple(labels)),
+        valid_before=report_from_proba(softmax(va_logits), v_text),
+        valid=report_from_proba(softmax(va_logits / t), v_text),
+        raw_logits=raw_logits,
+    )
+
+
+def _details(
+    c: FinetuneConfig,
+    state: TrainState,
+    best: dict[str, Any],
+    *,
+    layers: int,
+    steps_per_epoch: int,
+    warmup: int,
+    teacher_versions: list[str],
+    device: str,
+    calibrated: Calibrated,
+    source_version: str,
+    domain_summary: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """How the model was trained: ``finetune`` in ``pantau_model.json`` (the stored files are added to it)."""
+    details: dict[str, Any] = {
+        "epochs": c.epochs,
+        "epochs_completed": round(state.step / steps_per_epoch, 4),
+        "best_epoch": best["epoch"],
+        "best_step": best["step"],
+        "steps": state.step,
+        "steps_per_epoch": steps_per_epoch,
+        "max_steps": c.max_steps,
+        "lr": c.lr,
+        "schedule": f"AdamW, {warmup} warmup steps then {c.schedule} decay",
+        "layer_decay": c.layer_decay,
+        "weight_decay": WEIGHT_DECAY,
+        "batch_size": c.batch_size,
+        "max_length": c.max_length,
+        "freeze_word_embeddings": c.freeze_embeddings,
+        "layers": layers,
+        "freeze_layers": c.freeze_layers,
+        "teacher": {
+            "version": teacher_versions[0],
+            "ensemble": teacher_versions,
+            "backend": c.teacher_backend,
+            "distill_weight": c.distill_weight,
+            "anchor_weight": c.anchor_weight,
+        }
+        if c.teachers
+        else None,
+        "class_weighted": c.class_weighted,
+        "start_head": state.start_head,
+        "seed": c.seed,
+        "train_limit": c.train_limit,
+        "device": device,
+        "best_valid_macro_f1": round(state.best_f1, 4),
+        "temperature": round(calibrated.temperature, 6),
+        "calibrated_on": calibrated.backend,
+        "valid_ece_before_temperature": round(calibrated.valid_before.ece, 4),
+        "history": state.history,
+        "data": {
+            "train": [file_info(p) for p in c.train_files],
+            "valid": [file_info(p) for p in c.valid_files],
+        },
+        "source_model": source_version,
+    }
+    if domain_summary is not None:
+        details["domain_sampling"] = domain_summary
+    return details
+
+
 def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, Any]:
     """Fine-tune encoder + head from ``config.model_in`` and write a ``SentimentModel`` directory to
     ``config.out_dir``.
@@ -98,28 +255,12 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     torch.set_num_threads(c.threads)
     torch.manual_seed(c.seed)
 
-    meta_in_path = c.model_in / META_FILE
-    meta_in: dict[str, Any] = (
-        json.loads(meta_in_path.read_text(encoding="utf-8")) if meta_in_path.exists() else {}
-    )
-    base_path = c.model_in / "base_model.json"
-    base_meta = json.loads(base_path.read_text(encoding="utf-8")) if base_path.exists() else {}
-    prefix = str(meta_in.get("prefix", base_meta.get("prefix", "query: ")))
-    encoder = load_encoder(c.model_in, "fp32")
-    tok = load_tokenizer(c.model_in)
-    hidden = int(encoder.config.hidden_size)
-    if (c.model_in / HEAD_FILE).exists():
-        head_in = Head.load(c.model_in / HEAD_FILE)
-    else:  # a bare encoder dir from `pantau model build`: start from a zero head
-        head_in = Head(np.zeros((len(LABELS), hidden)), np.zeros(len(LABELS)))
+    source = Source.load(c.model_in)
+    encoder, tok, prefix, head_in = source.encoder, source.tok, source.prefix, source.head
     labels = head_in.labels
     index = {label: i for i, label in enumerate(labels)}
-    n_layers = int(encoder.config.num_hidden_layers)
-    truncated = c.layers is not None and c.layers != n_layers
-    kept = student_depth(n_layers, c.layers, c.freeze_layers)
-    if kept != n_layers:
-        encoder.encoder.layer = encoder.encoder.layer[:kept]
-        encoder.config.num_hidden_layers = n_layers = kept
+    truncated = c.layers is not None and c.layers != int(encoder.config.num_hidden_layers)
+    n_layers = keep_layers(encoder, c.layers, c.freeze_layers)
     texts, y_text, row_domains = _training_rows(c)
     v_texts, v_text = read_labelled_files(c.valid_files)
     checkpoints = Checkpoints(c.checkpoint_dir, run_signature(c, n_layers))
@@ -133,17 +274,11 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
             "valid_macro_f1": round(start.valid_after.macro_f1, 4),
         }
     model = Classifier(encoder, head_in.weight, head_in.bias)
-    if c.freeze_embeddings:
-        encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-    if c.freeze_layers:
-        encoder.embeddings.requires_grad_(False)
-        for layer in encoder.encoder.layer[: c.freeze_layers]:
-            layer.requires_grad_(False)
+    freeze(encoder, c.freeze_embeddings, c.freeze_layers)
     model.to(device)
     pad_id = int(encoder.config.pad_token_id or 1)
 
     y = torch.tensor([index[v] for v in y_text], dtype=torch.long)
-    y_va = np.array([index[v] for v in v_text])
     train_ids = encode(tok, texts, prefix, c.max_length)
     valid_ids = encode(tok, v_texts, prefix, DEFAULT_MAX_LENGTH)  # scored as SentimentModel will see them
     lengths = np.array([len(i) for i in train_ids])
@@ -181,12 +316,7 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
         )
         console.print(f"sampling balanced by domain (share of an epoch, of rows): {shares}")
 
-    class_weight = None
-    if c.class_weighted:
-        counts = np.bincount(y.numpy(), minlength=len(labels)).astype(np.float64)
-        class_weight = torch.tensor(len(y) / (len(labels) * np.maximum(counts, 1)), dtype=torch.float32).to(
-            device
-        )
+    class_weight = balanced_class_weight(y, len(labels)).to(device) if c.class_weighted else None
     optimizer = torch.optim.AdamW(param_groups(model, c.lr, c.layer_decay, WEIGHT_DECAY), lr=c.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total_steps, warmup, c.schedule)
@@ -227,82 +357,37 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     # changes the logits' scale (a label-only continuation of v3 calibrated on fp32 had validation ECE 0.020
     # there, 0.070 with onnx-int8), and scores of the in-memory weights would not reproduce with
     # `pantau model eval`.
-    calibrated_on: Backend = "onnx-int8" if c.onnx else "fp32"
-    w = model.head.weight.detach().cpu().double().numpy()
-    b = model.head.bias.detach().cpu().double().numpy()
-    shipped = load_pooled_encoder(c.out_dir, calibrated_on, c.threads)
-
-    def raw_logits(texts: Sequence[str]) -> np.ndarray:
-        x = embed_texts(shipped, tok, texts, prefix=prefix, max_length=DEFAULT_MAX_LENGTH)[:, 0]
-        return np.asarray(x.astype(np.float64) @ w.T + b)
-
-    va_logits = raw_logits(v_texts)
-    t = fit_temperature(va_logits, y_va)
-    head = Head(w / t, b / t, labels)
-    before = report_from_proba(softmax(va_logits), v_text)
-    after = report_from_proba(softmax(va_logits / t), v_text)
+    calibrated = calibrate(model, c, tok, prefix, labels, v_texts, v_text)
     console.print(
-        f"best epoch {best['epoch']:.2f} (step {best['step']}), {calibrated_on}: valid macro-F1 "
-        f"{after.macro_f1:.4f}; temperature {t:.3f}, ECE {before.ece:.4f} → {after.ece:.4f}"
+        f"best epoch {best['epoch']:.2f} (step {best['step']}), {calibrated.backend}: valid macro-F1 "
+        f"{calibrated.valid.macro_f1:.4f}; temperature {calibrated.temperature:.3f}, "
+        f"ECE {calibrated.valid_before.ece:.4f} → {calibrated.valid.ece:.4f}"
     )
-
-    metrics: dict[str, Any] = {"valid": metrics_summary(after)}
+    metrics = {"valid": metrics_summary(calibrated.valid)}
     for name, path in c.test_files.items():
-        t_texts, t_labels = load_labelled(path)
-        report: EvalReport = report_from_proba(softmax(raw_logits(t_texts) / t), t_labels)
-        print_report(report, console, title=f"{name} ({path.name}, {calibrated_on})")
+        report = calibrated.score(*load_labelled(path))
+        print_report(report, console, title=f"{name} ({path.name}, {calibrated.backend})")
         metrics[name] = metrics_summary(report)
 
     model.cpu()
-    details: dict[str, Any] = {
-        "epochs": c.epochs,
-        "epochs_completed": round(state.step / steps_per_epoch, 4),
-        "best_epoch": best["epoch"],
-        "best_step": best["step"],
-        "steps": state.step,
-        "steps_per_epoch": steps_per_epoch,
-        "max_steps": c.max_steps,
-        "lr": c.lr,
-        "schedule": f"AdamW, {warmup} warmup steps then {c.schedule} decay",
-        "layer_decay": c.layer_decay,
-        "weight_decay": WEIGHT_DECAY,
-        "batch_size": c.batch_size,
-        "max_length": c.max_length,
-        "freeze_word_embeddings": c.freeze_embeddings,
-        "layers": n_layers,
-        "freeze_layers": c.freeze_layers,
-        "teacher": {
-            "version": teacher_versions[0],
-            "ensemble": teacher_versions,
-            "backend": c.teacher_backend,
-            "distill_weight": c.distill_weight,
-            "anchor_weight": c.anchor_weight,
-        }
-        if c.teachers
-        else None,
-        "class_weighted": c.class_weighted,
-        "start_head": state.start_head,
-        "seed": c.seed,
-        "train_limit": c.train_limit,
-        "device": device,
-        "best_valid_macro_f1": round(state.best_f1, 4),
-        "temperature": round(t, 6),
-        "calibrated_on": calibrated_on,
-        "valid_ece_before_temperature": round(before.ece, 4),
-        "history": state.history,
-        "data": {
-            "train": [file_info(p) for p in c.train_files],
-            "valid": [file_info(p) for p in c.valid_files],
-        },
-        "source_model": str(meta_in.get("version", c.model_in)),
-    }
-    if domain_summary is not None:
-        details["domain_sampling"] = domain_summary
+    details = _details(
+        c,
+        state,
+        best,
+        layers=n_layers,
+        steps_per_epoch=steps_per_epoch,
+        warmup=warmup,
+        teacher_versions=teacher_versions,
+        device=device,
+        calibrated=calibrated,
+        source_version=str(source.meta.get("version", c.model_in)),
+        domain_summary=domain_summary,
+    )
     summary = write_model(
         c.out_dir,
-        head,
+        calibrated.head,
         stored,
-        meta_in | ({"base": base_meta} if base_meta and "base" not in meta_in else {}),
+        source.description(),
         prefix,
         metrics,
         details,
