@@ -57,6 +57,8 @@ EPOCHS_ONLY = (
     "freeze_layers",
     "teachers",
     "seed",
+    "balance_domains",
+    "domain_weights",
 )
 """Options of ``train`` that only fine-tuning reads."""
 
@@ -133,6 +135,18 @@ def train(
     seed: int = typer.Option(
         13, "--seed", help="with --epochs: seed of batch order and dropout (a second run of one recipe)"
     ),
+    balance_domains: bool = typer.Option(
+        False,
+        "--balance-domains",
+        help="with --epochs: draw each epoch's rows by domain (a training file's directory: smsa, indomain, "
+        "...), equal shares unless --domain-weight, instead of in proportion to the files' sizes",
+    ),
+    domain_weights: list[str] | None = typer.Option(
+        None,
+        "--domain-weight",
+        help="with --epochs: DOMAIN=W, a domain's relative share of an epoch (others weigh 1); implies "
+        "--balance-domains; repeatable",
+    ),
     threads: int = typer.Option(2, "--threads", min=1, help="threads of the encoder and of fine-tuning"),
     backend: str | None = typer.Option(
         None,
@@ -203,6 +217,7 @@ def train(
             teachers=teachers or [],
             seed=seed,
             teacher_backend=get_settings().model_backend,
+            domain_sampling=_domain_sampling(balance_domains, domain_weights or []),
         )
         return
     if task is Task.ATTRIBUTION:
@@ -254,10 +269,27 @@ def _given(ctx: typer.Context, names: Sequence[str]) -> list[str]:
     ]
 
 
+def _domain_sampling(balance: bool, weights: list[str]) -> dict[str, Any] | None:
+    """``--balance-domains`` and ``--domain-weight DOMAIN=W`` as the config's ``domain_sampling``."""
+    if not balance and not weights:
+        return None
+    parsed: dict[str, float] = {}
+    for item in weights:
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not name or not weight > 0:
+            raise typer.BadParameter(f"{item!r}: expected DOMAIN=W with W > 0", param_hint="--domain-weight")
+        parsed[name] = weight
+    return {"weights": parsed}
+
+
 def _check_depth(model_dir: Path, layers: int | None, freeze_layers: int) -> None:
     """``--layers`` and ``--freeze-layers`` against the depth of the model fine-tuning starts from, before
     minutes of loading and reading go into a run that cannot start."""
-    from pipeline.model.finetune import LayerChoiceError, student_depth
+    from pipeline.model.training.config import LayerChoiceError, student_depth
 
     try:
         depth = int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
@@ -289,12 +321,27 @@ def _finetune(
     **kw: Any,
 ) -> None:
     """Fine-tune into ``out``, then say how to check it against the model in use before copying it over."""
-    from pipeline.model.finetune import finetune_sentiment
-    from pipeline.model.train import default_test_files
+    from pydantic import ValidationError
 
-    result = finetune_sentiment(
-        model_in, out, train_files, valid_files, console=console, test_files=default_test_files(), **kw
-    )
+    from pipeline.model.train import default_test_files
+    from pipeline.model.training.config import FinetuneConfig
+    from pipeline.model.training.finetune import finetune_sentiment
+
+    try:
+        config = FinetuneConfig(
+            model_in=model_in,
+            out_dir=out,
+            train_files=train_files,
+            valid_files=valid_files,
+            test_files=default_test_files(),
+            **kw,
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            console.print(f"[red]error:[/red] {escape(where + ': ' if where else '')}{escape(error['msg'])}")
+        raise typer.Exit(2) from None
+    result = finetune_sentiment(config, console)
     shipped = get_settings().model_dir
     valid_args = " ".join(f"--data {p}" for p in valid_files)
     console.print(

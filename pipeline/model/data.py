@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,23 @@ def load_labelled(path: Path) -> tuple[list[str], list[str]]:
     if not texts:
         raise no_labelled_rows(path, skipped)
     return texts, labels
+
+
+def read_labelled_files(files: Sequence[Path]) -> tuple[list[str], list[str]]:
+    """Texts and labels of several files, in order: what the trainers train and validate on."""
+    texts: list[str] = []
+    labels: list[str] = []
+    for path in files:
+        t, y = load_labelled(path)
+        texts += t
+        labels += y
+    return texts, labels
+
+
+def file_info(path: Path) -> dict[str, Any]:
+    """Path (relative to the repository when inside it) and SHA-256: how a model card names its data."""
+    rel = path.resolve().relative_to(REPO_ROOT) if path.resolve().is_relative_to(REPO_ROOT) else path
+    return {"path": str(rel), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def default_train_files() -> list[Path]:

@@ -57,6 +57,18 @@ class EvalReport:
         return asdict(self)
 
 
+def metrics_summary(r: EvalReport) -> dict[str, Any]:
+    """The scores a model description records for one split (``metrics`` in ``pantau_model.json``)."""
+    return {
+        "n": r.n,
+        "macro_f1": round(r.macro_f1, 4),
+        "accuracy": round(r.accuracy, 4),
+        "ece": round(r.ece, 4),
+        "per_class_f1": {k: round(v.f1, 4) for k, v in r.per_class.items()},
+        "confusion": r.confusion,
+    }
+
+
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
     """Top-label ECE: confidence-vs-accuracy gap averaged over equal-width confidence bins."""
     if len(y) == 0:

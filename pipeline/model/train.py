@@ -7,7 +7,6 @@ both. Probabilities are temperature-scaled on the validation split so ``score`` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -19,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.model.category import remove_stale_category_head
-from pipeline.model.data import DATA_DIR, LABELS, REPO_ROOT, SMSA_DIR, load_labelled
+from pipeline.model.data import (
+    DATA_DIR,
+    LABELS,
+    SMSA_DIR,
+    file_info,
+    load_labelled,
+    read_labelled_files,
+)
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
     Backend,
@@ -29,7 +35,7 @@ from pipeline.model.encoder import (
     load_tokenizer,
     write_transformers_code,
 )
-from pipeline.model.evaluate import EvalReport, print_report, report_from_proba
+from pipeline.model.evaluate import EvalReport, metrics_summary, print_report, report_from_proba
 from pipeline.model.onnx_export import export_onnx
 from pipeline.model.packed import PACKED_FILE
 from pipeline.model.sentiment import HEAD_FILE, Head, weights_version, write_meta
@@ -65,16 +71,6 @@ class Fitted:
     temperature: float
     valid_before: EvalReport
     valid_after: EvalReport
-
-
-def _read(files: Sequence[Path]) -> tuple[list[str], list[str]]:
-    texts: list[str] = []
-    labels: list[str] = []
-    for path in files:
-        t, y = load_labelled(path)
-        texts += t
-        labels += y
-    return texts, labels
 
 
 def _embed(
@@ -140,22 +136,6 @@ def fit_head(x_tr: np.ndarray, y_tr: Sequence[str], x_va: np.ndarray, y_va: Sequ
     )
 
 
-def _file_info(path: Path) -> dict[str, Any]:
-    rel = path.resolve().relative_to(REPO_ROOT) if path.resolve().is_relative_to(REPO_ROOT) else path
-    return {"path": str(rel), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-
-
-def _metrics(r: EvalReport) -> dict[str, Any]:
-    return {
-        "n": r.n,
-        "macro_f1": round(r.macro_f1, 4),
-        "accuracy": round(r.accuracy, 4),
-        "ece": round(r.ece, 4),
-        "per_class_f1": {k: round(v.f1, 4) for k, v in r.per_class.items()},
-        "confusion": r.confusion,
-    }
-
-
 def train_sentiment(
     base_dir: Path,
     out_dir: Path,
@@ -178,8 +158,8 @@ def train_sentiment(
     tok = load_tokenizer(base_dir)
     kw: dict[str, Any] = {"prefix": prefix, "max_length": max_length}
 
-    x_texts, y_tr = _read(train_files)
-    v_texts, y_va = _read(valid_files)
+    x_texts, y_tr = read_labelled_files(train_files)
+    v_texts, y_va = read_labelled_files(valid_files)
     console.print(f"train: {len(x_texts):,} texts from {[str(p) for p in train_files]}")
     console.print(f"valid: {len(v_texts):,} texts from {[str(p) for p in valid_files]}")
     x_tr = _embed(encoder, tok, x_texts, "train", console, **kw)
@@ -201,13 +181,13 @@ def train_sentiment(
     fitted.head.save(out_dir / HEAD_FILE, {"temperature": f"{fitted.temperature:.6f}"})
     export_onnx(out_dir, console)
 
-    metrics: dict[str, Any] = {"valid": _metrics(fitted.valid_after)}
+    metrics: dict[str, Any] = {"valid": metrics_summary(fitted.valid_after)}
     for name, path in (test_files if test_files is not None else default_test_files()).items():
         texts, labels = load_labelled(path)
         proba = fitted.head.probabilities(_embed(encoder, tok, texts, name, console, **kw))
         report = report_from_proba(proba, labels)
         print_report(report, console, title=f"{name} ({path.name})")
-        metrics[name] = _metrics(report)
+        metrics[name] = metrics_summary(report)
 
     meta = {
         "version": weights_version(out_dir),
@@ -226,8 +206,8 @@ def train_sentiment(
             "valid_ece_before_temperature": round(fitted.valid_before.ece, 4),
         },
         "data": {
-            "train": [_file_info(p) | {"rows": n} for p, n in _counts(train_files)],
-            "valid": [_file_info(p) | {"rows": n} for p, n in _counts(valid_files)],
+            "train": [file_info(p) | {"rows": n} for p, n in _counts(train_files)],
+            "valid": [file_info(p) | {"rows": n} for p, n in _counts(valid_files)],
             "indomain_included": any("indomain" in str(p) for p in train_files),
         },
         "metrics": metrics,

@@ -17,10 +17,9 @@ from pipeline.enrich.enricher import evidence_matrix, gather_evidence
 from pipeline.gazetteer.recognizer import default_gazetteer
 from pipeline.model.attribution import ATTRIBUTION_HEAD_FILE, AttributionModel, candidate_features, candidates
 from pipeline.model.category import CategoryModel
-from pipeline.model.data import read_jsonl, record_text
+from pipeline.model.data import file_info, read_jsonl, record_text
 from pipeline.model.encoder import Backend
 from pipeline.model.sentiment import META_FILE, SentimentModel, write_meta
-from pipeline.model.train import _file_info
 from schemas.vocab import Agency
 
 C_VALUES = (0.25, 1.0, 4.0, 16.0)
@@ -157,8 +156,8 @@ def train_attribution(
         "embeddings_backend": backend,
         "C": c,
         "threshold": threshold,
-        "train": _file_info(train) | {"posts": len(tr.gold), "candidates": len(y_tr)},
-        "valid": _file_info(valid)
+        "train": file_info(train) | {"posts": len(tr.gold), "candidates": len(y_tr)},
+        "valid": file_info(valid)
         | {"posts": len(va.gold), "micro_f1": round(f1, 4), "gazetteer_micro_f1": round(rules.micro_f1, 4)},
     }
     meta_path = model_dir / META_FILE

@@ -14,11 +14,11 @@ from rich.console import Console
 from pipeline.enrich.enricher import evidence_matrix, gather_evidence
 from pipeline.gazetteer.recognizer import default_gazetteer
 from pipeline.model.category import CATEGORIES, CATEGORY_HEAD_FILE, CategoryModel
-from pipeline.model.data import load_category_labelled
+from pipeline.model.data import file_info, load_category_labelled
 from pipeline.model.encoder import Backend
 from pipeline.model.evaluate import evaluate_category
 from pipeline.model.sentiment import META_FILE, Head, SentimentModel, write_meta
-from pipeline.model.train import _file_info, fit_temperature
+from pipeline.model.train import fit_temperature
 
 EVIDENCE_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 C_VALUES = (4.0, 16.0, 64.0)
@@ -82,8 +82,8 @@ def train_category(
         "evidence_weight": weight,
         "C": c,
         "temperature": round(temperature, 4),
-        "train": _file_info(train) | {"rows": len(y_tr)},
-        "valid": _file_info(valid)
+        "train": file_info(train) | {"rows": len(y_tr)},
+        "valid": file_info(valid)
         | {
             "rows": len(y_va),
             "accuracy": round(report.accuracy, 4),

@@ -17,9 +17,11 @@ from rich.console import Console
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import DEFAULT_MODEL_DIR, SMSA_DIR
 from pipeline.model.evaluate import evaluate, load_labelled
-from pipeline.model.finetune import BEST_FILE, CHECKPOINT_FILE, finetune_sentiment
 from pipeline.model.packed import PACKED_FILE
 from pipeline.model.sentiment import HEAD_FILE, SentimentModel
+from pipeline.model.training.checkpoints import BEST_FILE, CHECKPOINT_FILE
+from pipeline.model.training.config import FinetuneConfig
+from pipeline.model.training.finetune import finetune_sentiment
 from tests.model.test_transformers_loading import transformers_probabilities
 
 
@@ -43,16 +45,16 @@ def _run(
 ) -> dict[str, Any]:
     torch.set_num_threads(2)
     defaults: dict[str, Any] = {"epochs": 1, "batch_size": 8, "max_length": 24, "threads": 2, "onnx": False}
-    return finetune_sentiment(
-        source,
-        out,
-        [data[0]],
-        [data[1]],
+    config = FinetuneConfig(
+        model_in=source,
+        out_dir=out,
+        train_files=[data[0]],
+        valid_files=[data[1]],
         checkpoint_dir=ckpt,
-        console=Console(file=io.StringIO()),
         device="cpu",
         **(defaults | kw),
     )
+    return finetune_sentiment(config, Console(file=io.StringIO()))
 
 
 def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -157,7 +159,7 @@ def test_fp16_export_loads_with_from_pretrained(tmp_path: Path) -> None:
     from transformers import BertModel
 
     from pipeline.model.encoder import load_encoder
-    from pipeline.model.finetune import save_encoder
+    from pipeline.model.training.storage import save_encoder
 
     torch.set_num_threads(2)
     encoder = load_encoder(DEFAULT_MODEL_DIR)
@@ -181,18 +183,16 @@ SHIPPED_LAYERS = int(
 def low_topic_layer(monkeypatch: pytest.MonkeyPatch) -> int:
     """Topic layer 4, so a student one layer shallower than the shipped model keeps it whatever the depth."""
     import pipeline.model.encoder
-    import pipeline.model.finetune
 
-    for module in (pipeline.model.encoder, pipeline.model.finetune):
-        monkeypatch.setattr(module, "TOPIC_LAYER", 4)
+    monkeypatch.setattr(pipeline.model.encoder, "TOPIC_LAYER", 4)
     return 4
 
 
 def test_distilled_student_is_shallower_and_keeps_the_topic_layer(
     data: tuple[Path, Path], tmp_path: Path, low_topic_layer: int
 ) -> None:
-    from pipeline.model.finetune import teacher_targets
     from pipeline.model.modeling_pantau import packed_state_dict
+    from pipeline.model.training.targets import teacher_targets
 
     n = SHIPPED_LAYERS - 1
     out, ckpt = tmp_path / "student", tmp_path / "ckpt"
@@ -276,7 +276,7 @@ def test_truncated_without_teacher_starts_from_a_head_fitted_on_its_own_output(
 def test_a_checkpoint_without_its_best_weights_still_finishes(
     data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.model.finetune
+    import pipeline.model.training.loop
 
     ckpt = tmp_path / "ckpt"
     kw: dict[str, Any] = {"max_steps": 1, "storage": "q4"}
@@ -290,7 +290,7 @@ def test_a_checkpoint_without_its_best_weights_still_finishes(
     def stop(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("stopped before the first checkpoint")
 
-    monkeypatch.setattr(pipeline.model.finetune, "_collate", stop)
+    monkeypatch.setattr(pipeline.model.training.loop, "collate", stop)
     with pytest.raises(RuntimeError, match="stopped"):
         _run(data, tmp_path / "a", ckpt, resume=False, **kw)
     assert not (ckpt / CHECKPOINT_FILE).exists() and not (ckpt / BEST_FILE).exists()
@@ -351,3 +351,44 @@ def test_frozen_head_trainer_writes_to_the_cache_and_drops_a_stale_category_head
     assert (frozen / HEAD_FILE).exists() and not (frozen / CATEGORY_HEAD_FILE).exists()
     assert f"pantau model train --task category --out {frozen}" in " ".join(result.output.split())
     assert not (settings_env / "shipped").exists()
+
+
+def test_the_command_line_fine_tunes_with_the_options_it_was_given(
+    data: tuple[Path, Path], settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import pipeline.model.train
+    from pipeline.cli import app
+
+    monkeypatch.setattr(pipeline.model.train, "default_test_files", dict)  # held-out sets take minutes
+    out, ckpt = settings_env / "ft", settings_env / "ckpt"
+    args = ["model", "train", "--epochs", "1", "--max-steps", "1", "--base", str(DEFAULT_MODEL_DIR)]
+    args += [
+        "--data",
+        str(data[0]),
+        "--valid",
+        str(data[1]),
+        "--out",
+        str(out),
+        "--checkpoint-dir",
+        str(ckpt),
+    ]
+    args += ["--lr", "1e-4", "--batch-size", "4", "--max-length", "24", "--seed", "5"]
+    refused = CliRunner().invoke(app, [*args, "--domain-weight", "nusax=2"], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2 and "name no training file's domain: nusax" in refused.output
+    assert not ckpt.exists(), "refused before anything was loaded or written"
+
+    result = CliRunner().invoke(app, [*args, "--balance-domains"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((out / "pantau_model.json").read_text(encoding="utf-8"))["finetune"]
+    assert (recorded["lr"], recorded["batch_size"], recorded["max_length"], recorded["seed"]) == (
+        1e-4,
+        4,
+        24,
+        5,
+    )
+    assert recorded["steps"] == 1 and recorded["calibrated_on"] == "onnx-int8"
+    assert recorded["domain_sampling"] == {
+        data[0].parent.name: {"rows": 16, "weight": 1.0, "epoch_share": 1.0}
+    }

