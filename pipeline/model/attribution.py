@@ -91,11 +91,19 @@ def candidate_features(
 
 class AttributionModel:
     def __init__(
-        self, weight: np.ndarray, bias: float, threshold: float, version: str = "attr-unsaved"
+        self,
+        weight: np.ndarray,
+        bias: float,
+        threshold: float,
+        implied_threshold: float | None = None,
+        version: str = "attr-unsaved",
     ) -> None:
         self.weight = weight
         self.bias = bias
         self.threshold = threshold
+        """For a named agency."""
+        self.implied_threshold = threshold if implied_threshold is None else implied_threshold
+        """For an agency only the category implies."""
         self.version = version
 
     @classmethod
@@ -109,9 +117,11 @@ class AttributionModel:
         with safe_open(str(path), framework="np") as f:
             weight = f.get_tensor("weight").astype(np.float32)
             bias = float(f.get_tensor("bias")[0])
-            threshold = float((f.metadata() or {}).get("threshold", "0.5"))
+            meta = f.metadata() or {}
+        threshold = float(meta.get("threshold", "0.5"))
+        implied = float(meta.get("implied_threshold", str(threshold)))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-        return cls(weight, bias, threshold, version=f"attr-{digest}")
+        return cls(weight, bias, threshold, implied, version=f"attr-{digest}")
 
     def save(self, path: Path, metadata: dict[str, str] | None = None) -> None:
         from safetensors.numpy import save_file
@@ -120,7 +130,8 @@ class AttributionModel:
             "weight": np.ascontiguousarray(self.weight, dtype=np.float32),
             "bias": np.array([self.bias], dtype=np.float32),
         }
-        save_file(tensors, str(path), {"threshold": str(self.threshold), **(metadata or {})})
+        thresholds = {"threshold": str(self.threshold), "implied_threshold": str(self.implied_threshold)}
+        save_file(tensors, str(path), {**thresholds, **(metadata or {})})
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(1.0 / (1.0 + np.exp(-(features @ self.weight + self.bias))))
@@ -133,5 +144,9 @@ class AttributionModel:
         if not found:
             return []
         features = candidate_features(embedding, category_proba, found, text)
-        keep = self.probabilities(features) >= self.threshold
-        return [cand.agency for cand, kept in zip(found, keep, strict=True) if kept]
+        proba = self.probabilities(features)
+        return [
+            cand.agency
+            for cand, p in zip(found, proba, strict=True)
+            if p >= (self.threshold if cand.named else self.implied_threshold)
+        ]

@@ -44,12 +44,16 @@ def test_the_head_keeps_a_candidate_by_its_probability_and_threshold(tmp_path: P
     model = AttributionModel(weight, 0.0, 0.5)
     proba = _proba(Category.AIR_BERSIH)
     assert model.attribute(embedding, proba, [Agency.SAMSAT], "") == [Agency.SAMSAT]
+    # the category implies PDAM at probability 0.05: kept only under a threshold for implied agencies that low
+    assert AttributionModel(weight, 0.0, 0.5, 0.04).attribute(embedding, proba, [], "") == [Agency.PDAM]
+    assert model.attribute(embedding, proba, [], "") == []
     weight[0] = -10.0  # what the embedding says (a joke, an ad) outweighs the name
     assert model.attribute(embedding, proba, [Agency.SAMSAT], "") == []
     path = tmp_path / "attribution_head.safetensors"
-    AttributionModel(weight, 0.5, 0.3).save(path)
+    AttributionModel(weight, 0.5, 0.3, 0.7).save(path)
     loaded = AttributionModel.load(tmp_path)
-    assert loaded is not None and loaded.threshold == 0.3 and loaded.bias == 0.5
+    assert loaded is not None and loaded.bias == 0.5
+    assert (round(loaded.threshold, 3), round(loaded.implied_threshold, 3)) == (0.3, 0.7)
     assert np.array_equal(loaded.weight, weight)
     assert AttributionModel.load(tmp_path / "missing") is None
 
