@@ -223,19 +223,19 @@ def test_the_brief_counts_responsiveness_as_the_report_does(pipeline: Pipeline) 
 
     def record(name: str, **fields: Any) -> ResponseDocument:
         created = start + timedelta(hours=len(name))
-        return ResponseDocument(
-            key=f"x:{name}{run}|dishub",
-            complaint_key=f"x:{name}{run}",
-            agency="dishub",
-            platform="x",
-            thread=f"x:{name}{run}",
-            created_at=created,
-            due_at=created + timedelta(hours=72),
-            sla_s=259_200,
-            status="open",
-            updated_at=now,
-            **fields,
-        )
+        values: dict[str, Any] = {
+            "key": f"x:{name}{run}|dishub",
+            "complaint_key": f"x:{name}{run}",
+            "agency": "dishub",
+            "platform": "x",
+            "thread": f"x:{name}{run}",
+            "created_at": created,
+            "due_at": created + timedelta(hours=72),
+            "sla_s": 259_200,
+            "status": "open",
+            "updated_at": now,
+        }
+        return ResponseDocument.model_validate(values | fields)
 
     marked = {"by": "operator", "why": "salah baca", "at": now}
     docs = [
