@@ -76,12 +76,13 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
     run = uuid.uuid4().hex[:8]
     settings = pipeline.settings
     assert settings.alerts_file is not None
+    api = receivers.url
     only_dishub = "    match: {kinds: [overdue_response], agencies: [dishub]}\n"
     settings.alerts_file.write_text(
         "subscribers:\n"
         f"  - name: dishub-hook\n    webhook: {{url: '{receivers.url}/hook/dishub', secret: {SECRET}}}\n"
         + only_dishub
-        + f"  - name: dishub-tg\n    telegram: {{bot_token: '1:AA', chat_id: 7, api_base: '{receivers.url}'}}\n"
+        + f"  - name: dishub-tg\n    telegram: {{bot_token: '1:AA', chat_id: 7, api_base: '{api}'}}\n"
         + only_dishub
         + "    lang: en\n"
         + f"  - name: dishub-mail\n    email: {{to: [dishub@example.org], smtp_url: '{smtp.url}'}}\n"
