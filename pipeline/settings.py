@@ -248,6 +248,9 @@ class Settings(BaseSettings):
     alerts_retry_max_attempts: int = Field(8, ge=1, description="tries before a delivery is dead-lettered")
     alerts_timeout: float = Field(10.0, gt=0, description="seconds one delivery request may take")
     smtp_url: SecretStr | None = Field(None, description="smtp://user:pass@host:587 (STARTTLS)")
+    brief_check_interval: float = Field(
+        60.0, gt=0, description="seconds between looks for subscribers' scheduled briefs that are due"
+    )
 
     # Models
     model_dir: Path = Field(
