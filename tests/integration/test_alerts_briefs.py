@@ -15,9 +15,9 @@ import pytest
 
 from pipeline.alerts.briefs import brief_ref
 from pipeline.alerts.store import message_id
+from pipeline.tracking import wait_processed
 from schemas.subscribers import JAKARTA, BriefSchedule
 from tests.alert_receivers import Receivers, SmtpServer
-from pipeline.tracking import wait_processed
 from tests.integration.conftest import Pipeline, make_post
 
 
