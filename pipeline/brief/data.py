@@ -120,9 +120,14 @@ class BriefData(BaseModel):
     indices: Indices
 
 
+CITIZENS: dict[str, Any] = {"bool": {"must_not": [{"exists": {"field": "official_account"}}]}}
+"""Posts by agencies' official accounts count nowhere in the brief, as in the Kibana panels."""
+
+
 def _filters(period: Period, agency: str | None, region: str | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
-        {"range": {"@timestamp": {"gte": period.start.isoformat(), "lt": period.end.isoformat()}}}
+        {"range": {"@timestamp": {"gte": period.start.isoformat(), "lt": period.end.isoformat()}}},
+        CITIZENS,
     ]
     if agency:
         out.append({"term": {"agencies": agency}})

@@ -264,4 +264,5 @@ def test_the_demo_writes_a_brief_of_its_sample(pipeline: Pipeline, streamed: Str
     assert path == (pipeline.settings.run_dir / "brief.html").resolve()
     page = path.read_text(encoding="utf-8")
     assert "<svg" in page and "Keluhan paling ramai" in page
-    assert "Unggahan<b>61</b>" in page  # the stream's posts, all inside the sample's period
+    # the stream's posts, all inside the sample's period, but for the official account's
+    assert "Unggahan<b>61</b>" in page and len(streamed.keys) == 62
