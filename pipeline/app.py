@@ -22,6 +22,7 @@ from faust.types import EventT
 
 from pipeline import metrics
 from pipeline.alerts.agents import register_alert_agents
+from pipeline.alerts.scheduled import register_scheduled
 from pipeline.embedded.stack import Endpoints
 from pipeline.enrich.enricher import Enricher
 from pipeline.health import HealthReporter
@@ -276,6 +277,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
                 await topics_input.send(key=TICK_KEY, value=b"")  # so the agent saves the new state
 
     register_alert_agents(app, settings, endpoints, dead_letters, topic)
+    register_scheduled(app, settings, endpoints, topic)
     if settings.metrics_port:
 
         @app.timer(interval=metrics.LAG_INTERVAL)

@@ -166,6 +166,14 @@ class Settings(BaseSettings):
     response_keep_days: float = Field(
         30.0, gt=0, description="days a settled thread stays in the worker's table after its last post"
     )
+    response_digest_at: str = Field(
+        "07:00",
+        pattern=r"^(?:[01]\d|2[0-3]):[0-5]\d$",
+        description="Asia/Jakarta time of the daily overdue_response digest (alerts)",
+    )
+    response_digest_every: float = Field(
+        86400.0, gt=0, description="seconds between overdue_response digests, counted from the digest time"
+    )
     # Connectors (pantau ingest)
     topic_ingest_cursors: str = Field(
         "pantau.ingest.cursors", description="connector cursors (key = connector:stream), compacted"
@@ -248,6 +256,9 @@ class Settings(BaseSettings):
     alerts_retry_max_attempts: int = Field(8, ge=1, description="tries before a delivery is dead-lettered")
     alerts_timeout: float = Field(10.0, gt=0, description="seconds one delivery request may take")
     smtp_url: SecretStr | None = Field(None, description="smtp://user:pass@host:587 (STARTTLS)")
+    brief_check_interval: float = Field(
+        60.0, gt=0, description="seconds between looks for subscribers' scheduled briefs that are due"
+    )
 
     # Models
     model_dir: Path = Field(

@@ -18,6 +18,12 @@ class AlertKind(StrEnum):
     EMERGENCY = "emergency"
     EMERGING_TOPIC = "emerging_topic"
     SILENCE = "silence"
+    OVERDUE_RESPONSE = "overdue_response"
+
+
+SCHEDULED_KINDS = frozenset({AlertKind.OVERDUE_RESPONSE})
+"""Kinds raised on a schedule, one alert per period with the period in its id: sent once, never repeated
+as a reminder and never held back by the cooldown of the previous period's alert."""
 
 
 class Severity(StrEnum):

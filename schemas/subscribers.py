@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,7 +19,11 @@ from schemas.alerts import Alert, AlertKind, Severity
 from schemas.vocab import Agency, Category, Region
 
 CHANNELS = ("webhook", "telegram", "whatsapp", "email", "slack")
+BRIEF_CHANNELS = ("email", "telegram")
+"""Channels that carry a file: the brief goes as an e-mail attachment or a Telegram document."""
 _CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+JAKARTA = ZoneInfo("Asia/Jakarta")
 
 
 class _Strict(BaseModel):
@@ -119,6 +126,49 @@ class SlackChannel(_Strict):
     url: str = Field(pattern=r"^https?://")
 
 
+class BriefSchedule(_Strict):
+    """The HTML brief (`pantau report`) on a schedule: ``every: weekly, at: "Mon 07:00"`` covers the seven
+    days before each Monday 07:00 Asia/Jakarta, ``every: daily, at: "07:00"`` the day before."""
+
+    every: Literal["daily", "weekly"] = "weekly"
+    at: str = Field("Mon 07:00", description='Asia/Jakarta: "Mon 07:00" weekly, "07:00" daily')
+    agency: Agency | None = Field(None, description="narrow the brief to one agency")
+    region: Region | None = Field(None, description="narrow the brief to one kab/kota (BPS code)")
+    lang: Literal["id", "en"] | None = Field(None, description="else the subscriber's lang")
+    pdf: bool = Field(False, description="also a PDF, printed by headless Chromium")
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _code_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _at_fits_every(self) -> BriefSchedule:
+        weekly = f"^(?:{'|'.join(WEEKDAYS)}) {_CLOCK}$"
+        if self.every == "weekly" and not re.fullmatch(weekly, self.at):
+            raise ValueError(f'at: {self.at!r} is not a weekday and a time, e.g. "Mon 07:00"')
+        if self.every == "daily" and not re.fullmatch(_CLOCK, self.at):
+            raise ValueError(f'at: {self.at!r} is not a time, e.g. "07:00"')
+        return self
+
+    @property
+    def length(self) -> timedelta:
+        return timedelta(days=7 if self.every == "weekly" else 1)
+
+    def due(self, now: datetime) -> datetime:
+        """The latest scheduled time at or before ``now``: the end of the period the brief covers, and what
+        names it (one brief per subscriber and period)."""
+        clock = self.at.split(" ")[-1]
+        hours, minutes = (int(part) for part in clock.split(":"))
+        local = now.astimezone(JAKARTA)
+        at = datetime.combine(local.date(), clock_time(hours, minutes), JAKARTA)
+        if self.every == "weekly":
+            at -= timedelta(days=(local.weekday() - WEEKDAYS.index(self.at[:3])) % 7)
+        while at > local:
+            at -= self.length
+        return at
+
+
 class Subscriber(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     webhook: WebhookChannel | None = None
@@ -139,6 +189,7 @@ class Subscriber(_Strict):
         gt=0,
         description="seconds before a still-firing alert is sent again; else PANTAU_ALERTS_REPEAT_INTERVAL",
     )
+    brief: BriefSchedule | None = Field(None, description="the HTML brief on a schedule (e-mail, Telegram)")
 
     @model_validator(mode="after")
     def _one_channel(self) -> Subscriber:
@@ -147,6 +198,12 @@ class Subscriber(_Strict):
             raise ValueError(
                 f"needs exactly one channel ({', '.join(CHANNELS)}), got {', '.join(given) or 'none'}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _brief_channel(self) -> Subscriber:
+        if self.brief is not None and self.channel not in BRIEF_CHANNELS:
+            raise ValueError(f"brief: goes by {' or '.join(BRIEF_CHANNELS)} only, not {self.channel}")
         return self
 
     @property

@@ -1,5 +1,6 @@
 """Loopback stand-ins for what alerts are sent to, speaking the real wire formats: a webhook receiver that
-verifies Standard Webhooks signatures, the Telegram Bot API's ``sendMessage``, the WhatsApp Cloud API's
+verifies Standard Webhooks signatures, the Telegram Bot API's ``sendMessage`` and ``sendDocument`` (a
+multipart/form-data upload), the WhatsApp Cloud API's
 ``messages``, a Slack incoming webhook, and an SMTP server with STARTTLS on a test certificate."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
@@ -103,6 +104,46 @@ class Receivers:
             {"ok": True, "result": {"message_id": len(self.received), "chat": {"id": 1}}}
         )
 
+    async def _telegram_document(self, request: web.Request) -> web.Response:
+        """``sendDocument``: multipart/form-data with ``chat_id``, an optional HTML ``caption`` and the file
+        in ``document``; received as channel ``telegram-document``, the body being the file's bytes."""
+        fields: dict[str, str] = {}
+        content = b""
+        ok = request.content_type == "multipart/form-data"
+        if ok:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                assert isinstance(part, BodyPartReader)
+                if part.name == "document" and part.filename:
+                    fields["filename"] = part.filename
+                    fields["content-type"] = part.headers.get("Content-Type", "")
+                    content = await part.read()
+                elif part.name:
+                    fields[part.name] = await part.text()
+        check = _TagCheck()
+        check.feed(fields.get("caption", ""))
+        ok = ok and bool(fields.get("chat_id")) and bool(content) and "filename" in fields and not check.bad
+        self.received.append(
+            Received("telegram-document", request.match_info["token"], time.time(), fields, content, ok)
+        )
+        if not ok:
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: there is no document in the request",
+                },
+                status=400,
+            )
+        document = {
+            "file_name": fields["filename"],
+            "file_id": f"f{len(self.received)}",
+            "file_size": len(content),
+        }
+        return web.json_response(
+            {"ok": True, "result": {"message_id": len(self.received), "document": document}}
+        )
+
     async def _whatsapp(self, request: web.Request) -> web.Response:
         body = await request.read()
         payload = json.loads(body)
@@ -132,6 +173,7 @@ class Receivers:
         app = web.Application()
         app.router.add_post("/hook/{name}", self._hook)
         app.router.add_post("/bot{token}/sendMessage", self._telegram)
+        app.router.add_post("/bot{token}/sendDocument", self._telegram_document)
         app.router.add_post("/wa/{phone}/messages", self._whatsapp)
         app.router.add_post("/slack/{name}", self._slack)
         ready = threading.Event()

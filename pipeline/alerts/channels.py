@@ -71,17 +71,22 @@ async def _post(client: httpx.AsyncClient, url: str, **kwargs: object) -> None:
 
 
 def smtp_send(url: str, sender: str | None, to: list[str], message: Message, timeout: float) -> None:
-    """SMTP with STARTTLS (``smtp://user:pass@host:587``) or implicit TLS (``smtps://``)."""
+    """An alert message as a plain-text and an HTML part."""
+    mail = EmailMessage()
+    mail["Subject"] = message.subject
+    mail.set_content(message.text)
+    mail.add_alternative(message.html, subtype="html")
+    send_mail(url, sender, to, mail, timeout)
+
+
+def send_mail(url: str, sender: str | None, to: list[str], mail: EmailMessage, timeout: float) -> None:
+    """SMTP with STARTTLS (``smtp://user:pass@host:587``) or implicit TLS (``smtps://``); sets From/To."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "localhost", parts.port or (465 if parts.scheme == "smtps" else 587)
     user = urllib.parse.unquote(parts.username) if parts.username else None
     password = urllib.parse.unquote(parts.password) if parts.password else ""
-    mail = EmailMessage()
-    mail["Subject"] = message.subject
     mail["From"] = sender or (user if user and "@" in user else f"pantau@{host}")
     mail["To"] = ", ".join(to)
-    mail.set_content(message.text)
-    mail.add_alternative(message.html, subtype="html")
     context = ssl.create_default_context()
     query = urllib.parse.parse_qs(parts.query)
     if "cafile" in query:

@@ -38,7 +38,7 @@ from pipeline.kafka.deadletter import DeadLetterer
 from pipeline.settings import Settings
 from pipeline.stages.records import Failed, Record
 from pipeline.validation import describe_validation_error
-from schemas.alerts import Alert, AlertKind, AlertStatus, Severity
+from schemas.alerts import SCHEDULED_KINDS, Alert, AlertKind, AlertStatus, Severity
 from schemas.subscribers import Subscriber
 
 log = logging.getLogger("pantau.alerts")
@@ -202,7 +202,7 @@ class Deliverer:
 
     def _cooling(self, subscriber: Subscriber, alert: Alert) -> bool:
         last = self.notified.get((subscriber.name, alert.key))
-        if last is None or alert.status != AlertStatus.FIRING or alert.test:
+        if last is None or alert.status != AlertStatus.FIRING or alert.test or alert.kind in SCHEDULED_KINDS:
             return False
         last_id, at = last
         return last_id != alert.id and time.monotonic() - at < self.settings.alerts_cooldown
@@ -388,6 +388,8 @@ class Deliverer:
                 alert = item.alert
                 if alert.status == AlertStatus.FIRING:
                     self.notified[(subscriber.name, alert.key)] = (alert.id, time.monotonic())
+                    if alert.kind in SCHEDULED_KINDS:  # once per period: the next period says it again
+                        continue
                     self.reminders[(subscriber.name, alert.id)] = Reminder(
                         alert, item.record, time.monotonic(), item.repeat
                     )

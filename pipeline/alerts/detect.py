@@ -779,12 +779,17 @@ class AlertDetector:
             return None
         fields = {"agency": "agencies", "region": "region", "category": "category", "topic": "topic.id"}
         query = " and ".join(f'{fields[k]} : "{v}"' for k, v in parts.items() if k in fields)
-        state = (
-            f"_g=(time:(from:'{start.isoformat()}',to:'{end.isoformat()}'))"
-            f"&_a=(dataSource:(dataViewId:'{self.posts_view}',type:dataView),"
-            f"query:(language:kuery,query:'{query}'))"
-        )
-        return f"{self.kibana_url}/app/discover#/?" + urllib.parse.quote(state, safe="=&:/(),'")
+        return discover_link(self.kibana_url, self.posts_view, start, end, query)
+
+
+def discover_link(kibana_url: str, data_view: str, start: datetime, end: datetime, query: str) -> str:
+    """A Kibana Discover link: ``data_view`` (ids equal titles), the time range, a KQL query."""
+    state = (
+        f"_g=(time:(from:'{start.isoformat()}',to:'{end.isoformat()}'))"
+        f"&_a=(dataSource:(dataViewId:'{data_view}',type:dataView),"
+        f"query:(language:kuery,query:'{query}'))"
+    )
+    return f"{kibana_url.rstrip('/')}/app/discover#/?" + urllib.parse.quote(state, safe="=&:/(),'")
 
 
 def _clock(at: datetime) -> str:

@@ -26,6 +26,7 @@ HEADLINES = {
         AlertKind.EMERGENCY: "DARURAT",
         AlertKind.EMERGING_TOPIC: "Topik baru berkembang",
         AlertKind.SILENCE: "Aliran data berhenti",
+        AlertKind.OVERDUE_RESPONSE: "Keluhan belum ditanggapi",
     },
     "en": {
         AlertKind.SPIKE: "Post spike",
@@ -33,6 +34,7 @@ HEADLINES = {
         AlertKind.EMERGENCY: "EMERGENCY",
         AlertKind.EMERGING_TOPIC: "Emerging topic",
         AlertKind.SILENCE: "Stream silent",
+        AlertKind.OVERDUE_RESPONSE: "Overdue complaints",
     },
 }
 WORDS = {
@@ -99,6 +101,11 @@ def _detail(alert: Alert, lang: str) -> str:
     window = f"{_when(alert.window_start)}–{_when(alert.window_end)} WIB"
     if alert.kind == AlertKind.SILENCE:
         return f"No posts arrived since {_when(alert.window_start)} WIB."
+    if alert.kind == AlertKind.OVERDUE_RESPONSE:
+        return (
+            f"{alert.count} complaints are still unanswered past the response deadline "
+            f"({_when(alert.window_end)} WIB); the oldest:"
+        )
     return f"{alert.count} posts ({alert.expected:.1f} expected), {window}."
 
 

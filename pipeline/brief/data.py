@@ -13,10 +13,10 @@ from typing import Any
 from elasticsearch import Elasticsearch, NotFoundError
 from pydantic import BaseModel, Field
 
+from pipeline.responsiveness.report import ResponsivenessRow, read_documents, summarise
+from pipeline.settings import Settings
+
 WIB = timezone(timedelta(hours=7), "WIB")
-ALERTS_INDEX = "pantau-alerts"
-RESPONSES_INDEX = "pantau-responses"
-"""Indices of the alerts and responsiveness features; the brief shows their sections once they exist."""
 SENTIMENTS = ("negative", "neutral", "positive")
 
 
@@ -77,10 +77,24 @@ class Alert(BaseModel):
     kibana_url: str | None = None
 
 
-class Responsiveness(BaseModel):
-    agency: str
-    complaints: int
-    responded: int
+class Indices(BaseModel):
+    """Where the brief reads, as configured (``PANTAU_INDEX_PREFIX``, ``PANTAU_TOPICS_INDEX``,
+    ``PANTAU_ALERTS_INDEX``, ``PANTAU_RESPONSES_INDEX``); the alerts and responses sections show once their
+    index exists."""
+
+    posts: str
+    topics: str
+    alerts: str
+    responses: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> Indices:
+        return cls(
+            posts=settings.index_alias,
+            topics=settings.topics_index,
+            alerts=settings.alerts_index,
+            responses=settings.responses_index,
+        )
 
 
 class BriefData(BaseModel):
@@ -100,18 +114,20 @@ class BriefData(BaseModel):
     topics: list[Topic]
     alerts: list[Alert] | None
     """None when the alerts index does not exist (yet)"""
-    responsiveness: list[Responsiveness] | None
+    responsiveness: list[ResponsivenessRow] | None
+    """per agency, as `pantau responsiveness` reports it; None when the responses index does not exist"""
     engaged_negative: list[Post]
+    indices: Indices
 
 
-CITIZENS_ONLY: dict[str, Any] = {"bool": {"must_not": {"exists": {"field": "official_account"}}}}
-"""Posts by agencies' own accounts are no complaints and no sentiment: the brief counts the public's posts."""
+CITIZENS: dict[str, Any] = {"bool": {"must_not": [{"exists": {"field": "official_account"}}]}}
+"""Posts by agencies' official accounts count nowhere in the brief, as in the Kibana panels."""
 
 
 def _filters(period: Period, agency: str | None, region: str | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {"range": {"@timestamp": {"gte": period.start.isoformat(), "lt": period.end.isoformat()}}},
-        CITIZENS_ONLY,
+        CITIZENS,
     ]
     if agency:
         out.append({"term": {"agencies": agency}})
@@ -173,13 +189,13 @@ def _exists(es: Elasticsearch, index: str) -> bool:
 
 def collect(
     es: Elasticsearch,
-    posts_index: str,
-    topics_index: str,
+    indices: Indices,
     period: Period,
     agency: str | None = None,
     region: str | None = None,
     top: int = 6,
 ) -> BriefData:
+    posts_index = indices.posts
     es.indices.refresh(index=posts_index)
     filters = _filters(period, agency, region)
     query = {"bool": {"filter": filters}}
@@ -244,10 +260,13 @@ def collect(
         sentiment_by_day={day: dict(v) for day, v in sentiment.items()},
         category_region=category_region,
         region_counts=regions,
-        topics=_topics(es, topics_index, period, agency, region),
-        alerts=_alerts(es, period, agency) if _exists(es, ALERTS_INDEX) else None,
-        responsiveness=_responsiveness(es, period, agency) if _exists(es, RESPONSES_INDEX) else None,
+        topics=_topics(es, indices.topics, period, agency, region),
+        alerts=_alerts(es, indices.alerts, period, agency) if _exists(es, indices.alerts) else None,
+        responsiveness=_responsiveness(es, indices.responses, period, agency)
+        if _exists(es, indices.responses)
+        else None,
         engaged_negative=engaged,
+        indices=indices,
     )
 
 
@@ -280,43 +299,28 @@ def _topics(
     ]
 
 
-def _alerts(es: Elasticsearch, period: Period, agency: str | None) -> list[Alert]:
+def _alerts(es: Elasticsearch, index: str, period: Period, agency: str | None) -> list[Alert]:
     filters: list[dict[str, Any]] = [
         {"range": {"raised_at": {"gte": period.start.isoformat(), "lt": period.end.isoformat()}}}
     ]
     if agency:
         filters.append({"term": {"agencies": agency}})
-    hits = es.search(
-        index=ALERTS_INDEX, size=20, query={"bool": {"filter": filters}}, sort=[{"raised_at": "desc"}]
-    )["hits"]["hits"]
+    hits = es.search(index=index, size=20, query={"bool": {"filter": filters}}, sort=[{"raised_at": "desc"}])[
+        "hits"
+    ]["hits"]
     return [
         Alert.model_validate({k: v for k, v in h["_source"].items() if k in Alert.model_fields}) for h in hits
     ]
 
 
-def _responsiveness(es: Elasticsearch, period: Period, agency: str | None) -> list[Responsiveness]:
-    filters: list[dict[str, Any]] = [
-        {"range": {"created_at": {"gte": period.start.isoformat(), "lt": period.end.isoformat()}}}
-    ]
-    if agency:
-        filters.append({"term": {"agency": agency}})
-    aggs = es.search(
-        index=RESPONSES_INDEX,
-        size=0,
-        query={"bool": {"filter": filters}},
-        aggs={
-            "agency": {
-                "terms": {"field": "agency", "size": 20},
-                "aggs": {"responded": {"filter": {"terms": {"status": ["answered", "answered_late"]}}}},
-            }
-        },
-    )["aggregations"]
-    return [
-        Responsiveness(
-            agency=str(b["key"]), complaints=int(b["doc_count"]), responded=int(b["responded"]["doc_count"])
-        )
-        for b in aggs["agency"]["buckets"]
-    ]
+def _responsiveness(
+    es: Elasticsearch, index: str, period: Period, agency: str | None
+) -> list[ResponsivenessRow]:
+    """Complaints made in the period, per agency, counted as `pantau responsiveness` counts them (records
+    marked not-a-complaint left out, overdue judged at the period's end)."""
+    es.indices.refresh(index=index)
+    docs = read_documents(es, index, period.start, agency, until=period.end)
+    return summarise(docs, now=period.end, by_region=False)
 
 
 def newest_post_time(es: Elasticsearch, index: str, keys: list[str] | None = None) -> datetime | None:

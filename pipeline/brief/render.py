@@ -50,17 +50,19 @@ TEXT: dict[str, dict[Lang, str]] = {
     "engaged": {"id": "Keluhan paling ramai", "en": "Most-engaged negative posts"},
     "none": {"id": "Tidak ada data pada periode ini.", "en": "No data in this period."},
     "no_alerts_index": {
-        "id": "Peringatan belum tersedia (indeks pantau-alerts belum ada).",
-        "en": "Alerts are not available yet (no pantau-alerts index).",
+        "id": "Peringatan belum tersedia (indeks {index} belum ada).",
+        "en": "Alerts are not available yet (no {index} index).",
     },
     "no_responses_index": {
-        "id": "Data tanggapan instansi belum tersedia (indeks pantau-responses belum ada).",
-        "en": "Agency responsiveness is not available yet (no pantau-responses index).",
+        "id": "Data tanggapan instansi belum tersedia (indeks {index} belum ada).",
+        "en": "Agency responsiveness is not available yet (no {index} index).",
     },
     "size": {"id": "unggahan", "en": "posts"},
     "growth": {"id": "pertumbuhan", "en": "growth"},
     "complaints": {"id": "keluhan", "en": "complaints"},
     "responded": {"id": "ditanggapi", "en": "answered"},
+    "median_reply": {"id": "median tanggapan pertama", "en": "median first response"},
+    "overdue": {"id": "lewat batas waktu", "en": "overdue"},
     "engagement": {"id": "interaksi", "en": "engagement"},
     "open": {"id": "buka", "en": "open"},
     "masked": {
@@ -268,11 +270,21 @@ def render(data: BriefData, lang: Lang = "id", generated_at: datetime | None = N
     body.append(_section("map", lang, tile_map(data.region_counts, lang)))
     body.append(_section("topics", lang, _topics(data, lang) if data.topics else None))
     if data.alerts is None:
-        body.append(_section("alerts", lang, f"<p>{_t('no_alerts_index', lang)}</p>"))
+        body.append(
+            _section(
+                "alerts", lang, f"<p>{esc(_t('no_alerts_index', lang).format(index=data.indices.alerts))}</p>"
+            )
+        )
     else:
         body.append(_section("alerts", lang, _alerts(data, lang) if data.alerts else None))
     if data.responsiveness is None:
-        body.append(_section("responses", lang, f"<p>{_t('no_responses_index', lang)}</p>"))
+        body.append(
+            _section(
+                "responses",
+                lang,
+                f"<p>{esc(_t('no_responses_index', lang).format(index=data.indices.responses))}</p>",
+            )
+        )
     else:
         body.append(_section("responses", lang, _responses(data, lang) if data.responsiveness else None))
     body.append(_section("engaged", lang, _engaged(data, lang) if data.engaged_negative else None))
@@ -324,14 +336,27 @@ def _alerts(data: BriefData, lang: Lang) -> str:
     return f'<div class="scroll"><table>{"".join(rows)}</table></div>'
 
 
+def _duration(seconds: float | None, lang: Lang) -> str:
+    """``1 h 2 j 5 m`` (hari, jam, menit) or ``1 d 2 h 5 m``; a dash when nothing was answered."""
+    if seconds is None:
+        return "–"
+    units = ("h", "j", "m") if lang == "id" else ("d", "h", "m")
+    days, rest = divmod(round(seconds / 60), 24 * 60)
+    parts = [(days, units[0]), (rest // 60, units[1]), (rest % 60, units[2])]
+    return " ".join(f"{n} {unit}" for n, unit in parts if n) or f"0 {units[2]}"
+
+
 def _responses(data: BriefData, lang: Lang) -> str:
+    """The rows of `pantau responsiveness`: complaints, answered (share), median first response, overdue."""
     rows = "".join(
         f"<tr><td>{esc(r.agency)}</td><td>{r.complaints} {_t('complaints', lang)}</td>"
-        f"<td>{r.responded} {_t('responded', lang)} ({r.responded / r.complaints:.0%})</td></tr>"
+        f"<td>{r.responded} {_t('responded', lang)} ({r.reply_rate:.0%})</td>"
+        f"<td>{_t('median_reply', lang)} {_duration(r.median_first_response_s, lang)}</td>"
+        f"<td>{r.overdue} {_t('overdue', lang)}</td></tr>"
         for r in data.responsiveness or []
         if r.complaints
     )
-    return f"<table>{rows}</table>"
+    return f'<div class="scroll"><table>{rows}</table></div>'
 
 
 def _engaged(data: BriefData, lang: Lang) -> str:

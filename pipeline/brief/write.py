@@ -6,7 +6,7 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from pipeline.brief.data import Period, collect
+from pipeline.brief.data import Indices, Period, collect
 from pipeline.brief.render import Lang, render
 from pipeline.settings import Settings
 
@@ -20,7 +20,7 @@ def write_brief(
     region: str | None = None,
     lang: Lang = "id",
 ) -> Path:
-    data = collect(es, settings.index_alias, settings.topics_index, period, agency, region)
+    data = collect(es, Indices.of(settings), period, agency, region)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data, lang), encoding="utf-8")
     return out.resolve()

@@ -243,6 +243,8 @@ def list_subscribers(as_json: bool = typer.Option(False, "--json")) -> None:
         match = sub.match.model_dump(mode="json", exclude_none=True)
         text = ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in match.items())
         mode = f"digest at {sub.digest_at}" if sub.mode == "digest" else "realtime"
+        if sub.brief is not None:
+            mode += f"; brief {sub.brief.every} {sub.brief.at}"
         resolved = "yes" if sub.resolved else "no"
         rows.append((sub.name, sub.channel, text, mode, sub.quiet_hours or "", sub.lang, resolved))
     print_table(console, ("name", "channel", "match", "mode", "quiet hours", "lang", "resolved"), rows)

@@ -15,15 +15,20 @@ from pipeline.kibana.lens import Column, LensPanel
 NOT_ON_NOIDA: frozenset[str] = frozenset({"median"})
 """Lens operations that need aggregations the embedded noida-db lacks (percentiles): checked statically."""
 _CLAUSE = re.compile(r'^\s*([\w.@]+)\s*:\s*("[^"]*"|[\w.-]+)\s*$')
+_MISSING = re.compile(r"^\s*not\s+([\w.@]+)\s*:\s*\*\s*$")
 
 
 def kql_query(kql: str) -> dict[str, Any]:
-    """The panels' KQL (``field:value`` clauses joined by ``and``) as a bool query; anything else is refused,
-    so a panel cannot carry a filter this check does not understand."""
+    """The panels' KQL (``field:value`` and ``not field:*`` clauses joined by ``and``) as a bool query;
+    anything else is refused, so a panel cannot carry a filter this check does not understand."""
     if not kql.strip():
         return {"match_all": {}}
-    clauses = []
+    clauses: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
     for part in re.split(r"\s+and\s+", kql.strip()):
+        if absent := _MISSING.match(part):
+            missing.append({"exists": {"field": absent.group(1)}})
+            continue
         match = _CLAUSE.match(part)
         if not match:
             raise ValueError(f"unsupported KQL clause {part!r} in {kql!r}")
@@ -32,7 +37,10 @@ def kql_query(kql: str) -> dict[str, Any]:
         if value in ("true", "false"):
             value = value == "true"
         clauses.append({"term": {field: value}})
-    return {"bool": {"filter": clauses}}
+    query: dict[str, Any] = {"filter": clauses}
+    if missing:
+        query["must_not"] = missing
+    return {"bool": query}
 
 
 def _metric(column: Column) -> dict[str, Any] | None:

@@ -21,7 +21,17 @@ DATA_VIEWS: dict[str, tuple[str, str]] = {
     ALERTS: ("Pantau Banten alerts", "raised_at"),
     RESPONSES: ("Pantau Banten agency responses", "created_at"),
 }
-NEGATIVE_PUBLIC = "sentiment.label:negative and is_public_service:true"
+CITIZENS = "not official_account:*"
+"""Posts by agencies' official accounts are never counted as volume, sentiment or complaints (the contract's
+``official_account`` is set on those and missing on every other post)."""
+
+
+def citizens(kql: str = "") -> str:
+    """A posts panel's KQL, restricted to posts not written by an official account."""
+    return f"{kql} and {CITIZENS}" if kql else CITIZENS
+
+
+NEGATIVE_PUBLIC = citizens("sentiment.label:negative and is_public_service:true")
 
 
 def _latest_negative(key: str, grid: tuple[int, int, int, int]) -> LensPanel:
@@ -48,6 +58,7 @@ OVERVIEW_PANELS: tuple[LensPanel, ...] = (
         title="Volume unggahan per instansi",
         question="Instansi mana yang paling banyak dibicarakan, dan kapan volumenya naik?",
         data_view=POSTS,
+        kql=CITIZENS,
         visualization="lnsXY",
         columns=(
             histogram("day", "@timestamp", "Hari"),
@@ -61,6 +72,7 @@ OVERVIEW_PANELS: tuple[LensPanel, ...] = (
         title="Porsi sentimen dari waktu ke waktu",
         question="Apakah percakapan makin negatif atau membaik?",
         data_view=POSTS,
+        kql=CITIZENS,
         visualization="lnsXY",
         series="bar_percentage_stacked",
         columns=(
@@ -76,7 +88,7 @@ OVERVIEW_PANELS: tuple[LensPanel, ...] = (
         question="Layanan apa yang dikeluhkan di kabupaten/kota mana?",
         data_view=POSTS,
         visualization="lnsHeatmap",
-        kql="is_public_service:true",
+        kql=citizens("is_public_service:true"),
         columns=(
             terms("region", "region_name", "Wilayah", 9, order_by="count"),
             terms("category", "category", "Kategori", 12, order_by="count"),
@@ -91,7 +103,7 @@ OVERVIEW_PANELS: tuple[LensPanel, ...] = (
         data_view=POSTS,
         visualization="lnsXY",
         series="bar_horizontal",
-        kql="sentiment.label:negative",
+        kql=citizens("sentiment.label:negative"),
         columns=(terms("agency", "agencies", "Instansi", 10, order_by="count"), count()),
         grid=(24, 14, 24, 16),
     ),
@@ -100,6 +112,7 @@ OVERVIEW_PANELS: tuple[LensPanel, ...] = (
         title="Sebaran platform",
         question="Di platform mana warga bersuara?",
         data_view=POSTS,
+        kql=CITIZENS,
         visualization="lnsPie",
         columns=(terms("platform", "platform", "Platform", 7, order_by="count"), count()),
         grid=(0, 30, 16, 14),
@@ -153,6 +166,7 @@ AGENCY_PANELS: tuple[LensPanel, ...] = (
         title="Volume dan sentimen",
         question="Berapa banyak unggahan tentang instansi ini tiap hari, dan seberapa negatif?",
         data_view=POSTS,
+        kql=CITIZENS,
         visualization="lnsXY",
         columns=(
             histogram("day", "@timestamp", "Hari"),
@@ -166,6 +180,7 @@ AGENCY_PANELS: tuple[LensPanel, ...] = (
         title="Kategori layanan",
         question="Layanan apa dari instansi ini yang dibicarakan?",
         data_view=POSTS,
+        kql=CITIZENS,
         visualization="lnsPie",
         columns=(terms("category", "category", "Kategori", 8, order_by="count"), count()),
         grid=(32, 0, 16, 14),
@@ -177,7 +192,7 @@ AGENCY_PANELS: tuple[LensPanel, ...] = (
         data_view=POSTS,
         visualization="lnsXY",
         series="bar_horizontal",
-        kql="sentiment.label:negative",
+        kql=citizens("sentiment.label:negative"),
         columns=(terms("region", "region_name", "Wilayah", 9, order_by="count"), count()),
         grid=(0, 14, 24, 14),
     ),
@@ -186,6 +201,7 @@ AGENCY_PANELS: tuple[LensPanel, ...] = (
         title="Topik",
         question="Cerita apa yang menyangkut instansi ini?",
         data_view=POSTS,
+        kql=CITIZENS,
         visualization="lnsDatatable",
         columns=(terms("topic", "topic.label", "Topik", 10, order_by="count"), count()),
         grid=(24, 14, 24, 14),

@@ -71,10 +71,14 @@ def summarise(docs: Iterable[ResponseDocument], now: datetime, by_region: bool) 
 
 
 def read_documents(
-    es: Elasticsearch, index: str, since: datetime, agency: str | None
+    es: Elasticsearch, index: str, since: datetime, agency: str | None, until: datetime | None = None
 ) -> Iterator[ResponseDocument]:
-    """Every record of complaints made since ``since`` (paged with search_after on the key)."""
-    filters: list[Mapping[str, Any]] = [{"range": {"created_at": {"gte": since.isoformat()}}}]
+    """Every record of complaints made since ``since`` (and before ``until``), paged with search_after on
+    the key."""
+    made: dict[str, str] = {"gte": since.isoformat()}
+    if until is not None:
+        made["lt"] = until.isoformat()
+    filters: list[Mapping[str, Any]] = [{"range": {"created_at": made}}]
     if agency:
         filters.append({"term": {"agency": agency}})
     after: list[Any] | None = None

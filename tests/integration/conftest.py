@@ -149,6 +149,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         "PANTAU_RESPONSES_INDEX": "test-responses",
         "PANTAU_RESPONSE_SLA_AGENCIES": '{"dishub": 20}',  # so a test sees a complaint turn overdue
         "PANTAU_RESPONSE_CHECK_INTERVAL": "2",
+        "PANTAU_RESPONSE_DIGEST_EVERY": "20",  # an overdue_response digest every 20 s, not daily
+        "PANTAU_BRIEF_CHECK_INTERVAL": "2",
         "PANTAU_ALERTS_FILE": str(run_dir / "alerts.yaml"),
         "PANTAU_ALERTS_INDEX": "test-alerts",
         "PANTAU_DELIVERIES_INDEX": "test-deliveries",

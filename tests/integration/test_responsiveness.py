@@ -206,3 +206,55 @@ def test_a_thread_the_table_lost_is_read_back_from_the_index(pipeline: Pipeline)
     record = _wait_for(pipeline, f"x:lost{run}|bpbd", lambda r: r["first_response_s"] is not None)
     assert record["first_response_s"] == 2700 and record["status"] == "answered"
     assert record["region"] == "3604" and record["responder"] == "@BPBDBanten"
+
+
+def test_the_brief_counts_responsiveness_as_the_report_does(pipeline: Pipeline) -> None:
+    """The brief reads the configured responses index (here test-responses) and counts with the report's
+    summarise: a record marked not-a-complaint counts nowhere, one handled elsewhere is never overdue."""
+    from pipeline.brief.data import Indices, Period, collect
+    from pipeline.brief.render import render
+    from pipeline.responsiveness.report import read_documents, summarise
+    from schemas.responses import Mark, ResponseDocument
+
+    run = uuid.uuid4().hex[:8]
+    start = datetime(2026, 3, 2, tzinfo=UTC)  # a week no other test writes complaints in
+    period = Period(start=start, end=start + timedelta(days=7))
+    now = datetime.now(UTC)
+
+    def record(name: str, **fields: Any) -> ResponseDocument:
+        created = start + timedelta(hours=len(name))
+        values: dict[str, Any] = {
+            "key": f"x:{name}{run}|dishub",
+            "complaint_key": f"x:{name}{run}",
+            "agency": "dishub",
+            "platform": "x",
+            "thread": f"x:{name}{run}",
+            "created_at": created,
+            "due_at": created + timedelta(hours=72),
+            "sla_s": 259_200,
+            "status": "open",
+            "updated_at": now,
+        }
+        return ResponseDocument.model_validate(values | fields)
+
+    marked = {"by": "operator", "why": "salah baca", "at": now}
+    docs = [
+        record("answered", first_response_s=600, status="answered", first_response_at=start),
+        record("overdue", status="overdue"),
+        record("misread", mark=Mark(kind="not_a_complaint", **marked)),
+        record("byphone", mark=Mark(kind="handled_elsewhere", **marked)),
+    ]
+    index = pipeline.settings.responses_index
+    for doc in docs:
+        pipeline.es.index(index=index, id=doc.key, document=doc.model_dump(mode="json"))
+    pipeline.es.indices.refresh(index=index)
+
+    data = collect(pipeline.es, Indices.of(pipeline.settings), period, agency="dishub")
+    (row,) = data.responsiveness or []
+    assert (row.agency, row.complaints, row.responded, row.overdue) == ("dishub", 3, 1, 1)
+    assert row.median_first_response_s == 600
+    assert [row] == summarise(
+        read_documents(pipeline.es, index, start, "dishub", until=period.end), period.end, False
+    )
+    page = render(data)
+    assert "3 keluhan" in page and "1 lewat batas waktu" in page

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline.brief.data import Alert, BriefData, Headline, Period, Post, Responsiveness, Topic
+from pipeline.brief.data import Alert, BriefData, Headline, Indices, Period, Post, Topic
+from pipeline.responsiveness.report import ResponsivenessRow
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'"> jalan rusak'
 END = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)  # 29 Nov 00:00 WIB
@@ -47,7 +48,19 @@ def sample_data(alerts: bool = True, responses: bool = True) -> BriefData:
         ]
         if alerts
         else None,
-        responsiveness=[Responsiveness(agency="pdam", complaints=10, responded=6)] if responses else None,
+        responsiveness=[
+            ResponsivenessRow(
+                agency="pdam",
+                complaints=10,
+                responded=6,
+                reply_rate=0.6,
+                median_first_response_s=5400.0,
+                p90_first_response_s=90000.0,
+                overdue=3,
+            )
+        ]
+        if responses
+        else None,
         engaged_negative=[
             Post(
                 key="x:1",
@@ -69,4 +82,7 @@ def sample_data(alerts: bool = True, responses: bool = True) -> BriefData:
                 engagement=10,
             ),
         ],
+        indices=Indices(
+            posts="pantau-posts", topics="pantau-topics", alerts="pantau-alerts", responses="pantau-responses"
+        ),
     )

@@ -113,8 +113,9 @@ def test_the_readme_example_is_a_valid_file() -> None:
     start = readme.index("```yaml", readme.index("**The subscribers file**")) + len("```yaml")
     example = readme[start : readme.index("```", start)]
     env = {"WA_TOKEN": "t", "TG_TOKEN": "1:a", "SMTP_URL": "smtp://u:p@h:587", "SLACK_HOOK": "https://h/x"}
-    channels = [s.channel for s in parse_subscribers(example, env=env).subscribers]
-    assert channels == ["webhook", "whatsapp", "telegram", "email", "slack"]
+    subscribers = parse_subscribers(example, env=env).subscribers
+    assert [s.channel for s in subscribers] == ["webhook", "whatsapp", "telegram", "email", "slack", "email"]
+    assert [s.brief.every for s in subscribers if s.brief] == ["weekly"]
 
 
 def test_quiet_hours_and_digest_times_are_jakarta_time() -> None:

@@ -84,3 +84,18 @@ def test_report_refuses_unknown_agency_region_and_language_before_connecting() -
     ):
         result = CliRunner().invoke(app, ["report", *args], env={"COLUMNS": "200"})
         assert result.exit_code == 2 and word in result.output, result.output
+
+
+def test_responsiveness_rows_show_the_reports_numbers() -> None:
+    page = render(sample_data())
+    assert "10 keluhan" in page and "6 ditanggapi (60%)" in page
+    assert "median tanggapan pertama 1 j 30 m" in page and "3 lewat batas waktu" in page
+    english = render(sample_data(), "en")
+    assert "median first response 1 h 30 m" in english and "3 overdue" in english
+
+
+def test_the_missing_index_notes_name_the_configured_indices() -> None:
+    data = sample_data(alerts=False, responses=False)
+    data.indices.alerts, data.indices.responses = "test-alerts", "test-responses"
+    page = render(data)
+    assert "indeks test-alerts belum ada" in page and "indeks test-responses belum ada" in page

@@ -13,6 +13,7 @@ from pipeline.kibana.lens import RECORDS, LensPanel
 from pipeline.kibana.saved_objects import (
     AGENCY_PANELS,
     ALERTS,
+    CITIZENS,
     DATA_VIEWS,
     OVERVIEW_PANELS,
     POSTS,
@@ -177,7 +178,11 @@ def test_every_lens_column_reads_an_aggregatable_mapped_field(panel: LensPanel) 
         allowed = LENS_TYPE.get(column.data_type)
         if allowed and (column.bucketed or column.data_type == "date"):
             assert mapping[column.field] in allowed, (panel.key, column.field, column.data_type)
-    kql_query(panel.kql)  # refuses a filter the aggregation check could not run
+    query = kql_query(panel.kql)  # refuses a filter the aggregation check could not run
+    for clause in [*query.get("bool", {}).get("filter", []), *query.get("bool", {}).get("must_not", [])]:
+        inner = next(iter(clause.values()))
+        field = inner["field"] if "exists" in clause else next(iter(inner))
+        assert mapping.get(field) in AGGREGATABLE, (panel.key, field)  # a KQL field must be searchable
     panel_aggregations(panel)
     assert panel.waits_for is None, f"the {panel.data_view} template exists now: drop the panel's waits_for"
 
@@ -202,3 +207,30 @@ def test_kql_outside_the_simple_form_is_refused() -> None:
     assert kql_query("a:b and c:true") == {"bool": {"filter": [{"term": {"a": "b"}}, {"term": {"c": True}}]}}
     with pytest.raises(ValueError):
         kql_query("a:b or c:d")
+
+
+def test_kql_leaves_out_what_is_missing_with_not_exists() -> None:
+    assert kql_query("a:b and not official_account:*") == {
+        "bool": {"filter": [{"term": {"a": "b"}}], "must_not": [{"exists": {"field": "official_account"}}]}
+    }
+    with pytest.raises(ValueError):
+        kql_query("not a:b")
+
+
+def test_posts_panels_leave_out_official_accounts_and_count_by_agencies() -> None:
+    """Volume, sentiment and complaints count citizens' posts only: an official account's post (the
+    contract's ``official_account`` set) is left out by every posts panel and the complaints search."""
+    posts_panels = [p for p in all_panels() if p.data_view == POSTS]
+    assert len(posts_panels) >= 10
+    for panel in posts_panels:
+        assert CITIZENS in panel.kql, panel.key
+        assert kql_query(panel.kql)["bool"]["must_not"] == [{"exists": {"field": "official_account"}}]
+        assert all(c.field != "mentions" for c in panel.columns), panel.key
+    by_agency = [c for p in posts_panels for c in p.columns if "agenc" in c.name]
+    assert by_agency and all(c.field == "agencies" for c in by_agency)
+    assert _mapping(POSTS)["official_account"] == "keyword"  # type: ignore[index]
+    searches = {o["id"]: o for o in _objects() if o["type"] == "search"}
+    source = json.loads(
+        searches["pantau-negative-public-service"]["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"]
+    )
+    assert CITIZENS in source["query"]["query"]
