@@ -16,7 +16,8 @@ from schemas.alerts import Alert, AlertKind, Severity
 from schemas.vocab import Agency, Category, Region
 
 CHANNELS = ("webhook", "telegram", "whatsapp", "email", "slack")
-_CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?"
+"""HH:MM, or HH:MM:SS (so a test, or a drill, can make quiet hours or a digest seconds away)."""
 
 
 class _Strict(BaseModel):
