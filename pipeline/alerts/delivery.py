@@ -140,7 +140,8 @@ def restore_state(delivered: list[Delivery], current: dict[str, Alert], topic: s
 
 def _clock(text: str) -> clock_time:
     """``HH:MM`` or ``HH:MM:SS``."""
-    return clock_time(*(int(part) for part in text.split(":")))
+    hours, minutes, *seconds = (int(part) for part in text.split(":"))
+    return clock_time(hours, minutes, seconds[0] if seconds else 0)
 
 
 def in_quiet_hours(subscriber: Subscriber, now: datetime) -> bool:
