@@ -15,7 +15,9 @@ dead-letter topic. The Kafka message is acknowledged only when every subscriber'
 Everything that decides "send or not" is in ``pantau-deliveries`` too, since the embedded broker loses
 every topic at ``pantau down``: a notification waiting ``group_wait`` is logged ``pending`` before it
 joins its group, and the log entries of what was sent (with the alert) give back the cooldowns and the
-reminders, so a worker started on an empty broker sends what was pending and re-pages no one.
+reminders, so a worker started on an empty broker sends what was pending and re-pages no one. Each
+alert revision taken is marked there too; a starting worker takes the recent alerts of ``pantau-alerts``
+that carry no mark (detected, but lost with the topic before delivery read them).
 """
 
 from __future__ import annotations
@@ -203,6 +205,17 @@ class Deliverer:
         self.client = httpx.AsyncClient(timeout=self.settings.alerts_timeout)
         await self._refresh_silences(force=True)
         await self._retry(self._restore)
+        await self._retry(self._take_missed)
+
+    async def _take_missed(self) -> None:
+        """Alerts detected but never taken: their messages were lost with the broker's topics (the
+        embedded broker at `pantau down`) between detection and delivery."""
+        since = self.now() - timedelta(seconds=self.settings.alerts_max_age)
+        missed = await self.store.untaken_alerts(since)
+        for alert in missed:
+            self.take(alert_record(self.settings.topic_alerts, alert), lambda: None)
+        if missed:
+            log.info("%d alerts detected but never taken before the restart: taken now", len(missed))
 
     async def _restore(self) -> None:
         """Cooldowns, reminders and pending notifications from the delivery log (see the module's doc)."""
@@ -278,13 +291,16 @@ class Deliverer:
                 alert.revision,
                 alert.window_end,
             )
+            self._spawn(self._taken(alert, []))
             countdown.one()
             return
         silence = next((s for s in self.silences if s.active(now) and s.matches(alert)), None)
         if silence is not None and not alert.test:
             log.info("alert %s silenced by %s", alert.key, silence.id)
+            self._spawn(self._taken(alert, []))
             countdown.one()
             return
+        work: list[Awaitable[None]] = []
         for subscriber in self.watcher.get().subscribers:
             if not subscriber.match.matches(alert):
                 continue
@@ -298,10 +314,17 @@ class Deliverer:
                 in_quiet_hours(subscriber, now) and not overrides_quiet(alert)
             )
             if queue and not alert.test:
-                self._spawn(self._queue(subscriber, alert, countdown.one))
+                work.append(self._queue(subscriber, alert, countdown.one))
                 continue
-            self._spawn(self._hold(subscriber, Pending(alert, record, countdown.one)))
+            work.append(self._hold(subscriber, Pending(alert, record, countdown.one)))
+        self._spawn(self._taken(alert, work))
         countdown.one()
+
+    async def _taken(self, alert: Alert, work: list[Awaitable[None]]) -> None:
+        """Each subscriber's notification logged (``pending`` or ``queued``), then the alert marked taken:
+        a starting worker takes the alerts of the index that no worker took (``_take_missed``)."""
+        await asyncio.gather(*work)
+        await self._retry(lambda: self.store.mark_taken(alert))
 
     async def _hold(self, subscriber: Subscriber, item: Pending) -> None:
         """Log the notification ``pending`` (a restarted worker sends it), then let it wait in its group."""

@@ -1,5 +1,6 @@
-"""What the alerts keep in Elasticsearch besides the alerts: the delivery log, silences, queued
-notifications (quiet hours, digests) and a copy of the detector's state, all in ``pantau-deliveries``.
+"""What the alerts keep in Elasticsearch besides the alerts: the delivery log, silences, queued and
+pending notifications, a mark per alert revision the delivery agent took, and a copy of the detector's
+state, all in ``pantau-deliveries``.
 
 On the embedded stack a broker restart loses every topic, Faust's changelogs included; this index is
 what lets ``pantau down`` then ``pantau up`` resume without re-paging anyone.
@@ -217,6 +218,32 @@ class AlertStore:
         return [
             Delivery.model_validate({k: v for k, v in h.items() if k not in ("type", "_id")}) for h in hits
         ]
+
+    # -- alerts taken by delivery ------------------------------------------------------------------
+
+    async def mark_taken(self, alert: Alert) -> None:
+        body = {
+            "type": "taken",
+            "alert_id": alert.id,
+            "revision": alert.revision,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        await self.es.index(index=self.index, id=f"taken:{alert.id}:{alert.revision}", document=body)
+
+    async def untaken_alerts(self, since: datetime) -> list[Alert]:
+        """Alerts of the alerts index raised since ``since`` whose latest revision no delivery agent took."""
+        index = self.settings.alerts_index
+        if not await self.es.indices.exists(index=index):
+            return []
+        await self.es.indices.refresh(index=index)
+        query = {"range": {"raised_at": {"gte": since.isoformat()}}}
+        hits = (await self.es.search(index=index, query=query, size=1000))["hits"]["hits"]
+        alerts = [Alert.model_validate(h["_source"]) for h in hits]
+        if not alerts or not await self.es.indices.exists(index=self.index):
+            return alerts
+        marks = await self.es.mget(index=self.index, ids=[f"taken:{a.id}:{a.revision}" for a in alerts])
+        taken = {doc["_id"] for doc in marks["docs"] if doc.get("found")}
+        return [a for a in alerts if f"taken:{a.id}:{a.revision}" not in taken]
 
     # -- silences ----------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """`pantau down` then `pantau up` on the embedded stack (the broker comes back empty): detection resumes
 from its copy in Elasticsearch and nobody is paged again, even when the same posts are sent again; a
-notification still waiting its ``group_wait`` at `pantau down` is sent after `pantau up`, once; and the
-reminders of an alert still firing go on, numbered on from the last one sent.
+notification still waiting its ``group_wait`` at `pantau down` is sent after `pantau up`, once, and so is
+an alert detected but lost with the topic before delivery took it; the reminders of an alert still firing
+go on, numbered on from the last one sent.
 
 Starts its own stack in a private run directory: the test is about stopping and starting one."""
 
@@ -23,6 +24,8 @@ import pytest
 
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import sync_client
+from schemas.alerts import Alert, AlertKind, Severity, alert_id
+from schemas.vocab import Region
 from tests.alert_receivers import SECRET, Receivers
 
 
@@ -112,6 +115,21 @@ def test_down_and_up_neither_forgets_nor_repages(tmp_path: Path, receivers: Rece
         wait_for(waiting, 120)
         assert waiting(), "the Lebak emergency never waited in its group"
         assert of_key(second) == []
+        # an alert the detector indexed whose pantau.alerts message delivery never read (lost at down)
+        lost = Alert(
+            id=alert_id("emergency:region=3604", now),
+            key="emergency:region=3604",
+            kind=AlertKind.EMERGENCY,
+            severity=Severity.CRITICAL,
+            region=Region.KAB_SERANG,
+            window_start=now,
+            window_end=now,
+            count=3,
+            expected=0,
+            summary="Laporan darurat bencana di Kab. Serang: 3 unggahan.",
+            raised_at=datetime.now(UTC),
+        )
+        es.index(index="pantau-alerts", id=lost.id, document=lost.model_dump(mode="json"), refresh=True)
         time.sleep(3)  # the detector's state is copied to Elasticsearch every 2 s
         pantau("down")
         es.close()
@@ -121,10 +139,14 @@ def test_down_and_up_neither_forgets_nor_repages(tmp_path: Path, receivers: Rece
         pantau("up")
         pantau("produce", str(pandeglang))  # the same posts again, into a broker that lost every topic
         pantau("produce", str(lebak))
-        wait_for(lambda: of_key(second) and [r for r in of_key(first) if r.at > up_at], 180)
+        wait_for(
+            lambda: of_key(second) and of_key(lost.key) and [r for r in of_key(first) if r.at > up_at], 180
+        )
         time.sleep(5)
         (pending,) = of_key(second)  # the notification waiting at `pantau down`: sent, once
         assert pending.verified and pending.json()["key"] == second
+        (taken,) = of_key(lost.key)  # detected before `pantau down`, never taken: sent after up, once
+        assert taken.verified
         ids = [r.headers["webhook-id"] for r in receivers.of("webhook", "ops")]
         assert len(ids) == len(set(ids)), ids  # nothing sent twice
         after = [r.headers["webhook-id"] for r in of_key(first) if r.at > up_at]
@@ -139,6 +161,7 @@ def test_down_and_up_neither_forgets_nor_repages(tmp_path: Path, receivers: Rece
             log,
         )
         assert restored and restored[-1] == ("1", "1", "1"), restored
+        assert "1 alerts detected but never taken before the restart" in log
     finally:
         subprocess.run(
             [sys.executable, "-m", "pipeline.cli", "down"], env=env, capture_output=True, timeout=120
