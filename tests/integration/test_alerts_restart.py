@@ -144,7 +144,7 @@ def test_down_and_up_neither_forgets_nor_repages(tmp_path: Path, receivers: Rece
         )
         time.sleep(5)
         (pending,) = of_key(second)  # the notification waiting at `pantau down`: sent, once
-        assert pending.verified and pending.json()["key"] == second
+        assert pending.verified  # alone, or grouped with the alert below (same group_wait)
         (taken,) = of_key(lost.key)  # detected before `pantau down`, never taken: sent after up, once
         assert taken.verified
         ids = [r.headers["webhook-id"] for r in receivers.of("webhook", "ops")]
