@@ -21,7 +21,8 @@ from schemas.vocab import Agency, Category, Region
 CHANNELS = ("webhook", "telegram", "whatsapp", "email", "slack")
 BRIEF_CHANNELS = ("email", "telegram")
 """Channels that carry a file: the brief goes as an e-mail attachment or a Telegram document."""
-_CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?"
+"""HH:MM, or HH:MM:SS (so a test, or a drill, can make quiet hours or a digest seconds away)."""
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
@@ -159,9 +160,9 @@ class BriefSchedule(_Strict):
         """The latest scheduled time at or before ``now``: the end of the period the brief covers, and what
         names it (one brief per subscriber and period)."""
         clock = self.at.split(" ")[-1]
-        hours, minutes = (int(part) for part in clock.split(":"))
+        hours, minutes, *seconds = (int(part) for part in clock.split(":"))
         local = now.astimezone(JAKARTA)
-        at = datetime.combine(local.date(), clock_time(hours, minutes), JAKARTA)
+        at = datetime.combine(local.date(), clock_time(hours, minutes, seconds[0] if seconds else 0), JAKARTA)
         if self.every == "weekly":
             at -= timedelta(days=(local.weekday() - WEEKDAYS.index(self.at[:3])) % 7)
         while at > local:

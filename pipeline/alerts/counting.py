@@ -50,3 +50,30 @@ def robust_mean(values: list[float]) -> float:
     median = statistics.median(values)
     cap = max(2 * median, median + 3)
     return sum(min(v, cap) for v in values) / len(values)
+
+
+WEEKEND_PRIOR = 5.0
+"""Pseudo-posts that pull a key's weekend ratio towards 1: a quiet key's week says little about it."""
+
+
+def weekend_ratio(
+    weekend_posts: float, weekend_buckets: int, weekday_posts: float, weekday_buckets: int
+) -> float:
+    """Posts per weekend bucket over posts per weekday bucket in the past week, shrunk towards 1 by
+    ``WEEKEND_PRIOR``; 1 while the week lacks either kind of day."""
+    if weekend_buckets == 0 or weekday_buckets == 0:
+        return 1.0
+    weekday_rate = weekday_posts * weekend_buckets / weekday_buckets
+    return (weekend_posts + WEEKEND_PRIOR) / (weekday_rate + WEEKEND_PRIOR)
+
+
+def expected_count(values: list[float], weekend: list[bool], now_weekend: bool, ratio: float) -> float:
+    """A bucket's baseline: the past days' values, each moved to the bucket's kind of day (a weekday
+    value times ``ratio`` for a weekend bucket, a weekend value divided by it for a weekday one), then
+    their capped mean. A week holds five weekdays and two weekend days, so a plain mean expects too
+    much on a quiet Sunday (a burst hides) and too little on a busy Monday (a false spike)."""
+    moved = [
+        v if w == now_weekend else (v * ratio if now_weekend else v / ratio)
+        for v, w in zip(values, weekend, strict=True)
+    ]
+    return robust_mean(moved)

@@ -11,6 +11,13 @@ Each subscriber sends on its own task, so one that fails never delays the others
 exponential back-off; each attempt is written to ``pantau-deliveries`` (id = the ``webhook-id``), which is
 read before sending, so a redelivered alert is not sent twice; one that fails for good goes to the
 dead-letter topic. The Kafka message is acknowledged only when every subscriber's delivery of it ended.
+
+Everything that decides "send or not" is in ``pantau-deliveries`` too, since the embedded broker loses
+every topic at ``pantau down``: a notification waiting ``group_wait`` is logged ``pending`` before it
+joins its group, and the log entries of what was sent (with the alert) give back the cooldowns and the
+reminders, so a worker started on an empty broker sends what was pending and re-pages no one. Each
+alert revision taken is marked there too; a starting worker takes the recent alerts of ``pantau-alerts``
+that carry no mark (detected, but lost with the topic before delivery read them).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from typing import TypeVar
@@ -48,6 +55,9 @@ SILENCES_REFRESH = 10.0
 """Seconds between re-reads of the silences (set by `pantau alerts silence` in Elasticsearch)."""
 QUEUE_CHECK = 10.0
 """Seconds between looks at queued notifications (quiet hours ended, digest due)."""
+RESTORE_DAYS = 7
+"""How far back a starting worker reads what was sent: cooldowns are far shorter, and an alert still
+firing is logged again at each reminder."""
 
 
 class Countdown:
@@ -79,12 +89,63 @@ class Reminder:
     alert: Alert
     record: Record
     sent_at: float
+    """Wall-clock seconds (it outlives the worker: see ``restore_state``)."""
     repeat: int = 0
 
 
+def alert_record(topic: str, alert: Alert) -> Record:
+    """A stand-in for the Kafka message of an alert read back from Elasticsearch (for dead letters)."""
+    return Record(topic, -1, -1, alert.key.encode(), alert.model_dump_json().encode())
+
+
+@dataclass
+class DeliveryState:
+    """What a starting worker rebuilds from the delivery log: the last notification per (subscriber,
+    key) for the cooldown, and the alerts still firing that a subscriber was told about, for reminders."""
+
+    notified: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    reminders: dict[tuple[str, str], Reminder] = field(default_factory=dict)
+
+
+def restore_state(delivered: list[Delivery], current: dict[str, Alert], topic: str) -> DeliveryState:
+    """``delivered``: log entries of notifications sent; ``current``: the latest revision of their
+    alerts in the alerts index, so an alert that resolved meanwhile (even unnoticed by a subscriber
+    opted out of resolved notices) is not reminded about."""
+    state = DeliveryState()
+    told: dict[tuple[str, str], tuple[Delivery, Alert]] = {}
+    resolved: set[tuple[str, str]] = set()
+    for entry in sorted(delivered, key=lambda d: d.updated_at):
+        if entry.alert is None:
+            continue
+        alert = Alert.model_validate_json(entry.alert)
+        if alert.test:
+            continue
+        pair = (entry.subscriber, alert.id)
+        if alert.status == AlertStatus.RESOLVED:
+            resolved.add(pair)
+            continue
+        at = entry.updated_at.timestamp()
+        state.notified[(entry.subscriber, alert.key)] = (alert.id, at)
+        if pair not in told or alert.revision >= told[pair][1].revision:
+            told[pair] = (entry, alert)
+    for pair, (entry, alert) in told.items():
+        latest = current.get(alert.id)
+        if pair in resolved or (latest is not None and latest.status == AlertStatus.RESOLVED):
+            continue
+        if latest is not None and latest.revision > alert.revision:
+            alert = latest
+        if alert.kind in SCHEDULED_KINDS:  # a digest is said once per period, never reminded
+            continue
+        state.reminders[pair] = Reminder(
+            alert, alert_record(topic, alert), entry.updated_at.timestamp(), entry.repeat
+        )
+    return state
+
+
 def _clock(text: str) -> clock_time:
-    hours, minutes = text.split(":")
-    return clock_time(int(hours), int(minutes))
+    """``HH:MM`` or ``HH:MM:SS``."""
+    hours, minutes, *seconds = (int(part) for part in text.split(":"))
+    return clock_time(hours, minutes, seconds[0] if seconds else 0)
 
 
 def in_quiet_hours(subscriber: Subscriber, now: datetime) -> bool:
@@ -115,8 +176,16 @@ def group_id(subscriber: str, alerts: list[Alert]) -> str:
 
 
 class Deliverer:
-    def __init__(self, settings: Settings, store: AlertStore, dead_letters: DeadLetterer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: AlertStore,
+        dead_letters: DeadLetterer,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``now``: the wall clock (quiet hours, digests, cooldowns, reminders, max age)."""
         self.settings = settings
+        self.now = now or (lambda: datetime.now(UTC))
         self.store = store
         self.dead_letters = dead_letters
         self.watcher = SubscribersWatcher(settings.alerts_file)
@@ -129,6 +198,7 @@ class Deliverer:
         self.queue_at = 0.0
         self.notified: dict[tuple[str, str], tuple[str, float]] = {}  # (subscriber, key) → (alert id, when)
         self.reminders: dict[tuple[str, str], Reminder] = {}  # (subscriber, alert id)
+        self.restored = False
         self.client: httpx.AsyncClient | None = None
         smtp = settings.smtp_url
         self.smtp_url = smtp.get_secret_value() if smtp else None
@@ -136,6 +206,55 @@ class Deliverer:
     async def start(self) -> None:
         self.client = httpx.AsyncClient(timeout=self.settings.alerts_timeout)
         await self._refresh_silences(force=True)
+        await self._retry(self._restore)
+        await self._retry(self._take_missed)
+
+    async def _take_missed(self) -> None:
+        """Alerts detected but never taken: their messages were lost with the broker's topics (the
+        embedded broker at `pantau down`) between detection and delivery."""
+        since = self.now() - timedelta(seconds=self.settings.alerts_max_age)
+        missed = await self.store.untaken_alerts(since)
+        for alert in missed:
+            self.take(alert_record(self.settings.topic_alerts, alert), lambda: None)
+        if missed:
+            log.info("%d alerts detected but never taken before the restart: taken now", len(missed))
+
+    async def _restore(self) -> None:
+        """Cooldowns, reminders and pending notifications from the delivery log (see the module's doc)."""
+        if self.restored:
+            return
+        now = self.now()
+        topic = self.settings.topic_alerts
+        delivered = await self.store.delivered_since(now - timedelta(days=RESTORE_DAYS))
+        current = await self.store.current_alerts(sorted({d.alert_id for d in delivered}))
+        state = restore_state(delivered, current, topic)
+        for pair, last in state.notified.items():
+            if pair not in self.notified or self.notified[pair][1] < last[1]:
+                self.notified[pair] = last
+        for pair, reminder in state.reminders.items():
+            self.reminders.setdefault(pair, reminder)
+        waiting: list[tuple[str, Alert]] = []
+        for entry in await self.store.pending():
+            if entry.alert is None:
+                continue
+            alert = Alert.model_validate_json(entry.alert)
+            if self._stale(alert, now):  # a backfill's, or the worker was down for hours
+                await self.store.put_delivery(entry.model_copy(update={"status": "stale", "updated_at": now}))
+            else:
+                waiting.append((entry.subscriber, alert))
+        for name, alert in waiting:  # the send checks the log again (a redelivered message may join)
+            self.groups.setdefault(name, []).append(Pending(alert, alert_record(topic, alert), lambda: None))
+            self.opened.setdefault(name, time.monotonic())
+        self.restored = True
+        log.info(
+            "delivery state restored from Elasticsearch: %d keys in cooldown, %d reminders, %d pending",
+            len(state.notified),
+            len(state.reminders),
+            len(waiting),
+        )
+
+    def _stale(self, alert: Alert, now: datetime) -> bool:
+        return not alert.test and alert.window_end < now - timedelta(seconds=self.settings.alerts_max_age)
 
     async def stop(self) -> None:
         for task in [*self.tasks, *self.busy.values()]:
@@ -159,7 +278,7 @@ class Deliverer:
             failed = Failed(record, "delivery", describe_validation_error(exc))
             self._spawn(self._dead_letter([failed], [done]))
             return
-        now = datetime.now(UTC)
+        now = self.now()
         countdown = Countdown(1, done)
         for (name, known_id), reminder in list(self.reminders.items()):
             if known_id == alert.id:  # a resolve ends the reminders; a newer state is what they repeat
@@ -167,20 +286,23 @@ class Deliverer:
                     del self.reminders[(name, known_id)]
                 elif alert.revision >= reminder.alert.revision:
                     reminder.alert, reminder.record = alert, record
-        if not alert.test and alert.window_end < now - timedelta(seconds=self.settings.alerts_max_age):
+        if self._stale(alert, now):
             log.info(
                 "alert %s rev %d is stale (window ended %s): indexed, not delivered",
                 alert.key,
                 alert.revision,
                 alert.window_end,
             )
+            self._spawn(self._taken(alert, []))
             countdown.one()
             return
         silence = next((s for s in self.silences if s.active(now) and s.matches(alert)), None)
         if silence is not None and not alert.test:
             log.info("alert %s silenced by %s", alert.key, silence.id)
+            self._spawn(self._taken(alert, []))
             countdown.one()
             return
+        work: list[Awaitable[None]] = []
         for subscriber in self.watcher.get().subscribers:
             if not subscriber.match.matches(alert):
                 continue
@@ -194,31 +316,39 @@ class Deliverer:
                 in_quiet_hours(subscriber, now) and not overrides_quiet(alert)
             )
             if queue and not alert.test:
-                self._spawn(self._queue(subscriber, alert, countdown.one))
+                work.append(self._queue(subscriber, alert, countdown.one))
                 continue
-            self.groups.setdefault(subscriber.name, []).append(Pending(alert, record, countdown.one))
-            self.opened.setdefault(subscriber.name, time.monotonic())
+            work.append(self._hold(subscriber, Pending(alert, record, countdown.one)))
+        self._spawn(self._taken(alert, work))
         countdown.one()
+
+    async def _taken(self, alert: Alert, work: list[Awaitable[None]]) -> None:
+        """Each subscriber's notification logged (``pending`` or ``queued``), then the alert marked taken:
+        a starting worker takes the alerts of the index that no worker took (``_take_missed``)."""
+        await asyncio.gather(*work)
+        await self._retry(lambda: self.store.mark_taken(alert))
+
+    async def _hold(self, subscriber: Subscriber, item: Pending) -> None:
+        """Log the notification ``pending`` (a restarted worker sends it), then let it wait in its group."""
+        try:
+            delivery = self._entry(subscriber, item.alert, "pending", 0)
+            await self._retry(lambda: self.store.hold(delivery))
+        except BaseException:
+            item.finished()
+            raise
+        self.groups.setdefault(subscriber.name, []).append(item)
+        self.opened.setdefault(subscriber.name, time.monotonic())
 
     def _cooling(self, subscriber: Subscriber, alert: Alert) -> bool:
         last = self.notified.get((subscriber.name, alert.key))
         if last is None or alert.status != AlertStatus.FIRING or alert.test or alert.kind in SCHEDULED_KINDS:
             return False
         last_id, at = last
-        return last_id != alert.id and time.monotonic() - at < self.settings.alerts_cooldown
+        return last_id != alert.id and self.now().timestamp() - at < self.settings.alerts_cooldown
 
     async def _queue(self, subscriber: Subscriber, alert: Alert, finished: Callable[[], None]) -> None:
         try:
-            delivery = Delivery(
-                subscriber=subscriber.name,
-                channel=subscriber.channel,
-                alert_id=alert.id,
-                alert_key=alert.key,
-                revision=alert.revision,
-                status="queued",
-                alert=alert.model_dump_json(),
-                updated_at=datetime.now(UTC),
-            )
+            delivery = self._entry(subscriber, alert, "queued", 0)
             existing = await self._retry(lambda: self.store.deliveries([delivery.id]))
             if delivery.id not in existing:
                 await self._retry(lambda: self.store.put_delivery(delivery))
@@ -239,6 +369,8 @@ class Deliverer:
     # -- timer -------------------------------------------------------------------------------------
 
     async def tick(self) -> None:
+        if not self.restored:  # the timer may run before the agent started
+            return
         now = time.monotonic()
         subscribers = {s.name: s for s in self.watcher.get().subscribers}
         for name in list(self.groups):
@@ -253,7 +385,7 @@ class Deliverer:
                 continue
             self._start(subscriber, items)
         await self._refresh_silences()
-        self._remind(subscribers, now)
+        self._remind(subscribers)
         if now - self.queue_at >= QUEUE_CHECK:
             self.queue_at = now
             for subscriber in subscribers.values():
@@ -262,10 +394,11 @@ class Deliverer:
                 ):
                     self._spawn(self._flush_queue(subscriber))
 
-    def _remind(self, subscribers: dict[str, Subscriber], now: float) -> None:
+    def _remind(self, subscribers: dict[str, Subscriber]) -> None:
         """Alerts still firing that a subscriber heard about ``repeat_interval`` ago are sent again (not
         while silenced or in quiet hours)."""
-        wall = datetime.now(UTC)
+        wall = self.now()
+        now = wall.timestamp()
         for (name, alert_id), reminder in list(self.reminders.items()):
             subscriber = subscribers.get(name)
             if subscriber is None:
@@ -293,12 +426,12 @@ class Deliverer:
             return
         self.silences_at = time.monotonic()
         try:
-            self.silences = [s for s in await self.store.silences() if s.ends_at > datetime.now(UTC)]
+            self.silences = [s for s in await self.store.silences() if s.ends_at > self.now()]
         except Exception as exc:
             log.warning("could not read silences (%s); keeping %d known", exc, len(self.silences))
 
     async def _flush_queue(self, subscriber: Subscriber) -> None:
-        now = datetime.now(UTC)
+        now = self.now()
         if subscriber.mode != "digest" and in_quiet_hours(subscriber, now):
             return
         try:
@@ -314,8 +447,7 @@ class Deliverer:
             if q.alert is None:
                 continue
             alert = Alert.model_validate_json(q.alert)
-            record = Record(self.settings.topic_alerts, -1, -1, alert.key.encode(), q.alert.encode())
-            items.append(Pending(alert, record, lambda: None))
+            items.append(Pending(alert, alert_record(self.settings.topic_alerts, alert), lambda: None))
         if items and subscriber.name not in self.busy:
             self._start(subscriber, items, digest=subscriber.mode == "digest")
 
@@ -347,7 +479,7 @@ class Deliverer:
         delay = self.settings.alerts_retry_backoff
         attempts = self.settings.alerts_retry_max_attempts
         for attempt in range(1, attempts + 1):
-            await self._log(subscriber, alerts, "sending", attempt)
+            await self._log(subscriber, alerts, "sending", attempt, repeat=repeat)
             try:
                 await send(
                     self.client,
@@ -369,7 +501,7 @@ class Deliverer:
                     exc.reason,
                 )
                 if final:
-                    await self._log(subscriber, alerts, "failed", attempt, exc.reason)
+                    await self._log(subscriber, alerts, "failed", attempt, exc.reason, repeat)
                     failed = [
                         Failed(
                             p.record, "delivery", f"{subscriber.name} ({subscriber.channel}): {exc.reason}"
@@ -378,20 +510,21 @@ class Deliverer:
                     ]
                     await self.dead_letters.deliver(failed)
                     return
-                await self._log(subscriber, alerts, "sending", attempt, exc.reason)
+                await self._log(subscriber, alerts, "sending", attempt, exc.reason, repeat)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.bulk_backoff_max)
                 continue
             metrics.alert_delivered(subscriber.channel, sent=True)
-            await self._log(subscriber, alerts, "sent", attempt)
+            await self._log(subscriber, alerts, "sent", attempt, repeat=repeat)
+            sent_at = self.now().timestamp()
             for item in todo:
                 alert = item.alert
                 if alert.status == AlertStatus.FIRING:
-                    self.notified[(subscriber.name, alert.key)] = (alert.id, time.monotonic())
+                    self.notified[(subscriber.name, alert.key)] = (alert.id, sent_at)
                     if alert.kind in SCHEDULED_KINDS:  # once per period: the next period says it again
                         continue
                     self.reminders[(subscriber.name, alert.id)] = Reminder(
-                        alert, item.record, time.monotonic(), item.repeat
+                        alert, item.record, sent_at, item.repeat
                     )
                 else:
                     self.reminders.pop((subscriber.name, alert.id), None)
@@ -411,20 +544,34 @@ class Deliverer:
         status: DeliveryStatus,
         attempts: int,
         error: str | None = None,
+        repeat: int = 0,
     ) -> None:
         for alert in alerts:
-            delivery = Delivery(
-                subscriber=subscriber.name,
-                channel=subscriber.channel,
-                alert_id=alert.id,
-                alert_key=alert.key,
-                revision=alert.revision,
-                status=status,
-                attempts=attempts,
-                error=error,
-                updated_at=datetime.now(UTC),
-            )
+            delivery = self._entry(subscriber, alert, status, attempts, error, repeat)
             await self._retry(functools.partial(self.store.put_delivery, delivery))
+
+    def _entry(
+        self,
+        subscriber: Subscriber,
+        alert: Alert,
+        status: DeliveryStatus,
+        attempts: int,
+        error: str | None = None,
+        repeat: int = 0,
+    ) -> Delivery:
+        return Delivery(
+            subscriber=subscriber.name,
+            channel=subscriber.channel,
+            alert_id=alert.id,
+            alert_key=alert.key,
+            revision=alert.revision,
+            status=status,
+            attempts=attempts,
+            error=error,
+            alert=alert.model_dump_json(),
+            repeat=repeat,
+            updated_at=self.now(),
+        )
 
     async def _dead_letter(self, failed: list[Failed], done: list[Callable[[], None]]) -> None:
         try:

@@ -12,6 +12,7 @@ judged in wall time, since stream time stops when the stream does.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -24,7 +25,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from pipeline.alerts.counting import binomial_upper_tail, nb_upper_tail, robust_mean
+from pipeline.alerts.counting import (
+    binomial_upper_tail,
+    expected_count,
+    nb_upper_tail,
+    weekend_ratio,
+)
 from pipeline.settings import Settings
 from pipeline.stages.records import Failed, Outgoing, Record
 from pipeline.validation import describe_validation_error
@@ -178,7 +184,15 @@ class Episode(BaseModel):
 class EmergencyPost(BaseModel):
     key: str
     created_at: AwareDatetime
-    example: AlertExample
+    example: AlertExample | None = None
+    """Dropped once the post is older than the window (kept only to group late posts)."""
+    alerted: bool = False
+    """Already behind an emergency: it starts no other."""
+
+
+EMERGENCY_KEPT = 20
+"""Urgent posts kept per region from before the window (key and time only): posts arriving late (another
+partition behind, a producer catching up) still find the rest of their cluster."""
 
 
 class Meta(BaseModel):
@@ -199,10 +213,10 @@ class DetectorConfig:
     bucket: float = 3600.0
     baseline_days: int = 7
     baseline_min_days: int = 3
-    alpha: float = 0.01
+    alpha: float = 0.03
     dispersion: float = 4.0
     min_count: int = 5
-    min_ratio: float = 2.5
+    min_ratio: float = 2.0
     negative_min: int = 5
     negative_rise: float = 0.3
     emergency_window: float = 1800.0
@@ -284,6 +298,12 @@ def baseline_buckets(index: int, period: int, days: int, min_days: int, first: i
         return None
     spread = range(-BASELINE_SPREAD, BASELINE_SPREAD + 1)
     return [i + k for i in past for k in spread if i + k >= first and i + k < index]
+
+
+@functools.lru_cache(maxsize=16384)
+def weekend_bucket(index: int, bucket: float) -> bool:
+    """Whether bucket ``index`` starts on a Saturday or Sunday in Asia/Jakarta."""
+    return datetime.fromtimestamp(index * bucket, UTC).astimezone(JAKARTA).weekday() >= 5
 
 
 STATE_BUCKET = b"bucket:"
@@ -456,6 +476,35 @@ class AlertDetector:
         negatives = [self.buckets[i].negative.get(series, 0) if i in self.buckets else 0 for i in buckets]
         return counts, negatives
 
+    def is_weekend(self, index: int) -> bool:
+        return weekend_bucket(index, self.config.bucket)
+
+    def weekend_ratio(self, series: str, index: int) -> float:
+        """The key's weekend-to-weekday ratio over the week before bucket ``index``."""
+        first = self.meta.first_bucket if self.meta.first_bucket is not None else index
+        posts = {True: 0, False: 0}
+        buckets = {True: 0, False: 0}
+        for i in range(max(index - self.config.period * self.config.baseline_days, first), index):
+            weekend = self.is_weekend(i)
+            buckets[weekend] += 1
+            held = self.buckets.get(i)
+            if held is not None:
+                posts[weekend] += held.counts.get(series, 0)
+        return weekend_ratio(posts[True], buckets[True], posts[False], buckets[False])
+
+    def expected(self, series: str, index: int) -> float | None:
+        """Bucket ``index``'s baseline (``expected_count``), or None with too little history."""
+        first = self.meta.first_bucket
+        if first is None:
+            return None
+        c = self.config
+        indices = baseline_buckets(index, c.period, c.baseline_days, c.baseline_min_days, first)
+        if indices is None:
+            return None
+        values = [float(self.buckets[i].counts.get(series, 0)) if i in self.buckets else 0.0 for i in indices]
+        weekend = [self.is_weekend(i) for i in indices]
+        return expected_count(values, weekend, self.is_weekend(index), self.weekend_ratio(series, index))
+
     def tests_per_bucket(self, index: int) -> int:
         """Series judged per bucket (the multiple-testing correction): those seen in the baseline period."""
         lowest = index - self.config.period * self.config.baseline_days
@@ -484,20 +533,19 @@ class AlertDetector:
         return None
 
     def _judge_spike(self, series: str, index: int, now: datetime) -> list[Alert]:
-        base = self.baseline(series, index)
-        if base is None:
+        expected = self.expected(series, index)
+        if expected is None:
             return []
         bucket = self.buckets[index]
         count = bucket.counts.get(series, 0)
-        expected = robust_mean([float(v) for v in base[0]])
         counts, expecteds = [count], [expected]
         for back in range(1, max(SPIKE_WINDOWS)):
-            earlier = self.baseline(series, index - back)
+            earlier = self.expected(series, index - back)
             if earlier is None:
                 break
             held = self.buckets.get(index - back)
             counts.insert(0, held.counts.get(series, 0) if held else 0)
-            expecteds.insert(0, robust_mean([float(v) for v in earlier[0]]))
+            expecteds.insert(0, earlier)
         severity = self.spike_decision(counts, expecteds, self.tests_per_bucket(index))
         if severity is None:
             return []
@@ -609,22 +657,26 @@ class AlertDetector:
     # -- emergency ---------------------------------------------------------------------------------------
 
     def _emergency(self, post: PostSeen, example: AlertExample, now: datetime) -> list[Alert]:
+        """Urgent posts in one region: ``emergency_min_posts`` of them within ``emergency_window``
+        (stream time, in whatever order they arrive) start an emergency; later posts of the same
+        cluster extend it quietly, and a post that was behind one never starts another."""
         assert post.region is not None
         region = post.region.value
         window = timedelta(seconds=self.config.emergency_window)
-        recent = [
-            p for p in self.meta.emergencies.get(region, []) if p.created_at >= post.created_at - window
-        ]
-        recent.append(EmergencyPost(key=post.key, created_at=post.created_at, example=example))
-        self.meta.emergencies[region] = recent
+        arrived = EmergencyPost(key=post.key, created_at=post.created_at, example=example)
+        posts = sorted([*self.meta.emergencies.get(region, []), arrived], key=lambda p: p.created_at)
+        self.meta.emergencies[region] = posts
         key = f"emergency:region={region}"
         episode = self.episodes.get(key)
-        if episode is None and len(recent) < self.config.emergency_min_posts:
-            return []
-        name = REGION_NAMES.get(post.region, region)
         if episode is None:
-            start = min(p.created_at for p in recent)
-            count = len(recent)
+            cluster = _cluster(posts, arrived, window, self.config.emergency_min_posts)
+            if cluster is None:
+                return []
+            for member in cluster:
+                member.alerted = True
+            start, end = cluster[0].created_at, cluster[-1].created_at
+            count = len(cluster)
+            name = REGION_NAMES.get(post.region, region)
             alert = Alert(
                 id=alert_id(key, start),
                 key=key,
@@ -633,21 +685,21 @@ class AlertDetector:
                 region=post.region,
                 category=Category.BENCANA,
                 window_start=start,
-                window_end=post.created_at,
+                window_end=end,
                 count=count,
                 expected=0,
                 summary=f"Laporan darurat bencana di {name}: {count} unggahan sejak {_clock(start)} WIB.",
-                examples=[p.example for p in recent[:3]],
-                kibana_url=self.discover_url(
-                    start, post.created_at, {"region": region, "category": "bencana"}
-                ),
+                examples=[p.example for p in cluster if p.example is not None][:3],
+                kibana_url=self.discover_url(start, end, {"region": region, "category": "bencana"}),
                 raised_at=now,
             )
-            self.episodes[key] = Episode(
-                alert=alert, last_bucket=self.bucket_of(post.created_at), last_seen=post.created_at
-            )
+            self.episodes[key] = Episode(alert=alert, last_bucket=self.bucket_of(end), last_seen=end)
             self._touch_episode(key)
             return [alert]
+        if post.created_at < episode.alert.window_start - window:
+            return []  # a late post of an older cluster: the open emergency is about something else
+        arrived.alerted = True
+        name = REGION_NAMES.get(post.region, region)
         # an open emergency takes the post quietly (the count grows; subscribers were told already)
         old = episode.alert
         count = old.count + 1
@@ -678,7 +730,9 @@ class AlertDetector:
             ):
                 out.append(self._resolve(key, now))
         for region, posts in list(self.meta.emergencies.items()):
-            kept = [p for p in posts if p.created_at >= clock - window]
+            recent = [p for p in posts if p.created_at >= clock - window]
+            older = [p.model_copy(update={"example": None}) for p in posts if p.created_at < clock - window]
+            kept = older[-EMERGENCY_KEPT:] + recent
             if kept:
                 self.meta.emergencies[region] = kept
             else:
@@ -798,3 +852,18 @@ def _clock(at: datetime) -> str:
 
 def dump_alert(alert: Alert) -> bytes:
     return json.dumps(alert.model_dump(mode="json"), ensure_ascii=False).encode()
+
+
+def _cluster(
+    posts: list[EmergencyPost], arrived: EmergencyPost, window: timedelta, least: int
+) -> list[EmergencyPost] | None:
+    """The first ``window`` of posts (sorted by time) holding ``arrived`` and at least ``least`` posts
+    behind no emergency yet, or None."""
+    free = [p for p in posts if not p.alerted]
+    for first in free:
+        if first.created_at > arrived.created_at:
+            break
+        members = [p for p in free if first.created_at <= p.created_at <= first.created_at + window]
+        if any(m is arrived for m in members) and len(members) >= least:
+            return members
+    return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, NotFoundError
 from rich.console import Console
@@ -39,7 +39,7 @@ def render_alerts(console: Console, alerts: list[Alert], title: str | None = Non
     headers = ("window (UTC)", "kind", "severity", "status", "rev", "key", "count", "expected", "summary")
     rows = [
         (
-            f"{a.window_start:%Y-%m-%d %H:%M}",
+            f"{a.window_start.astimezone(UTC):%Y-%m-%d %H:%M}",
             a.kind.value,
             a.severity.value,
             a.status.value,

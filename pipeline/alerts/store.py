@@ -1,5 +1,6 @@
-"""What the alerts keep in Elasticsearch besides the alerts: the delivery log, silences, queued
-notifications (quiet hours, digests) and a copy of the detector's state, all in ``pantau-deliveries``.
+"""What the alerts keep in Elasticsearch besides the alerts: the delivery log, silences, queued and
+pending notifications, a mark per alert revision the delivery agent took, and a copy of the detector's
+state, all in ``pantau-deliveries``.
 
 On the embedded stack a broker restart loses every topic, Faust's changelogs included; this index is
 what lets ``pantau down`` then ``pantau up`` resume without re-paging anyone.
@@ -12,7 +13,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from elasticsearch import AsyncElasticsearch, NotFoundError
+from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 from pydantic import AwareDatetime, BaseModel
 
 from pipeline.embedded.stack import Endpoints
@@ -21,7 +22,9 @@ from pipeline.sinks.elasticsearch import async_client
 from schemas.alerts import Alert, AlertKind
 from schemas.vocab import Agency, Region
 
-DeliveryStatus = Literal["sending", "sent", "failed", "queued", "silenced", "stale"]
+DeliveryStatus = Literal["pending", "sending", "sent", "failed", "queued", "silenced", "stale"]
+"""``pending``: taken for a subscriber, waiting ``group_wait`` (restored at start, since the broker may
+have lost the message); ``queued``: held for quiet hours or a digest."""
 
 
 def message_id(subscriber: str, alert_id: str, revision: int) -> str:
@@ -41,8 +44,16 @@ class Delivery(BaseModel):
     attempts: int = 0
     error: str | None = None
     alert: str | None = None
-    """The alert's JSON, kept while it is queued (quiet hours, digest)."""
+    """The alert's JSON: what a queued or pending notification sends, and what a restarted worker
+    rebuilds its cooldowns and reminders from."""
+    repeat: int = 0
+    """Reminders sent of this alert revision (``repeat_interval``): the next one is ``_r{repeat + 1}``."""
     updated_at: AwareDatetime
+
+    @property
+    def was_sent(self) -> bool:
+        """The subscriber has been told (a later reminder's failure does not undo that)."""
+        return self.status == "sent" or self.repeat > 0
 
     @property
     def id(self) -> str:
@@ -158,27 +169,81 @@ class AlertStore:
                 found[delivery.id] = delivery
         return found
 
-    async def queued(self, subscriber: str) -> list[Delivery]:
-        hits = await self._search(
-            {
-                "bool": {
-                    "filter": [
-                        {"term": {"type": "delivery"}},
-                        {"term": {"status": "queued"}},
-                        {"term": {"subscriber": subscriber}},
-                    ]
-                }
-            }
-        )
+    async def hold(self, delivery: Delivery) -> bool:
+        """Log a ``pending`` notification unless the log already has this message (sent, failed...)."""
+        body = delivery.model_dump(mode="json") | {"type": "delivery"}
+        try:
+            await self.es.create(index=self.index, id="delivery:" + delivery.id, document=body)
+        except ConflictError:
+            return False
+        return True
+
+    async def _deliveries(self, *filters: dict[str, Any]) -> list[Delivery]:
+        hits = await self._search({"bool": {"filter": [{"term": {"type": "delivery"}}, *filters]}})
         return [
             Delivery.model_validate({k: v for k, v in h.items() if k not in ("type", "_id")}) for h in hits
         ]
+
+    async def queued(self, subscriber: str) -> list[Delivery]:
+        return await self._deliveries({"term": {"status": "queued"}}, {"term": {"subscriber": subscriber}})
+
+    async def pending(self) -> list[Delivery]:
+        """Notifications taken but not sent when the last worker stopped."""
+        return await self._deliveries({"term": {"status": "pending"}})
+
+    async def delivered_since(self, since: datetime) -> list[Delivery]:
+        """Log entries of notifications sent (or reminders tried) since ``since``."""
+        return [
+            d
+            for d in await self._deliveries(
+                {"terms": {"status": ["sent", "sending", "failed"]}},
+                {"range": {"updated_at": {"gte": since.isoformat()}}},
+            )
+            if d.was_sent
+        ]
+
+    async def current_alerts(self, ids: list[str]) -> dict[str, Alert]:
+        """The latest revision of these alerts in the alerts index (a resolve the worker never saw
+        included)."""
+        index = self.settings.alerts_index
+        if not ids or not await self.es.indices.exists(index=index):
+            return {}
+        response = await self.es.mget(index=index, ids=ids)
+        return {
+            doc["_id"]: Alert.model_validate(doc["_source"]) for doc in response["docs"] if doc.get("found")
+        }
 
     async def recent_deliveries(self, size: int = 200) -> list[Delivery]:
         hits = await self._search({"term": {"type": "delivery"}}, size=size)
         return [
             Delivery.model_validate({k: v for k, v in h.items() if k not in ("type", "_id")}) for h in hits
         ]
+
+    # -- alerts taken by delivery ------------------------------------------------------------------
+
+    async def mark_taken(self, alert: Alert) -> None:
+        body = {
+            "type": "taken",
+            "alert_id": alert.id,
+            "revision": alert.revision,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        await self.es.index(index=self.index, id=f"taken:{alert.id}:{alert.revision}", document=body)
+
+    async def untaken_alerts(self, since: datetime) -> list[Alert]:
+        """Alerts of the alerts index raised since ``since`` whose latest revision no delivery agent took."""
+        index = self.settings.alerts_index
+        if not await self.es.indices.exists(index=index):
+            return []
+        await self.es.indices.refresh(index=index)
+        query = {"range": {"raised_at": {"gte": since.isoformat()}}}
+        hits = (await self.es.search(index=index, query=query, size=1000))["hits"]["hits"]
+        alerts = [Alert.model_validate(h["_source"]) for h in hits]
+        if not alerts or not await self.es.indices.exists(index=self.index):
+            return alerts
+        marks = await self.es.mget(index=self.index, ids=[f"taken:{a.id}:{a.revision}" for a in alerts])
+        taken = {doc["_id"] for doc in marks["docs"] if doc.get("found")}
+        return [a for a in alerts if f"taken:{a.id}:{a.revision}" not in taken]
 
     # -- silences ----------------------------------------------------------------------------------
 

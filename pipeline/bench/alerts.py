@@ -3,8 +3,9 @@
 The generator's parameters (``GeneratorParams``) were fixed, and written in the README, before the
 detector's defaults were looked at with it. Tuning may use ``TUNING_SEEDS`` only; the scores reported
 are on ``HELD_OUT_SEEDS``. The bench drives the detector's own decision (``AlertDetector.spike_decision``)
-and its own baseline (``robust_mean`` of the same hour on past days), one bucket at a time, as the agent
-does when a bucket's count grows.
+and its own baseline (``expected_count`` of the same hour on past days, moved to the hour's kind of day
+by the week's ``weekend_ratio``), one bucket at a time, as the agent does when a bucket's count grows.
+Hour 0 of a stream is Monday 00:00 WIB (``ORIGIN``), as the generator's daily and weekly cycles assume.
 """
 
 from __future__ import annotations
@@ -12,14 +13,24 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
-from pipeline.alerts.counting import robust_mean
-from pipeline.alerts.detect import SPIKE_WINDOWS, AlertDetector, DetectorConfig, baseline_buckets
+from pipeline.alerts.counting import expected_count, weekend_ratio
+from pipeline.alerts.detect import (
+    JAKARTA,
+    SPIKE_WINDOWS,
+    AlertDetector,
+    DetectorConfig,
+    baseline_buckets,
+    weekend_bucket,
+)
 
 TUNING_SEEDS = (0, 1, 2)
 HELD_OUT_SEEDS = (100, 101, 102, 103, 104)
+ORIGIN = datetime(2024, 1, 1, tzinfo=JAKARTA)
+"""Hour 0 of every stream: a Monday, 00:00 WIB."""
 
 
 @dataclass(frozen=True)
@@ -119,10 +130,30 @@ def detect(stream: Stream, detector: AlertDetector, tests: int) -> list[int]:
     counts = stream.counts
     starts: list[int] = []
     open_until = -10
-    expected = [0.0] * len(counts)
+    origin = math.floor(ORIGIN.timestamp() / config.bucket)
+    weekend = [weekend_bucket(origin + hour, config.bucket) for hour in range(len(counts))]
+    posts = {True: [0], False: [0]}  # running totals of the weekend and weekday hours
+    for hour, count in enumerate(counts):
+        for kind, total in posts.items():
+            total.append(total[-1] + (int(count) if weekend[hour] == kind else 0))
+    kinds = [0]
     for hour in range(len(counts)):
-        buckets = baseline_buckets(hour, 24, config.baseline_days, 1, 0) or []
-        expected[hour] = robust_mean([float(counts[i]) for i in buckets])
+        kinds.append(kinds[-1] + weekend[hour])
+    expected = [0.0] * len(counts)
+    week = config.period * config.baseline_days
+    for hour in range(len(counts)):
+        low = max(hour - week, 0)
+        weekend_hours = kinds[hour] - kinds[low]
+        ratio = weekend_ratio(
+            posts[True][hour] - posts[True][low],
+            weekend_hours,
+            posts[False][hour] - posts[False][low],
+            hour - low - weekend_hours,
+        )
+        buckets = baseline_buckets(hour, config.period, config.baseline_days, 1, 0) or []
+        expected[hour] = expected_count(
+            [float(counts[i]) for i in buckets], [weekend[i] for i in buckets], weekend[hour], ratio
+        )
     widest = max(SPIKE_WINDOWS)
     for hour in range(config.baseline_min_days * 24, len(counts)):
         span = slice(hour - widest + 1, hour + 1)

@@ -34,3 +34,32 @@ def test_a_malformed_alerts_file_is_one_clear_error_line_and_exit_2(tmp_path: Pa
 def test_a_silence_needs_a_matcher() -> None:
     result = _pantau("alerts", "silence", "--for", "1h", env={})
     assert result.returncode == 2 and "--agency, --region, --kind" in result.stdout
+
+
+def test_the_alerts_table_shows_windows_in_utc() -> None:
+    """An alert keeps its posts' offset (+07:00); the table's column says UTC, so it converts."""
+    from datetime import datetime, timedelta, timezone
+
+    from rich.console import Console
+
+    from pipeline.alerts.report import render_alerts
+    from schemas.alerts import Alert, AlertKind, Severity
+
+    wib = timezone(timedelta(hours=7))
+    start = datetime(2026, 11, 22, 4, 55, tzinfo=wib)
+    alert = Alert(
+        id="al_1",
+        key="emergency:region=3602",
+        kind=AlertKind.EMERGENCY,
+        severity=Severity.CRITICAL,
+        window_start=start,
+        window_end=start + timedelta(minutes=10),
+        count=3,
+        expected=0,
+        summary="x",
+        raised_at=start,
+    )
+    console = Console(record=True, width=200)
+    render_alerts(console, [alert])
+    text = console.export_text()
+    assert "window (UTC)" in text and "2026-11-21 21:55" in text and "04:55" not in text

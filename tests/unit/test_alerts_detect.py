@@ -57,6 +57,29 @@ def test_count_tails_and_robust_mean() -> None:
     assert robust_mean([1, 1, 1, 20]) == 1.75 and robust_mean([2, 4]) == 3.0  # 20 capped at 4
 
 
+def test_the_baseline_follows_the_week() -> None:
+    """Weekdays at 4 posts an hour, weekends at 2: a Saturday hour expects about 2, a Monday hour about
+    4 (a plain mean of the week's same hours would expect about 3.4 of both)."""
+    monday = datetime(2026, 11, 1, 17, tzinfo=UTC)  # 00:00 WIB on Monday 2 November
+    series = "agency=pdam,region=3673"
+
+    def expected_at(day: int) -> tuple[float | None, float]:
+        detector = _detector()
+        until = day * 24 + 10
+        for hour in range(until):  # history up to 10:00 WIB of that day
+            at = monday + timedelta(hours=hour, minutes=5)
+            weekend = (hour // 24) % 7 >= 5
+            detector.add([_post(at + timedelta(minutes=i)) for i in range(2 if weekend else 4)], NOW)
+        index = detector.bucket_of(monday + timedelta(hours=until))
+        assert detector.is_weekend(index) == (day % 7 >= 5)
+        return detector.expected(series, index), detector.weekend_ratio(series, index)
+
+    saturday, ratio = expected_at(12)
+    assert saturday is not None and 1.8 < saturday < 2.4 and 0.45 < ratio < 0.6
+    monday_next, _ = expected_at(14)
+    assert monday_next is not None and 3.6 < monday_next < 4.3
+
+
 def test_a_planted_spike_fires_once_with_a_stable_id_and_resolves_after_it_ends() -> None:
     detector = _detector()
     _history(detector, per_hour=1)
@@ -67,7 +90,8 @@ def test_a_planted_spike_fires_once_with_a_stable_id_and_resolves_after_it_ends(
     spikes = [a for a in _spikes(alerts) if a.key == "spike:agency=pdam,region=3673"]
     assert spikes, alerts
     first = spikes[0]
-    assert first.status == AlertStatus.FIRING and first.severity == Severity.WARNING and first.expected == 1.0
+    assert first.status == AlertStatus.FIRING and first.severity == Severity.WARNING
+    assert 0.9 < first.expected <= 1.0  # a Sunday hour: the quiet end of the history counts a little
     assert first.window_start == spike_hour.replace(minute=0) and first.agencies == [Agency.PDAM]
     assert first.region == Region.KOTA_SERANG and "Lonjakan" in first.summary
     assert first.kibana_url and "agencies" in first.kibana_url
@@ -140,6 +164,33 @@ def test_an_emergency_fires_on_the_third_urgent_post_in_a_region_without_a_basel
     # an hour later (stream time) the window is over: resolved
     done = detector.add([_post(at + timedelta(hours=1), agency="dinkes", region="3601")], NOW).alerts
     assert [(a.key, a.status) for a in done] == [("emergency:region=3602", AlertStatus.RESOLVED)]
+
+
+def test_an_emergency_whose_posts_arrive_late_still_fires_once() -> None:
+    """Another partition ran ahead by two days: the flood's posts arrive after later ones, one of them
+    out of order, and a fourth after the emergency resolved; it fires once, about the flood's own time."""
+    detector = _detector()
+    flood = T0 + timedelta(days=1, hours=5)
+    detector.add([_post(flood + timedelta(days=2), agency="dinkes", region="3601")], NOW)
+
+    def urgent(minutes: int) -> Record:
+        at = flood + timedelta(minutes=minutes)
+        return _post(at, agency="bpbd", region="3602", category="bencana", urgent=True)
+
+    fired = [detector.add([urgent(m)], NOW).alerts for m in (10, 0, 6, 20)]
+    assert fired[0] == [] and fired[1] == [] and fired[3] == []  # the fourth joins it quietly
+    emergencies = [a for a in fired[2] if a.kind == AlertKind.EMERGENCY]
+    assert [(a.status, a.count) for a in emergencies] == [(AlertStatus.FIRING, 3)]
+    assert emergencies[0].window_start == flood and emergencies[0].window_end == flood + timedelta(minutes=10)
+    # the stream moves on: resolved
+    later = detector.add([_post(flood + timedelta(days=2, hours=1), agency="dinkes", region="3601")], NOW)
+    assert [(a.key, a.status) for a in later.alerts] == [("emergency:region=3602", AlertStatus.RESOLVED)]
+    # more late posts of that morning: the four already behind it start nothing; three new ones do
+    again = [detector.add([urgent(m)], NOW).alerts for m in (25, 28, 31)]
+    assert again[0] == [] and again[1] == []
+    (second,) = [a for a in again[2] if a.kind == AlertKind.EMERGENCY]
+    assert second.count == 3 and second.window_start == flood + timedelta(minutes=25)
+    assert second.id != emergencies[0].id
 
 
 def test_state_survives_a_restart_and_a_replay_mints_nothing_new() -> None:

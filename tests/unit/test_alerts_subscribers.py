@@ -128,3 +128,19 @@ def test_quiet_hours_and_digest_times_are_jakarta_time() -> None:
     assert overrides_quiet(_alert()) and not overrides_quiet(_alert(severity=Severity.WARNING))
     due = digest_due(sub, datetime(2026, 12, 1, 1, 0, tzinfo=UTC))  # 08:00 WIB: today's 07:00 passed
     assert due is not None and due.astimezone(UTC) == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+
+
+def test_quiet_hours_and_digest_times_may_name_seconds() -> None:
+    from pipeline.alerts.delivery import digest_due, in_quiet_hours
+
+    text = (
+        "subscribers:\n  - name: q\n    slack: {url: 'http://x/y'}\n"
+        "    quiet_hours: '09:00:00-09:00:30'\n    digest_at: '07:00:15'\n"
+    )
+    sub = parse_subscribers(text, env={}).subscribers[0]
+    assert in_quiet_hours(sub, datetime(2026, 12, 1, 2, 0, 29, tzinfo=UTC))  # 09:00:29 WIB
+    assert not in_quiet_hours(sub, datetime(2026, 12, 1, 2, 0, 30, tzinfo=UTC))
+    due = digest_due(sub, datetime(2026, 12, 1, 0, 0, 20, tzinfo=UTC))  # 07:00:20 WIB
+    assert due is not None and due.astimezone(UTC) == datetime(2026, 12, 1, 0, 0, 15, tzinfo=UTC)
+    with pytest.raises(SubscribersError, match=r"alerts file>:4: subscribers\[0\].quiet_hours"):
+        parse_subscribers(text.replace("09:00:30", "09:00:60"), env={})
