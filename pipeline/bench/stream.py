@@ -69,7 +69,9 @@ def _register(story: StreamStory, rng: random.Random) -> Register:
     return story.language
 
 
-def labelled_stream(seed: int, start: datetime | None = None) -> tuple[list[TopicPost], dict[str, str | None]]:
+def labelled_stream(
+    seed: int, start: datetime | None = None
+) -> tuple[list[TopicPost], dict[str, str | None]]:
     """Posts sorted by time, and each key's story (``None`` for chatter). Chatter keys say their register
     (``x:chat-<n>``, ``x:su-<n>``, ``x:jv-<n>``)."""
     rng = random.Random(seed)

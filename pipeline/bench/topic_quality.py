@@ -10,8 +10,9 @@ filter), then into :class:`~pipeline.topics.discovery.TopicDiscovery` in time or
 - a story is *found* when one topic holds ≥ half of it at purity ≥ 0.8;
 - a *catch-all*: a topic of ≥ 10 posts at purity < 0.6; a *dialect topic*: one whose posts are mostly
   Sundanese or Javanese-Serang chatter;
-- an *id handover*: an update gives an id to a cluster whose largest story differs from the one it named
-  before (chatter-majority counts as a story of its own).
+- an *id handover*: an update gives an id that named a story to a cluster whose largest story is another
+  one, or chatter; or folds a story's topic into another story's (a topic that began as mostly chatter and
+  grew into a story is no handover).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class SeedResult:
     recall: dict[str, float] = field(default_factory=dict)  # story → best recall
     found: int = 0
     handovers: int = 0
+    handed: list[str] = field(default_factory=list)  # "id: story → story" for each handover
     kept: int = 0
     sent: int = 0
 
@@ -116,12 +118,14 @@ def replay(
             members.setdefault(tid, []).append(key)
         for tid, keys in members.items():
             story, _ = _majority(keys, story_of)
-            if tid in named and named[tid] != story:
+            if tid in named and named[tid] not in (story, CHATTER):
                 result.handovers += 1
+                result.handed.append(f"{tid}: {named[tid]} → {story}")
             named[tid] = story
         for old, new in disc.last_changes.merged.items():  # the id that lived on must name old's story
             if old in named and new in named and named[old] != named[new]:
                 result.handovers += 1
+                result.handed.append(f"{old} merged into {new}: {named[old]} → {named[new]}")
     totals = Counter(s for s in story_of.values() if s is not None)
     best: dict[str, float] = dict.fromkeys(totals, 0.0)
     labels = {t.id: t.label for t in disc.topics.values()}
@@ -157,11 +161,13 @@ def run_quality(enricher: Enricher, seeds: Sequence[int]) -> list[SeedResult]:
     return results
 
 
-def render_quality(console: Console, results: Sequence[SeedResult]) -> None:
+def render_quality(console: Console, results: Sequence[SeedResult], per_topic: bool = True) -> None:
     from rich.table import Table
 
-    for res in results:
-        table = Table(title=f"topics on the labelled stream, seed {res.seed} ({res.kept} of {res.sent} posts kept)")
+    for res in results if per_topic else ():
+        table = Table(
+            title=f"topics on the labelled stream, seed {res.seed} ({res.kept} of {res.sent} posts kept)"
+        )
         for col in ("topic", "size", "largest story", "purity", "story recall", "dialect"):
             table.add_column(col, justify="right" if col in ("size", "purity", "story recall") else "left")
         for row in res.topics:

@@ -17,6 +17,7 @@ from importlib.resources import files
 from itertools import pairwise
 
 import numpy as np
+import yaml
 from scipy import sparse
 
 from pipeline.gazetteer.recognizer import default_gazetteer
@@ -25,6 +26,8 @@ from pipeline.text.pii import TOKENS as PII_TOKENS
 from schemas.vocab import Agency
 
 STOPWORDS_FILE = files("pipeline.topics").joinpath("data", "stopwords.txt")
+DIALECTS_FILE = files("pipeline.topics").joinpath("data", "dialects.yaml")
+INDONESIAN = "id"
 LABEL_SEPARATOR = " · "
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -36,13 +39,38 @@ _CLITIC = "nya"
 
 
 @lru_cache(maxsize=1)
+def dialect_words() -> dict[str, frozenset[str]]:
+    """Function words of each regional register (``su`` Sundanese, ``jv`` Javanese-Serang)."""
+    data = yaml.safe_load(DIALECTS_FILE.read_text(encoding="utf-8"))
+    return {name: frozenset(str(w) for w in words) for name, words in data.items()}
+
+
+@lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
+    """Indonesian function words and filler, plus every dialect's function words."""
     words: set[str] = set()
     for line in STOPWORDS_FILE.read_text(encoding="utf-8").splitlines():
         word = line.split("#", 1)[0].strip()
         if word:
             words.add(word)
+    for dialect in dialect_words().values():
+        words |= dialect
     return frozenset(words)
+
+
+def register(text: str) -> str:
+    """The register a post is written in: the dialect with most of its own function words (at least two),
+    else Indonesian. Words two dialects share decide nothing."""
+    counts: Counter[str] = Counter()
+    dialects = dialect_words()
+    for tok in tokenize(text):
+        owners = [name for name, words in dialects.items() if tok in words]
+        if len(owners) == 1:
+            counts[owners[0]] += 1
+    best = counts.most_common(2)
+    if not best or best[0][1] < 2 or (len(best) == 2 and best[1][1] == best[0][1]):
+        return INDONESIAN
+    return best[0][0]
 
 
 def _keep_handle(tok: str) -> str | None:
