@@ -58,13 +58,14 @@ class Thresholds:
     """
 
     alpha: float = 0.4
-    link: float = 0.2
+    link: float = 0.25
     assign: float = 0.35
     merge: float = 0.35
     cohesion: float = 0.4
     match: float = 0.975
     term_overlap: float = 0.3
     register_shrink: float = 20.0
+    centre_shrink: float = 10.0
 
 
 @dataclass
@@ -228,7 +229,10 @@ class TopicDiscovery:
             dtype=np.float32,
         )
         emb = centre_registers(
-            centre(self._emb[rows]), [self._registers[i] for i in rows], INDONESIAN, self.th.register_shrink
+            centre(self._emb[rows], self.th.centre_shrink),
+            [self._registers[i] for i in rows],
+            INDONESIAN,
+            self.th.register_shrink,
         )
         feats = Features(emb, lexical_matrix([self._terms[i] for i in rows]), weight, self.th.alpha)
         # Every update clusters the window afresh: seeding with the previous members let early, partial
