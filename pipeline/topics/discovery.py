@@ -65,7 +65,7 @@ class Thresholds:
     match: float = 0.975
     term_overlap: float = 0.3
     register_shrink: float = 20.0
-    centre_shrink: float = 10.0
+    centre_shrink: float = 30.0
 
 
 @dataclass

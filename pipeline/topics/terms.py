@@ -42,29 +42,50 @@ _CLITIC = "nya"
 def dialect_words() -> dict[str, frozenset[str]]:
     """Function words of each regional register (``su`` Sundanese, ``jv`` Javanese-Serang)."""
     data = yaml.safe_load(DIALECTS_FILE.read_text(encoding="utf-8"))
-    return {name: frozenset(str(w) for w in words) for name, words in data.items()}
+    return {name: frozenset(str(w) for w in words) for name, words in data.items() if name != "lexicon"}
 
 
 @lru_cache(maxsize=1)
-def stopwords() -> frozenset[str]:
-    """Indonesian function words and filler, plus every dialect's function words."""
+def dialect_lexicon() -> dict[str, str]:
+    """Dialect content word → the Indonesian word for it, all dialects together: one story told in two
+    registers then shares its terms, and its label reads the same whoever wrote most of it."""
+    data = yaml.safe_load(DIALECTS_FILE.read_text(encoding="utf-8"))
+    return {str(k): str(v) for table in data.get("lexicon", {}).values() for k, v in table.items()}
+
+
+@lru_cache(maxsize=1)
+def _indonesian_stopwords() -> frozenset[str]:
     words: set[str] = set()
     for line in STOPWORDS_FILE.read_text(encoding="utf-8").splitlines():
         word = line.split("#", 1)[0].strip()
         if word:
             words.add(word)
+    return frozenset(words)
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """Indonesian function words and filler, plus every dialect's function words."""
+    words = set(_indonesian_stopwords())
     for dialect in dialect_words().values():
         words |= dialect
     return frozenset(words)
 
 
+@lru_cache(maxsize=1)
+def register_markers() -> dict[str, frozenset[str]]:
+    """Each dialect's function words that Indonesian does not use ("tapi", "mana", "tau" tell nothing)."""
+    indonesian = _indonesian_stopwords()
+    return {name: words - indonesian for name, words in dialect_words().items()}
+
+
 def register(text: str) -> str:
-    """The register a post is written in: the dialect with most of its own function words (at least two),
-    else Indonesian. Words two dialects share decide nothing."""
+    """The register a post is written in: the dialect with most of its own markers (at least two), else
+    Indonesian. Words two dialects share decide nothing."""
     counts: Counter[str] = Counter()
-    dialects = dialect_words()
+    markers = register_markers()
     for tok in tokenize(text):
-        owners = [name for name, words in dialects.items() if tok in words]
+        owners = [name for name, words in markers.items() if tok in words]
         if len(owners) == 1:
             counts[owners[0]] += 1
     best = counts.most_common(2)
@@ -83,6 +104,7 @@ def content_tokens(text: str) -> list[str]:
     """Folded content words in order: no URLs, PII masks, stopwords, numbers, short or personal handles."""
     text = _MASKS.sub(" ", _URL.sub(" ", text))
     stop = stopwords()
+    lexicon = dialect_lexicon()
     out: list[str] = []
     for raw in tokenize(text):
         tok: str | None = raw
@@ -95,6 +117,7 @@ def content_tokens(text: str) -> list[str]:
         if tok.endswith(_CLITIC) and len(tok) - len(_CLITIC) >= _MIN_LEN:
             tok = tok[: -len(_CLITIC)]  # "lampunya" → "lampu"
         tok = tok.replace("_", "")
+        tok = lexicon.get(tok, tok)
         if len(tok) < _MIN_LEN or tok in stop or _HAS_DIGIT.search(tok):
             continue
         out.append(tok)
