@@ -29,7 +29,7 @@ DEMO_WINDOW_HOURS = 192
 SAMPLE_POSTS = Path(__file__).resolve().parent / "samples" / "posts.jsonl"
 
 
-def _topics_fingerprint(es: Elasticsearch, index: str) -> tuple[tuple[str, str, int, str], ...] | None:
+def topics_fingerprint(es: Elasticsearch, index: str) -> tuple[tuple[str, str, int, str], ...] | None:
     """Every published topic's id, label, size and update time; None before discovery's first publish."""
     try:
         es.indices.refresh(index=index)
@@ -75,7 +75,7 @@ def wait_final_topics(
     last: tuple[tuple[str, str, int, str], ...] | None = None
     stable_since = time.monotonic()
     while time.monotonic() < deadline:
-        now = _topics_fingerprint(es, index)
+        now = topics_fingerprint(es, index)
         if now != last:
             last, stable_since = now, time.monotonic()
         caught_up = bool(now) and (
