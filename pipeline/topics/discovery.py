@@ -20,12 +20,11 @@ from pipeline.topics.cluster import Features, best_centroid, centre, centre_regi
 from pipeline.topics.terms import (
     INDONESIAN,
     LABEL_SEPARATOR,
-    content_tokens,
+    analyse,
     ctfidf_terms,
     label_from_terms,
     lexical_matrix,
     lexical_terms,
-    register,
 )
 from schemas.posts import TopicRef
 from schemas.topics import (
@@ -142,11 +141,10 @@ class TopicDiscovery:
                 self._registers.append(INDONESIAN)
             else:
                 self._posts[i] = post
-            self._tokens[i] = content_tokens(post.text)
+            self._tokens[i], self._registers[i] = analyse(post.text)
             self._terms[i] = lexical_terms(self._tokens[i])
             if post.region is not None:  # a story is usually one place: the kab/kota counts as a shared term
                 self._terms[i].append(f"{REGION_TERM}{post.region.value}")
-            self._registers[i] = register(post.text)
             self._emb[i] = vec
 
     def _expire(self, now: datetime) -> None:

@@ -82,9 +82,13 @@ def register_markers() -> dict[str, frozenset[str]]:
 def register(text: str) -> str:
     """The register a post is written in: the dialect with most of its own markers (at least two), else
     Indonesian. Words two dialects share decide nothing."""
+    return _register(tokenize(text))
+
+
+def _register(tokens: Sequence[str]) -> str:
     counts: Counter[str] = Counter()
     markers = register_markers()
-    for tok in tokenize(text):
+    for tok in tokens:
         owners = [name for name, words in markers.items() if tok in words]
         if len(owners) == 1:
             counts[owners[0]] += 1
@@ -102,11 +106,17 @@ def _keep_handle(tok: str) -> str | None:
 
 def content_tokens(text: str) -> list[str]:
     """Folded content words in order: no URLs, PII masks, stopwords, numbers, short or personal handles."""
+    return analyse(text)[0]
+
+
+def analyse(text: str) -> tuple[list[str], str]:
+    """Content tokens and register of a post, from one tokenisation (``add`` runs on every post)."""
     text = _MASKS.sub(" ", _URL.sub(" ", text))
     stop = stopwords()
     lexicon = dialect_lexicon()
     out: list[str] = []
-    for raw in tokenize(text):
+    tokens = tokenize(text)
+    for raw in tokens:
         tok: str | None = raw
         if raw[0] == "@":
             tok = _keep_handle(raw)
@@ -121,7 +131,7 @@ def content_tokens(text: str) -> list[str]:
         if len(tok) < _MIN_LEN or tok in stop or _HAS_DIGIT.search(tok):
             continue
         out.append(tok)
-    return out
+    return out, _register(tokens)
 
 
 def lexical_terms(tokens: Sequence[str]) -> list[str]:
