@@ -29,26 +29,92 @@ DEMO_WINDOW_HOURS = 192
 SAMPLE_POSTS = Path(__file__).resolve().parent / "samples" / "posts.jsonl"
 
 
-def show_topics(
-    settings: Settings, es: Elasticsearch, console: Console, since: timedelta, wait: float = 60.0
-) -> None:
-    """The emerging topics of the stream's newest ``since``, once discovery has published them."""
+def topics_fingerprint(es: Elasticsearch, index: str) -> tuple[tuple[str, str, int, str], ...] | None:
+    """Every published topic's id, label, size and update time; None before discovery's first publish."""
+    try:
+        es.indices.refresh(index=index)
+        hits = es.search(index=index, size=1000, source_includes=["id", "label", "size", "updated_at"])[
+            "hits"
+        ]["hits"]
+    except NotFoundError:
+        return None
+    return tuple(
+        sorted(
+            (h["_source"]["id"], h["_source"]["label"], h["_source"]["size"], h["_source"]["updated_at"])
+            for h in hits
+        )
+    )
+
+
+def newest_discovery_input(es: Elasticsearch, alias: str, keys: list[str]) -> datetime | None:
+    """The newest of these posts that topic discovery takes (public service, not an official account's),
+    capped at now: the stream clock its final update is dated with."""
+    query = {
+        "bool": {
+            "filter": [{"ids": {"values": keys}}, {"term": {"is_public_service": True}}],
+            "must_not": [{"exists": {"field": "official_account"}}],
+        }
+    }
+    hits = es.search(
+        index=alias, size=1, query=query, sort=[{"@timestamp": "desc"}], source_includes=["@timestamp"]
+    )
+    found = hits["hits"]["hits"]
+    if not found:
+        return None
+    return min(datetime.fromisoformat(found[0]["_source"]["@timestamp"]), datetime.now(UTC))
+
+
+def wait_final_topics(
+    es: Elasticsearch, index: str, clock: datetime | None, quiet: float, wait: float
+) -> bool:
+    """Until discovery has published an update that saw the stream up to ``clock`` and then published
+    nothing new for ``quiet`` seconds: the final update, not the first one after indexing (a table printed
+    3 s too early showed one topic where the worker had nine, under a label the index no longer held).
+    False when ``wait`` ran out first."""
     deadline = time.monotonic() + wait
-    rows: list[dict[str, object]] = []
-    with console.status("waiting for topic discovery"):
-        while time.monotonic() < deadline:
-            try:
-                rows = query_topics(es, settings.topics_index, since, None, None, 8)
-            except NotFoundError:
-                rows = []
-            if rows:
-                break
-            time.sleep(1)
+    last: tuple[tuple[str, str, int, str], ...] | None = None
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        now = topics_fingerprint(es, index)
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        caught_up = bool(now) and (
+            clock is None or max(datetime.fromisoformat(t[3]) for t in now or ()) >= clock
+        )
+        if caught_up and time.monotonic() - stable_since >= quiet:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def show_topics(
+    settings: Settings,
+    es: Elasticsearch,
+    console: Console,
+    since: timedelta,
+    clock: datetime | None = None,
+    quiet: float = 15.0,
+    wait: float = 120.0,
+) -> None:
+    """The emerging topics of the stream's newest ``since``, once discovery has published its final update
+    for the stream up to ``clock`` (the newest post); the same rows `pantau topics` prints."""
+    limit = 8
+    with console.status("waiting for the final topic update"):
+        settled = wait_final_topics(es, settings.topics_index, clock, quiet, wait)
+    try:
+        rows = query_topics(es, settings.topics_index, since, None, None, limit)
+    except NotFoundError:
+        rows = []
+    hours = since.total_seconds() / 3600
     if rows:
-        hours = since.total_seconds() / 3600
         render_topics(console, rows, title=f"Top emerging topics (last {hours:g} h of the stream)")
+        console.print(f"the same list: pantau topics --since {hours:g}h --limit {limit}")
     else:
         console.print("no emerging topic yet: too few similar public-service posts in the window")
+    if not settled:
+        console.print(
+            f"[yellow]topic discovery still updating after {wait:.0f}s: the list may change[/yellow]"
+        )
 
 
 def write_sample_brief(settings: Settings, es: Elasticsearch, keys: list[str]) -> Path | None:
@@ -144,7 +210,17 @@ def run_demo(settings: Settings, console: Console, keep: bool, file: Path | None
             console.print(f"  [yellow]dead letter[/yellow] [{letter.stage}] {letter.reason}")
         render_summary(console, summarise(es, settings.index_alias, keys))
         window_hours = float(os.environ.get("PANTAU_TOPICS_WINDOW_HOURS", settings.topics_window_hours))
-        show_topics(settings, es, console, since=timedelta(hours=window_hours))
+        interval = float(os.environ.get("PANTAU_TOPICS_UPDATE_INTERVAL", settings.topics_update_interval))
+        clock = newest_discovery_input(es, settings.index_alias, keys)
+        show_topics(
+            settings,
+            es,
+            console,
+            since=timedelta(hours=window_hours),
+            clock=clock,
+            quiet=max(3 * interval, 10.0),
+            wait=max(timeout, 120.0),
+        )
         show_demo_alerts(es, settings.alerts_index, console, started)
         brief = write_sample_brief(settings, es, keys)
         if brief is not None:

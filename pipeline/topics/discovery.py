@@ -16,10 +16,11 @@ from typing import TypeVar
 
 import numpy as np
 
-from pipeline.topics.cluster import Features, best_centroid, centre, refine, seed_labels
+from pipeline.topics.cluster import Features, best_centroid, centre, centre_registers, refine, seed_labels
 from pipeline.topics.terms import (
+    INDONESIAN,
     LABEL_SEPARATOR,
-    content_tokens,
+    analyse,
     ctfidf_terms,
     label_from_terms,
     lexical_matrix,
@@ -41,6 +42,8 @@ T = TypeVar("T")
 HOUR = timedelta(hours=1)
 BACKGROUND_SAMPLE = 5_000
 """Unclustered posts used as c-TF-IDF's background class; counting all 100k would dominate an update."""
+REGION_TERM = "__region"
+"""Prefix of the pseudo-term for a post's kab/kota in the lexical similarity (never in a label)."""
 _CENTROID_DECIMALS = 5  # keeps the changelog entry small; far below any threshold's resolution
 
 
@@ -54,11 +57,14 @@ class Thresholds:
     """
 
     alpha: float = 0.4
-    link: float = 0.2
+    link: float = 0.25
     assign: float = 0.35
     merge: float = 0.35
     cohesion: float = 0.4
     match: float = 0.975
+    term_overlap: float = 0.3
+    register_shrink: float = 20.0
+    centre_shrink: float = 30.0
 
 
 @dataclass
@@ -96,6 +102,7 @@ class TopicDiscovery:
         self._posts: list[TopicPost] = []
         self._tokens: list[list[str]] = []  # for labels
         self._terms: list[list[str]] = []  # for the lexical similarity
+        self._registers: list[str] = []  # Indonesian or a dialect, to centre each on its own
         self._emb = np.zeros((0, 0), dtype=np.float32)
         self._index: dict[str, int] = {}
         self._topics: dict[str, Topic] = {}
@@ -131,10 +138,13 @@ class TopicDiscovery:
                 self._posts.append(post)
                 self._tokens.append([])
                 self._terms.append([])
+                self._registers.append(INDONESIAN)
             else:
                 self._posts[i] = post
-            self._tokens[i] = content_tokens(post.text)
+            self._tokens[i], self._registers[i] = analyse(post.text)
             self._terms[i] = lexical_terms(self._tokens[i])
+            if post.region is not None:  # a story is usually one place: the kab/kota counts as a shared term
+                self._terms[i].append(f"{REGION_TERM}{post.region.value}")
             self._emb[i] = vec
 
     def _expire(self, now: datetime) -> None:
@@ -147,6 +157,7 @@ class TopicDiscovery:
         self._posts = [self._posts[i] for i in keep]
         self._tokens = [self._tokens[i] for i in keep]
         self._terms = [self._terms[i] for i in keep]
+        self._registers = [self._registers[i] for i in keep]
         self._index = {p.key: i for i, p in enumerate(self._posts)}
 
     # -- update -------------------------------------------------------------------------------------
@@ -167,7 +178,7 @@ class TopicDiscovery:
             [[self._tokens[i] for i in rows] for rows in clusters], [self._tokens[i] for i in rest]
         )
         raw = [self._raw_centroid(rows) for rows in clusters]
-        ids, changes = self._match(clusters, raw)
+        ids, changes = self._match(clusters, raw, terms)
         new_topics: dict[str, Topic] = {}
         self._assignment = {}
         for tid, rows, cterms, cent in zip(ids, clusters, terms, raw, strict=True):
@@ -215,9 +226,13 @@ class TopicDiscovery:
             ],
             dtype=np.float32,
         )
-        feats = Features(
-            centre(self._emb[rows]), lexical_matrix([self._terms[i] for i in rows]), weight, self.th.alpha
+        emb = centre_registers(
+            centre(self._emb[rows], self.th.centre_shrink),
+            [self._registers[i] for i in rows],
+            INDONESIAN,
+            self.th.register_shrink,
         )
+        feats = Features(emb, lexical_matrix([self._terms[i] for i in rows]), weight, self.th.alpha)
         # Every update clusters the window afresh: seeding with the previous members let early, partial
         # clusters snowball on a live stream (measured: largest chatter group 22-27 posts instead of
         # 9-11 on the synthetic days); ids stay stable through centroid matching instead.
@@ -274,12 +289,17 @@ class TopicDiscovery:
         keys = sorted(self._posts[i].key for i in rows[:3])
         return "t-" + hashlib.sha1("\n".join(keys).encode()).hexdigest()[:10]
 
-    def _match(self, clusters: list[np.ndarray], raw: list[np.ndarray]) -> tuple[list[str], Changes]:
-        """Give each cluster an id: an old topic's if their centroids agree, else a fresh one.
+    def _match(
+        self, clusters: list[np.ndarray], raw: list[np.ndarray], terms: list[list[str]]
+    ) -> tuple[list[str], Changes]:
+        """Give each cluster an id: an old topic's if their centroids agree and they share terms, else a
+        fresh one.
 
-        Each old topic goes to its most similar cluster (if ≥ ``match``); a cluster claimed by several
-        old topics keeps the oldest id and records the others as merged into it; a cluster claimed by
-        none gets a new id from its three earliest posts. A split keeps the old id on the closer half.
+        Each old topic goes to its most similar cluster among those sharing at least ``term_overlap`` of
+        its terms (if the centroids are ≥ ``match``): raw mE5 centroids of unrelated clusters can be that
+        close, and a catch-all once took over the id of a flood topic that way. A cluster claimed by several
+        old topics keeps the oldest id and records the others as merged into it; a cluster claimed by none
+        gets a new id from its three earliest posts. A split keeps the old id on the closer half.
         """
         changes = Changes()
         old = sorted(self._topics.values(), key=lambda t: (t.first_seen, t.id))
@@ -288,8 +308,10 @@ class TopicDiscovery:
             old_c = np.array([t.centroid for t in old], dtype=np.float32)
             sim = old_c @ np.stack(raw).T  # (old, new)
             for i, topic in enumerate(old):
-                j = int(sim[i].argmax())
-                if sim[i, j] >= self.th.match:
+                shared = np.array([_overlap(topic.terms, t) >= self.th.term_overlap for t in terms])
+                score = np.where(shared, sim[i], -np.inf)
+                j = int(score.argmax())
+                if score[j] >= self.th.match:
                     claims.setdefault(j, []).append(topic)
         ids: list[str] = []
         taken: set[str] = set()
@@ -396,6 +418,15 @@ class TopicDiscovery:
                 raise ValueError("posts given without their embeddings")
             disc.add(posts, embeddings)
         return disc
+
+
+def _overlap(old: Sequence[str], new: Sequence[str]) -> float:
+    """Share of the shorter term list the two have in common (1 when the old topic kept no terms)."""
+    if not old:
+        return 1.0
+    if not new:
+        return 0.0
+    return len(set(old) & set(new)) / min(len(set(old)), len(set(new)))
 
 
 def _top(counts: Counter[T], n: int = 5) -> list[tuple[T, int]]:

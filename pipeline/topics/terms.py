@@ -17,6 +17,7 @@ from importlib.resources import files
 from itertools import pairwise
 
 import numpy as np
+import yaml
 from scipy import sparse
 
 from pipeline.gazetteer.recognizer import default_gazetteer
@@ -25,6 +26,8 @@ from pipeline.text.pii import TOKENS as PII_TOKENS
 from schemas.vocab import Agency
 
 STOPWORDS_FILE = files("pipeline.topics").joinpath("data", "stopwords.txt")
+DIALECTS_FILE = files("pipeline.topics").joinpath("data", "dialects.yaml")
+INDONESIAN = "id"
 LABEL_SEPARATOR = " · "
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -36,13 +39,63 @@ _CLITIC = "nya"
 
 
 @lru_cache(maxsize=1)
-def stopwords() -> frozenset[str]:
+def dialect_words() -> dict[str, frozenset[str]]:
+    """Function words of each regional register (``su`` Sundanese, ``jv`` Javanese-Serang)."""
+    data = yaml.safe_load(DIALECTS_FILE.read_text(encoding="utf-8"))
+    return {name: frozenset(str(w) for w in words) for name, words in data.items() if name != "lexicon"}
+
+
+@lru_cache(maxsize=1)
+def dialect_lexicon() -> dict[str, str]:
+    """Dialect content word → the Indonesian word for it, all dialects together: one story told in two
+    registers then shares its terms, and its label reads the same whoever wrote most of it."""
+    data = yaml.safe_load(DIALECTS_FILE.read_text(encoding="utf-8"))
+    return {str(k): str(v) for table in data.get("lexicon", {}).values() for k, v in table.items()}
+
+
+@lru_cache(maxsize=1)
+def _indonesian_stopwords() -> frozenset[str]:
     words: set[str] = set()
     for line in STOPWORDS_FILE.read_text(encoding="utf-8").splitlines():
         word = line.split("#", 1)[0].strip()
         if word:
             words.add(word)
     return frozenset(words)
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """Indonesian function words and filler, plus every dialect's function words."""
+    words = set(_indonesian_stopwords())
+    for dialect in dialect_words().values():
+        words |= dialect
+    return frozenset(words)
+
+
+@lru_cache(maxsize=1)
+def register_markers() -> dict[str, frozenset[str]]:
+    """Each dialect's function words that Indonesian does not use ("tapi", "mana", "tau" tell nothing)."""
+    indonesian = _indonesian_stopwords()
+    return {name: words - indonesian for name, words in dialect_words().items()}
+
+
+def register(text: str) -> str:
+    """The register a post is written in: the dialect with most of its own markers (at least two), else
+    Indonesian. Words two dialects share decide nothing."""
+    return _register(tokenize(text))
+
+
+def _register(tokens: Sequence[str]) -> str:
+    counts: Counter[str] = Counter()
+    markers = register_markers()
+    for tok in tokens:
+        owners = [name for name, words in markers.items() if tok in words]
+        if len(owners) == 1:
+            counts[owners[0]] += 1
+    best = counts.most_common(2)
+    if not best or best[0][1] < 2 or (len(best) == 2 and best[1][1] == best[0][1]):
+        return INDONESIAN
+    return best[0][0]
 
 
 def _keep_handle(tok: str) -> str | None:
@@ -53,10 +106,17 @@ def _keep_handle(tok: str) -> str | None:
 
 def content_tokens(text: str) -> list[str]:
     """Folded content words in order: no URLs, PII masks, stopwords, numbers, short or personal handles."""
+    return analyse(text)[0]
+
+
+def analyse(text: str) -> tuple[list[str], str]:
+    """Content tokens and register of a post, from one tokenisation (``add`` runs on every post)."""
     text = _MASKS.sub(" ", _URL.sub(" ", text))
     stop = stopwords()
+    lexicon = dialect_lexicon()
     out: list[str] = []
-    for raw in tokenize(text):
+    tokens = tokenize(text)
+    for raw in tokens:
         tok: str | None = raw
         if raw[0] == "@":
             tok = _keep_handle(raw)
@@ -67,10 +127,11 @@ def content_tokens(text: str) -> list[str]:
         if tok.endswith(_CLITIC) and len(tok) - len(_CLITIC) >= _MIN_LEN:
             tok = tok[: -len(_CLITIC)]  # "lampunya" → "lampu"
         tok = tok.replace("_", "")
+        tok = lexicon.get(tok, tok)
         if len(tok) < _MIN_LEN or tok in stop or _HAS_DIGIT.search(tok):
             continue
         out.append(tok)
-    return out
+    return out, _register(tokens)
 
 
 def lexical_terms(tokens: Sequence[str]) -> list[str]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.bench.synthetic import STORIES, story_of, synthetic_day
+from pipeline.demo import newest_discovery_input, topics_fingerprint, wait_final_topics
 from pipeline.report import query_topics
 from pipeline.tracking import wait_processed
 from tests.integration.conftest import Pipeline
@@ -54,7 +55,12 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
 
     story_keys = {s.name: [k for k in keys if story_of(k) == s.name] for s in STORIES}
     all_story_keys = [k for ks in story_keys.values() for k in ks]
-    _wait_for_update(pipeline, max(p.created_at for p in posts))
+    # what `pantau demo` waits for before printing: the final update, not the first after indexing
+    clock = newest_discovery_input(pipeline.es, pipeline.settings.index_alias, keys)
+    assert clock is not None
+    assert wait_final_topics(pipeline.es, pipeline.settings.topics_index, clock, quiet=6, wait=240)
+    final = topics_fingerprint(pipeline.es, pipeline.settings.topics_index)
+    assert final and max(datetime.fromisoformat(t[3]) for t in final) >= clock
     deadline = time.monotonic() + 120  # a post indexed after the update is labelled at the next one
     assigned = _topics_of(pipeline, all_story_keys)
     while sum(1 for t in assigned.values() if t) < 0.8 * len(all_story_keys) and time.monotonic() < deadline:
@@ -103,7 +109,9 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
             pipeline.es, pipeline.settings.topics_index, timedelta(hours=48), None, None, 50
         )
     }
+    labels = {t[0]: t[1] for t in final}
     for story, tid in topic_of_story.items():
+        assert rows[tid]["label"] == labels[tid], (story, "relabelled after the final update")
         words = set(" ".join(rows[tid]["terms"] + [rows[tid]["label"]]).replace("·", " ").split())
         assert words & EXPECTED_TERMS[story], (story, rows[tid]["label"], rows[tid]["terms"])
 

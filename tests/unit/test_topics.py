@@ -314,3 +314,158 @@ def test_the_stream_clock_never_runs_ahead_of_the_wall_clock() -> None:
     assert stage.clock == now
     stage.advance_clock(now - timedelta(hours=5), now)  # an older post never moves it back
     assert stage.clock == now
+
+
+# -- stories, dialects and ids (issue 18): hand-made vectors with mE5's geometry ------------------------
+
+
+def _geometry(
+    groups: list[int], seed: int, common: float = 2.5, story: float = 0.9, noise: float = 3.0
+) -> np.ndarray:
+    """Unit vectors like mE5's: one large shared direction, a weaker one per group (-1: none), noise."""
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal(384)
+    dirs = rng.standard_normal((max(groups) + 1, 384))
+    emb = (
+        common * shared / np.linalg.norm(shared)
+        + rng.standard_normal((len(groups), 384)) / np.sqrt(384) * noise
+    )
+    for i, g in enumerate(groups):
+        if g >= 0:
+            emb[i] += story * dirs[g] / np.linalg.norm(dirs[g])
+    return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _posts(
+    texts: list[str], start: datetime = START, category: Category = Category.LAYANAN_UMUM
+) -> list[TopicPost]:
+    return [
+        TopicPost(key=f"x:{i}", created_at=start + timedelta(minutes=i), text=t, category=category)
+        for i, t in enumerate(texts)
+    ]
+
+
+SUNDANESE_CHATTER = [
+    "samsat {p} teh naha sok offline deui wae, kudu balik poe isuk",
+    "bansos di {p} teu acan cair deui, kudu kumaha atuh poe ieu",
+    "sakola di {p} menta duit seragam deui, kudu mayar poe senen",
+    "puskesmas {p} dokterna teu aya deui poe ieu, kudu kumaha",
+    "dukcapil {p} kudu bulak balik deui, poe ieu sistemna pareum",
+    "angkot ka {p} jarang deui, kudu ngadagoan sapoe",
+    "listrik di {p} pareum deui ti isuk, kudu kumaha poe ieu",
+    "ngurus ijin usaha di {p} hese deui, kudu mayar poe ieu",
+]
+PLACES = [
+    "labuan",
+    "menes",
+    "malingping",
+    "bayah",
+    "ciruas",
+    "anyer",
+    "cipocok",
+    "merak",
+    "pamulang",
+    "cikupa",
+]
+
+
+def test_a_dialect_makes_no_topic_but_a_story_told_in_it_does() -> None:
+    """Sundanese posts about eight services (function words and the encoder's dialect direction in common)
+    form no topic; a Sundanese story (no water in Pandeglang) among them does, labelled by its content."""
+    chatter = [t.format(p=p) for p in PLACES[:3] for t in SUNDANESE_CHATTER]  # 24 posts, one register
+    story = [
+        f"cai pdam pandeglang pareum deui, teu ngocor {w}"
+        for w in ("tilu poe", "ti kamari", "sapoe", "deui wae")
+    ] + [
+        f"pdam pandeglang kumaha ieu, cai teu ngocor {w}"
+        for w in ("deui", "poe ieu", "ti isuk", "kudu meuli")
+    ]
+    other = [_letters(i) for i in range(40)]  # Indonesian-like one-offs, nothing shared
+    # the dialect shares a direction as strong as a story's; the story has its own on top
+    groups = [0] * len(chatter) + [1] * len(story) + [-1] * len(other)
+    emb = _geometry(groups, seed=3)
+    dialect = _geometry([0] * len(chatter) + [0] * len(story) + [-1] * len(other), seed=4, common=0.0)
+    emb[: len(chatter) + len(story)] += dialect[: len(chatter) + len(story)]
+    emb[len(chatter) :] = _geometry(groups, seed=3)[len(chatter) :] + np.vstack(
+        [dialect[len(chatter) : len(chatter) + len(story)], np.zeros((len(other), 384))]
+    )
+    emb[: len(chatter)] = _geometry([-1] * len(chatter), seed=5) + dialect[: len(chatter)]
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+    posts = _posts(chatter + story + other)
+    disc = TopicDiscovery()
+    disc.add(posts, emb)
+    topics = disc.update(posts[-1].created_at)
+    assigned = disc.assignments()
+    story_keys = {p.key for p in posts[len(chatter) : len(chatter) + len(story)]}
+    (topic,) = topics
+    members = {k for k, t in assigned.items() if t == topic.id}
+    assert len(members & story_keys) >= 6 and len(members - story_keys) <= 1, topic.label
+    words = set(topic.label.replace(LABEL_SEPARATOR, " ").split())
+    assert words & {"cai", "pdam", "pandeglang", "ngocor"}, topic.label
+    assert not words & {"deui", "kudu", "poe", "teu", "kumaha", "ieu"}, topic.label
+
+
+def test_stories_sharing_road_words_are_separate_topics_not_one_catch_all() -> None:
+    """Broken roads in Cikupa, a blocked drain in Ciledug and a market fire all say "jalan raya" and
+    "hujan"; a small window (the demo's first updates) must still keep them apart, and chatter out."""
+    stories = {
+        "road": "jalan raya cikupa rusak parah abis hujan, lubang {w}",
+        "drain": "got jalan raya ciledug mampet, hujan dikit banjir {w}",
+        "fire": "kebakaran pasar rau, asap sampe jalan raya pas hujan {w}",
+    }
+    fillers = [
+        "segede kolam",
+        "makin lebar",
+        "di mana2",
+        "tiap sore",
+        "sebetis",
+        "ga keliatan",
+        "lagi",
+        "terus",
+    ]
+    texts: list[str] = []
+    groups: list[int] = []
+    for g, template in enumerate(stories.values()):
+        for w in fillers:
+            texts.append(template.format(w=w))
+            groups.append(g)
+    texts += [f"jalan raya {p} pas hujan {_letters(i)}" for i, p in enumerate(PLACES)]  # chatter on roads
+    groups += [-1] * len(PLACES)
+    emb = _geometry(groups, seed=7)
+    posts = _posts(texts)
+    disc = TopicDiscovery()
+    disc.add(posts, emb)
+    topics = disc.update(posts[-1].created_at)
+    assigned = disc.assignments()
+    assert len(topics) == 3, [t.label for t in topics]
+    for topic in topics:
+        members = [int(k.removeprefix("x:")) for k, t in assigned.items() if t == topic.id]
+        assert len({groups[i] for i in members}) == 1, (topic.label, members)
+        assert len(members) >= 6
+        assert "raya" not in topic.label.split(LABEL_SEPARATOR), topic.label
+
+
+def test_an_id_never_passes_to_an_unrelated_cluster() -> None:
+    """A flood topic whose posts left the window: a new cluster of KTP complaints, with a centroid as
+    close as mE5 puts unrelated complaints, gets a new id instead of the flood's."""
+    flood = [
+        f"banjir lebak rangkasbitung, warga ngungsi {w}" for w in ("lagi", "malam ini", "ke masjid", "pagi")
+    ] * 3
+    ktp = [
+        f"antrean ktp dukcapil serang panjang, blanko habis {w}"
+        for w in ("lagi", "hari ini", "terus", "pagi")
+    ] * 3
+    emb = _geometry([0] * 24, seed=9, story=0.0, noise=1.0)  # one direction for both: raw centroids ≥ 0.975
+    first = _posts(flood)
+    disc = TopicDiscovery(window=timedelta(hours=2))
+    disc.add(first, emb[:12])
+    (flood_topic,) = disc.update(first[-1].created_at)
+    later = [
+        p.model_copy(update={"key": f"x:k{i}"}) for i, p in enumerate(_posts(ktp, START + timedelta(hours=3)))
+    ]
+    disc.add(later, emb[12:])
+    (ktp_topic,) = disc.update(later[-1].created_at)
+    assert float(np.dot(flood_topic.centroid, ktp_topic.centroid)) >= disc.th.match
+    assert ktp_topic.id != flood_topic.id, ktp_topic.label
+    assert flood_topic.id in disc.last_changes.retired
+    assert not disc.last_changes.merged
