@@ -182,7 +182,9 @@ class Enricher:
             official = self.official_account(post)
             agencies = evidence.found.agencies
             if self.attribution is not None:
-                agencies = self.attribution.attribute(embeddings[row], category_proba[row], agencies, text)
+                agencies = self.attribution.attribute(
+                    embeddings[row], category_proba[row], agencies, text, evidence.found.addressed
+                )
             if official is not None and official not in agencies:
                 agencies = [official, *agencies]  # an agency's own post is about that agency
             enriched = EnrichedPost(

@@ -59,6 +59,8 @@ class Recognition(BaseModel):
     """Agencies named as the Banten service: not an office elsewhere ("samsat bandung")."""
     mentions: list[Agency] = []
     """Every agency named, offices outside Banten included."""
+    addressed: list[Agency] = []
+    """Banten agencies tagged by one of their @accounts: the post speaks to them, whatever it is about."""
     region: Region | None = None
     places: list[str] = []
     """Banten places named in the post, as display names, in order of first mention."""
@@ -182,6 +184,7 @@ class Gazetteer:
 
         agencies: list[Agency] = []
         mentions: list[Agency] = []
+        addressed: list[Agency] = []
         evidence: list[tuple[int, int, int, Region]] = []  # level, rank, position, region
         near: list[tuple[Match[Place], bool]] = [(p, True) for p, _, _ in banten] + [
             (p, False) for p in outside
@@ -198,6 +201,8 @@ class Gazetteer:
                     continue  # "samsat bandung": a mention of some other province's office
             if alias.agency not in agencies:
                 agencies.append(alias.agency)
+            if toks[a.start].startswith("@") and alias.agency not in addressed:
+                addressed.append(alias.agency)
             if alias.region is not None:
                 level = LEVEL_PROVINCE if alias.region == Region.PROVINCE else LEVEL_AGENCY
                 evidence.append((level, 2, a.start, alias.region))
@@ -215,6 +220,7 @@ class Gazetteer:
         return Recognition(
             agencies=agencies,
             mentions=mentions,
+            addressed=addressed,
             region=region,
             places=places,
             outside_banten=bool(outside) and not has_banten,

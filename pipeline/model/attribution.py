@@ -137,9 +137,16 @@ class AttributionModel:
         return np.asarray(1.0 / (1.0 + np.exp(-(features @ self.weight + self.bias))))
 
     def attribute(
-        self, embedding: np.ndarray, category_proba: np.ndarray, named: Sequence[Agency], text: str
+        self,
+        embedding: np.ndarray,
+        category_proba: np.ndarray,
+        named: Sequence[Agency],
+        text: str,
+        addressed: Sequence[Agency] = (),
     ) -> list[Agency]:
-        """``text``: the masked text the embedding was computed from."""
+        """``text``: the masked text the embedding was computed from. An agency the post tags by its
+        @account is kept whatever the head says: a complaint sent to the wrong office is still one that
+        office was asked to answer (responsiveness counts it)."""
         found = candidates(named, category_proba)
         if not found:
             return []
@@ -148,5 +155,5 @@ class AttributionModel:
         return [
             cand.agency
             for cand, p in zip(found, proba, strict=True)
-            if p >= (self.threshold if cand.named else self.implied_threshold)
+            if cand.agency in addressed or p >= (self.threshold if cand.named else self.implied_threshold)
         ]

@@ -37,6 +37,7 @@ class AttributionExamples:
     embeddings: np.ndarray
     category_proba: np.ndarray
     named: list[list[Agency]]
+    addressed: list[list[Agency]]
     gold: list[set[Agency]]
 
 
@@ -60,7 +61,9 @@ def attribution_examples(model: SentimentModel, category: CategoryModel, path: P
     masked = [e.masked.text for e in evidence]
     embeddings = model.embed(masked)
     proba = category.probabilities(embeddings, evidence_matrix(evidence))
-    return AttributionExamples(masked, embeddings, proba, [list(e.found.agencies) for e in evidence], gold)
+    named = [list(e.found.agencies) for e in evidence]
+    addressed = [list(e.found.addressed) for e in evidence]
+    return AttributionExamples(masked, embeddings, proba, named, addressed, gold)
 
 
 def candidate_rows(data: AttributionExamples) -> tuple[np.ndarray, np.ndarray]:
@@ -113,8 +116,8 @@ def attribute_all(model: AttributionModel | None, data: AttributionExamples) -> 
     """Every post's agencies with ``model`` (None: the gazetteer's named agencies, the rule baseline)."""
     if model is None:
         return [list(named) for named in data.named]
-    posts = zip(data.texts, data.embeddings, data.category_proba, data.named, strict=True)
-    return [model.attribute(emb, proba, named, text) for text, emb, proba, named in posts]
+    posts = zip(data.texts, data.embeddings, data.category_proba, data.named, data.addressed, strict=True)
+    return [model.attribute(emb, proba, named, text, tagged) for text, emb, proba, named, tagged in posts]
 
 
 def train_attribution(

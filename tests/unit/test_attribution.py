@@ -49,6 +49,8 @@ def test_the_head_keeps_a_candidate_by_its_probability_and_threshold(tmp_path: P
     assert model.attribute(embedding, proba, [], "") == []
     weight[0] = -10.0  # what the embedding says (a joke, an ad) outweighs the name
     assert model.attribute(embedding, proba, [Agency.SAMSAT], "") == []
+    # ... but not the agency the post tags by its @account: it was asked
+    assert model.attribute(embedding, proba, [Agency.SAMSAT], "", [Agency.SAMSAT]) == [Agency.SAMSAT]
     path = tmp_path / "attribution_head.safetensors"
     AttributionModel(weight, 0.5, 0.3, 0.7).save(path)
     loaded = AttributionModel.load(tmp_path)

@@ -433,3 +433,11 @@ def test_agency_accounts(handle: str | None, agency: Agency | None) -> None:
     """The agencies' own accounts: their posts are attributed to them and never counted as complaints."""
     found = OfficialAccounts.load().find("x", None, handle)
     assert (found.agency if found else None) == agency
+
+
+def test_an_agency_tagged_by_its_account_is_addressed(gaz: Gazetteer) -> None:
+    found = gaz.recognize("@dishubbanten lampu jalan padam, kapan diperbaiki? dinas PU juga diam")
+    assert found.addressed == [Agency.DISHUB]
+    assert set(found.mentions) == {Agency.DISHUB, Agency.DPUPR}
+    assert gaz.recognize("antri di samsat bandung lama").mentions == [Agency.SAMSAT]
+    assert gaz.recognize("antri di samsat bandung lama").agencies == []
