@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.alerts import Alert, AlertKind, Severity
+from schemas.alerts import SCHEDULED_KINDS, Alert, AlertKind, Severity
 from schemas.vocab import Agency, Category, Region
 
 CHANNELS = ("webhook", "telegram", "whatsapp", "email", "slack")
@@ -49,6 +49,8 @@ class Match(_Strict):
     def matches(self, alert: Alert) -> bool:
         if alert.test:
             return True
+        if alert.kind in SCHEDULED_KINDS and (self.kinds is None or alert.kind not in self.kinds):
+            return False  # a digest is asked for by name: a pager that takes "everything" is not sent one
         if self.kinds is not None and alert.kind not in self.kinds:
             return False
         if self.agencies is not None and not set(alert.agencies) & set(self.agencies):

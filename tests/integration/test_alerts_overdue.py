@@ -70,6 +70,26 @@ def _body(mail: Message, subtype: str) -> str:
     raise AssertionError(f"no text/{subtype} part")
 
 
+def _clear_backlog(pipeline: Pipeline, agency: str) -> None:
+    """Staff handle the agency's unanswered complaints other tests left, so that this test's complaints are
+    the oldest the digest names."""
+    index = pipeline.settings.responses_index
+    if not pipeline.es.indices.exists(index=index):
+        return
+    pipeline.es.indices.refresh(index=index)
+    query = {
+        "bool": {
+            "filter": [{"term": {"agency": agency}}, {"terms": {"status": ["open", "overdue"]}}],
+            "must_not": [{"exists": {"field": "mark"}}],
+        }
+    }
+    for hit in pipeline.es.search(index=index, size=500, query=query)["hits"]["hits"]:
+        done = pantau(
+            "responsiveness", "mark", hit["_id"], "--handled-elsewhere", "--why", "backlog", "--by", "op"
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
     pipeline: Pipeline, receivers: Receivers, smtp: SmtpServer
 ) -> None:
@@ -91,6 +111,7 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
         + "    match: {kinds: [overdue_response], agencies: [bpbd]}\n"
     )
     citizen = {"handle": f"warga_{run}", "id": f"u{run}"}
+    _clear_backlog(pipeline, "dishub")
     try:
         # Marked not-a-complaint before the other complaint is even sent: no digest naming the second
         # complaint can be older than the mark.

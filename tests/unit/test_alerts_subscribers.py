@@ -144,3 +144,32 @@ def test_quiet_hours_and_digest_times_may_name_seconds() -> None:
     assert due is not None and due.astimezone(UTC) == datetime(2026, 12, 1, 0, 0, 15, tzinfo=UTC)
     with pytest.raises(SubscribersError, match=r"alerts file>:4: subscribers\[0\].quiet_hours"):
         parse_subscribers(text.replace("09:00:30", "09:00:60"), env={})
+
+
+def test_a_digest_goes_only_to_subscribers_who_name_its_kind() -> None:
+    from datetime import UTC, datetime
+
+    from schemas.alerts import Alert, AlertKind, AlertStatus, Severity
+    from schemas.subscribers import Match
+
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    digest = Alert(
+        id="al_x",
+        key="overdue_response:agency=dishub",
+        revision=1,
+        kind=AlertKind.OVERDUE_RESPONSE,
+        severity=Severity.WARNING,
+        status=AlertStatus.FIRING,
+        agencies=["dishub"],
+        window_start=at,
+        window_end=at,
+        count=3,
+        expected=0.0,
+        summary="3 keluhan",
+        raised_at=at,
+    )
+    assert not Match().matches(digest)
+    assert not Match(agencies=["dishub"]).matches(digest)
+    assert Match(kinds=["overdue_response"], agencies=["dishub"]).matches(digest)
+    spike = digest.model_copy(update={"kind": AlertKind.SPIKE})
+    assert Match().matches(spike)
