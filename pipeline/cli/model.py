@@ -220,22 +220,12 @@ def train(
             domain_sampling=_domain_sampling(balance_domains, domain_weights or []),
         )
         return
-    if task is Task.ATTRIBUTION:
+    if head_only:
         from pipeline.model.train_attribution import train_attribution
-
-        train_attribution(
-            out or get_settings().model_dir,
-            train_files[0],
-            valid_files[0],
-            console,
-            _backend(backend or get_settings().model_backend),
-            threads=threads,
-        )
-        return
-    if task is Task.CATEGORY:
         from pipeline.model.train_category import train_category
 
-        train_category(
+        fit_head = train_attribution if task is Task.ATTRIBUTION else train_category
+        fit_head(
             out or get_settings().model_dir,
             train_files[0],
             valid_files[0],
