@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -115,10 +116,13 @@ def load_subscribers(path: Path, env: Mapping[str, str] | None = None) -> Subscr
 
 class SubscribersWatcher:
     """The file's current subscribers, read again when its modification time or size changes. A change
-    that breaks the file keeps the last good version (and says why, once per change)."""
+    is read once the file has been still for ``settle`` seconds, so a save caught halfway (an editor's
+    truncate-then-write) is never taken for the new list. A change that breaks the file keeps the last
+    good version (and says why, once per change)."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, settle: float = 0.5) -> None:
         self.path = path
+        self.settle = settle
         self.current = SubscribersFile()
         self.error: SubscribersError | None = None
         self._stamp: tuple[float, int] | None = None
@@ -132,6 +136,8 @@ class SubscribersWatcher:
         except OSError:
             stamp = (0.0, -1)
         if stamp != self._stamp:
+            if stamp[1] >= 0 and time.time() - stamp[0] < self.settle:
+                return self.current  # still being written: look again on the next call
             self._stamp = stamp
             try:
                 self.current, self.error = load_subscribers(self.path), None
