@@ -25,8 +25,9 @@ from kafka.admin import NewTopic
 from pipeline.bench.synthetic import synthetic_day
 from pipeline.embedded.stack import wait_for_worker_log
 from pipeline.kafka.config import kafka_python_config
+from pipeline.kafka.groups import describe_group
 from pipeline.kafka.recovery import fetched_ends
-from pipeline.tracking import wait_processed
+from pipeline.tracking import Tally, wait_processed
 from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -125,6 +126,26 @@ def _end_with_a_batch(pipeline: Pipeline, changelog: str) -> None:
     producer.close()
 
 
+def _diagnosis(pipeline: Pipeline, tally: Tally, keys: list[str], log: Path, start: int, tmp: Path) -> str:
+    """What a failure needs to be told apart: posts lost (the group's lag is nought) or a partition no
+    member reads (lag left on it), with the missing keys and the workers' last lines."""
+    settings = pipeline.settings
+    pipeline.es.indices.refresh(index=settings.index_alias)
+    found = pipeline.es.search(index=settings.index_alias, query={"ids": {"values": keys}}, size=len(keys))
+    missing = sorted(set(keys) - {hit["_id"] for hit in found["hits"]["hits"]})
+    group = describe_group(settings, pipeline.endpoints.kafka)
+    lagging = [p for p in group.partitions if p.lag]
+    logs = {"original": log.read_text(errors="replace")[start:]}
+    logs |= {p.stem: p.read_text(errors="replace") for p in sorted(tmp.glob("*.log"))}
+    noise = ("KafkaConnection", "KafkaTCPTransport", "metadata", "Bootstrap", "Coordinator for")
+    kept = {
+        name: "\n".join(x for x in text.splitlines() if not any(n in x for n in noise))
+        for name, text in logs.items()
+    }
+    tails = "\n".join(f"--- {name}\n{text[-3000:]}" for name, text in kept.items())
+    return f"{tally}\nmissing {missing}\nmembers {len(group.members)}, lag {lagging}\n{tails}"
+
+
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -194,7 +215,7 @@ def test_workers_join_and_leave_while_posts_stream(pipeline: Pipeline, tmp_path:
         assert original.alive(), log.read_text(errors="replace")[log_start:][-3000:]
 
         tally = wait_processed(settings, pipeline.endpoints.kafka, pipeline.es, keys, timeout=180)
-        assert tally.indexed == len(keys), tally
+        assert tally.indexed == len(keys), _diagnosis(pipeline, tally, keys, log, log_start, tmp_path)
         _wait_for_update(pipeline, datetime.fromisoformat(posts[-1]["created_at"]))
         assert pipeline.es.count(index=settings.topics_index)["count"] > 0
         since = log.read_text(errors="replace")[log_start:]
