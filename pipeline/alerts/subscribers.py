@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -116,33 +115,44 @@ def load_subscribers(path: Path, env: Mapping[str, str] | None = None) -> Subscr
 
 class SubscribersWatcher:
     """The file's current subscribers, read again when its modification time or size changes. A change
-    is read once the file has been still for ``settle`` seconds, so a save caught halfway (an editor's
-    truncate-then-write) is never taken for the new list. A change that breaks the file keeps the last
-    good version (and says why, once per change)."""
+    that breaks the file keeps the last good version (and says why, once per change). So does an empty
+    file: that is what a save caught between its truncate and its write reads as (``subscribers: []``
+    removes everyone); and a file that changed while it was read is read again on the next call."""
 
-    def __init__(self, path: Path | None, settle: float = 0.5) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.settle = settle
         self.current = SubscribersFile()
         self.error: SubscribersError | None = None
         self._stamp: tuple[float, int] | None = None
 
+    def _stat(self) -> tuple[float, int]:
+        assert self.path is not None
+        try:
+            stat = self.path.stat()
+            return (stat.st_mtime, stat.st_size)
+        except OSError:
+            return (0.0, -1)
+
     def get(self) -> SubscribersFile:
         if self.path is None:
             return self.current
-        try:
-            stat = self.path.stat()
-            stamp = (stat.st_mtime, stat.st_size)
-        except OSError:
-            stamp = (0.0, -1)
-        if stamp != self._stamp:
-            if stamp[1] >= 0 and time.time() - stamp[0] < self.settle:
-                return self.current  # still being written: look again on the next call
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return self.current
+        if stamp[1] == 0 and self._stamp is not None:
             self._stamp = stamp
-            try:
-                self.current, self.error = load_subscribers(self.path), None
-                log.info("subscribers file %s: %d subscribers", self.path, len(self.current.subscribers))
-            except SubscribersError as exc:
-                self.error = exc
-                log.error("subscribers file not used, keeping the last good one: %s", exc)
+            log.info("subscribers file %s is empty, keeping the last good one", self.path)
+            return self.current
+        try:
+            loaded, error = load_subscribers(self.path), None
+        except SubscribersError as exc:
+            loaded, error = None, exc
+        if self._stat() != stamp:
+            return self.current  # written while it was read: the next call reads the finished file
+        self._stamp, self.error = stamp, error
+        if loaded is not None:
+            self.current = loaded
+            log.info("subscribers file %s: %d subscribers", self.path, len(self.current.subscribers))
+        else:
+            log.error("subscribers file not used, keeping the last good one: %s", error)
         return self.current
