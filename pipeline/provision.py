@@ -97,6 +97,8 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console |
         mappings += update_mappings(es, settings.responses_index, response_fields)
         for index, template in render_alert_templates(settings).items():
             mappings += update_mappings(es, index, template["template"]["mappings"]["properties"])
+        for index in (settings.topics_index, settings.responses_index, *render_alert_templates(settings)):
+            ensure_index(es, index)
         drift = topic_drift(settings, topics, endpoints.kafka) + index_drift(settings, es)
     finally:
         es.close()
@@ -104,6 +106,13 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console |
     if console is not None:
         console.print(provisioned.summary(settings), soft_wrap=True)
     return provisioned
+
+
+def ensure_index(es: Elasticsearch, index: str) -> None:
+    """Create a one-index store (from its template) before its first document: Kibana's data views and the
+    panels over it fail on an index that is not there, and a quiet stream may go days without an alert."""
+    if not es.indices.exists(index=index):
+        es.options(ignore_status=400).indices.create(index=index)  # 400: another worker created it first
 
 
 def update_mappings(es: Elasticsearch, indices: str, properties: dict[str, Any]) -> list[MappingUpdate]:
