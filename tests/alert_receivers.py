@@ -64,6 +64,15 @@ class _TagCheck(HTMLParser):
             self.bad.append(tag)
 
 
+def alerts_of(received: list[Received]) -> list[dict[str, Any]]:
+    """The alerts webhook deliveries carried: one alert per body, or a grouped ``{"alerts": [...]}``."""
+    out: list[dict[str, Any]] = []
+    for r in received:
+        body = r.json()
+        out += body.get("alerts", [body])
+    return out
+
+
 @dataclass
 class Receivers:
     """One aiohttp server on loopback; ``status`` makes a named webhook answer e.g. 500."""

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.alert_receivers import Receivers, SmtpServer
+
 INTEGRATION = Path(__file__).resolve().parent / "integration"
 _shell_settings: dict[str, str] = {}
 
@@ -77,3 +79,19 @@ def _fresh_settings() -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def receivers() -> Iterator[Receivers]:
+    """Webhook, Telegram, WhatsApp and Slack stand-ins on loopback, one server per test module."""
+    server = Receivers().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    """An SMTP server on loopback that requires STARTTLS and a login."""
+    server = SmtpServer(tmp_path).start()
+    yield server
+    server.stop()

@@ -6,44 +6,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from pipeline.tracking import wait_processed
-from tests.alert_receivers import SECRET, Receivers
+from tests.alert_receivers import SECRET, Receivers, alerts_of
 from tests.integration.conftest import Pipeline
-
-
-@pytest.fixture(scope="module")
-def receivers() -> Iterator[Receivers]:
-    server = Receivers().start()
-    yield server
-    server.stop()
+from tests.waiting import eventually
 
 
 def _post(text: str, at: datetime) -> dict[str, Any]:
     return {"id": f"al{uuid.uuid4().hex[:12]}", "platform": "x", "text": text, "created_at": at.isoformat()}
-
-
-def _alerts_of(received: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for r in received:
-        body = r.json()
-        out += body.get("alerts", [body])
-    return out
-
-
-def _wait(what: Any, timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(message)
 
 
 def test_spike_and_emergency_are_delivered_and_history_is_not(
@@ -91,14 +64,14 @@ def test_spike_and_emergency_are_delivered_and_history_is_not(
         pipeline.send_post(p)
 
     def delivered() -> list[dict[str, Any]]:
-        alerts = _alerts_of(receivers.of("webhook", "ops"))
+        alerts = alerts_of(receivers.of("webhook", "ops"))
         kinds = {a["kind"] for a in alerts}
         return alerts if {"spike", "emergency"} <= kinds else []
 
-    alerts = _wait(delivered, 120, f"ops got {[r.body[:200] for r in receivers.of('webhook')]}")
+    alerts = eventually(delivered, 120, f"ops got {[r.body[:200] for r in receivers.of('webhook')]}")
     ops = receivers.of("webhook", "ops")
     assert all(r.verified for r in ops)
-    first = {a["kind"]: t for r in ops for a in _alerts_of([r]) for t in [r.at]}
+    first = {a["kind"]: t for r in ops for a in alerts_of([r]) for t in [r.at]}
     assert first["spike"] - sent_at < 60 and first["emergency"] - sent_at < 60
     spike = next(a for a in alerts if a["kind"] == "spike" and "pdam" in a["key"])
     assert spike["count"] >= 5 and spike["expected"] <= 2
@@ -111,11 +84,11 @@ def test_spike_and_emergency_are_delivered_and_history_is_not(
     old = es.search(index=index, query={"term": {"key": "emergency:region=3602"}})["hits"]["hits"]
     assert old, "the backfilled emergency was not indexed"
     assert receivers.of("webhook", "dukcapil") == []
-    telegram = _wait(lambda: receivers.of("telegram"), 30, "no Telegram message")
+    telegram = eventually(lambda: receivers.of("telegram"), 30, "no Telegram message")
     assert telegram[0].verified and "Pandeglang" in telegram[0].json()["text"]
     # the broken subscriber: tried again and again, while ops had its alerts at once
-    broken = _wait(
-        lambda: len(receivers.of("webhook", "broken")) >= 3 and receivers.of("webhook", "broken"),
+    broken = eventually(
+        lambda: (got := receivers.of("webhook", "broken"))[2:] and got,
         60,
         "broken was not retried",
     )
@@ -127,7 +100,7 @@ def test_spike_and_emergency_are_delivered_and_history_is_not(
         query = {"bool": {"filter": [{"term": {"subscriber": "broken"}}, {"term": {"status": "failed"}}]}}
         return list(es.search(index=deliveries, query=query)["hits"]["hits"])
 
-    _wait(failed_for_good, 60, "the broken subscriber's delivery never ended as failed")
+    eventually(failed_for_good, 60, "the broken subscriber's delivery never ended as failed")
     sent = receivers.of("webhook", "ops")
     # a redelivery of the same alert would carry the same webhook-id: none was sent twice
     ids = [r.headers["webhook-id"] for r in sent]
@@ -163,7 +136,7 @@ def test_cli_lists_dry_runs_and_silences(pipeline: Pipeline, receivers: Receiver
     for i in range(4):
         pipeline.send_post(_post(f"tolong kebakaran besar di kabupaten serang, warga terjebak #{i}", now))
     es, index = pipeline.es, pipeline.settings.alerts_index
-    _wait(
+    eventually(
         lambda: (
             es.indices.refresh(index=index)
             and es.search(index=index, query={"term": {"key": "emergency:region=3604"}})["hits"]["hits"]
@@ -172,7 +145,7 @@ def test_cli_lists_dry_runs_and_silences(pipeline: Pipeline, receivers: Receiver
         "no emergency in Kab. Serang",
     )
     time.sleep(3)
-    assert not [a for a in _alerts_of(receivers.of("webhook", "ops")) if a["key"] == "emergency:region=3604"]
+    assert not [a for a in alerts_of(receivers.of("webhook", "ops")) if a["key"] == "emergency:region=3604"]
     assert pantau("alerts", "unsilence", silence_id).returncode == 0
     assert silence_id not in pantau("alerts", "silences").stdout
     assert pantau("alerts", "unsilence", silence_id).returncode == 2
@@ -181,7 +154,7 @@ def test_cli_lists_dry_runs_and_silences(pipeline: Pipeline, receivers: Receiver
     assert subs.returncode == 0 and "bpbd-tg" in subs.stdout and "telegram" in subs.stdout
     tested = pantau("subscribers", "test", "ops")
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    marked = [a for a in _alerts_of(receivers.of("webhook", "ops")) if a.get("test")]
+    marked = [a for a in alerts_of(receivers.of("webhook", "ops")) if a.get("test")]
     assert marked and "uji" in marked[-1]["summary"]
     assert pantau("subscribers", "test", "nobody").returncode == 2
 
@@ -198,20 +171,20 @@ def test_a_worker_killed_between_detection_and_delivery_loses_nothing(
         es.indices.refresh(index=index)
         return list(es.search(index=index, query={"term": {"key": "emergency:region=3672"}})["hits"]["hits"])
 
-    _wait(detected, 120, "no emergency in Kota Cilegon")
+    eventually(detected, 120, "no emergency in Kota Cilegon")
     pipeline.restart_worker(kill=True)  # within group_wait: detected, not yet delivered (or just)
 
     def delivered() -> list[Any]:
         return [
             r
             for r in receivers.of("webhook", "ops")
-            if any(a["key"] == "emergency:region=3672" for a in _alerts_of([r]))
+            if any(a["key"] == "emergency:region=3672" for a in alerts_of([r]))
         ]
 
-    got = _wait(delivered, 180, "the emergency detected before the kill was never delivered")
+    got = eventually(delivered, 180, "the emergency detected before the kill was never delivered")
     time.sleep(5)
     got = delivered()
-    firing = [r for r in got if any(a["status"] == "firing" for a in _alerts_of([r]))]
+    firing = [r for r in got if any(a["status"] == "firing" for a in alerts_of([r]))]
     assert len({r.headers["webhook-id"] for r in firing}) == 1, [r.headers for r in firing]
 
 
@@ -229,8 +202,8 @@ def test_a_still_firing_alert_is_sent_again_after_repeat_interval(
     now = datetime.now(UTC).replace(microsecond=0)
     for i in range(3):
         pipeline.send_post(_post(f"tolong kebakaran gudang di kota tangerang, api membesar #{i}", now))
-    got = _wait(
-        lambda: len(receivers.of("webhook", "nag")) >= 2 and receivers.of("webhook", "nag"),
+    got = eventually(
+        lambda: (got := receivers.of("webhook", "nag"))[1:] and got,
         120,
         f"nag got {receivers.of('webhook', 'nag')}",
     )

@@ -4,14 +4,8 @@ attached; the delivery log in Elasticsearch keeps a killed and restarted worker 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import Message
-from pathlib import Path
-from typing import Any
-
-import pytest
 
 from pipeline.alerts.briefs import brief_ref
 from pipeline.alerts.store import message_id
@@ -19,30 +13,7 @@ from pipeline.tracking import wait_processed
 from schemas.subscribers import JAKARTA, BriefSchedule
 from tests.alert_receivers import Receivers, SmtpServer
 from tests.integration.conftest import Pipeline, make_post
-
-
-@pytest.fixture
-def receivers() -> Iterator[Receivers]:
-    server = Receivers().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path).start()
-    yield server
-    server.stop()
-
-
-def _wait(what: Any, timeout: float, message: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(message() if callable(message) else message)
+from tests.waiting import eventually
 
 
 def _attachments(mail: Message) -> dict[str, bytes]:
@@ -77,7 +48,7 @@ def test_the_brief_goes_out_once_per_period_across_a_worker_restart(
     settings.alerts_file.write_text(subscribers)
     try:
         now = datetime.now(UTC)
-        documents = _wait(
+        documents = eventually(
             lambda: receivers.of("telegram-document", "5:KA"),
             180,
             lambda: f"no document: {receivers.received}",
@@ -91,7 +62,7 @@ def test_the_brief_goes_out_once_per_period_across_a_worker_restart(
         assert page.startswith("<!DOCTYPE html>") and '<html lang="en">' in page
         assert "Pantau Banten brief" in document.headers["caption"]
 
-        (mail,) = _wait(lambda: smtp.inbox.messages, 180, "no e-mail with the brief")
+        (mail,) = eventually(lambda: smtp.inbox.messages, 180, "no e-mail with the brief")
         day_end = daily.due(now)
         name = f"pantau-brief-{day_end.astimezone(JAKARTA):%Y-%m-%d}"
         files = _attachments(mail)
@@ -114,7 +85,9 @@ def test_the_brief_goes_out_once_per_period_across_a_worker_restart(
         )
         # The new worker looks at the subscribers in order, so once the one added last has its brief, the
         # two before it were looked at too.
-        _wait(lambda: receivers.of("telegram-document", "6:LA"), 180, "the added subscriber got no brief")
+        eventually(
+            lambda: receivers.of("telegram-document", "6:LA"), 180, "the added subscriber got no brief"
+        )
         assert len(receivers.of("telegram-document", "5:KA")) == 1
         assert len(smtp.inbox.messages) == 1
     finally:

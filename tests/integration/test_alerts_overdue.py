@@ -7,50 +7,14 @@ Digests come every 20 s on the test stack (PANTAU_RESPONSE_DIGEST_EVERY) instead
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.alert_receivers import SECRET, Receivers, SmtpServer
+from tests.alert_receivers import SECRET, Receivers, SmtpServer, alerts_of
 from tests.integration.conftest import Pipeline, make_post, pantau
-
-
-@pytest.fixture
-def receivers() -> Iterator[Receivers]:
-    server = Receivers().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path).start()
-    yield server
-    server.stop()
-
-
-def _wait(what: Any, timeout: float, message: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(message() if callable(message) else message)
-
-
-def _alerts_of(received: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for r in received:
-        body = r.json()
-        out += body.get("alerts", [body])
-    return out
+from tests.waiting import eventually
 
 
 def _record(pipeline: Pipeline, key: str) -> dict[str, Any] | None:
@@ -124,12 +88,16 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
         )
         misread_key = f"x:mis{run}"
         pipeline.send_post(misread)
-        _wait(lambda: _record(pipeline, f"{misread_key}|dishub"), 240, "no record of the misread complaint")
+        eventually(
+            lambda: _record(pipeline, f"{misread_key}|dishub"), 240, "no record of the misread complaint"
+        )
         marked = pantau(
             "responsiveness", "mark", f"{misread_key}|dishub", "--not-a-complaint", "--why", "x", "--by", "op"
         )
         assert marked.returncode == 0, marked.stdout + marked.stderr
-        _wait(lambda: (_record(pipeline, f"{misread_key}|dishub") or {}).get("mark"), 120, "mark not kept")
+        eventually(
+            lambda: (_record(pipeline, f"{misread_key}|dishub") or {}).get("mark"), 120, "mark not kept"
+        )
 
         late = make_post(
             f'@dishubbanten lampu merah di simpang blok {run}a mati <script>alert(1)</script><b onclick="x">'
@@ -141,7 +109,7 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
         )
         late_key = f"x:late{run}"
         pipeline.send_post(late)
-        _wait(
+        eventually(
             lambda: (_record(pipeline, f"{late_key}|dishub") or {}).get("status") == "overdue",
             240,
             lambda: f"not overdue: {_record(pipeline, f'{late_key}|dishub')}",
@@ -151,11 +119,11 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
             return [
                 (r, a)
                 for r in receivers.of("webhook", "dishub")
-                for a in _alerts_of([r])
+                for a in alerts_of([r])
                 if a["kind"] == "overdue_response" and late_key in [e["key"] for e in a["examples"]]
             ]
 
-        first_received, first = _wait(digests, 120, lambda: f"no digest: {receivers.received}")[0]
+        first_received, first = eventually(digests, 120, lambda: f"no digest: {receivers.received}")[0]
         assert first_received.verified and first["agencies"] == ["dishub"] and first["count"] >= 1
         assert first["key"] == "overdue_response:agency=dishub" and first["severity"] == "warning"
         assert misread_key not in [e["key"] for e in first["examples"]]
@@ -164,7 +132,7 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
         indexed = pipeline.es.get(index=settings.alerts_index, id=first["id"])["_source"]
         assert indexed["kind"] == "overdue_response"
 
-        telegram = _wait(
+        telegram = eventually(
             lambda: [r for r in receivers.of("telegram") if f"{run}a" in r.json()["text"]],
             60,
             lambda: f"no telegram digest: {receivers.of('telegram')}",
@@ -174,7 +142,7 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
         assert "Overdue complaints" in text and "DISHUB" in text and "&lt;script&gt;" in text
         assert f"{run}b" not in text
 
-        mails = _wait(
+        mails = eventually(
             lambda: [m for m in smtp.inbox.messages if f"{run}a" in _body(m, "plain")],
             60,
             "no e-mail digest",
@@ -190,7 +158,7 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
         pipeline.producer.send(
             settings.topic_alerts, key=first["key"].encode(), value=json.dumps(first).encode()
         ).get(timeout=30)
-        _wait(
+        eventually(
             lambda: [
                 a
                 for _, a in digests()
@@ -203,6 +171,6 @@ def test_overdue_complaints_reach_the_agencys_subscribers_once_per_period(
         assert len(sent) == 1, [r.headers["webhook-id"] for r in sent]
         hook_ids = [r.headers["webhook-id"] for r in receivers.of("webhook", "dishub")]
         assert len(hook_ids) == len(set(hook_ids)), hook_ids
-        assert not [a for a in _alerts_of(receivers.of("webhook", "bpbd")) if late_key in str(a["examples"])]
+        assert not [a for a in alerts_of(receivers.of("webhook", "bpbd")) if late_key in str(a["examples"])]
     finally:
         settings.alerts_file.write_text("subscribers: []\n")

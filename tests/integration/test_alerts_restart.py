@@ -15,25 +15,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from pipeline.settings import Settings
 from pipeline.sinks.elasticsearch import sync_client
 from schemas.alerts import Alert, AlertKind, Severity, alert_id
 from schemas.vocab import Region
 from tests.alert_receivers import SECRET, Receivers
-
-
-@pytest.fixture
-def receivers() -> Iterator[Receivers]:
-    server = Receivers().start()
-    yield server
-    server.stop()
 
 
 def _posts(path: Path, text: str, at: datetime) -> Path:

@@ -8,26 +8,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from pipeline.tracking import wait_processed
-from tests.alert_receivers import SECRET, Receivers
+from tests.alert_receivers import SECRET, Receivers, alerts_of
 from tests.integration.conftest import Pipeline
+from tests.waiting import eventually
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 TOKEN = "9:DIGEST"
-
-
-@pytest.fixture(scope="module")
-def receivers() -> Iterator[Receivers]:
-    server = Receivers().start()
-    yield server
-    server.stop()
 
 
 def _post(text: str, at: datetime) -> dict[str, Any]:
@@ -36,24 +27,6 @@ def _post(text: str, at: datetime) -> dict[str, Any]:
 
 def _clock(at: datetime) -> str:
     return at.astimezone(JAKARTA).strftime("%H:%M:%S")
-
-
-def _alerts_of(received: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for r in received:
-        body = r.json()
-        out += body.get("alerts", [body])
-    return out
-
-
-def _wait(what: Any, timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(message)
 
 
 def _file(receivers: Receivers, quiet_hours: str, digest_at: str) -> str:
@@ -95,11 +68,11 @@ def test_quiet_hours_hold_all_but_critical_emergencies_and_digests_wait_for_dige
 
     # in quiet hours: the critical emergency at once, nothing else
     def night() -> list[dict[str, Any]]:
-        return _alerts_of(receivers.of("webhook", "night"))
+        return alerts_of(receivers.of("webhook", "night"))
 
-    _wait(lambda: [a for a in night() if a["kind"] == "emergency"], 60, f"night got {night()}")
+    eventually(lambda: [a for a in night() if a["kind"] == "emergency"], 60, f"night got {night()}")
     first = receivers.of("webhook", "night")[0]
-    assert first.verified and {(a["kind"], a["severity"]) for a in _alerts_of([first])} == {
+    assert first.verified and {(a["kind"], a["severity"]) for a in alerts_of([first])} == {
         ("emergency", "critical")
     }
 
@@ -111,8 +84,8 @@ def test_quiet_hours_hold_all_but_critical_emergencies_and_digests_wait_for_dige
         hits = es.search(index=index, query=query, size=100)["hits"]["hits"]
         return [json.loads(h["_source"]["alert"]) for h in hits]
 
-    _wait(lambda: [a for a in queued("night") if a["kind"] == "spike"], 60, "no spike queued for night")
-    _wait(
+    eventually(lambda: [a for a in queued("night") if a["kind"] == "spike"], 60, "no spike queued for night")
+    eventually(
         lambda: {"spike", "emergency"} <= {a["kind"] for a in queued("morning")},
         60,
         f"morning's digest queue: {queued('morning')}",
@@ -129,18 +102,16 @@ def test_quiet_hours_hold_all_but_critical_emergencies_and_digests_wait_for_dige
     path.write_text(_file(receivers, f"{quiet_from}-{_clock(end)}", _clock(end)))
 
     def night_spikes() -> list[Any]:
-        return [
-            r for r in receivers.of("webhook", "night") if "spike" in {a["kind"] for a in _alerts_of([r])}
-        ]
+        return [r for r in receivers.of("webhook", "night") if "spike" in {a["kind"] for a in alerts_of([r])}]
 
-    after_quiet = _wait(night_spikes, 60, "the held spikes never went out after the quiet hours")
-    sent = _wait(lambda: receivers.of("telegram", TOKEN), 60, "no digest at digest_at")
+    after_quiet = eventually(night_spikes, 60, "the held spikes never went out after the quiet hours")
+    sent = eventually(lambda: receivers.of("telegram", TOKEN), 60, "no digest at digest_at")
     time.sleep(3)
     after_quiet = night_spikes()
-    early = [(r.at - end.timestamp(), _alerts_of([r])) for r in after_quiet if r.at < end.timestamp()]
+    early = [(r.at - end.timestamp(), alerts_of([r])) for r in after_quiet if r.at < end.timestamp()]
     assert not early, f"sent before the quiet hours ended (seconds, alerts): {early}"
     assert all(r.verified for r in after_quiet)
-    assert held <= {a["id"] for a in _alerts_of(after_quiet)}
+    assert held <= {a["id"] for a in alerts_of(after_quiet)}
     assert queued("night") == []
     (message,) = sent  # one digest holding every alert queued before digest_at
     assert message.at >= end.timestamp() and message.verified

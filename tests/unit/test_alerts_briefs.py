@@ -5,7 +5,6 @@ Telegram ``sendDocument`` as multipart/form-data, and e-mail with the files atta
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,13 +23,6 @@ PAGE = b"<!DOCTYPE html><html><body><p>&lt;script&gt;</p><svg></svg></body></htm
 
 def _subscriber(yaml_text: str) -> Subscriber:
     return parse_subscribers("subscribers:\n" + yaml_text, "alerts.yaml", env={}).subscribers[0]
-
-
-@pytest.fixture(scope="module")
-def receivers() -> Iterator[Receivers]:
-    server = Receivers().start()
-    yield server
-    server.stop()
 
 
 def test_the_brief_option_parses_and_names_its_period() -> None:

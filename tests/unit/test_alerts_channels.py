@@ -5,7 +5,6 @@ SMTP with STARTTLS on a test certificate (plain-text and HTML parts)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,13 +42,6 @@ def _alert(**kw: object) -> Alert:
     }
     fields.update(kw)
     return Alert.model_validate(fields)
-
-
-@pytest.fixture(scope="module")
-def receivers() -> Iterator[Receivers]:
-    server = Receivers().start()
-    yield server
-    server.stop()
 
 
 def _subscriber(yaml_text: str) -> Subscriber:
