@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -106,12 +107,22 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"not JSON: {name} is not a JSON number")
 
 
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"not JSON the pipeline accepts: the number {literal[:40]} is out of range")
+    return value
+
+
 def parse_json(text: str) -> Any:
     """``json.loads`` with every way it fails as ``ValueError``: nesting too deep for the parser raises
     ``RecursionError``, which would otherwise escape the handlers of bad input. Standard JSON only: no
-    NaN or Infinity (Python accepts them, Elasticsearch does not), no repeated keys."""
+    NaN or Infinity (Python accepts them, Elasticsearch does not), nor a number too large for a float
+    (read as infinity), no repeated keys."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
+        )
     except json.JSONDecodeError as exc:
         # as json words it ("… starting at: line 1 column 9"): some of its messages end in "at"
         raise ValueError(f"not JSON: {exc.msg}: line {exc.lineno} column {exc.colno}") from None
@@ -119,7 +130,8 @@ def parse_json(text: str) -> Any:
         raise ValueError("not JSON the parser accepts: nested too deeply") from None
 
 
-POST_KEY = re.compile(r"^(?P<platform>[a-z]+):[A-Za-z0-9_.:@-]{1,256}$")
+POST_KEY = re.compile(r"(?P<platform>[a-z]+):[A-Za-z0-9_.:@-]{1,256}")
+"""Matched whole (``fullmatch``): ``$`` would also let a key end in a newline."""
 
 
 def deleted_post_key(key: bytes | None, value: bytes | None) -> str | None:
@@ -131,7 +143,7 @@ def deleted_post_key(key: bytes | None, value: bytes | None) -> str | None:
         text = key.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    match = POST_KEY.match(text)
+    match = POST_KEY.fullmatch(text)
     if match is None or match.group("platform") not in {p.value for p in Platform}:
         return None
     return text

@@ -48,7 +48,11 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], env: Mapping[st
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*path, i), lines, env, where) for i, item in enumerate(node.value)]
-    value = _scalar(node)
+    try:
+        value = _scalar(node)
+    except yaml.YAMLError as exc:  # e.g. a tag the safe loader does not know (!secret)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SubscribersError([f"{where}:{lines[path]}: {_dotted(path)}: {problem}"]) from None
     if isinstance(value, str):
         missing = [name for name in _ENV.findall(value) if name not in env]
         if missing:
@@ -60,7 +64,10 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], env: Mapping[st
 
 
 def _scalar(node: yaml.Node) -> Any:
-    """A scalar as YAML's safe loader reads it (``3602`` an int, ``"3602"`` a string, ``true`` a bool)."""
+    """A scalar as YAML's safe loader reads it (``3602`` an int, ``"3602"`` a string, ``true`` a bool),
+    except a clock time: YAML 1.1 reads an unquoted ``18:30`` as the base-60 number 1110."""
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":int") and ":" in str(node.value):
+        return str(node.value)
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
@@ -89,7 +96,10 @@ def parse_subscribers(
     if root is None:
         return SubscribersFile()
     lines: dict[Path_, int] = {}
-    data = _walk(root, (), lines, env, where)
+    try:
+        data = _walk(root, (), lines, env, where)
+    except RecursionError:  # an alias that contains itself
+        raise SubscribersError([f"{where}:1: file: aliases nest too deeply"]) from None
     if not isinstance(data, dict):
         raise SubscribersError([f"{where}:{lines[()]}: file: must be a mapping with a subscribers list"])
     try:

@@ -80,9 +80,13 @@ def _read_csv(path: Path) -> Iterator[FileRecord]:
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         reader = csv_dict_reader(fh, delimiter)
         try:
-            reader.fieldnames  # noqa: B018 - reads the header now, so row line numbers start after it
+            header = reader.fieldnames or []  # read now, so row line numbers start after it
         except csv.Error as exc:
             yield FileRecord(line=1, error=f"not valid CSV: {exc}")
+            return
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:  # which column would win is a guess, as with a JSON object's repeated key
+            yield FileRecord(line=1, error=f"column {repeated[0]!r} appears twice in the header")
             return
         rows = reader.reader  # its line count moves on a row that fails too (DictReader's does not)
         while True:
@@ -96,7 +100,10 @@ def _read_csv(path: Path) -> Iterator[FileRecord]:
                 if rows.line_num < start:  # nothing consumed: stop rather than loop
                     return
                 continue
-            yield _csv_record(rows.line_num, row)
+            # the line it starts on: a quoted value may span lines, and blank lines before it are skipped
+            spanned = sum(v.count("\n") for v in row.values() if isinstance(v, str))
+            spanned += sum(v.count("\n") for v in row.get(None) or [] if isinstance(v, str))
+            yield _csv_record(rows.line_num - spanned, row)
 
 
 def _csv_record(number: int, row: dict[str | None, Any]) -> FileRecord:

@@ -7,6 +7,7 @@ and sends a tombstone for every comment or post they report removed (``pipeline/
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -26,6 +27,8 @@ from pipeline.validation import Rejected, deleted_post_key, parse_json, validate
 log = logging.getLogger("pantau.ingest")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+REQUEST_TIMEOUT = 30.0
+"""Seconds a request may sit idle on its socket (a body shorter than its Content-Length, a stalled client)."""
 PATH = "/ingest"
 
 
@@ -46,17 +49,22 @@ def _items(body: bytes, content_type: str) -> list[tuple[int, Any, str | None]]:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return [(1, None, f"not UTF-8: {exc.reason} at byte {exc.start}")]
+    if not text.strip():
+        return []
     if "ndjson" not in content_type and "jsonl" not in content_type:
         try:
             whole = parse_json(text)
-        except ValueError:
-            whole = None  # more than one JSON document: read as NDJSON
+        except ValueError as exc:
+            if "Extra data" not in str(exc):  # one document, and a bad one: say why once
+                return [(1, None, str(exc))]
+            # more than one JSON document: read as NDJSON
         else:
             if isinstance(whole, list):
                 return [(n, item, None) for n, item in enumerate(whole, start=1)]
             return [(1, whole, None)]
     found: list[tuple[int, Any, str | None]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: str.splitlines also breaks at U+2028, U+0085 …, which JSON strings may hold unescaped
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -75,7 +83,8 @@ def read_body(body: bytes, content_type: str) -> Outcome:
             outcome.rejected.append({"line": line, "reason": error})
             continue
         if item.get("deleted") is True:  # {"id", "platform", "deleted": true}: the post was deleted
-            key = deleted_post_key(f"{item.get('platform')}:{item.get('id')}".encode(), None)
+            named = f"{item.get('platform')}:{item.get('id')}"
+            key = deleted_post_key(named.encode("utf-8", "replace"), None)
             if key is None:
                 outcome.rejected.append(
                     {"line": line, "reason": "a deletion needs the post's id and platform"}
@@ -90,6 +99,19 @@ def read_body(body: bytes, content_type: str) -> Outcome:
     if not outcome.accepted and not outcome.rejected:
         outcome.rejected.append({"line": 1, "reason": "no posts in the body"})
     return outcome
+
+
+def _read(request: BaseHTTPRequestHandler, length: int) -> bytes | None:
+    """The body, or None (the connection closed) when the client stops sending before ``length`` bytes."""
+    try:
+        body = request.rfile.read(length)
+    except OSError:  # the socket timed out or was reset
+        body = b""
+    if len(body) < length:
+        log.warning("ingest: %s sent %d of %d body bytes", request.address_string(), len(body), length)
+        request.close_connection = True
+        return None
+    return body
 
 
 @dataclass(frozen=True)
@@ -118,9 +140,16 @@ class PushServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = REQUEST_TIMEOUT  # a client that sends less body than it announced is cut off
 
             def do_POST(self) -> None:
-                server.handle(self)
+                try:
+                    server.handle(self)
+                except Exception:  # a bug, not bad input (that is answered 4xx): say so, keep serving
+                    log.exception("ingest: %s %s failed", self.command, self.path[:200])
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        server.answer(self, 500, b'{"error": "the request failed; the server logged why"}')
 
             def do_GET(self) -> None:
                 if self.path.split("?")[0] == webhooks.PATH and server.meta is not None:
@@ -162,7 +191,9 @@ class PushServer:
         params = dict(parse_qsl(urlsplit(request.path).query))
         answer = webhooks.challenge(params, self.meta.verify_token)
         if answer is None:
-            self.answer(request, 403, b'{"error": "wrong hub.verify_token"}')
+            self.answer(request, 403, b'{"error": "needs hub.mode=subscribe and our hub.verify_token"}')
+        elif not answer:
+            self.answer(request, 400, b'{"error": "hub.challenge is missing"}')
         else:
             request.send_response(200)
             request.send_header("content-type", "text/plain")
@@ -182,16 +213,20 @@ class PushServer:
             request.close_connection = True
             self.answer(request, 413 if length > 0 else 411, b'{"error": "Content-Length up to 10 MB"}')
             return
-        body = request.rfile.read(length)
+        body = _read(request, length)
+        if body is None:
+            return
         if not webhooks.signed(body, request.headers.get("x-hub-signature-256"), self.meta.app_secret):
             self.answer(request, 401, b'{"error": "X-Hub-Signature-256 does not match the app secret"}')
             return
         try:
-            payload = json.loads(body)
-        except ValueError:
-            self.answer(request, 400, b'{"error": "not JSON"}')
+            payload = parse_json(body.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError too
+            self.answer(request, 400, json.dumps({"error": f"not JSON: {exc}"[:300]}).encode())
             return
-        keys = [k for k in webhooks.removed_keys(payload) if deleted_post_key(k.encode(), None)]
+        keys = [
+            k for k in webhooks.removed_keys(payload) if deleted_post_key(k.encode("utf-8", "replace"), None)
+        ]
         try:
             removed = send_tombstones(self.producer, self.topic, keys)
         except KafkaError as exc:
@@ -223,11 +258,14 @@ class PushServer:
             request.close_connection = True
             self.answer(request, 411, b'{"error": "Content-Length is required"}')
             return
-        if length > MAX_BODY_BYTES:
+        if not 0 <= length <= MAX_BODY_BYTES:
             request.close_connection = True  # the body is not read
-            self.answer(request, 413, json.dumps({"error": f"body over {MAX_BODY_BYTES} bytes"}).encode())
+            error = f"body over {MAX_BODY_BYTES} bytes" if length > 0 else "Content-Length must be 0 or more"
+            self.answer(request, 413 if length > 0 else 400, json.dumps({"error": error}).encode())
             return
-        body = request.rfile.read(length)
+        body = _read(request, length)
+        if body is None:
+            return
         outcome = read_body(body, request.headers.get("content-type", ""))
         try:
             futures = [self.producer.send(self.topic, key=k.encode(), value=v) for k, v in outcome.accepted]

@@ -30,13 +30,14 @@ holding its Graph id."""
 
 
 def challenge(params: Mapping[str, str], verify_token: str) -> str | None:
-    """The ``hub.challenge`` to echo when Meta's subscription check carries our verify token, else None."""
+    """The ``hub.challenge`` to echo (empty if it has none) when Meta's subscription check carries our
+    verify token, else None."""
     given = params.get("hub.verify_token", "")
     if params.get("hub.mode") != "subscribe" or not hmac.compare_digest(
         given.encode(), verify_token.encode()
     ):
         return None
-    return params.get("hub.challenge")
+    return params.get("hub.challenge", "")
 
 
 def signed(body: bytes, header: str | None, app_secret: str) -> bool:
@@ -44,7 +45,8 @@ def signed(body: bytes, header: str | None, app_secret: str) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header[7:].strip().lower(), expected)
+    given = header[7:].strip().lower()
+    return given.isascii() and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def removed_keys(payload: Any) -> list[str]:
@@ -53,12 +55,16 @@ def removed_keys(payload: Any) -> list[str]:
     if not isinstance(payload, dict) or payload.get("object") != "page":
         return []
     keys = []
-    for entry in payload.get("entry") or []:
-        for change in (entry.get("changes") if isinstance(entry, dict) else None) or []:
+    entries = payload.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        for change in changes if isinstance(changes, list) else []:
             if not isinstance(change, dict) or change.get("field") != "feed":
                 continue
-            value = change.get("value") or {}
+            value = change.get("value")
+            if not isinstance(value, dict):
+                continue
             field = REMOVED_ITEMS.get(str(value.get("item")))
-            if value.get("verb") == "remove" and field and value.get(field):
+            if value.get("verb") == "remove" and field and isinstance(value.get(field), str | int):
                 keys.append(f"facebook:{value[field]}")
     return list(dict.fromkeys(keys))

@@ -117,6 +117,19 @@ def test_an_empty_file_keeps_the_last_good_one_and_subscribers_list_empties_it(t
     assert watcher.get().subscribers == []
 
 
+def test_unknown_tags_and_self_containing_aliases_are_errors_and_unquoted_times_are_times() -> None:
+    base = "subscribers:\n  - name: q\n    slack: {url: 'http://x/y'}\n"
+    with pytest.raises(SubscribersError) as caught:
+        parse_subscribers(base + "    lang: !secret id\n", "f.yaml", env={})
+    assert caught.value.lines == [
+        "f.yaml:4: subscribers[0].lang: could not determine a constructor for the tag '!secret'"
+    ]
+    with pytest.raises(SubscribersError, match="aliases nest too deeply"):
+        parse_subscribers("subscribers: &a [*a]\n", "f.yaml", env={})
+    (sub,) = parse_subscribers(base + "    mode: digest\n    digest_at: 18:30\n", env={}).subscribers
+    assert sub.digest_at == "18:30"  # YAML 1.1 would read 1110 (base 60)
+
+
 def test_the_readme_example_is_a_valid_file() -> None:
     from pipeline.settings import REPO_ROOT
 

@@ -643,13 +643,68 @@ def _feed_change(item: str, verb: str, **ids: str) -> dict[str, Any]:
     }
 
 
-def test_meta_webhooks_turn_removed_page_comments_and_posts_into_tombstones() -> None:
-    import hashlib
-    import hmac
-    import http.client
-    import threading
+class _Acked:
+    def get(self, timeout: float) -> None:
+        return None
 
-    from pipeline.sources.push import MetaWebhook, PushServer
+
+class _RecordingProducer:
+    """Records what would go to Kafka (the end-to-end runs are in tests/integration/test_ingest.py)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+    def send(self, topic: str, key: bytes, value: bytes | None) -> _Acked:
+        self.sent.append((topic, key, value))
+        return _Acked()
+
+    def flush(self) -> None:
+        return None
+
+
+class _Push:
+    """A ``PushServer`` on loopback (token ``s3cret``, Meta app secret ``app-secret``) and a client."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from pipeline.sources.push import MetaWebhook, PushServer
+
+        self.producer = _RecordingProducer()
+        meta = MetaWebhook("app-secret", "verify-me")
+        self.server = PushServer("127.0.0.1", 0, "s3cret", self.producer, "raw", meta)  # type: ignore[arg-type]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.server.serve, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def call(self, method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, bytes]:
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+        try:
+            connection.request(method, path, body=body or None, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        finally:
+            connection.close()
+
+    def signed(self, body: bytes) -> tuple[int, bytes]:
+        import hashlib
+        import hmac
+
+        signature = "sha256=" + hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
+        return self.call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": signature})
+
+
+@pytest.fixture
+def push() -> Any:
+    server = _Push()
+    yield server
+    server.stop.set()
+    server.thread.join(timeout=30)
+
+
+def test_meta_webhooks_turn_removed_page_comments_and_posts_into_tombstones(push: _Push) -> None:
     from pipeline.sources.webhooks import removed_keys
 
     assert removed_keys(_feed_change("comment", "remove", comment_id="77_1_2", post_id="77_1")) == [
@@ -660,52 +715,57 @@ def test_meta_webhooks_turn_removed_page_comments_and_posts_into_tombstones() ->
     assert removed_keys(_feed_change("comment", "hide", comment_id="77_1_3", post_id="77_1")) == []
     assert removed_keys({"object": "instagram", "entry": [{"changes": [{"field": "comments"}]}]}) == []
 
-    class Acked:
-        def get(self, timeout: float) -> None:
-            return None
+    check = "/webhooks/meta?hub.mode=subscribe&hub.verify_token={}&hub.challenge=1158201444"
+    assert push.call("GET", check.format("verify-me")) == (200, b"1158201444")
+    assert push.call("GET", check.format("wrong"))[0] == 403
+    body = json.dumps(_feed_change("comment", "remove", comment_id="77_1_2", post_id="77_1")).encode()
+    assert push.call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": "sha256=00"})[0] == 401
+    assert push.producer.sent == []
+    status, answer = push.signed(body)
+    assert status == 200 and json.loads(answer) == {"removed": 1}
+    assert push.producer.sent == [("raw", b"facebook:77_1_2", None)]
 
-    class Producer:
-        """Records what would go to Kafka (the end-to-end run is in tests/integration/test_ingest.py)."""
 
-        def __init__(self) -> None:
-            self.sent: list[tuple[str, bytes, bytes | None]] = []
+def test_hostile_webhook_and_ingest_requests_get_an_answer_and_send_nothing(push: _Push) -> None:
+    """Each bad request is answered (never a dropped connection) and nothing reaches Kafka."""
+    import socket
 
-        def send(self, topic: str, key: bytes, value: bytes | None) -> Acked:
-            self.sent.append((topic, key, value))
-            return Acked()
+    body = json.dumps(_feed_change("comment", "remove", comment_id="77_1_2", post_id="77_1")).encode()
+    assert push.call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": "sha256=\u00e9"})[0] == 401
+    for shape in ({"object": "page", "entry": 5}, {"object": "page", "entry": [{"changes": {"a": 1}}]}):
+        assert push.signed(json.dumps(shape).encode()) == (200, b'{"removed": 0}')
+    bad_value = {"object": "page", "entry": [{"changes": [{"field": "feed", "value": ["x"]}]}]}
+    assert push.signed(json.dumps(bad_value).encode()) == (200, b'{"removed": 0}')
+    assert push.signed(b"[" * 100_000)[0] == 400  # nested too deeply for the parser
+    no_challenge = "/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me"
+    assert push.call("GET", no_challenge)[0] == 400
+    with socket.create_connection(("127.0.0.1", push.server.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Length: -1\r\n\r\n"
+        )
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")
+    assert push.producer.sent == []
 
-        def flush(self) -> None:
-            return None
 
-    producer = Producer()
-    server = PushServer("127.0.0.1", 0, "s3cret", producer, "raw", MetaWebhook("app-secret", "verify-me"))  # type: ignore[arg-type]
-    stop = threading.Event()
-    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
-    thread.start()
+def test_ndjson_lines_split_only_at_newlines_and_one_bad_json_body_says_why_once() -> None:
+    from pipeline.sources.push import read_body
 
-    def call(method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        try:
-            connection.request(method, path, body=body or None, headers=headers)
-            answer = connection.getresponse()
-            return answer.status, answer.read()
-        finally:
-            connection.close()
-
-    try:
-        check = "/webhooks/meta?hub.mode=subscribe&hub.verify_token={}&hub.challenge=1158201444"
-        assert call("GET", check.format("verify-me")) == (200, b"1158201444")
-        assert call("GET", check.format("wrong"))[0] == 403
-        body = json.dumps(_feed_change("comment", "remove", comment_id="77_1_2", post_id="77_1")).encode()
-        signature = "sha256=" + hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
-        assert call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": "sha256=00"})[0] == 401
-        assert producer.sent == []
-        status, answer = call("POST", "/webhooks/meta", body, **{"X-Hub-Signature-256": signature})
-        assert status == 200 and json.loads(answer) == {"removed": 1}
-        assert producer.sent == [("raw", b"facebook:77_1_2", None)]
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+    post = {
+        "id": "1",
+        "platform": "x",
+        "text": "antre\u2028panjang",
+        "created_at": "2026-05-01T10:00:00+07:00",
+    }
+    ndjson = (json.dumps(post, ensure_ascii=False) + "\n" + json.dumps({**post, "id": "2"})).encode()
+    outcome = read_body(ndjson, "application/x-ndjson")
+    assert [k for k, _ in outcome.accepted] == ["x:1", "x:2"] and outcome.rejected == []
+    pretty = b'{\n  "id": "1",\n  "id": "2"\n}'
+    (rejected,) = read_body(pretty, "application/json").rejected
+    assert "appears twice" in rejected["reason"]
+    gone = [{"deleted": True, "platform": "x", "id": i} for i in ("1", "\ud800", "3\n")]
+    deletions = json.dumps(gone).encode()  # ensure_ascii: the lone surrogate travels as \\ud800
+    outcome = read_body(deletions, "application/json")
+    assert outcome.accepted == [("x:1", None)] and [r["line"] for r in outcome.rejected] == [2, 3]
 
 
 def test_instagram_reads_its_own_media_comments_and_hashtag_media_and_then_only_what_is_new() -> None:

@@ -100,6 +100,30 @@ def test_file_reader_reports_bad_lines_with_numbers(tmp_path: Path) -> None:
     assert count_records(path) == 4
 
 
+def test_csv_rows_are_reported_at_their_first_line_and_a_repeated_column_refuses_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "posts.csv"
+    path.write_text(
+        'id,platform,text,created_at\n\n1,x,"one\ntwo\nthree",yesterday\n2,x,ok,2026-11-20T07:00:00Z\n'
+    )
+    rows = list(read_records(path))
+    assert [r.line for r in rows] == [3, 6]
+    assert rows[0].data is not None and rows[0].data["text"] == "one\ntwo\nthree"
+    path.write_text("id,platform,text,text,created_at\n1,x,first,second,2026-11-20T07:00:00Z\n")
+    (only,) = read_records(path)
+    assert only.line == 1 and only.error == "column 'text' appears twice in the header"
+
+
+def test_a_number_too_large_for_a_float_and_a_key_ending_in_a_newline_are_refused() -> None:
+    from pipeline.validation import deleted_post_key
+
+    with pytest.raises(Rejected, match="out of range"):
+        decode_raw_post(json.dumps(VALID).replace("}", ', "score": 1e999}').encode())
+    assert deleted_post_key(b"x:1", None) == "x:1"
+    assert deleted_post_key(b"x:1\n", None) is None
+
+
 def test_posts_nested_too_deep_or_not_writable_as_json_are_rejected() -> None:
     deep = {**VALID, "x": json.loads("[" * 33 + "]" * 33)}
     with pytest.raises(Rejected, match="nested deeper than 32 levels"):
