@@ -182,8 +182,9 @@ class Enricher:
             official = self.official_account(post)
             agencies = evidence.found.agencies
             if self.attribution is not None:
+                found = evidence.found
                 agencies = self.attribution.attribute(
-                    embeddings[row], category_proba[row], agencies, text, evidence.found.addressed
+                    embeddings[row], category_proba[row], agencies, text, found.addressed, found.elsewhere
                 )
             if official is not None and official not in agencies:
                 agencies = [official, *agencies]  # an agency's own post is about that agency

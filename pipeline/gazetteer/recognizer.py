@@ -65,6 +65,15 @@ class Recognition(BaseModel):
     places: list[str] = []
     """Banten places named in the post, as display names, in order of first mention."""
     outside_banten: bool = False
+
+    @property
+    def elsewhere(self) -> list[Agency] | None:
+        """For attribution: the offices named only as another province's ("samsat bekasi"), or None when
+        the post is about a place outside Banten and names nothing in it."""
+        if self.outside_banten:
+            return None
+        return [agency for agency in self.mentions if agency not in self.agencies]
+
     """The post names a place outside Banten and no Banten place."""
 
 

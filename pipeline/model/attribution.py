@@ -47,17 +47,21 @@ class Candidate:
     """Named in the text (alias, handle, phrase); otherwise implied by the predicted category."""
 
 
-def candidates(named: Sequence[Agency], category_proba: np.ndarray) -> list[Candidate]:
+def candidates(
+    named: Sequence[Agency], category_proba: np.ndarray, elsewhere: Sequence[Agency] | None = None
+) -> list[Candidate]:
     """The named agencies, then those whose usual category is the post's predicted service category
-    (``category_proba``: the category head's probabilities, as ``CategoryModel.probabilities`` gives)."""
+    (``category_proba``: the category head's probabilities, as ``CategoryModel.probabilities`` gives).
+    ``elsewhere``: the offices the post names outside Banten (``Recognition.elsewhere``), never implied;
+    None when the post is about a place outside Banten altogether, so nothing is implied."""
     out = [Candidate(agency, True) for agency in dict.fromkeys(named)]
     best = int(np.argmax(decision_proba(category_proba[None, :])[0]))
-    if best != NOT_A_SERVICE:
+    if best != NOT_A_SERVICE and elsewhere is not None:
         category = Category(CATEGORIES[best])
         out += [
             Candidate(agency, False)
             for agency, usual in default_rules().priors.items()
-            if usual == category and agency not in named
+            if usual == category and agency not in named and agency not in elsewhere
         ]
     return out
 
@@ -143,11 +147,13 @@ class AttributionModel:
         named: Sequence[Agency],
         text: str,
         addressed: Sequence[Agency] = (),
+        elsewhere: Sequence[Agency] | None = (),
     ) -> list[Agency]:
         """``text``: the masked text the embedding was computed from. An agency the post tags by its
         @account is kept whatever the head says: a complaint sent to the wrong office is still one that
-        office was asked to answer (responsiveness counts it)."""
-        found = candidates(named, category_proba)
+        office was asked to answer (responsiveness counts it). ``elsewhere`` as ``candidates`` takes it:
+        "samsat bekasi" or a flood in Bogor is no Banten office's business."""
+        found = candidates(named, category_proba, elsewhere)
         if not found:
             return []
         features = candidate_features(embedding, category_proba, found, text)

@@ -38,6 +38,8 @@ class AttributionExamples:
     category_proba: np.ndarray
     named: list[list[Agency]]
     addressed: list[list[Agency]]
+    elsewhere: list[list[Agency] | None]
+    """``Recognition.elsewhere`` of each post."""
     gold: list[set[Agency]]
 
 
@@ -63,7 +65,8 @@ def attribution_examples(model: SentimentModel, category: CategoryModel, path: P
     proba = category.probabilities(embeddings, evidence_matrix(evidence))
     named = [list(e.found.agencies) for e in evidence]
     addressed = [list(e.found.addressed) for e in evidence]
-    return AttributionExamples(masked, embeddings, proba, named, addressed, gold)
+    elsewhere = [e.found.elsewhere for e in evidence]
+    return AttributionExamples(masked, embeddings, proba, named, addressed, elsewhere, gold)
 
 
 def candidate_rows(data: AttributionExamples) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +119,19 @@ def attribute_all(model: AttributionModel | None, data: AttributionExamples) -> 
     """Every post's agencies with ``model`` (None: the gazetteer's named agencies, the rule baseline)."""
     if model is None:
         return [list(named) for named in data.named]
-    posts = zip(data.texts, data.embeddings, data.category_proba, data.named, data.addressed, strict=True)
-    return [model.attribute(emb, proba, named, text, tagged) for text, emb, proba, named, tagged in posts]
+    posts = zip(
+        data.texts,
+        data.embeddings,
+        data.category_proba,
+        data.named,
+        data.addressed,
+        data.elsewhere,
+        strict=True,
+    )
+    return [
+        model.attribute(emb, proba, named, text, tagged, away)
+        for text, emb, proba, named, tagged, away in posts
+    ]
 
 
 def train_attribution(

@@ -146,7 +146,7 @@ _NAME_CONTEXT = (
 _HONORIFIC = r"(?i:bpk|bapak|pak|ibu|bu|hj|h|sdr|sdri|sdra|mas|mbak|mba|teh|kang|dr|drs|ir|alm|almh)\.?"
 _NAME = re.compile(
     rf"(?P<ctx>{_NAME_CONTEXT}\s*[:,]?\s*(?:(?i:adalah|ialah)\s+)?(?:{_HONORIFIC}\s+){{0,2}})"
-    r"(?P<name>[A-Z][A-Za-z'’-]+(?:\s+[A-Z][A-Za-z'’.-]*){0,3}|[a-z][a-z'’-]{2,})"
+    r"(?P<name>[A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z][A-Za-z'’.-]*){0,3})"
 )
 _SELF_NAMED = re.compile(r"nama\s*(?:saya|sy|aku|ku|lengkap|pelapor|pemohon|:)|namaku", re.IGNORECASE)
 # "atas nama pemerintah", "a.n. Kepala Dinas": on behalf of an office, not a person.
@@ -162,6 +162,13 @@ _NOT_A_NAME = frozenset(
 )
 # Words that end a capitalised name run: "a.n. Siti Rp 1.500.000", "a.n. Budi RT 03".
 _AFTER_NAME = frozenset(_words("rp rt rw no nik kk hp wa jl jln kel kec desa kp blok bank via di dari ke"))
+# Words that end a name typed in lower case after "nama saya" ("nama saya budi santoso tinggal di …").
+_ENDS_A_NAME = frozenset(
+    _words(
+        "tinggal umur usia mau ingin mohon minta tolong kenapa mengapa gimana bagaimana apa kapan min admin "
+        "kak sejak tahun thn lahir alamat asal pengen pingin bisa boleh mas mbak pak bu"
+    )
+)
 # Affixed verbs in lower case ("nama saya dipanggil", "nama sy terdaftar") are not names either.
 _AFFIXED = re.compile(r"^(?:di|ter|ber|me|mem|men|meng|meny|se|per)[a-z]{4,}$")
 
@@ -261,21 +268,44 @@ def _mask_phones(text: str, found: set[PiiKind]) -> str:
     return _PHONE.sub(repl, text)
 
 
-def _mask_names(text: str, found: set[PiiKind]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        words = m.group("name").split()
-        if words[0].lower() in _NOT_A_NAME:
-            return m.group(0)
-        kept = next((i for i, w in enumerate(words) if w.lower().rstrip(".") in _AFTER_NAME), len(words))
-        if kept == 0:
-            return m.group(0)
-        name, rest = " ".join(words[:kept]), m.group("name")[len(" ".join(words[:kept])) :]
-        if name[0].islower() and (not _SELF_NAMED.search(m.group("ctx")) or _AFFIXED.match(name)):
-            return m.group(0)  # "atas nama baik sekolah": only "nama saya budi" is trusted in lower case
-        found.add(PiiKind.NAME)
-        return m.group("ctx") + TOKENS[PiiKind.NAME] + rest
+def _prefix_length(text: str, words: int) -> int:
+    """Characters of ``text`` up to the end of its first ``words`` whitespace-separated words."""
+    spans = list(re.finditer(r"\S+", text))
+    return spans[words - 1].end()
 
-    return _NAME.sub(repl, text)
+
+def _name_words(m: re.Match[str]) -> int:
+    """How many words of the match's ``name`` group are the name (0: none, the match is no name)."""
+    words = m.group("name").split()
+    if words[0].lower() in _NOT_A_NAME:
+        return 0
+    self_named = _SELF_NAMED.search(m.group("ctx")) is not None
+    if words[0][0].islower() and (not self_named or _AFFIXED.match(words[0]) or len(words[0]) < 3):
+        return 0  # "atas nama baik sekolah": only "nama saya budi" is trusted in lower case
+    kept = 0
+    for word in words:
+        bare = word.lower().rstrip(".")
+        if bare in _AFTER_NAME or (kept and (bare in _NOT_A_NAME or bare in _ENDS_A_NAME)):
+            break
+        if kept and word[0].islower() and (not self_named or _AFFIXED.match(word) or len(bare) < 2):
+            break  # a lower-case word goes on a name only after "nama saya": "Budi santoso"
+        kept += 1
+    return kept
+
+
+def _mask_names(text: str, found: set[PiiKind]) -> str:
+    out, position = [], 0
+    while (m := _NAME.search(text, position)) is not None:
+        kept = _name_words(m)
+        if kept == 0:
+            out.append(text[position : m.start("name")])
+            position = m.start("name")  # the words after the context may hold the next one
+            continue
+        end = m.start("name") + _prefix_length(m.group("name"), kept)
+        out.append(text[position : m.start("name")] + TOKENS[PiiKind.NAME])
+        found.add(PiiKind.NAME)
+        position = end  # the words not kept may hold the next name's context ("a.n. Siti dan a.n. Budi")
+    return "".join(out) + text[position:]
 
 
 def _sub(pattern: re.Pattern[str], kind: PiiKind, text: str, found: set[PiiKind]) -> str:

@@ -119,6 +119,10 @@ def test_a_long_run_named_as_an_account_is_an_account_not_a_nik() -> None:
         ("Nama: Dewi Lestari, NIK 3601234567890002", "Nama: [NAMA], NIK [NIK]"),
         ("atas nama Hj. Siti Nurhaliza", "atas nama Hj. [NAMA]"),
         ("nama saya budi dari cikupa", "nama saya [NAMA] dari cikupa"),
+        ("nama saya budi santoso, NIK saya 3603123456789012", "nama saya [NAMA], NIK saya [NIK]"),
+        ("Nama saya Budi santoso tinggal di Cikupa", "Nama saya [NAMA] tinggal di Cikupa"),
+        ("nama sy siti nur aisyah", "nama sy [NAMA]"),
+        ("a.n. Siti dan a.n. Budi Santoso", "a.n. [NAMA] dan a.n. [NAMA]"),
         (
             "rumah di Jl. Raya Serang No. 12 RT 03/RW 05 Kel. Cikande",
             "rumah di Jl. Raya Serang [ALAMAT] [ALAMAT] Kel. Cikande",
