@@ -43,8 +43,10 @@ def gather_evidence(gazetteer: Gazetteer, text: str) -> Evidence:
     return Evidence(masked=masked, found=found, guess=classify_category(masked.text, found.agencies))
 
 
-PUBLIC_AUTHOR_FIELDS = frozenset({"id", "handle", "name"})
-"""The author's public identity on the platform, kept so an agency can answer the person."""
+PUBLIC_AUTHOR_FIELDS = frozenset({"id", "handle"})
+"""The author's public identity on the platform, kept so an agency can answer the person. The display
+name is masked like free text: it stays readable (no context marks it as a name) while the WhatsApp
+number many Indonesian display names carry ("Budi 0812…") is masked."""
 ENRICHMENT_FIELDS = frozenset(EnrichedPost.model_fields) - frozenset(RawPost.model_fields)
 RENAMED_PREFIX = "raw_"
 """A raw field outside the contract named like a field the pipeline writes (a news feed's ``category``)

@@ -51,7 +51,13 @@ _EMAIL = re.compile(
 )
 # Written to dodge scrapers: "andi [at] gmail [dot] com", "dewi(at)gmail.com", "joko@gmail .com".
 _AT = r"(?:\s*[\[({]at[\])}]\s*|\s+@\s*|\s*@\s+)"
-_DOT = r"(?:\s*[\[({]dot[\])}]\s*|\s*\.\s*)"
+_DOT = r"(?:\s*[\[({](?:dot|\.)[\])}]\s*|\s*\.\s*|\s+dot\s+)"
+# "nama at gmail dot com": a bare "at" only before a mail provider people use, as it is a common word.
+_EMAIL_PROVIDER_AT = re.compile(
+    rf"(?<![\w.+%-])[A-Za-z0-9][\w.+%-]*\s+at\s+(?:gmail|yahoo|ymail|hotmail|outlook|live|icloud|proton(?:mail)?)"
+    rf"(?:{_DOT}[A-Za-z0-9-]+)*{_DOT}(?:com|id|net|me|co)\b",
+    re.IGNORECASE,
+)
 _EMAIL_SPELLED = re.compile(
     rf"(?<![\w.+%-])[A-Za-z0-9][\w.+%-]*(?:{_AT}|@)[A-Za-z0-9-]+(?:{_DOT}[A-Za-z0-9-]+)*{_DOT}"
     r"(?:com|id|net|org|co|ac|go|sch|info|me|io|biz)\b",
@@ -357,6 +363,7 @@ def mask_pii(text: str) -> PiiResult:
     found: set[PiiKind] = set()
     text = _sub(_EMAIL, PiiKind.EMAIL, text, found)
     text = _sub(_EMAIL_SPELLED, PiiKind.EMAIL, text, found)
+    text = _sub(_EMAIL_PROVIDER_AT, PiiKind.EMAIL, text, found)
     text = _sub(_NPWP_FORMATTED, PiiKind.NPWP, text, found)
     text = _mask_named_numbers(text, found)
     text = _mask_sixteen(text, found)

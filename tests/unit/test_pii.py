@@ -138,6 +138,7 @@ def test_a_long_run_named_as_an_account_is_an_account_not_a_nik() -> None:
         ("hp (0812) 3456-7890 atau 0812–3456–7890", "hp [TELEPON] atau [TELEPON]"),
         ("email sy andi [at] gmail [dot] com", "email sy [EMAIL]"),
         ("mail: dewi(at)gmail.com / joko@gmail .com", "mail: [EMAIL] / [EMAIL]"),
+        ("email: andi at gmail dot com, dewi[at]yahoo[.]co[.]id", "email: [EMAIL], [EMAIL]"),
         ("angkot A-1234-UA dan mobil A.1234.BC", "angkot [PLAT] dan mobil [PLAT]"),
     ],
 )
@@ -192,7 +193,12 @@ def test_fields_beside_the_text_are_masked_except_the_public_identity() -> None:
             "text": "hai",
             "created_at": "2026-11-20T08:00:00Z",
             "url": "https://wa.me/6281234567890",
-            "author": {"id": "u1", "handle": "budi_88", "name": "Budi", "bio": "wa 0812-1111-2222"},
+            "author": {
+                "id": "u1",
+                "handle": "budi_88",
+                "name": "Budi 081233334444",
+                "bio": "wa 0812-1111-2222",
+            },
             "geo": {"place": "Jl. Raya Serang No. 12", "lat": -6.1, "lon": 106.1},
             "metrics": {"likes": 3, "note": "nik 3604123456789012"},
             "quoted": [{"text": "a.n. Siti Aminah"}],
@@ -200,7 +206,12 @@ def test_fields_beside_the_text_are_masked_except_the_public_identity() -> None:
     )
     fields, kinds = mask_other_fields(post)
     assert fields["url"] == "https://wa.me/[TELEPON]"
-    assert fields["author"] == {"id": "u1", "handle": "budi_88", "name": "Budi", "bio": "wa [TELEPON]"}
+    assert fields["author"] == {
+        "id": "u1",
+        "handle": "budi_88",
+        "name": "Budi [TELEPON]",  # a display name stays, the WhatsApp number in it does not
+        "bio": "wa [TELEPON]",
+    }
     assert fields["geo"] == {"place": "Jl. Raya Serang [ALAMAT]", "lat": -6.1, "lon": 106.1}
     assert fields["metrics"]["likes"] == 3 and fields["metrics"]["note"] == "nik [NIK]"
     assert fields["quoted"] == [{"text": "a.n. [NAMA]"}]
