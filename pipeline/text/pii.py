@@ -65,7 +65,8 @@ _EMAIL_SPELLED = re.compile(
 )
 
 # 16 digits with at most one separator between any two of them: "3603 1234 5678 9012", "36.03.12.345678.9012".
-_SIXTEEN = re.compile(r"(?<!\d)(?<!\d[.-])\d(?:[ .-]?\d){15}(?!\d)(?![.-]\d)")
+# Not part of a longer run of four-digit groups: a 20-digit PLN token "3603 1234 5678 9012 3456" is no NIK.
+_SIXTEEN = re.compile(r"(?<!\d)(?<!\d[.-])(?<!\d{4} )\d(?:[ .-]?\d){15}(?!\d)(?![.-]\d)(?! \d{4}(?!\d))")
 _THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 
 # BPS province codes, including the Papua provinces created in 2022 (91..96).
@@ -136,12 +137,13 @@ _NPWP_FORMATTED = re.compile(r"(?<![\d.])\d{2}\.\d{3}\.\d{3}\.\d[.-]\d{3}\.\d{3}
 # Mobile numbers only (08[1-9]…: 0800 is toll-free): landlines printed in posts are agency offices.
 _SEP = r"(?:\s?[.\-–/]\s?|\s)"
 _PHONE = re.compile(
-    rf"(?<![\d+])(?:(?:\+62|\(\+62\)|62){_SEP}?8[1-9]\d|08[1-9]\d|\(08[1-9]\d\))"
+    rf"(?<![\d+])(?:(?:\+62|\(\+62\)|%2[Bb]62|62){_SEP}?(?:8[1-9]\d|\(8[1-9]\d\))|08[1-9]{_SEP}?\d|\(08[1-9]\d\))"
     rf"(?:{_SEP}?\d){{5,9}}(?!\d)(?![.-]\d)"
 )
 # A number glued to the word before it is a phone only after one of these ("HP081…", "noHP:081…").
 _PHONE_WORD_BEFORE = re.compile(
-    r"(?:hp|wa|cp|telp|tlp|telepon|tel|no|nomor|nomer|kontak|call)$", re.IGNORECASE
+    r"(?:(?:hp|wa|cp|telp|tlp|telepon|tel|no|nomor|nomer|kontak|call)(?:ku|nya|mu)?|hubungi|%2b)$",
+    re.IGNORECASE,
 )
 _RUPIAH_BEFORE = re.compile(r"\brp\.?\s*$", re.IGNORECASE)
 
@@ -264,8 +266,8 @@ def _mask_named_numbers(text: str, found: set[PiiKind]) -> str:
 def _mask_phones(text: str, found: set[PiiKind]) -> str:
     def repl(m: re.Match[str]) -> str:
         raw, before = m.group(0), text[: m.start()]
-        if _THOUSANDS.fullmatch(raw) or _RUPIAH_BEFORE.search(before):
-            return raw  # "Rp 62.812.345.678"
+        if (_THOUSANDS.fullmatch(raw) and not raw.startswith("0")) or _RUPIAH_BEFORE.search(before):
+            return raw  # "Rp 62.812.345.678" (an amount never starts with 0: "081.234.567.890" is a phone)
         if before and before[-1].isalpha() and not _PHONE_WORD_BEFORE.search(before):
             return raw  # inside a code: "TRX0812345678"
         found.add(PiiKind.PHONE)

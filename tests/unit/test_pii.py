@@ -139,6 +139,15 @@ def test_a_long_run_named_as_an_account_is_an_account_not_a_nik() -> None:
         ("email sy andi [at] gmail [dot] com", "email sy [EMAIL]"),
         ("mail: dewi(at)gmail.com / joko@gmail .com", "mail: [EMAIL] / [EMAIL]"),
         ("email: andi at gmail dot com, dewi[at]yahoo[.]co[.]id", "email: [EMAIL], [EMAIL]"),
+        ("hp 081 234 567 890, WA: 081.234.567.890", "hp [TELEPON], WA: [TELEPON]"),
+        (
+            "token listrik 3603 1234 5678 9012 3456 belum masuk",
+            "token listrik 3603 1234 5678 9012 3456 belum masuk",
+        ),
+        (
+            "+62 (812) 3456-7890 / hubungi0812-3456-7890 / wa.me/%2B6281234567890",
+            "[TELEPON] / hubungi[TELEPON] / wa.me/[TELEPON]",
+        ),
         ("angkot A-1234-UA dan mobil A.1234.BC", "angkot [PLAT] dan mobil [PLAT]"),
     ],
 )
