@@ -48,7 +48,7 @@ class Candidate:
 
 
 def candidates(
-    named: Sequence[Agency], category_proba: np.ndarray, elsewhere: Sequence[Agency] | None = None
+    named: Sequence[Agency], category_proba: np.ndarray, elsewhere: Sequence[Agency] | None = ()
 ) -> list[Candidate]:
     """The named agencies, then those whose usual category is the post's predicted service category
     (``category_proba``: the category head's probabilities, as ``CategoryModel.probabilities`` gives).

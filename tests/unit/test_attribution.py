@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.model.attribution import AGENCIES, EVIDENCE, AttributionModel, candidate_features, candidates
+from pipeline.model.attribution import (
+    AGENCIES,
+    EVIDENCE,
+    AttributionModel,
+    Candidate,
+    candidate_features,
+    candidates,
+)
 from pipeline.model.category import CATEGORIES
 from pipeline.model.train_attribution import per_agency, score_attribution
 from schemas.vocab import Agency, Category
@@ -31,6 +38,12 @@ def test_candidates_are_the_named_agencies_then_those_the_category_implies() -> 
     assert candidates([], _proba(Category.BUKAN_LAYANAN)) == []  # chatter implies no agency
     # a named agency is not offered twice
     assert [c.agency for c in candidates([Agency.PDAM], _proba(Category.AIR_BERSIH))] == [Agency.PDAM]
+    # outside Banten: an office named as another province's is never implied, nor anything for a post
+    # about a place outside Banten
+    assert candidates([], _proba(Category.AIR_BERSIH), elsewhere=[Agency.PDAM]) == []
+    assert candidates([Agency.SAMSAT], _proba(Category.AIR_BERSIH), elsewhere=None) == [
+        Candidate(Agency.SAMSAT, True)
+    ]
 
 
 def test_the_head_keeps_a_candidate_by_its_probability_and_threshold(tmp_path: Path) -> None:
