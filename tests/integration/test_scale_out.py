@@ -136,8 +136,11 @@ def _diagnosis(pipeline: Pipeline, tally: Tally, keys: list[str], log: Path, sta
     group = describe_group(settings, pipeline.endpoints.kafka)
     lagging = [p for p in group.partitions if p.lag]
     logs = {"original": log.read_text(errors="replace")[start:]}
+    (tmp / "original.kept").write_text(
+        logs["original"]
+    )  # the worker's own log is rewritten at its next start
     logs |= {p.stem: p.read_text(errors="replace") for p in sorted(tmp.glob("*.log"))}
-    noise = ("KafkaConnection", "KafkaTCPTransport", "metadata", "Bootstrap", "Coordinator for")
+    noise = ("KafkaConnection", "KafkaTCPTransport", "metadata", "Bootstrap", "Coordinator for", " http://")
     kept = {
         name: "\n".join(x for x in text.splitlines() if not any(n in x for n in noise))
         for name, text in logs.items()
