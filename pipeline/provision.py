@@ -95,9 +95,10 @@ def prepare_cluster(settings: Settings, endpoints: Endpoints, console: Console |
         mappings += update_mappings(es, settings.topics_index, topic_fields)
         response_fields = render_responses_template(settings)["template"]["mappings"]["properties"]
         mappings += update_mappings(es, settings.responses_index, response_fields)
-        for index, template in render_alert_templates(settings).items():
+        alert_templates = render_alert_templates(settings)
+        for index, template in alert_templates.items():
             mappings += update_mappings(es, index, template["template"]["mappings"]["properties"])
-        for index in (settings.topics_index, settings.responses_index, *render_alert_templates(settings)):
+        for index in (settings.topics_index, settings.responses_index, *alert_templates):
             ensure_index(es, index)
         drift = topic_drift(settings, topics, endpoints.kafka) + index_drift(settings, es)
     finally:

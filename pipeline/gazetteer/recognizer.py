@@ -65,6 +65,7 @@ class Recognition(BaseModel):
     places: list[str] = []
     """Banten places named in the post, as display names, in order of first mention."""
     outside_banten: bool = False
+    """The post names a place outside Banten and no Banten place."""
 
     @property
     def elsewhere(self) -> list[Agency] | None:
@@ -73,8 +74,6 @@ class Recognition(BaseModel):
         if self.outside_banten:
             return None
         return [agency for agency in self.mentions if agency not in self.agencies]
-
-    """The post names a place outside Banten and no Banten place."""
 
 
 @dataclass(frozen=True, slots=True)
