@@ -30,7 +30,8 @@ from pipeline.kafka.batches import hold, process_batches, record_of, release, ru
 from pipeline.kafka.config import faust_broker_options
 from pipeline.kafka.deadletter import DeadLetterer
 from pipeline.kafka.recovery import ChangelogEndTableManager
-from pipeline.kafka.topics import topic_max_message_bytes
+from pipeline.kafka.stalls import StallWatch, check_stalls
+from pipeline.kafka.topics import topic_configs, topic_max_message_bytes
 from pipeline.kafka.transport import App
 from pipeline.responsiveness.agent import register_responsiveness_agent
 from pipeline.settings import Settings
@@ -69,6 +70,11 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
         datadir=str(settings.run_dir / "faust"),  # not the working directory, which may be read-only
         web_enabled=False,
         autodiscover=False,
+    )
+    app.compacted_topics = frozenset(  # offsets may have holes there (kafka/transport.py)
+        name
+        for name, config in topic_configs(settings).items()
+        if "compact" in config.get("cleanup.policy", "")
     )
 
     def topic(name: str) -> faust.TopicT:
@@ -275,6 +281,13 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
             if topic_stage.due():
                 await publish()
                 await topics_input.send(key=TICK_KEY, value=b"")  # so the agent saves the new state
+
+    stall_watch = StallWatch(settings.stall_after)
+
+    @app.timer(interval=max(settings.stall_after / 4, 0.5))
+    async def watch_stalls() -> None:
+        """Partitions held but not read (kafka/stalls.py)."""
+        await check_stalls(app, stall_watch)
 
     register_alert_agents(app, settings, endpoints, dead_letters, topic)
     register_scheduled(app, settings, endpoints, topic)

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     )
     session_timeout: float = Field(6.0, gt=0, description="Kafka consumer session timeout, seconds")
     commit_interval: float = Field(2.0, gt=0, description="seconds between offset commits")
+    stall_after: float = Field(
+        20.0,
+        gt=0,
+        description="seconds a partition the worker holds may keep lag without its position or commit moving "
+        "before it is read again from its committed offset",
+    )
     dead_letter_max_bytes: int = Field(
         1_000_000,
         ge=4096,
