@@ -201,19 +201,27 @@ class PushServer:
             request.end_headers()
             request.wfile.write(answer.encode())
 
+    def body(self, request: BaseHTTPRequestHandler) -> bytes | None:
+        """The request's body by its Content-Length, or None once the error is answered (the connection
+        is then closed: a body that was not read cannot be skipped)."""
+        try:
+            length = int(request.headers.get("content-length", ""))
+        except ValueError:
+            request.close_connection = True
+            self.answer(request, 411, b'{"error": "Content-Length is required"}')
+            return None
+        if not 0 <= length <= MAX_BODY_BYTES:
+            request.close_connection = True
+            error = f"body over {MAX_BODY_BYTES} bytes" if length > 0 else "Content-Length must be 0 or more"
+            self.answer(request, 413 if length > 0 else 400, json.dumps({"error": error}).encode())
+            return None
+        return _read(request, length)
+
     def webhook(self, request: BaseHTTPRequestHandler) -> None:
         """A signed delivery: tombstones for what it reports removed, answered 200 after the broker's ack
         (Meta delivers again what is not answered 200)."""
         assert self.meta is not None
-        try:
-            length = int(request.headers.get("content-length", ""))
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY_BYTES:
-            request.close_connection = True
-            self.answer(request, 413 if length > 0 else 411, b'{"error": "Content-Length up to 10 MB"}')
-            return
-        body = _read(request, length)
+        body = self.body(request)
         if body is None:
             return
         if not webhooks.signed(body, request.headers.get("x-hub-signature-256"), self.meta.app_secret):
@@ -252,18 +260,7 @@ class PushServer:
                 **{"www-authenticate": "Bearer"},
             )
             return
-        try:
-            length = int(request.headers.get("content-length", ""))
-        except ValueError:
-            request.close_connection = True
-            self.answer(request, 411, b'{"error": "Content-Length is required"}')
-            return
-        if not 0 <= length <= MAX_BODY_BYTES:
-            request.close_connection = True  # the body is not read
-            error = f"body over {MAX_BODY_BYTES} bytes" if length > 0 else "Content-Length must be 0 or more"
-            self.answer(request, 413 if length > 0 else 400, json.dumps({"error": error}).encode())
-            return
-        body = _read(request, length)
+        body = self.body(request)
         if body is None:
             return
         outcome = read_body(body, request.headers.get("content-type", ""))

@@ -744,6 +744,10 @@ def test_hostile_webhook_and_ingest_requests_get_an_answer_and_send_nothing(push
             b"POST /ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Length: -1\r\n\r\n"
         )
         assert raw.recv(100).startswith(b"HTTP/1.1 400")
+    for length, status in ((b"-1", b"400"), (b"x", b"411"), (b"10485761", b"413")):  # the webhook reads alike
+        with socket.create_connection(("127.0.0.1", push.server.port), timeout=10) as raw:
+            raw.sendall(b"POST /webhooks/meta HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 " + status)
     assert push.producer.sent == []
 
 
