@@ -71,9 +71,13 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
         counts = Counter(assigned.get(k) for k in members if assigned.get(k))
         assert counts, f"{story}: no post got a topic"
         tid, n = counts.most_common(1)[0]
-        # At least 3/4 of a story in its topic. Workers embed with onnx-int8, whose activations are quantised
-        # per batch, so borderline posts move with Kafka's batching: the flood story lands 31–33 of 40.
-        assert n >= 0.75 * len(members), (story, counts)
+        # A story is one topic: nine in ten of its labelled posts in the same one, none split off. How many
+        # of its posts get a label at all moves with Kafka's batching: workers embed with onnx-int8, whose
+        # activations are quantised per batch, and the flood story's near-copies ("update banjir rangkas:
+        # ketinggian air 1 meter lebih", four times) sit at the assignment threshold. Measured on this
+        # stream: 26 to 33 of its 40 posts labelled, all in one topic (2026-12-03, 12 runs).
+        assert n >= 0.9 * sum(counts.values()), (story, counts)
+        assert n >= 0.6 * len(members), (story, counts)
         topic_of_story[story] = tid
     assert len(set(topic_of_story.values())) == 3, topic_of_story
 
@@ -120,7 +124,14 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
     later = START + timedelta(hours=24, minutes=5)  # newer than every post: the clock must move
     follow_ups = []
     for story in STORIES:
-        for n, source in enumerate([p for p in posts if story_of(p.key) == story.name][:4]):
+        # copies of posts that carry the story's topic: what is tested is that the ids survive the restart,
+        # not the borderline posts (above) that the batching may leave unlabelled
+        labelled = [
+            p
+            for p in posts
+            if story_of(p.key) == story.name and assigned.get(p.key) == topic_of_story[story.name]
+        ]
+        for n, source in enumerate(labelled[:4]):
             follow_ups.append(_raw(f"x:{story.name}-late{n}", source.text + " (update)", later))
     late_keys = [pipeline.send_post(p) for p in follow_ups]
     assert wait_processed(
