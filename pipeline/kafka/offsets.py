@@ -1,4 +1,4 @@
-"""Offset arithmetic for commits on topics whose offsets are contiguous (``kafka/transport.py``)."""
+"""Offset arithmetic for commits that never pass an unacknowledged offset (``kafka/transport.py``)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from dataclasses import dataclass
 __all__ = ["Jump", "commit_run", "jump"]
 
 
-def commit_run(acked: list[int], committed: int | None) -> list[int]:
+def commit_run(acked: list[int], committed: int | None, held: int | None = None, slack: int = 0) -> list[int]:
     """The acknowledged offsets a commit may pass now: the unbroken run that starts at ``committed`` (the
-    next offset to read), or at the lowest acknowledged one before the first commit. ``acked`` is sorted."""
-    if not acked or (committed is not None and acked[0] > committed):
+    next offset to read; up to ``slack`` past it, for a compacted topic whose commit may sit on a hole), or
+    at the lowest acknowledged one before the first commit, and stops below ``held``, the lowest offset
+    still delivered and unacknowledged (an agent may hold one while later ones are done). ``acked`` is
+    sorted."""
+    if not acked or (committed is not None and acked[0] > committed + slack):
         return []
-    run = [acked[0]]
-    for offset in acked[1:]:
-        if offset != run[-1] + 1:
+    run: list[int] = []
+    for offset in acked:
+        if (run and offset != run[-1] + 1) or (held is not None and offset >= held):
             break
         run.append(offset)
     return run

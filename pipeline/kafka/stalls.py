@@ -4,11 +4,11 @@ After rebalances Faust's per-partition fetch state (active, paused and buffered 
 can be left wrong in more than one way. The scale-out test showed a partition taken over from a killed
 worker that was never fetched past its commit, and fetches that jumped over offsets (``kafka/transport.py``
 keeps those from being committed). Either way the posts wait in Kafka, uncommitted, until the next
-rebalance or restart. This watch does not depend on which part went wrong: when no stream queue holds a
-message and a partition still has lag at the same commit as ``after`` seconds ago (or its fetch was seen
-to jump), while the message at that commit is not held by an agent, it is sought to its commit and
-resumed, and the state it was found in is logged. The queues matter: with a backlog, a commit can rightly
-stay put while its message waits in a queue, and reading it again then would only repeat work.
+rebalance or restart. This watch does not depend on which part went wrong: when a partition still has lag
+at the same commit as ``after`` seconds ago (or its fetch was seen to jump), no stream queue of its topic
+holds a message and no agent holds one of its messages, it is paused, sought to its commit and resumed,
+and the state it was found in is logged. The queues matter: with a backlog, a commit can rightly stay put
+while its message waits in a queue, and reading it again then would only repeat work.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from typing import Any
 
 from faust.types import TP, AppT
 
+from pipeline.kafka.transport import in_flight
+
 log = logging.getLogger("pantau.worker")
 
-__all__ = ["PartitionProgress", "StallWatch", "check_stalls", "progress_of", "resume_stalled"]
+__all__ = ["PartitionProgress", "StallWatch", "check_stalls", "progress_of", "read_again"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,10 @@ class PartitionProgress:
     skipped: bool = False
     """The fetch jumped over offsets at or after the commit that the log still holds."""
     waiting: bool = False
-    """The message at the commit is delivered and not yet acknowledged: an agent holds it (a batch
-    waiting out an Elasticsearch outage, an alert waiting for its delivery), so the partition is busy."""
+    """A message of it at or after the commit is delivered and not yet acknowledged: an agent holds it (a
+    batch waiting out an Elasticsearch outage, an alert waiting for its delivery), so it is busy."""
+    queued: bool = False
+    """A stream queue of its topic holds messages an agent has not taken yet."""
 
     @property
     def lagging(self) -> bool:
@@ -49,8 +53,8 @@ class PartitionProgress:
 
 
 class StallWatch:
-    """Which partitions have kept lag at the same commit for ``after`` seconds, judged when ``idle`` (no
-    stream queue holds a message).
+    """Which partitions have kept lag at the same commit for ``after`` seconds, judged while nothing of
+    their topic is queued.
 
     Fed readings taken every so often; a rebalance (a new ``generation``) starts every clock afresh, since
     recovery pauses partitions on purpose. A partition whose fetch jumped is judged at once."""
@@ -61,7 +65,7 @@ class StallWatch:
         self._generation: int | None = None
 
     def observe(
-        self, now: float, generation: int, readings: Iterable[PartitionProgress], idle: bool
+        self, now: float, generation: int, readings: Iterable[PartitionProgress]
     ) -> list[PartitionProgress]:
         if generation != self._generation:
             self._since.clear()
@@ -79,7 +83,7 @@ class StallWatch:
                 if not reading.skipped:
                     continue
                 started = self._since[reading.tp]
-            if idle and (reading.skipped or now - started[0] >= self.after):
+            if not reading.queued and (reading.skipped or now - started[0] >= self.after):
                 stalled.append(reading)
                 self._since[reading.tp] = (now, reading.committed)  # once per ``after`` while it stays
         for tp in set(self._since) - seen:
@@ -89,7 +93,8 @@ class StallWatch:
 
 async def check_stalls(app: AppT, watch: StallWatch) -> None:
     """One reading of every partition the worker acknowledges; stalled ones are read again. Nothing is
-    judged while a rebalance or recovery runs, or when the generation changed during the reading."""
+    judged while a rebalance or recovery runs, or when the generation changed during the reading. A
+    failure is logged and left to the next reading: the worker never stops for this watch."""
     consumer: Any = app.consumer
     if app.rebalancing or not consumer.flow_active:
         return
@@ -106,15 +111,23 @@ async def check_stalls(app: AppT, watch: StallWatch) -> None:
     for reading in readings:  # read again and committed past: settled
         if reading.tp in skipped and not reading.skipped:
             del skipped[reading.tp]
-    stalled = watch.observe(time.monotonic(), generation, readings, idle=queues_empty(app))
-    if stalled:
-        await resume_stalled(app, stalled)
+    for reading in watch.observe(time.monotonic(), generation, readings):
+        if generation != app.consumer_generation_id or app.rebalancing:
+            return
+        try:
+            await read_again(app, reading)
+        except Exception as exc:  # revoked meanwhile, a slow broker: the next reading sees it again
+            log.warning("could not read %s[%d] again: %r", reading.tp.topic, reading.tp.partition, exc)
 
 
-def queues_empty(app: AppT) -> bool:
-    """No stream queue holds a message: nothing fetched is waiting for an agent to take it."""
+def _queued_topics(app: AppT) -> set[str]:
+    """Topics whose stream queues hold messages no agent has taken yet."""
     conductor: Any = app.topics
-    return not any(channel.queue.qsize() for channel in list(conductor._topics))
+    return {
+        topic
+        for topic, channels in list(conductor._topic_name_index.items())
+        if any(channel.queue.qsize() for channel in list(channels))
+    }
 
 
 async def progress_of(app: AppT, tps: set[TP]) -> list[PartitionProgress]:
@@ -124,8 +137,7 @@ async def progress_of(app: AppT, tps: set[TP]) -> list[PartitionProgress]:
         return []
     ends: Mapping[TP, int] = await consumer.highwaters(*tps)
     skipped: Mapping[TP, int] = getattr(consumer, "skipped", {})
-    in_flight = {(m.tp, m.offset) for m in list(consumer._unacked_messages)}
-    flying_tps = {tp for tp, _ in in_flight}
+    queued = _queued_topics(app)
     readings = []
     for tp in sorted(tps):
         committed = consumer._committed_offset.get(tp)
@@ -136,7 +148,8 @@ async def progress_of(app: AppT, tps: set[TP]) -> list[PartitionProgress]:
                 end=ends.get(tp),
                 position=_position(consumer, tp),
                 skipped=tp in skipped and (committed is None or skipped[tp] >= committed),
-                waiting=(tp, committed) in in_flight if committed is not None else tp in flying_tps,
+                waiting=any(committed is None or m.offset >= committed for m in in_flight(consumer, tp)),
+                queued=tp.topic in queued,
             )
         )
     return readings
@@ -171,24 +184,40 @@ def describe(app: AppT, tp: TP) -> str:
     return ", ".join(f"{k}={v}" for k, v in facts.items())
 
 
-async def resume_stalled(app: AppT, stalled: list[PartitionProgress]) -> None:
-    """Seek each stalled partition to its committed offset and make it fetchable again."""
+async def read_again(app: AppT, reading: PartitionProgress) -> None:
+    """Pause the partition, seek it to its commit (or, where retention removed the offsets from there, to
+    the log's start, the removed ones counted as done), set the read offset to match, resume it."""
     consumer: Any = app.consumer
-    for reading in stalled:
-        tp = reading.tp
-        log.warning(
-            "partition %s[%d] has lag (committed %s, end %s, position %s, %s; %s): reading it again from "
-            "its committed offset",
-            tp.topic,
-            tp.partition,
-            reading.committed,
-            reading.end,
-            reading.position,
-            "its fetch jumped" if reading.skipped else "no progress for a while",
-            describe(app, tp),
-        )
-        getattr(consumer, "skipped", {}).pop(tp, None)
-        consumer.resume_partitions({tp})
+    tp, committed = reading.tp, reading.committed
+    log.warning(
+        "partition %s[%d] has lag (committed %s, end %s, position %s, %s; %s): reading it again from "
+        "its committed offset",
+        tp.topic,
+        tp.partition,
+        committed,
+        reading.end,
+        reading.position,
+        "its fetch jumped" if reading.skipped else "no progress for a while",
+        describe(app, tp),
+    )
+    getattr(consumer, "skipped", {}).pop(tp, None)
+    consumer.pause_partitions({tp})
+    try:
+        if committed is not None:
+            start = (await consumer.earliest_offsets(tp)).get(tp)
+            if start is not None and start > committed:
+                log.warning(
+                    "%s[%d]: offsets %d-%d are gone (retention); counted as done",
+                    tp.topic,
+                    tp.partition,
+                    committed,
+                    start - 1,
+                )
+                consumer._gap[tp].addi(committed, start)
+                committed = start
+            await consumer.seek_wait({tp: committed})
+            consumer._read_offset[tp] = committed
         consumer._buffered_partitions.discard(tp)
-        if reading.committed is not None:
-            await consumer.seek_wait({tp: reading.committed})  # in the consumer's thread, read offset too
+    finally:
+        if tp in consumer.assignment():  # not if it was revoked meanwhile
+            consumer.resume_partitions({tp})

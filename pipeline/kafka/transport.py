@@ -14,7 +14,9 @@ test lost one post, and alert inputs, that way. On a topic that is not compacted
 transactions, offsets are contiguous, so here a commit starts exactly at the last one, and a jump is a
 gap only where the log no longer holds the offsets (retention moved its start). Any other jump is logged
 and its partition marked in ``skipped``: its commit stays put, and the worker's stall watch
-(``kafka/stalls.py``) reads it again from there.
+(``kafka/stalls.py``) reads it again from there. On every topic, compacted too, a commit also stops below
+the lowest offset still delivered and unacknowledged: before a partition's first commit Faust counted
+from whatever was acknowledged first, past a message an agent still held.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
+def in_flight(consumer: Any, tp: TP) -> list[Any]:
+    """``tp``'s messages delivered to a stream and not acknowledged. Faust's own set also keeps a message
+    acknowledged below the commit (a repeat after a seek), so the flag decides."""
+    return [m for m in list(consumer._unacked_messages) if m.tp == tp and not m.acked]
+
+
 class _Consumer(driver.Consumer):
     skipped: dict[TP, int]
     """Partitions whose fetch jumped over offsets the log still holds: the first offset skipped."""
@@ -55,18 +63,25 @@ class _Consumer(driver.Consumer):
         return tp.topic not in getattr(self.app, "compacted_topics", frozenset())
 
     def _new_offset(self, tp: TP) -> int | None:
-        # as faust/transport/consumer.py (0.15.3) ``Consumer._new_offset``, without its one-offset slack,
-        # counting as acknowledged only the gaps ``_add_gap`` below records
-        if not self._contiguous(tp):
-            return super()._new_offset(tp)
+        # as faust/transport/consumer.py (0.15.3) ``Consumer._new_offset``, but never at or past an offset
+        # still delivered and unacknowledged, and on contiguous topics without the one-offset slack and
+        # with only the gaps ``_add_gap`` below records
         acked: list[int] = self._acked[tp]
+        if not acked:
+            return None
         gaps = self._gap[tp]
-        if acked and gaps:
+        if gaps:
             for gap in gaps.overlap(0, max(acked) + 1):
                 acked.extend(range(gap.begin, gap.end))
             gaps.chop(0, max(acked) + 1)
-        acked.sort()
-        run = commit_run(acked, self._committed_offset[tp])
+        acked[:] = sorted(set(acked))
+        committed = self._committed_offset[tp]
+        held = min(
+            (m.offset for m in in_flight(self, tp) if committed is None or m.offset >= committed),
+            default=None,
+        )
+        slack = 0 if self._contiguous(tp) else 1
+        run = commit_run(acked, committed, held, slack)
         if not run:
             return None  # the message at the commit is not acknowledged yet, or was never delivered
         acked[: len(run)] = []

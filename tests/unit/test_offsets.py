@@ -16,6 +16,19 @@ def test_a_commit_waits_for_the_message_at_the_commit() -> None:
     assert commit_run([566, 567, 568], 565) == []
 
 
+def test_a_commit_stops_below_a_message_an_agent_still_holds() -> None:
+    """The alert deliverer holds offset 0 while 1 and 2 are done; before any commit, too."""
+    assert commit_run([1, 2], None, held=0) == []
+    assert commit_run([0, 1, 2, 4], None, held=2) == [0, 1]
+    assert commit_run([5, 6, 7], 5, held=7) == [5, 6]
+
+
+def test_a_compacted_topic_keeps_faust_s_one_offset_slack() -> None:
+    """Its commit may sit on an offset compaction removed."""
+    assert commit_run([6, 7], 5, slack=1) == [6, 7]
+    assert commit_run([7], 5, slack=1) == []
+
+
 def test_a_jump_over_offsets_the_log_holds_is_a_skip() -> None:
     # the read offset was seeded with the commit (565), then 568 came first: 565-567 were never read
     assert jump(565, 566, 568, earliest=0) == Jump(range(565, 565), 565)

@@ -10,13 +10,20 @@ RAW0, RAW1 = TP("pantau.posts.raw", 0), TP("pantau.posts.raw", 1)
 
 
 def reading(
-    tp: TP, committed: int | None, end: int, skipped: bool = False, waiting: bool = False
+    tp: TP,
+    committed: int | None,
+    end: int,
+    skipped: bool = False,
+    waiting: bool = False,
+    queued: bool = False,
 ) -> PartitionProgress:
-    return PartitionProgress(tp=tp, committed=committed, end=end, skipped=skipped, waiting=waiting)
+    return PartitionProgress(
+        tp=tp, committed=committed, end=end, skipped=skipped, waiting=waiting, queued=queued
+    )
 
 
-def stalled(watch: StallWatch, now: float, *readings: PartitionProgress, idle: bool = True) -> list[TP]:
-    return [r.tp for r in watch.observe(now, 4, readings, idle=idle)]
+def stalled(watch: StallWatch, now: float, *readings: PartitionProgress) -> list[TP]:
+    return [r.tp for r in watch.observe(now, 4, readings)]
 
 
 def test_lag_at_the_same_commit_is_a_stall_after_the_wait() -> None:
@@ -37,12 +44,12 @@ def test_a_commit_that_moves_restarts_the_wait() -> None:
     assert stalled(watch, 18, reading(RAW0, 135, 141)) == [RAW0]
 
 
-def test_a_busy_worker_is_not_judged() -> None:
+def test_a_partition_whose_topic_has_messages_queued_is_not_judged() -> None:
     """With a backlog a commit rightly waits while its message sits in a queue: reading it again would
-    only repeat work. The stall is judged at the first idle reading."""
+    only repeat work. The stall is judged at the first reading with nothing of its topic queued."""
     watch = StallWatch(after=10)
     for now in (0, 10, 20, 30):
-        assert stalled(watch, now, reading(RAW0, 130, 141), idle=False) == []
+        assert stalled(watch, now, reading(RAW0, 130, 141, queued=True)) == []
     assert stalled(watch, 31, reading(RAW0, 130, 141)) == [RAW0]
 
 
@@ -63,15 +70,15 @@ def test_no_lag_is_no_stall() -> None:
 
 def test_a_fetch_that_jumped_is_read_again_at_the_first_idle_reading() -> None:
     watch = StallWatch(after=10)
-    assert stalled(watch, 0, reading(RAW0, 565, 570, skipped=True), idle=False) == []
+    assert stalled(watch, 0, reading(RAW0, 565, 570, skipped=True, queued=True)) == []
     assert stalled(watch, 1, reading(RAW0, 565, 570, skipped=True)) == [RAW0]
 
 
 def test_a_rebalance_starts_every_wait_afresh() -> None:
     """Recovery pauses partitions on purpose; the clock starts when the new generation does."""
     watch = StallWatch(after=10)
-    watch.observe(0, 3, [reading(RAW0, 130, 141)], idle=True)
-    assert watch.observe(12, 4, [reading(RAW0, 130, 141)], idle=True) == []
+    watch.observe(0, 3, [reading(RAW0, 130, 141)])
+    assert watch.observe(12, 4, [reading(RAW0, 130, 141)]) == []
     assert stalled(watch, 22, reading(RAW0, 130, 141)) == [RAW0]
 
 
