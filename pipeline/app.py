@@ -31,7 +31,7 @@ from pipeline.kafka.config import faust_broker_options
 from pipeline.kafka.deadletter import DeadLetterer
 from pipeline.kafka.recovery import ChangelogEndTableManager
 from pipeline.kafka.stalls import StallWatch, check_stalls
-from pipeline.kafka.topics import topic_configs, topic_max_message_bytes
+from pipeline.kafka.topics import compacted_topics, topic_max_message_bytes
 from pipeline.kafka.transport import App
 from pipeline.responsiveness.agent import register_responsiveness_agent
 from pipeline.settings import Settings
@@ -71,11 +71,7 @@ def create_app(settings: Settings, endpoints: Endpoints, model: Enricher) -> fau
         web_enabled=False,
         autodiscover=False,
     )
-    app.compacted_topics = frozenset(  # offsets may have holes there (kafka/transport.py)
-        name
-        for name, config in topic_configs(settings).items()
-        if "compact" in config.get("cleanup.policy", "")
-    )
+    app.compacted_topics = compacted_topics(settings)  # offsets may have holes there (kafka/transport.py)
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_serializer="raw", value_serializer="raw")

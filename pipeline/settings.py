@@ -98,8 +98,8 @@ class Settings(BaseSettings):
     stall_after: float = Field(
         20.0,
         gt=0,
-        description="seconds a partition the worker holds may keep lag without its position or commit moving "
-        "before it is read again from its committed offset",
+        description="seconds a partition the worker holds may keep lag at the same commit, with nothing of "
+        "its topic queued or held, before it is read again from its committed offset",
     )
     dead_letter_max_bytes: int = Field(
         1_000_000,

@@ -42,12 +42,12 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     ends, so it is compacted (a consumer reading it from the start gets the live topics, not history);
     ``pantau.topics.assignments`` likewise keeps each post's latest topic, ``pantau.ingest.cursors`` each
     connector stream's latest cursor."""
-    compacted = {"cleanup.policy": "compact"}
-    return {
-        settings.topic_topics: compacted,
-        settings.topic_assignments: compacted,
-        settings.topic_ingest_cursors: compacted,
-    }
+    return {name: {"cleanup.policy": "compact"} for name in compacted_topics(settings)}
+
+
+def compacted_topics(settings: Settings) -> frozenset[str]:
+    """The topics ``topic_configs`` compacts: their offsets may have holes (``kafka/transport.py``)."""
+    return frozenset((settings.topic_topics, settings.topic_assignments, settings.topic_ingest_cursors))
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> list[TopicInfo]:
