@@ -393,6 +393,10 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
         # a name Banten shares with a neighbour, right before that neighbour's name
         ("Banjir di Kelapa Dua, Depok, BPBD Depok udh turun", [], None),
         ("Pasar Anyar Bogor kebakaran", [], None),
+        # Jl. Soekarno-Hatta runs through many cities; bare, the name is the airport
+        ("samsat soekarno hatta bandung antrenya gila", [], None),
+        ("antri imigrasi di soekarno hatta 3 jam", [], R.KOTA_TANGERANG),
+        ("bandara soetta jakarta delay lagi", [], R.KOTA_TANGERANG),
         ("KRL Rangkasbitung - Tanah Abang penuh bgt", [], R.KAB_LEBAK),
         ("Macet parah tiap pagi di simpang Bitung, Dishub cuma pasang spanduk", [A.DISHUB], None),
     ],
