@@ -155,7 +155,8 @@ class XApi:
         self.tweets = tweets
         self.page_size = page_size
         self.rules: list[dict[str, str]] = []
-        self.connections: list[list[Tweet]] = []
+        self.connections: list[list[Tweet | bytes]] = []
+        """What each stream connection sends: tweets, or raw bytes written as they are (a broken line)."""
         """What each stream connection sends before it ends; the last one then keeps the connection open
         with keep-alives until the stand-in closes."""
         self.connected = 0
@@ -301,6 +302,9 @@ class XApi:
 
         def lines() -> Iterator[bytes]:
             for tweet in sending:
+                if isinstance(tweet, bytes):
+                    yield tweet
+                    continue
                 message = {
                     "data": self._tweet(tweet),
                     "includes": {"users": [self.users[tweet.author_id]]},

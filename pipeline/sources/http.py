@@ -23,6 +23,9 @@ QUOTA_REASONS = (b"quotaExceeded", b"dailyLimitExceeded", b"rateLimitExceeded")
 """YouTube answers a spent quota with 403 and one of these reasons: no credential problem."""
 CREDENTIAL_REASONS = (b"keyInvalid", b"OAuthException")
 """400 answers that mean a refused credential: YouTube's invalid API key, the Graph API's token errors."""
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""The most a connector reads of one answer, counted after decompression: a page of posts is kilobytes, so
+a bigger body is a misbehaving server (or a compression bomb) and would otherwise fill the memory."""
 LONGEST_RATE_WAIT = 3600.0
 """A reset header further ahead than this is treated as this (a clock or a header gone wrong)."""
 
@@ -114,28 +117,26 @@ class Fetcher:
         delay = 1.0
         while True:
             try:
-                answer = self.client.get(  # params None: httpx keeps a query written in the URL
-                    request.url, params=dict(request.params) or None, headers=dict(request.headers)
-                )
+                answer, body = self._get(request)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 status = None
             else:
                 response = Response(
-                    answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.content
+                    answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, body
                 )
                 self._note(response.headers)
                 status = answer.status_code
                 if status in request.accept:
                     return response
-                if status == 403 and any(reason in answer.content for reason in QUOTA_REASONS):
-                    raise QuotaSpent(f"{self.name}: the platform's quota is used ({_detail(answer.content)})")
+                if status == 403 and any(reason in body for reason in QUOTA_REASONS):
+                    raise QuotaSpent(f"{self.name}: the platform's quota is used ({_detail(body)})")
                 if status in (401, 403) or (
-                    status == 400 and any(reason in answer.content for reason in CREDENTIAL_REASONS)
+                    status == 400 and any(reason in body for reason in CREDENTIAL_REASONS)
                 ):
                     raise AccessDenied(
                         f"{self.name}: {status} {answer.reason_phrase} from {_where(request.url)}: "
-                        f"check {self.credential} and the app's access level ({_detail(answer.content)})"
+                        f"check {self.credential} and the app's access level ({_detail(body)})"
                     )
                 if status == 429:
                     self.rate.limited += 1
@@ -147,7 +148,7 @@ class Fetcher:
                 if status < 500:
                     if status >= 400:
                         raise SourceError(
-                            f"{self.name}: {status} from {_where(request.url)}: {_detail(answer.content)}"
+                            f"{self.name}: {status} from {_where(request.url)}: {_detail(body)}"
                         )
                     return response
                 problem = f"{status} {answer.reason_phrase}"
@@ -162,6 +163,22 @@ class Fetcher:
             )
             self._sleep(wait)
             delay = min(delay * 2, self.backoff_max)
+
+    def _get(self, request: Request) -> tuple[httpx.Response, bytes]:
+        """The answer and its body, read up to ``MAX_RESPONSE_BYTES`` (a bigger one is a ``SourceError``,
+        not retried: it would be as big again)."""
+        with self.client.stream(  # params None: httpx keeps a query written in the URL
+            "GET", request.url, params=dict(request.params) or None, headers=dict(request.headers)
+        ) as answer:
+            body = bytearray()
+            for chunk in answer.iter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise SourceError(
+                        f"{self.name}: the answer from {_where(request.url)} is larger than "
+                        f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; not read"
+                    )
+            return answer, bytes(body)
 
     def _note(self, headers: Mapping[str, str]) -> None:
         for name in REMAINING_HEADERS:

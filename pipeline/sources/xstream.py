@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from pipeline.sources.http import reset_delay
 from pipeline.sources.runner import Runner
 from pipeline.sources.sender import send_posts
 from pipeline.sources.x import TWEET_FIELDS, tweet_post
+from schemas.posts import RawPost
 
 log = logging.getLogger("pantau.ingest")
 
@@ -157,19 +159,22 @@ class FilteredStream:
                 raise SourceError(f"x: stream answered {response.status_code}: {response.text[:200]}")
             metrics.state = "streaming"
             self.runner.save_metrics()
-            for line in response.iter_lines():
+            for line in bounded_lines(response.iter_bytes()):
                 if self.stop.is_set():
                     return
+                if line is None:
+                    log.warning("x: a stream line longer than %d bytes was skipped", MAX_LINE_BYTES)
+                    metrics.rejected += 1
+                    continue
                 if not line.strip():
                     continue  # keep-alive
-                message = json.loads(line)
-                if "data" not in message:
-                    log.warning("x: stream says: %s", line[:300])
+                try:
+                    post = stream_post(line)
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    # one bad line must not end the stream (a reconnect would skip to "now")
+                    log.warning("x: stream line not read (%s: %s): %r", type(exc).__name__, exc, line[:300])
+                    metrics.rejected += 1
                     continue
-                includes = message.get("includes") or {}
-                users = {u["id"]: u for u in includes.get("users", []) if "id" in u}
-                places = {p["id"]: p for p in includes.get("places", []) if "id" in p}
-                post = tweet_post(message["data"], users, places)
                 if post is None:
                     continue
                 outcome = send_posts(self.runner.producer, self.runner.settings.topic_raw, [post])
@@ -226,6 +231,55 @@ class FilteredStream:
                 self.stop.wait(wait)
         self.runner.metrics.state = "stopped"
         self.runner.save_metrics()
+
+
+MAX_LINE_BYTES = 1024 * 1024
+"""The longest stream line read: a tweet with its expansions is a few kilobytes."""
+
+
+def bounded_lines(chunks: Iterable[bytes], limit: int | None = None) -> Iterator[str | None]:
+    """The stream's lines (``\n`` or ``\r\n``), decoded as UTF-8 with bad bytes replaced; None in place of
+    a line longer than ``limit`` bytes (default ``MAX_LINE_BYTES``), which is skipped without being held."""
+    limit = MAX_LINE_BYTES if limit is None else limit
+    held = bytearray()
+    too_long = False
+    for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            if too_long or len(held) + end - start > limit:
+                yield None
+            else:
+                held += chunk[start:end]
+                yield held.rstrip(b"\r").decode("utf-8", "replace")
+            held.clear()
+            too_long = False
+            start = end + 1
+        if not too_long:
+            held += chunk[start:]
+            if len(held) > limit:
+                too_long = True
+                held.clear()
+    if held and not too_long:
+        yield held.rstrip(b"\r").decode("utf-8", "replace")
+    elif too_long:
+        yield None
+
+
+def stream_post(line: str) -> RawPost | None:
+    """The post of one stream line; None for a system message (logged). Raises on a line that is not a
+    stream message (not JSON, or not shaped like one)."""
+    message = json.loads(line)
+    if not isinstance(message, dict):
+        raise ValueError("not a JSON object")
+    if "data" not in message:
+        log.warning("x: stream says: %s", line[:300])
+        return None
+    includes = message.get("includes") or {}
+    users = {u["id"]: u for u in includes.get("users", []) if isinstance(u, dict) and "id" in u}
+    places = {p["id"]: p for p in includes.get("places", []) if isinstance(p, dict) and "id" in p}
+    if not isinstance(message["data"], dict):
+        raise ValueError("'data' is not an object")
+    return tweet_post(message["data"], users, places)
 
 
 class RateLimited(Exception):

@@ -663,7 +663,10 @@ def test_x_stream_keeps_its_rules_and_fills_the_gap_of_a_disconnect(
     missed = tweet(5, "samsat cikokol ditulis saat terputus", searchable=True)
     s3 = tweet(1, "stream: samsat cikokol 3")
     api = XApi([before])
-    api.connections = [[s1, s2], [s3]]
+    # a broken line, a line over the limit and a well-formed message that is no tweet are skipped, and
+    # the stream goes on
+    too_long = b"x" * (1024 * 1024 + 10) + b"\r\n"
+    api.connections = [[s1, b"{not json\r\n", too_long, b'{"data": [1, 2]}\r\n', s2], [s3]]
     api.written_while_away = {0: [missed]}
     query = '("samsat cikokol") -is:retweet'
     api.rules = [

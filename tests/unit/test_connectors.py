@@ -192,6 +192,51 @@ def test_a_5xx_that_lasts_gives_up_after_the_attempts_and_401_stops_at_once() ->
         api.standin.close()
 
 
+def test_an_answer_too_large_is_refused_after_the_limit_compressed_or_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gzip
+    import http.server
+    import threading
+
+    from pipeline.sources import http as fetching
+
+    monkeypatch.setattr(fetching, "MAX_RESPONSE_BYTES", 1024 * 1024)
+    bomb = gzip.compress(b"[" + b" " * (8 * 1024 * 1024) + b"]")  # 8 MiB of JSON in about 8 KiB
+    served: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            body, extra = (bomb, {"content-encoding": "gzip"}) if self.path == "/bomb" else (b"[]", {})
+            if self.path == "/big":
+                body = b"[" + b"0," * (1024 * 1024) + b"0]"
+            self.send_response(200)
+            for name, value in {"content-type": "application/json", **extra}.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fetcher = _fetcher()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for path in ("/bomb", "/big"):
+            with pytest.raises(SourceError, match="larger than 1 MiB"):
+                fetcher.fetch(Request(base + path, {}))
+        assert served == ["/bomb", "/big"]  # refused once each, not retried
+        assert fetcher.fetch(Request(base + "/small", {})).json() == []
+    finally:
+        fetcher.close()
+        server.shutdown()
+        server.server_close()
+
+
 def test_mastodon_reads_forward_with_min_id_and_keys_toots_by_uri() -> None:
     start = NOW - timedelta(days=2)
     toots = [
@@ -579,6 +624,27 @@ def test_the_sources_file_names_known_connectors(tmp_path: Path) -> None:
     sources.write_text("connectors: [tiktok]\n")
     with pytest.raises(SourcesFileError, match=r"connectors\.0"):
         read_sources(sources)
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+def test_stream_lines_are_split_in_any_chunking_and_an_overlong_one_is_skipped_without_being_held(
+    size: int,
+) -> None:
+    from pipeline.sources.xstream import bounded_lines
+
+    data = b'{"a": 1}\r\n\r\n' + b"y" * 40 + b"\r\nsa\xffmsat\n" + b"z" * 25 + b"\nlast"
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    assert list(bounded_lines(chunks, limit=30)) == ['{"a": 1}', "", None, "sa\ufffdmsat", "z" * 25, "last"]
+    assert list(bounded_lines([b"q" * 50], limit=30)) == [None]
+
+
+def test_a_stream_line_that_is_no_tweet_raises_and_a_system_message_is_none() -> None:
+    from pipeline.sources.xstream import stream_post
+
+    for line in ("{not json", "[1, 2]", '{"data": "x"}', '{"data": {"id": "1", "referenced_tweets": [3]}}'):
+        with pytest.raises((ValueError, TypeError, KeyError, AttributeError)):
+            stream_post(line)
+    assert stream_post('{"errors": [{"title": "operational-disconnect"}]}') is None
 
 
 def test_stream_rules_become_exactly_the_queries_and_leave_other_rules_alone() -> None:
