@@ -130,13 +130,13 @@ class Fetcher:
                 if status in request.accept:
                     return response
                 if status == 403 and any(reason in body for reason in QUOTA_REASONS):
-                    raise QuotaSpent(f"{self.name}: the platform's quota is used ({_detail(body)})")
+                    raise QuotaSpent(f"{self.name}: the platform's quota is used ({excerpt(body)})")
                 if status in (401, 403) or (
                     status == 400 and any(reason in body for reason in CREDENTIAL_REASONS)
                 ):
                     raise AccessDenied(
-                        f"{self.name}: {status} {answer.reason_phrase} from {_where(request.url)}: "
-                        f"check {self.credential} and the app's access level ({_detail(body)})"
+                        f"{self.name}: {status} {answer.reason_phrase} from {bare_url(request.url)}: "
+                        f"check {self.credential} and the app's access level ({excerpt(body)})"
                     )
                 if status == 429:
                     self.rate.limited += 1
@@ -148,18 +148,23 @@ class Fetcher:
                 if status < 500:
                     if status >= 400:
                         raise SourceError(
-                            f"{self.name}: {status} from {_where(request.url)}: {_detail(body)}"
+                            f"{self.name}: {status} from {bare_url(request.url)}: {excerpt(body)}"
                         )
                     return response
                 problem = f"{status} {answer.reason_phrase}"
             attempt += 1
             if attempt >= self.max_attempts:
                 raise SourceError(
-                    f"{self.name}: {_where(request.url)} failed {attempt} times, last: {problem}"
+                    f"{self.name}: {bare_url(request.url)} failed {attempt} times, last: {problem}"
                 )
             wait = random.uniform(delay / 2, delay)  # jitter: many connectors do not retry in step
             log.warning(
-                "%s: %s from %s; try %d in %.1f s", self.name, problem, _where(request.url), attempt + 1, wait
+                "%s: %s from %s; try %d in %.1f s",
+                self.name,
+                problem,
+                bare_url(request.url),
+                attempt + 1,
+                wait,
             )
             self._sleep(wait)
             delay = min(delay * 2, self.backoff_max)
@@ -175,7 +180,7 @@ class Fetcher:
                 body += chunk
                 if len(body) > MAX_RESPONSE_BYTES:
                     raise SourceError(
-                        f"{self.name}: the answer from {_where(request.url)} is larger than "
+                        f"{self.name}: the answer from {bare_url(request.url)} is larger than "
                         f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; not read"
                     )
             return answer, bytes(body)
@@ -192,11 +197,11 @@ class Fetcher:
         self.rate.reset_at = time.time() + delay if delay is not None else None
 
 
-def _where(url: str) -> str:
+def bare_url(url: str) -> str:
     """The URL without its query (which may carry an API key)."""
     return url.split("?", 1)[0]
 
 
-def _detail(body: bytes) -> str:
+def excerpt(body: bytes) -> str:
     text = " ".join(body.decode("utf-8", "replace").split())
     return text[:200] or "no body"

@@ -23,7 +23,7 @@ from pipeline.sources.connector import (
     Stream,
 )
 from pipeline.sources.cursors import CursorStore
-from pipeline.sources.http import Fetcher
+from pipeline.sources.http import Fetcher, bare_url, excerpt
 from pipeline.sources.metrics import (
     ConnectorMetrics,
     Quota,
@@ -212,7 +212,15 @@ class Runner:
         self.metrics.requests += 1
         response = self.fetcher.fetch(request)
         self.metrics.state = "polling"
-        return stream.parse(request, response)
+        try:
+            return stream.parse(request, response)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            # An answer not shaped as documented (an HTML error page with 200, a changed field): this
+            # stream's round fails with a clear line and starts again from its cursor; nothing is lost.
+            raise SourceError(
+                f"{self.connector.name}: {stream.key}: unexpected answer from {bare_url(request.url)} "
+                f"({type(exc).__name__}: {str(exc)[:200]}): {excerpt(response.body)}"
+            ) from None
 
     def _waiting(self) -> None:
         self.metrics.state = "waiting"

@@ -27,6 +27,7 @@ from pipeline.sources.mastodon import snowflake_at
 from pipeline.sources.xstream import id_at
 from tests.integration.conftest import Pipeline
 from tests.standins import (
+    Answer,
     Article,
     FacebookApi,
     GraphItem,
@@ -295,6 +296,18 @@ def test_mastodon_and_news_send_every_post_once_and_a_second_round_adds_nothing(
         messages = ingest.messages()
         assert len(messages) == len(expected) + 1
         assert [m for m in messages if m[1] is None] == [(f"mastodon:{uri_id(gone.uri)}", None)]
+        # An answer not shaped as documented (a proxy's HTML page with 200) fails the round in one line,
+        # no traceback; the next round starts from the cursor and loses nothing.
+        toots.append(
+            Toot(int(snowflake_at(NOW)) + 7, "https://social.example/s/new", "<p>PDAM baru</p>", NOW)
+        )
+        mastodon.standin.faults = [Answer(200, b"<html>maintenance</html>", {"content-type": "text/html"})]
+        result = ingest.run("mastodon", "--once")
+        assert result.returncode == 1 and "unexpected answer" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "maintenance" in result.stderr
+        result = ingest.run("mastodon", "--once")
+        assert result.returncode == 0, result.stderr
+        assert Counter(key for key, _ in ingest.messages())[f"mastodon:{uri_id(toots[-1].uri)}"] == 1
         # A dead feed listed first does not starve the feeds after it: they are read, the dead one named.
         fresh = Article(
             "https://news.example/banten/baru", "Jalan putus di Lebak", "BPBD turun", datetime.now(UTC)
