@@ -430,6 +430,7 @@ def test_places_elsewhere_in_java_are_outside(gaz: Gazetteer, text: str) -> None
         ("warga_serang", None),
         ("damkar.lovers", None),
         ("bpbd", None),
+        ("@BPBD_Bаnten", None),  # a Cyrillic "а": a look-alike account is never the agency's
         (None, None),
     ],
 )
@@ -437,6 +438,14 @@ def test_agency_accounts(handle: str | None, agency: Agency | None) -> None:
     """The agencies' own accounts: their posts are attributed to them and never counted as complaints."""
     found = OfficialAccounts.load().find("x", None, handle)
     assert (found.agency if found else None) == agency
+
+
+def test_look_alike_letters_still_name_the_agency_and_place(gaz: Gazetteer) -> None:
+    """Cyrillic and Greek letters that look Latin, as spam uses to slip past keyword filters."""
+    found = gaz.recognize("ЅАМЅАТ Cikоkol antre 4 jam, @ѕamsatbanten tolong")
+    assert (found.agencies, found.region, found.addressed) == ([A.SAMSAT], R.KOTA_TANGERANG, [A.SAMSAT])
+    assert gaz.recognize("рdаm sеrang mati lagi").agencies == [A.PDAM]
+    assert gaz.recognize("Москва").agencies == []
 
 
 def test_an_agency_tagged_by_its_account_is_addressed(gaz: Gazetteer) -> None:
