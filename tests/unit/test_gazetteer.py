@@ -397,6 +397,8 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
         ("samsat soekarno hatta bandung antrenya gila", [], None),
         ("antri imigrasi di soekarno hatta 3 jam", [], R.KOTA_TANGERANG),
         ("bandara soetta jakarta delay lagi", [], R.KOTA_TANGERANG),
+        ("dinas PU kapan benerin jalan di Baros, rusak parah", [A.DPUPR], R.KAB_SERANG),
+        ("banjir di Baros Sukabumi", [], None),
         ("KRL Rangkasbitung - Tanah Abang penuh bgt", [], R.KAB_LEBAK),
         ("Macet parah tiap pagi di simpang Bitung, Dishub cuma pasang spanduk", [A.DISHUB], None),
     ],
