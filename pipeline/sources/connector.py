@@ -6,12 +6,13 @@ tested with the platform's documented answers and no servers, like the worker's 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol
 
 from pydantic import ValidationError
 
@@ -122,6 +123,45 @@ def build_post(fields: dict[str, Any]) -> RawPost | None:
             "%s:%s skipped: %s", fields.get("platform"), fields.get("id"), describe_validation_error(exc)
         )
         return None
+
+
+P = ParamSpec("P")
+
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, ValueError, IndexError)
+"""What reading JSON not shaped as documented raises (a string where an object was, a missing key)."""
+
+
+def lenient(build: Callable[P, RawPost | None]) -> Callable[P, RawPost | None]:
+    """A platform's item mapping that skips (logged, None) an item not shaped as documented instead of
+    failing its whole page: one odd item must not hold its stream back every round."""
+
+    @functools.wraps(build)
+    def read(*args: P.args, **kwargs: P.kwargs) -> RawPost | None:
+        try:
+            return build(*args, **kwargs)
+        except SHAPE_ERRORS as exc:
+            item = str(args[0] if args else kwargs)[:200]
+            log.warning(
+                "%s: an item not shaped as documented was skipped (%s: %s): %s",
+                build.__name__,
+                type(exc).__name__,
+                exc,
+                item,
+            )
+            return None
+
+    return read
+
+
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list the API documents as a list of objects; anything else in it is logged and
+    left out. A value that is no list is an unexpected answer (``TypeError``)."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    kept = [item for item in value if isinstance(item, dict)]
+    if len(kept) < len(value):
+        log.warning("%d items that are not objects were left out", len(value) - len(kept))
+    return kept
 
 
 def collect(items: list[RawPost | None]) -> tuple[list[RawPost], int]:

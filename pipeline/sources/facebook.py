@@ -19,6 +19,8 @@ from pipeline.sources.connector import (
     SourceError,
     build_post,
     collect,
+    lenient,
+    objects,
 )
 from schemas.posts import RawPost
 from schemas.vocab import Platform
@@ -94,7 +96,7 @@ class PageComments:
         floor = datetime.fromisoformat(context["comments_since"])
         if context["kind"] == "comments":
             return self._parse_comments(request, body, floor)
-        items = [p for p in body["data"] if p.get("id")]
+        items = [p for p in objects(body["data"]) if p.get("id")]
         fresh = [p for p in items if (graph_time(p.get("created_time")) or floor) >= floor]
         posts, skipped = collect([graph_post(p, None, None) for p in fresh])
         follow = [self._comments(p["id"], context["comments_since"]) for p in items]
@@ -111,7 +113,7 @@ class PageComments:
 
     def _parse_comments(self, request: Request, body: dict[str, Any], floor: datetime) -> Page:
         post = request.context["post"]
-        items = body["data"]
+        items = objects(body["data"])
         fresh = [c for c in items if (graph_time(c.get("created_time")) or floor) >= floor]
         posts, skipped = collect(
             [graph_post(c, (c.get("parent") or {}).get("id") or post, post) for c in fresh]
@@ -122,6 +124,7 @@ class PageComments:
         return Page(posts, following, skipped=skipped)
 
 
+@lenient
 def graph_post(item: dict[str, Any], reply_to: str | None, conversation: str | None) -> RawPost | None:
     author = item.get("from") or {}
     comments = ((item.get("comments") or {}).get("summary") or {}).get("total_count")

@@ -17,6 +17,8 @@ from pipeline.sources.connector import (
     SourceError,
     build_post,
     collect,
+    lenient,
+    objects,
 )
 from pipeline.sources.facebook import graph_time, next_after
 from schemas.posts import RawPost
@@ -61,7 +63,7 @@ class HashtagMedia:
             hashtag = body["data"][0]["id"]
             return Page(next=self._recent(hashtag, context["newest"], None), cursor={"hashtag_id": hashtag})
         floor = datetime.fromisoformat(context["newest"]) if context["newest"] else None
-        items = [m for m in body["data"] if m.get("id")]
+        items = [m for m in objects(body["data"]) if m.get("id")]
         fresh = [m for m in items if floor is None or (graph_time(m.get("timestamp")) or floor) > floor]
         posts, skipped = collect([media_post(m) for m in fresh])
         top = max([context.get("top") or "", *(p.created_at.isoformat() for p in posts)]) or None
@@ -114,7 +116,7 @@ class OwnMediaComments:
         floor = datetime.fromisoformat(context["comments_since"])
         if context["kind"] == "comments":
             items: list[RawPost | None] = []
-            for comment in body["data"]:
+            for comment in objects(body["data"]):
                 stamp = graph_time(comment.get("timestamp"))
                 if stamp is None or stamp >= floor:
                     items.append(comment_post(comment, context["media"], context["media"]))
@@ -126,19 +128,19 @@ class OwnMediaComments:
             following = self._comments(context["media"], context["comments_since"], after) if after else None
             return Page(posts, following, skipped=skipped)
         since = datetime.fromisoformat(context["since"])
-        media = [
-            m for m in body["data"] if m.get("id") and (graph_time(m.get("timestamp")) or since) >= since
-        ]
+        listed = objects(body["data"])
+        media = [m for m in listed if m.get("id") and (graph_time(m.get("timestamp")) or since) >= since]
         own = [m for m in media if (graph_time(m.get("timestamp")) or floor) >= floor]
         posts, skipped = collect([media_post(m) for m in own])
         follow = [self._comments(m["id"], context["comments_since"]) for m in media]
-        after = next_after(body) if len(media) == len(body["data"]) else None  # newest first
+        after = next_after(body) if len(media) == len(listed) else None  # newest first
         if after:
             following = self._media(context["since"], context["comments_since"], context["started"], after)
             return Page(posts, following, follow, skipped=skipped)
         return Page(posts, None, follow, {"comments_since": context["started"]}, skipped=skipped)
 
 
+@lenient
 def media_post(media: dict[str, Any]) -> RawPost | None:
     return build_post(
         {
@@ -154,6 +156,7 @@ def media_post(media: dict[str, Any]) -> RawPost | None:
     )
 
 
+@lenient
 def comment_post(comment: dict[str, Any], reply_to: str | None, media: str) -> RawPost | None:
     if not comment.get("id"):
         return None

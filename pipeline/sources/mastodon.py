@@ -27,6 +27,7 @@ from pipeline.sources.connector import (
     SourceError,
     build_post,
     collect,
+    lenient,
 )
 from pipeline.sources.ids import uri_id
 from pipeline.sources.rss import plain_text
@@ -199,6 +200,7 @@ class TagTimeline:
         return Page(follow=follow, cursor=cursor)
 
 
+@lenient
 def status_post(
     status: dict[str, Any], reply_to_id: str | None = None, conversation_id: str | None = None
 ) -> RawPost | None:

@@ -17,6 +17,8 @@ from pipeline.sources.connector import (
     SourceError,
     build_post,
     collect,
+    lenient,
+    objects,
 )
 from schemas.posts import RawPost
 from schemas.vocab import Platform
@@ -68,9 +70,9 @@ class XRecentSearch:
             raise SourceError(f"x: {body['errors'][0]}")
         meta = body.get("meta") or {}
         includes = body.get("includes") or {}
-        users = {u["id"]: u for u in includes.get("users", []) if "id" in u}
-        places = {p["id"]: p for p in includes.get("places", []) if "id" in p}
-        posts, skipped = collect([tweet_post(t, users, places) for t in body.get("data") or []])
+        users = {u["id"]: u for u in objects(includes.get("users", [])) if "id" in u}
+        places = {p["id"]: p for p in objects(includes.get("places", [])) if "id" in p}
+        posts, skipped = collect([tweet_post(t, users, places) for t in objects(body.get("data") or [])])
         since: dict[str, str] = dict(request.context["since"])
         newest = request.context.get("newest_id") or meta.get("newest_id")  # the first page's newest
         next_token = meta.get("next_token")
@@ -84,6 +86,7 @@ class XRecentSearch:
         return Page(posts, None, cursor=since if "since_id" in since else {}, skipped=skipped)
 
 
+@lenient
 def tweet_post(tweet: dict[str, Any], users: dict[str, Any], places: dict[str, Any]) -> RawPost | None:
     user = users.get(tweet.get("author_id", ""), {})
     handle = user.get("username")

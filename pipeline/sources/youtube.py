@@ -23,6 +23,8 @@ from pipeline.sources.connector import (
     SourceError,
     build_post,
     collect,
+    lenient,
+    objects,
 )
 from pipeline.sources.http import QUOTA_REASONS
 from schemas.posts import RawPost
@@ -147,20 +149,22 @@ class YoutubeSearch:
         if request.context["kind"] == "comments":
             return self._parse_comments(request, body)
         if request.context["kind"] == "videos":  # one made private or deleted since the search: left out
-            found, missing = collect([video_post(v) for v in body["items"] if v.get("id")])
+            found, missing = collect([video_post(v) for v in objects(body["items"]) if v.get("id")])
             return Page(found, skipped=missing)
         context = request.context
         known: Known = context["videos"]
-        videos = [i for i in body["items"] if (i.get("id") or {}).get("videoId")]
+        videos = [
+            i for i in objects(body["items"]) if isinstance(i.get("id"), dict) and i["id"].get("videoId")
+        ]
         fresh = [v for v in videos if v["id"]["videoId"] not in known]
         posts: list[RawPost] = []
         skipped = 0
         follow = [self._videos([v["id"]["videoId"] for v in fresh])] if fresh else []
         follow += [self._comments(v["id"]["videoId"]) for v in fresh]
         updated = dict(known)
-        for video in fresh:
-            published = (video.get("snippet") or {}).get("publishedAt") or context["round"]
-            updated[video["id"]["videoId"]] = {"published": published, "since": context["round"]}
+        for item in fresh:
+            published = (item.get("snippet") or {}).get("publishedAt") or context["round"]
+            updated[item["id"]["videoId"]] = {"published": published, "since": context["round"]}
         stamps = [v["snippet"]["publishedAt"] for v in videos if (v.get("snippet") or {}).get("publishedAt")]
         newest = max([*stamps, context.get("newest") or ""]) or None
         token = body.get("nextPageToken")
@@ -189,7 +193,7 @@ class YoutubeSearch:
         floor = _time(request.context.get("floor"))
         items: list[RawPost | None] = []
         older = 0
-        for thread in body["items"]:
+        for thread in objects(body["items"]):
             snippet = thread.get("snippet") or {}
             video = snippet.get("videoId") or request.params["videoId"]
             top = snippet.get("topLevelComment") or {}
@@ -225,6 +229,7 @@ def _fresh(comment: dict[str, Any], floor: datetime) -> bool:
     return stamp is None or stamp >= floor
 
 
+@lenient
 def video_post(item: dict[str, Any]) -> RawPost | None:
     """A ``videos.list`` item (id a string, with ``statistics``) or a ``search.list`` one (id an object)."""
     snippet = item.get("snippet") or {}
@@ -249,6 +254,7 @@ def video_post(item: dict[str, Any]) -> RawPost | None:
     )
 
 
+@lenient
 def comment_post(comment: dict[str, Any], video: str, parent: str | None) -> RawPost | None:
     snippet = comment.get("snippet") or {}
     if not comment.get("id"):

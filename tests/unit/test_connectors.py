@@ -141,6 +141,21 @@ def test_x_pages_with_next_token_and_resumes_with_the_newest_id() -> None:
         api.standin.close()
 
 
+def test_an_item_not_shaped_as_documented_is_skipped_and_the_rest_of_its_page_is_read() -> None:
+    from pipeline.sources.connector import Response
+    from pipeline.sources.x import XRecentSearch
+
+    stream = XRecentSearch("http://x.example", "(samsat)")
+    request = stream.start(None, NOW - timedelta(days=1))
+    good = {"id": "7", "text": "samsat cikokol antre", "created_at": "2026-12-01T08:00:00.000Z"}
+    odd = {"id": "8", "text": "x", "created_at": "2026-12-01T08:00:00.000Z", "referenced_tweets": [3]}
+    body = {"data": [1, "two", odd, good], "includes": {"users": ["u"]}, "meta": {"result_count": 4}}
+    page = stream.parse(request, Response(200, {}, json.dumps(body).encode()))
+    assert [p.key for p in page.posts] == ["x:7"] and page.skipped == 1  # non-objects are left out
+    with pytest.raises(TypeError):  # no list at all: the runner reports an unexpected answer
+        stream.parse(request, Response(200, {}, b'{"data": {"id": "7"}}'))
+
+
 def test_reset_headers_in_each_platform_s_form() -> None:
     now = time.time()
     assert reset_delay({"x-rate-limit-reset": str(int(now + 30))}, now) == pytest.approx(30, abs=1)
@@ -641,10 +656,11 @@ def test_stream_lines_are_split_in_any_chunking_and_an_overlong_one_is_skipped_w
 def test_a_stream_line_that_is_no_tweet_raises_and_a_system_message_is_none() -> None:
     from pipeline.sources.xstream import stream_post
 
-    for line in ("{not json", "[1, 2]", '{"data": "x"}', '{"data": {"id": "1", "referenced_tweets": [3]}}'):
+    for line in ("{not json", "[1, 2]", '{"data": "x"}'):
         with pytest.raises((ValueError, TypeError, KeyError, AttributeError)):
             stream_post(line)
     assert stream_post('{"errors": [{"title": "operational-disconnect"}]}') is None
+    assert stream_post('{"data": {"id": "1", "referenced_tweets": [3]}}') is None  # an odd tweet: skipped
 
 
 def test_stream_rules_become_exactly_the_queries_and_leave_other_rules_alone() -> None:
