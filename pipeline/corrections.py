@@ -50,8 +50,11 @@ def spreadsheet_cell(value: str) -> str:
 
 
 def from_spreadsheet_cell(value: object) -> object:
-    """The inverse of :func:`spreadsheet_cell`."""
-    return value[1:] if isinstance(value, str) and value.startswith("'") else value
+    """The inverse of :func:`spreadsheet_cell`: only an apostrophe it could have added goes (one before a
+    formula start or another apostrophe), so a note an analyst starts with "'" keeps it."""
+    if isinstance(value, str) and value.startswith("'") and value[1:2] and value[1] in (*FORMULA_START, "'"):
+        return value[1:]
+    return value
 
 
 def _split(value: object) -> object:
@@ -81,7 +84,7 @@ class CorrectionRow(BaseModel):
     note: str | None = None
 
     _blank = field_validator("correct_category", "note", mode="before")(_blank_is_none)
-    _text = field_validator("text", "note", mode="before")(from_spreadsheet_cell)
+    _cells = field_validator("*", mode="before")(from_spreadsheet_cell)
 
     @field_validator("sentiment", "correct_sentiment", mode="before")
     @classmethod

@@ -127,8 +127,9 @@ def build_post(fields: dict[str, Any]) -> RawPost | None:
 
 P = ParamSpec("P")
 
-SHAPE_ERRORS = (AttributeError, TypeError, KeyError, ValueError, IndexError)
-"""What reading JSON not shaped as documented raises (a string where an object was, a missing key)."""
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, ValueError, IndexError, RecursionError)
+"""What reading JSON not shaped as documented raises (a string where an object was, a missing key,
+nesting too deep to parse)."""
 
 
 def lenient(build: Callable[P, RawPost | None]) -> Callable[P, RawPost | None]:
@@ -140,13 +141,13 @@ def lenient(build: Callable[P, RawPost | None]) -> Callable[P, RawPost | None]:
         try:
             return build(*args, **kwargs)
         except SHAPE_ERRORS as exc:
-            item = str(args[0] if args else kwargs)[:200]
-            log.warning(
+            log.warning(  # with the traceback: a bug in the mapping must not pass for odd items
                 "%s: an item not shaped as documented was skipped (%s: %s): %s",
                 build.__name__,
                 type(exc).__name__,
                 exc,
-                item,
+                str(args[0] if args else kwargs)[:200],
+                exc_info=True,
             )
             return None
 

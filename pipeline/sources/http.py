@@ -175,6 +175,12 @@ class Fetcher:
         with self.client.stream(  # params None: httpx keeps a query written in the URL
             "GET", request.url, params=dict(request.params) or None, headers=dict(request.headers)
         ) as answer:
+            announced = answer.headers.get("content-length", "")
+            if announced.isdigit() and int(announced) > MAX_RESPONSE_BYTES:
+                raise SourceError(
+                    f"{self.name}: the answer from {bare_url(request.url)} is larger than "
+                    f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB ({announced} bytes announced); not read"
+                )
             body = bytearray()
             for chunk in answer.iter_bytes():
                 body += chunk

@@ -13,6 +13,7 @@ from kafka import KafkaProducer
 
 from pipeline.settings import Settings
 from pipeline.sources.connector import (
+    SHAPE_ERRORS,
     AccessDenied,
     Connector,
     Cursor,
@@ -214,7 +215,8 @@ class Runner:
         self.metrics.state = "polling"
         try:
             return stream.parse(request, response)
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        except SHAPE_ERRORS as exc:
+            log.debug("%s: %s: parse failed", self.connector.name, stream.key, exc_info=True)
             # An answer not shaped as documented (an HTML error page with 200, a changed field): this
             # stream's round fails with a clear line and starts again from its cursor; nothing is lost.
             raise SourceError(

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.sources.connector import AccessDenied, SourceError
+from pipeline.sources.connector import SHAPE_ERRORS, AccessDenied, SourceError
 from pipeline.sources.http import reset_delay
 from pipeline.sources.runner import Runner
 from pipeline.sources.sender import send_posts
@@ -170,7 +170,7 @@ class FilteredStream:
                     continue  # keep-alive
                 try:
                     post = stream_post(line)
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                except SHAPE_ERRORS as exc:
                     # one bad line must not end the stream (a reconnect would skip to "now")
                     log.warning("x: stream line not read (%s: %s): %r", type(exc).__name__, exc, line[:300])
                     metrics.rejected += 1

@@ -63,12 +63,14 @@ PREFIXES: tuple[str, ...] = ("di", "ke")
 """Prepositions typed without a space ("disamsat", "kedukcapil"); opt-in, since "diserang" is a verb."""
 
 CONFUSABLES = str.maketrans(
-    "аеорсхуіјѕһԁԛԝӏкмнтвαοικνρτυεχϲ",
-    "aeopcxyijshdqwlkmhtbaoikvptuexc",
+    "АВЕКМНОРСТХЅІЈаеорсхуіјѕһԁԛԝӏкмнтвΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοικνρτυεχϲ",
+    "abekmhopctxsijaeopcxyijshdqwlkmhtbabezhikmnoptyxaoikvptuexc",
 )
-"""Cyrillic and Greek letters that look like Latin ones (after lower-casing), folded for matching only:
-"ѕаmsat" written to slip past keyword filters still names Samsat. Official accounts are matched by their
-own key (``accounts.handle_key``), so a look-alike handle is never taken for an agency's account."""
+"""Cyrillic and Greek letters that look like Latin ones, folded wherever tokens are compared (gazetteer,
+category rules, topic terms; the stored text keeps them) and before lower-casing (a capital Greek "Ν" is an
+"n", its small "ν" a "v"): "ѕаmsat" written to slip past keyword filters still names Samsat. Official
+accounts are matched by their own key (``accounts.handle_key``): a look-alike handle is never an agency's
+account."""
 
 _END = ""  # trie key of a node's value; tokens are never empty
 _MISSING = object()
@@ -84,9 +86,9 @@ def fold(text: str) -> str:
 
 def _raw_tokens(text: str) -> list[str]:
     # "@dukcapil_kabserang" is "@dukcapil" + "kabserang": handles join their words with underscores
-    text = text.lower().replace("_", " ")
     if not text.isascii():
         text = text.translate(CONFUSABLES)
+    text = text.lower().replace("_", " ")
     if _ANY_TRIPLE.search(text):  # cheap test first: the back-reference substitution is the slow part
         text = _REPEATS.sub(r"\1", text)
     return _TOKEN.findall(text)

@@ -81,6 +81,19 @@ def test_a_post_that_reads_as_a_formula_is_exported_as_text_and_imported_unchang
     assert correction.text == text.strip()  # the import strips cells, as it always did
 
 
+def test_an_apostrophe_the_analyst_typed_is_kept(tmp_path: Path) -> None:
+    path = _export(tmp_path, [{}])
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    row.update(correct_sentiment="negative", note="'sarkas' kata saya")  # typed in the spreadsheet
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerow(row)
+    (correction,) = read_corrections_csv(path, by="rina").corrections
+    assert correction.note == "'sarkas' kata saya"
+
+
 def test_export_query_keeps_the_window_and_agency_and_leaves_official_posts_out() -> None:
     now = datetime(2026, 12, 3, tzinfo=UTC)
     query = export_query(timedelta(days=7), "dpupr", now=now)

@@ -393,9 +393,9 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
         # a name Banten shares with a neighbour, right before that neighbour's name
         ("Banjir di Kelapa Dua, Depok, BPBD Depok udh turun", [], None),
         ("Pasar Anyar Bogor kebakaran", [], None),
-        # Jl. Soekarno-Hatta runs through many cities; bare, the name is the airport
-        ("samsat soekarno hatta bandung antrenya gila", [], None),
+        # the airport, also when the post calls it Jakarta's
         ("antri imigrasi di soekarno hatta 3 jam", [], R.KOTA_TANGERANG),
+        ("delay 3 jam di soekarno hatta jakarta", [], R.KOTA_TANGERANG),
         ("bandara soetta jakarta delay lagi", [], R.KOTA_TANGERANG),
         ("dinas PU kapan benerin jalan di Baros, rusak parah", [A.DPUPR], R.KAB_SERANG),
         ("banjir di Baros Sukabumi", [], None),
@@ -447,6 +447,7 @@ def test_look_alike_letters_still_name_the_agency_and_place(gaz: Gazetteer) -> N
     found = gaz.recognize("ЅАМЅАТ Cikоkol antre 4 jam, @ѕamsatbanten tolong")
     assert (found.agencies, found.region, found.addressed) == ([A.SAMSAT], R.KOTA_TANGERANG, [A.SAMSAT])
     assert gaz.recognize("рdаm sеrang mati lagi").agencies == [A.PDAM]
+    assert gaz.recognize("DUKCAPIL ΤΑΝGΕRΑΝG lambat").region == R.KOTA_TANGERANG  # Greek capitals
     assert gaz.recognize("Москва").agencies == []
 
 
