@@ -24,6 +24,7 @@ from pipeline.sources.rss import Feed
 from pipeline.sources.x import XRecentSearch
 from pipeline.sources.youtube import YoutubeSearch
 from tests.standins import (
+    Answer,
     Article,
     FacebookApi,
     GraphItem,
@@ -211,45 +212,29 @@ def test_an_answer_too_large_is_refused_after_the_limit_compressed_or_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import gzip
-    import http.server
-    import threading
 
     from pipeline.sources import http as fetching
 
     monkeypatch.setattr(fetching, "MAX_RESPONSE_BYTES", 1024 * 1024)
-    bomb = gzip.compress(b"[" + b" " * (8 * 1024 * 1024) + b"]")  # 8 MiB of JSON in about 8 KiB
-    served: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served.append(self.path)
-            body, extra = (bomb, {"content-encoding": "gzip"}) if self.path == "/bomb" else (b"[]", {})
-            if self.path == "/big":
-                body = b"[" + b"0," * (1024 * 1024) + b"0]"
-            self.send_response(200)
-            for name, value in {"content-type": "application/json", **extra}.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    fetcher = _fetcher()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        for path in ("/bomb", "/big"):
-            with pytest.raises(SourceError, match="larger than 1 MiB"):
-                fetcher.fetch(Request(base + path, {}))
-        assert served == ["/bomb", "/big"]  # refused once each, not retried
-        assert fetcher.fetch(Request(base + "/small", {})).json() == []
-    finally:
-        fetcher.close()
-        server.shutdown()
-        server.server_close()
+    big = b"[" + b"0," * (1024 * 1024) + b"0]"
+    answers = {
+        # 8 MiB of JSON in about 8 KiB: refused while it is read
+        "/bomb": Answer(
+            200, gzip.compress(b"[" + b" " * (8 * 1024 * 1024) + b"]"), {"content-encoding": "gzip"}
+        ),
+        "/big": Answer(200, big),  # refused by its Content-Length before it is read
+        "/small": Answer(200, b"[]"),
+    }
+    with StandIn(lambda seen: answers[seen.path]) as standin:
+        fetcher = _fetcher()
+        try:
+            for path in ("/bomb", "/big"):
+                with pytest.raises(SourceError, match="larger than 1 MiB"):
+                    fetcher.fetch(Request(standin.url + path, {}))
+            assert [s.path for s in standin.seen] == ["/bomb", "/big"]  # refused once each, not retried
+            assert fetcher.fetch(Request(standin.url + "/small", {})).json() == []
+        finally:
+            fetcher.close()
 
 
 def test_mastodon_reads_forward_with_min_id_and_keys_toots_by_uri() -> None:
