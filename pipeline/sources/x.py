@@ -69,9 +69,7 @@ class XRecentSearch:
         if "data" not in body and body.get("errors") and not body.get("meta"):
             raise SourceError(f"x: {body['errors'][0]}")
         meta = body.get("meta") or {}
-        includes = body.get("includes") or {}
-        users = {u["id"]: u for u in objects(includes.get("users", [])) if "id" in u}
-        places = {p["id"]: p for p in objects(includes.get("places", [])) if "id" in p}
+        users, places = expansions(body)
         posts, skipped = collect([tweet_post(t, users, places) for t in objects(body.get("data") or [])])
         since: dict[str, str] = dict(request.context["since"])
         newest = request.context.get("newest_id") or meta.get("newest_id")  # the first page's newest
@@ -84,6 +82,14 @@ class XRecentSearch:
         if newest:
             return Page(posts, None, cursor={"since_id": newest}, skipped=skipped)
         return Page(posts, None, cursor=since if "since_id" in since else {}, skipped=skipped)
+
+
+def expansions(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The users and places an answer (a search page, a stream message) expands, by id."""
+    includes = body.get("includes") or {}
+    users = {u["id"]: u for u in objects(includes.get("users", [])) if "id" in u}
+    places = {p["id"]: p for p in objects(includes.get("places", [])) if "id" in p}
+    return users, places
 
 
 @lenient

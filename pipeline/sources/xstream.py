@@ -24,7 +24,7 @@ from pipeline.sources.connector import SHAPE_ERRORS, AccessDenied, SourceError
 from pipeline.sources.http import reset_delay
 from pipeline.sources.runner import Runner
 from pipeline.sources.sender import send_posts
-from pipeline.sources.x import TWEET_FIELDS, tweet_post
+from pipeline.sources.x import TWEET_FIELDS, expansions, tweet_post
 from schemas.posts import RawPost
 
 log = logging.getLogger("pantau.ingest")
@@ -274,12 +274,9 @@ def stream_post(line: str) -> RawPost | None:
     if "data" not in message:
         log.warning("x: stream says: %s", line[:300])
         return None
-    includes = message.get("includes") or {}
-    users = {u["id"]: u for u in includes.get("users", []) if isinstance(u, dict) and "id" in u}
-    places = {p["id"]: p for p in includes.get("places", []) if isinstance(p, dict) and "id" in p}
     if not isinstance(message["data"], dict):
         raise ValueError("'data' is not an object")
-    return tweet_post(message["data"], users, places)
+    return tweet_post(message["data"], *expansions(message))
 
 
 class RateLimited(Exception):
