@@ -175,20 +175,18 @@ class Fetcher:
         with self.client.stream(  # params None: httpx keeps a query written in the URL
             "GET", request.url, params=dict(request.params) or None, headers=dict(request.headers)
         ) as answer:
+            too_large = (
+                f"{self.name}: the answer from {bare_url(request.url)} is larger than "
+                f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB"
+            )
             announced = answer.headers.get("content-length", "")
             if announced.isdigit() and int(announced) > MAX_RESPONSE_BYTES:
-                raise SourceError(
-                    f"{self.name}: the answer from {bare_url(request.url)} is larger than "
-                    f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB ({announced} bytes announced); not read"
-                )
+                raise SourceError(f"{too_large} ({announced} bytes announced); not read")
             body = bytearray()
             for chunk in answer.iter_bytes():
                 body += chunk
                 if len(body) > MAX_RESPONSE_BYTES:
-                    raise SourceError(
-                        f"{self.name}: the answer from {bare_url(request.url)} is larger than "
-                        f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; not read"
-                    )
+                    raise SourceError(f"{too_large}; not read")
             return answer, bytes(body)
 
     def _note(self, headers: Mapping[str, str]) -> None:
