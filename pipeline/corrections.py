@@ -41,18 +41,20 @@ COLUMNS = ("key", "created_at", "platform", "model_version", "text", *PREDICTED,
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 """A cell starting with one of these is a formula to a spreadsheet program: a post reading
 ``=HYPERLINK("http://…")`` would run in the analyst's Excel (CSV injection)."""
+ESCAPED_START = (*FORMULA_START, "'")
+"""Starts that :func:`spreadsheet_cell` puts an apostrophe before (an apostrophe too, so that the import
+can tell its own apostrophe from one that belongs to the text)."""
 
 
 def spreadsheet_cell(value: str) -> str:
-    """``value`` as a spreadsheet shows it as text: a leading apostrophe before a formula start (and before
-    an apostrophe already there, so that :func:`from_spreadsheet_cell` gives back exactly ``value``)."""
-    return "'" + value if value.startswith((*FORMULA_START, "'")) else value
+    """``value`` as a spreadsheet shows it as text: a leading apostrophe before an ``ESCAPED_START``."""
+    return "'" + value if value.startswith(ESCAPED_START) else value
 
 
 def from_spreadsheet_cell(value: object) -> object:
-    """The inverse of :func:`spreadsheet_cell`: only an apostrophe it could have added goes (one before a
-    formula start or another apostrophe), so a note an analyst starts with "'" keeps it."""
-    if isinstance(value, str) and value.startswith("'") and value[1:2] and value[1] in (*FORMULA_START, "'"):
+    """The inverse of :func:`spreadsheet_cell`: only an apostrophe it could have added goes, so a note an
+    analyst starts with "'" keeps it."""
+    if isinstance(value, str) and value[:1] == "'" and value[1:2] in ESCAPED_START:
         return value[1:]
     return value
 
