@@ -1,4 +1,5 @@
-"""Sampling balanced by domain (off by default) and the validation of a fine-tuning config."""
+"""Sampling balanced by domain (off by default), the temperature weighted by domain, and the validation of a
+fine-tuning config."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.model.train import fit_temperature
 from pipeline.model.training.batching import domain_pool, epoch_batches
 from pipeline.model.training.config import FinetuneConfig, domain_of
 
@@ -137,3 +139,21 @@ def test_every_choice_of_a_run_is_recorded_or_said_not_to_matter() -> None:
     """A new field of FinetuneConfig must be added to ``finetune`` in pantau_model.json (and to the run's
     signature in training/checkpoints.py when it changes the steps), then listed here."""
     assert set(FinetuneConfig.model_fields) == set(RECORDED_AS) | NOT_RECORDED
+
+
+def test_temperature_weighs_each_validation_domain_the_same() -> None:
+    """90 calibrated rows and 10 underconfident ones: pooled, the 90 decide; by domain, the 10 count half."""
+    rng = np.random.default_rng(7)
+    calibrated = rng.normal(size=(90, 3))
+    y_calibrated = np.array([rng.choice(3, p=np.exp(z) / np.exp(z).sum()) for z in calibrated])
+    timid = np.zeros((10, 3))
+    timid[:, 0] = 0.5  # always right, logits too flat
+    logits = np.vstack([calibrated, timid])
+    y = np.concatenate([y_calibrated, np.zeros(10, dtype=int)])
+    pooled = fit_temperature(logits, y)
+    by_domain = fit_temperature(logits, y, DOMAINS)
+    assert by_domain < pooled, "the underconfident domain pulls the temperature down (sharper)"
+    # Equal weights are the same as repeating the small domain nine times.
+    repeated = np.vstack([calibrated] + [timid] * 9)
+    y_repeated = np.concatenate([y_calibrated] + [np.zeros(10, dtype=int)] * 9)
+    assert by_domain == pytest.approx(fit_temperature(repeated, y_repeated), rel=1e-9)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pipeline.model.data import file_info, load_labelled, read_labelled_files
+from pipeline.model.data import file_info, load_labelled
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
     Backend,
@@ -40,7 +40,7 @@ from pipeline.model.training.classifier import (
     softmax,
     starting_head,
 )
-from pipeline.model.training.config import FinetuneConfig
+from pipeline.model.training.config import FinetuneConfig, domain_of
 from pipeline.model.training.loop import WEIGHT_DECAY, Distillation, TrainingLoop
 from pipeline.model.training.storage import write_encoder, write_model
 from pipeline.model.training.targets import teacher_targets
@@ -68,6 +68,17 @@ def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str], list[s
             [labels[i] for i in keep],
             [domains[i] for i in keep],
         )
+    return texts, labels, domains
+
+
+def _validation_rows(config: FinetuneConfig) -> tuple[list[str], list[str], list[str]]:
+    """Texts, labels and domains (one per file, as ``domain_of`` names it) of the validation rows."""
+    texts: list[str] = []
+    labels: list[str] = []
+    domains: list[str] = []
+    for path in config.valid_files:
+        t, y = load_labelled(path)
+        texts, labels, domains = texts + t, labels + y, domains + [domain_of(path)] * len(t)
     return texts, labels, domains
 
 
@@ -145,9 +156,10 @@ def calibrate(
     labels: Sequence[str],
     v_texts: Sequence[str],
     v_text: Sequence[str],
+    v_domains: Sequence[str],
 ) -> Calibrated:
     """Fit the temperature on validation with the encoder as written to ``out_dir``, through the backend the
-    model ships with (onnx-int8 when ``onnx``, else fp32).
+    model ships with (onnx-int8 when ``onnx``, else fp32), each validation domain weighing the same.
 
     Int8 rounding changes the logits' scale (a label-only continuation of v3 calibrated on fp32 had
     validation ECE 0.020 there, 0.070 with onnx-int8), and scores of the in-memory weights would not
@@ -164,7 +176,7 @@ def calibrate(
 
     index = {label: i for i, label in enumerate(labels)}
     va_logits = raw_logits(v_texts)
-    t = fit_temperature(va_logits, np.array([index[v] for v in v_text]))
+    t = fit_temperature(va_logits, np.array([index[v] for v in v_text]), v_domains)
     return Calibrated(
         backend=backend,
         temperature=t,
@@ -262,7 +274,7 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     truncated = c.layers is not None and c.layers != int(encoder.config.num_hidden_layers)
     n_layers = keep_layers(encoder, c.layers, c.freeze_layers)
     texts, y_text, row_domains = _training_rows(c)
-    v_texts, v_text = read_labelled_files(c.valid_files)
+    v_texts, v_text, v_domains = _validation_rows(c)
     checkpoints = Checkpoints(c.checkpoint_dir, run_signature(c, n_layers))
     state = TrainState()
     if truncated and not c.teachers and not (c.resume and checkpoints.last.exists()):
@@ -357,7 +369,7 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     # changes the logits' scale (a label-only continuation of v3 calibrated on fp32 had validation ECE 0.020
     # there, 0.070 with onnx-int8), and scores of the in-memory weights would not reproduce with
     # `pantau model eval`.
-    calibrated = calibrate(model, c, tok, prefix, labels, v_texts, v_text)
+    calibrated = calibrate(model, c, tok, prefix, labels, v_texts, v_text, v_domains)
     console.print(
         f"best epoch {best['epoch']:.2f} (step {best['step']}), {calibrated.backend}: valid macro-F1 "
         f"{calibrated.valid.macro_f1:.4f}; temperature {calibrated.temperature:.3f}, "
