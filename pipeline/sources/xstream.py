@@ -239,30 +239,36 @@ MAX_LINE_BYTES = 1024 * 1024
 
 def bounded_lines(chunks: Iterable[bytes], limit: int | None = None) -> Iterator[str | None]:
     """The stream's lines (``\n`` or ``\r\n``), decoded as UTF-8 with bad bytes replaced; None in place of
-    a line longer than ``limit`` bytes (default ``MAX_LINE_BYTES``), which is skipped without being held."""
+    a line longer than ``limit`` bytes (default ``MAX_LINE_BYTES``; the ``\r`` of ``\r\n`` not counted),
+    which is skipped without being held."""
     limit = MAX_LINE_BYTES if limit is None else limit
     held = bytearray()
     too_long = False
     for chunk in chunks:
         start = 0
         while (end := chunk.find(b"\n", start)) != -1:
-            if too_long or len(held) + end - start > limit:
+            carriage = chunk[end - 1 : end] == b"\r" if end > start else held.endswith(b"\r")
+            if too_long or len(held) + end - start - carriage > limit:
                 yield None
             else:
                 held += chunk[start:end]
-                yield held.rstrip(b"\r").decode("utf-8", "replace")
+                yield _decoded(held)
             held.clear()
             too_long = False
             start = end + 1
         if not too_long:
             held += chunk[start:]
-            if len(held) > limit:
+            if len(held) > limit + 1:  # one byte more: the \r of a \r\n whose \n is in the next chunk
                 too_long = True
                 held.clear()
-    if held and not too_long:
-        yield held.rstrip(b"\r").decode("utf-8", "replace")
-    elif too_long:
+    if held and not too_long and len(held) - held.endswith(b"\r") <= limit:
+        yield _decoded(held)
+    elif held or too_long:
         yield None
+
+
+def _decoded(line: bytearray) -> str:
+    return (line[:-1] if line.endswith(b"\r") else line).decode("utf-8", "replace")
 
 
 def stream_post(line: str) -> RawPost | None:

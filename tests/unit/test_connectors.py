@@ -636,6 +636,10 @@ def test_stream_lines_are_split_in_any_chunking_and_an_overlong_one_is_skipped_w
     chunks = [data[i : i + size] for i in range(0, len(data), size)]
     assert list(bounded_lines(chunks, limit=30)) == ['{"a": 1}', "", None, "sa\ufffdmsat", "z" * 25, "last"]
     assert list(bounded_lines([b"q" * 50], limit=30)) == [None]
+    # The limit counts the line, not the \r of its \r\n: exactly 30 bytes pass, 31 do not, however split.
+    edge = b"e" * 30 + b"\r\n" + b"f" * 31 + b"\r\n" + b"g" * 30 + b"\r"
+    pieces = [edge[i : i + size] for i in range(0, len(edge), size)]
+    assert list(bounded_lines(pieces, limit=30)) == ["e" * 30, None, "g" * 30]
 
 
 def test_a_stream_line_that_is_no_tweet_raises_and_a_system_message_is_none() -> None:
