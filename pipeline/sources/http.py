@@ -92,7 +92,7 @@ class Fetcher:
         self.client = httpx.Client(
             headers={"user-agent": "pantau-banten/1 (+https://github.com/pantau-banten)", **auth},
             timeout=timeout,
-            follow_redirects=True,
+            follow_redirects=False,  # followed by _get, which never reads a redirect's body
         )
 
     def close(self) -> None:
@@ -171,10 +171,27 @@ class Fetcher:
 
     def _get(self, request: Request) -> tuple[httpx.Response, bytes]:
         """The answer and its body, read up to ``MAX_RESPONSE_BYTES`` (a bigger one is a ``SourceError``,
-        not retried: it would be as big again)."""
-        with self.client.stream(  # params None: httpx keeps a query written in the URL
-            "GET", request.url, params=dict(request.params) or None, headers=dict(request.headers)
-        ) as answer:
+        not retried: it would be as big again). Redirects are followed here, not by httpx, which would
+        read each redirect's body whole, however large."""
+        answer = self.client.send(  # params None: httpx keeps a query written in the URL
+            self.client.build_request(
+                "GET", request.url, params=dict(request.params) or None, headers=dict(request.headers)
+            ),
+            stream=True,
+        )
+        try:
+            for _ in range(self.client.max_redirects):
+                following = answer.next_request
+                if following is None:
+                    break
+                answer.close()  # a redirect's body is never read
+                answer = self.client.send(following, stream=True)
+            else:
+                if answer.next_request is not None:
+                    raise SourceError(
+                        f"{self.name}: {bare_url(request.url)} redirects more than "
+                        f"{self.client.max_redirects} times"
+                    )
             too_large = (
                 f"{self.name}: the answer from {bare_url(request.url)} is larger than "
                 f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB"
@@ -188,6 +205,8 @@ class Fetcher:
                 if len(body) > MAX_RESPONSE_BYTES:
                     raise SourceError(f"{too_large}; not read")
             return answer, bytes(body)
+        finally:
+            answer.close()
 
     def _note(self, headers: Mapping[str, str]) -> None:
         for name in REMAINING_HEADERS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,34 @@ def test_an_answer_too_large_is_refused_after_the_limit_compressed_or_not(
                     fetcher.fetch(Request(standin.url + path, {}))
             assert [s.path for s in standin.seen] == ["/bomb", "/big"]  # refused once each, not retried
             assert fetcher.fetch(Request(standin.url + "/small", {})).json() == []
+        finally:
+            fetcher.close()
+
+
+def test_a_redirect_is_followed_without_reading_its_body_and_a_loop_ends() -> None:
+    written = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal written
+        for _ in range(64):
+            yield b"x" * (1024 * 1024)
+            written += 1
+
+    def answer(seen: Seen) -> Answer:
+        if seen.path == "/moved":  # a redirect with 64 MiB behind it: never read
+            return Answer(302, headers={"location": "/small"}, chunks=endless())
+        if seen.path == "/loop":
+            return Answer(301, headers={"location": "/loop"})
+        return Answer(200, b"[]")
+
+    with StandIn(answer) as standin:
+        fetcher = _fetcher()
+        try:
+            assert fetcher.fetch(Request(standin.url + "/moved", {})).json() == []
+            assert [s.path for s in standin.seen] == ["/moved", "/small"]
+            assert written < 16, f"{written} MiB of the redirect's body were sent"
+            with pytest.raises(SourceError, match="redirects more than 20 times"):
+                fetcher.fetch(Request(standin.url + "/loop", {}))
         finally:
             fetcher.close()
 
