@@ -165,6 +165,30 @@ def objects(value: Any) -> list[dict[str, Any]]:
     return kept
 
 
+def member(value: Any, name: str) -> dict[str, Any]:
+    """A member the API documents as an object (a thread's ``snippet``, a comment's ``replies``): absent is
+    empty, and anything else is logged and read as empty, so one odd item does not fail its page."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        log.warning("%s is not an object, left out: %s", name, str(value)[:200])
+        return {}
+    return value
+
+
+def nested_objects(parent: dict[str, Any], key: str, inner: str) -> list[dict[str, Any]]:
+    """The objects listed at ``parent[key][inner]`` (Graph ``replies.data``, YouTube ``replies.comments``):
+    absent is none, and a holder or list not shaped as documented is logged and read as none."""
+    holder = member(parent.get(key), key)
+    listed = holder.get(inner)
+    if listed is None:
+        return []
+    if not isinstance(listed, list):
+        log.warning("%s.%s is not a list, left out: %s", key, inner, str(listed)[:200])
+        return []
+    return objects(listed)
+
+
 def collect(items: list[RawPost | None]) -> tuple[list[RawPost], int]:
     posts = [p for p in items if p is not None]
     return posts, len(items) - len(posts)

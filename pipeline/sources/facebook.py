@@ -29,10 +29,10 @@ POST_FIELDS = "id,message,created_time,permalink_url,from,comments.summary(true)
 COMMENT_FIELDS = "id,message,created_time,from,parent{id},like_count,comment_count,permalink_url"
 
 
-def graph_time(text: str | None) -> datetime | None:
+def graph_time(text: object) -> datetime | None:
     """Graph API times (Facebook and Instagram): ``2026-12-01T08:30:00+0000``, or ISO 8601 as a proxy or a
-    newer API version may write it (``…Z``, ``…+00:00``); None when unreadable or without a zone."""
-    if not text:
+    newer API version may write it (``…Z``, ``…+00:00``); None when unreadable, without a zone, or no text."""
+    if not text or not isinstance(text, str):
         return None
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")

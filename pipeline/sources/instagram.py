@@ -18,6 +18,7 @@ from pipeline.sources.connector import (
     build_post,
     collect,
     lenient,
+    nested_objects,
     objects,
 )
 from pipeline.sources.facebook import graph_time, next_after
@@ -120,7 +121,7 @@ class OwnMediaComments:
                 stamp = graph_time(comment.get("timestamp"))
                 if stamp is None or stamp >= floor:
                     items.append(comment_post(comment, context["media"], context["media"]))
-                for reply in (comment.get("replies") or {}).get("data", []):
+                for reply in nested_objects(comment, "replies", "data"):
                     if (graph_time(reply.get("timestamp")) or floor) >= floor:
                         items.append(comment_post(reply, comment.get("id"), context["media"]))
             posts, skipped = collect(items)

@@ -24,6 +24,8 @@ from pipeline.sources.connector import (
     build_post,
     collect,
     lenient,
+    member,
+    nested_objects,
     objects,
 )
 from pipeline.sources.http import QUOTA_REASONS
@@ -50,9 +52,11 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _time(text: str | None) -> datetime | None:
+def _time(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
     try:
-        stamp = datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
     return stamp if stamp.tzinfo is not None else None
@@ -194,16 +198,16 @@ class YoutubeSearch:
         items: list[RawPost | None] = []
         older = 0
         for thread in objects(body["items"]):
-            snippet = thread.get("snippet") or {}
+            snippet = member(thread.get("snippet"), "snippet")
             video = snippet.get("videoId") or request.params["videoId"]
-            top = snippet.get("topLevelComment") or {}
+            top = member(snippet.get("topLevelComment"), "topLevelComment")
             if floor is None or _fresh(top, floor):
                 items.append(comment_post(top, video, video))
             else:
                 older += 1
-            for reply in (thread.get("replies") or {}).get("comments", []):
+            for reply in nested_objects(thread, "replies", "comments"):
                 if floor is None or _fresh(reply, floor):
-                    parent = (reply.get("snippet") or {}).get("parentId") or top.get("id")
+                    parent = member(reply.get("snippet"), "snippet").get("parentId") or top.get("id")
                     items.append(comment_post(reply, video, parent))
         posts, skipped = collect(items)
         token = body.get("nextPageToken")
@@ -225,7 +229,7 @@ def _reasons(response: Response) -> set[str]:
 
 
 def _fresh(comment: dict[str, Any], floor: datetime) -> bool:
-    stamp = _time((comment.get("snippet") or {}).get("publishedAt"))
+    stamp = _time(member(comment.get("snippet"), "snippet").get("publishedAt"))
     return stamp is None or stamp >= floor
 
 

@@ -158,6 +158,50 @@ def test_an_item_not_shaped_as_documented_is_skipped_and_the_rest_of_its_page_is
         stream.parse(request, Response(200, {}, b'{"data": {"id": "7"}}'))
 
 
+def test_odd_replies_and_snippets_are_left_out_and_the_rest_of_the_page_is_read() -> None:
+    """Nested lists (Instagram ``replies.data``, YouTube ``replies.comments``) and the objects around them
+    get the same leniency as a page's own items: one odd thread does not fail its page."""
+    from pipeline.sources.connector import Response
+    from pipeline.sources.instagram import OwnMediaComments
+
+    stamp = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    comment = {"text": "kapan buka?", "timestamp": stamp, "username": "warga"}
+    instagram = OwnMediaComments("http://graph.example", "17841499999999999")
+    request = instagram._comments("1790", (NOW - timedelta(days=1)).isoformat())
+    body = {
+        "data": [
+            {**comment, "id": "1", "replies": "odd"},
+            {**comment, "id": "2", "replies": {"data": "odd"}},
+            {**comment, "id": "3", "replies": {"data": [7, {**comment, "id": "4"}, {**comment, "id": "5"}]}},
+            {**comment, "id": "6", "timestamp": ["odd"]},
+        ]
+    }
+    page = instagram.parse(request, Response(200, {}, json.dumps(body).encode()))
+    assert sorted(p.id for p in page.posts) == ["1", "2", "3", "4", "5"] and page.skipped == 1
+
+    published = (NOW - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+
+    def youtube_comment(cid: str, **snippet: Any) -> dict[str, Any]:
+        return {"id": cid, "snippet": {"textOriginal": "parah", "publishedAt": published, **snippet}}
+
+    youtube = YoutubeSearch("http://youtube.example", "key", "jalan rusak")
+    request = youtube._comments("vid1", None, (NOW - timedelta(days=1)).isoformat())
+    body = {
+        "items": [
+            {"snippet": "odd"},
+            {"snippet": {"videoId": "vid1", "topLevelComment": youtube_comment("Ug1")}, "replies": []},
+            {
+                "snippet": {"videoId": "vid1", "topLevelComment": youtube_comment("Ug2")},
+                "replies": {"comments": [3, youtube_comment("Ug2.r1", parentId="Ug2"), {"snippet": 5}]},
+            },
+            {"snippet": {"topLevelComment": youtube_comment("Ug3", publishedAt=["kemarin"])}},
+        ]
+    }
+    page = youtube.parse(request, Response(200, {}, json.dumps(body).encode()))
+    assert sorted(p.id for p in page.posts) == ["Ug1", "Ug2", "Ug2.r1"] and page.skipped == 3
+    assert next(p for p in page.posts if p.id == "Ug2.r1").reply_to_id == "Ug2"
+
+
 def test_reset_headers_in_each_platform_s_form() -> None:
     now = time.time()
     assert reset_delay({"x-rate-limit-reset": str(int(now + 30))}, now) == pytest.approx(30, abs=1)
