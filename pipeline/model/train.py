@@ -99,6 +99,8 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, groups: Sequence[str] | N
     """
     weights = np.full(len(y), 1.0 / max(len(y), 1))
     if groups is not None:
+        if len(groups) != len(y):
+            raise ValueError(f"{len(groups)} groups for {len(y)} rows")
         names, index, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
         weights = 1.0 / (len(names) * counts[index])
 

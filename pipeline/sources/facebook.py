@@ -20,6 +20,7 @@ from pipeline.sources.connector import (
     build_post,
     collect,
     lenient,
+    member,
     objects,
 )
 from schemas.posts import RawPost
@@ -116,7 +117,7 @@ class PageComments:
         items = objects(body["data"])
         fresh = [c for c in items if (graph_time(c.get("created_time")) or floor) >= floor]
         posts, skipped = collect(
-            [graph_post(c, (c.get("parent") or {}).get("id") or post, post) for c in fresh]
+            [graph_post(c, member(c.get("parent"), "parent").get("id") or post, post) for c in fresh]
         )
         after = next_after(body)
         more = after and len(fresh) == len(items)  # newest first: an older one means the rest is older

@@ -257,10 +257,11 @@ def bounded_lines(chunks: Iterable[bytes], limit: int | None = None) -> Iterator
             too_long = False
             start = end + 1
         if not too_long:
-            held += chunk[start:]
-            if len(held) > limit + 1:  # one byte more: the \r of a \r\n whose \n is in the next chunk
+            if len(held) + len(chunk) - start > limit + 1:  # + 1: the \r of a \r\n split across chunks
                 too_long = True
                 held.clear()
+            else:
+                held += chunk[start:]
     if held and not too_long and len(held) - held.endswith(b"\r") <= limit:
         yield _decoded(held)
     elif held or too_long:

@@ -166,10 +166,11 @@ class YoutubeSearch:
         follow = [self._videos([v["id"]["videoId"] for v in fresh])] if fresh else []
         follow += [self._comments(v["id"]["videoId"]) for v in fresh]
         updated = dict(known)
+        published = {v["id"]["videoId"]: _published(v) for v in videos}
         for item in fresh:
-            published = (item.get("snippet") or {}).get("publishedAt") or context["round"]
-            updated[item["id"]["videoId"]] = {"published": published, "since": context["round"]}
-        stamps = [v["snippet"]["publishedAt"] for v in videos if (v.get("snippet") or {}).get("publishedAt")]
+            video = item["id"]["videoId"]
+            updated[video] = {"published": published[video] or context["round"], "since": context["round"]}
+        stamps = [stamp for stamp in published.values() if stamp]
         newest = max([*stamps, context.get("newest") or ""]) or None
         token = body.get("nextPageToken")
         after = context["after"]
@@ -226,6 +227,12 @@ def _reasons(response: Response) -> set[str]:
         return {str(e["reason"]) for e in errors if isinstance(e, dict) and e.get("reason")}
     except (ValueError, KeyError, TypeError):
         return set()
+
+
+def _published(item: dict[str, Any]) -> str | None:
+    """A search result's ``snippet.publishedAt`` when it is a readable time, else None."""
+    stamp = member(item.get("snippet"), "snippet").get("publishedAt")
+    return stamp if isinstance(stamp, str) and _time(stamp) is not None else None
 
 
 def _fresh(comment: dict[str, Any], floor: datetime) -> bool:

@@ -201,6 +201,30 @@ def test_odd_replies_and_snippets_are_left_out_and_the_rest_of_the_page_is_read(
     assert sorted(p.id for p in page.posts) == ["Ug1", "Ug2", "Ug2.r1"] and page.skipped == 3
     assert next(p for p in page.posts if p.id == "Ug2.r1").reply_to_id == "Ug2"
 
+    search = youtube.start(None, NOW - timedelta(days=1))
+    body = {
+        "items": [
+            {"id": {"videoId": "v1"}, "snippet": "odd"},
+            {"id": {"videoId": "v2"}, "snippet": {"publishedAt": 7}},
+            {"id": {"videoId": "v3"}, "snippet": {"publishedAt": published}},
+        ]
+    }
+    page = youtube.parse(search, Response(200, {}, json.dumps(body).encode()))
+    assert [r.params["videoId"] for r in page.follow[1:]] == ["v1", "v2", "v3"]  # each video's comments
+    assert page.cursor and page.cursor["published_after"] > published  # the one readable time moves it
+
+    facebook = PageComments("http://graph.example", "1234")
+    request = facebook._comments("1234_1", (NOW - timedelta(days=1)).isoformat())
+    post = {"message": "kapan jalan diperbaiki", "created_time": stamp, "from": {"id": "9", "name": "Warga"}}
+    body = {
+        "data": [
+            {**post, "id": "1234_1_1", "parent": "odd"},
+            {**post, "id": "1234_1_2", "parent": {"id": "x"}},
+        ]
+    }
+    page = facebook.parse(request, Response(200, {}, json.dumps(body).encode()))
+    assert {p.id: p.reply_to_id for p in page.posts} == {"1234_1_1": "1234_1", "1234_1_2": "x"}
+
 
 def test_reset_headers_in_each_platform_s_form() -> None:
     now = time.time()
