@@ -334,6 +334,20 @@ def test_a_redirect_is_followed_without_reading_its_body_and_a_loop_ends() -> No
             fetcher.close()
 
 
+def test_a_redirect_to_another_origin_does_not_carry_the_token() -> None:
+    with StandIn(lambda seen: Answer(200, b"[]")) as elsewhere:
+        moved = Answer(302, headers={"location": elsewhere.url + "/landed"})
+        with StandIn(lambda seen: moved) as platform:
+            fetcher = _fetcher()
+            try:
+                assert fetcher.fetch(Request(platform.url + "/moved", {})).json() == []
+            finally:
+                fetcher.close()
+            assert platform.seen[0].headers["authorization"] == "Bearer test-bearer"
+    assert [s.path for s in elsewhere.seen] == ["/landed"]
+    assert "authorization" not in elsewhere.seen[0].headers
+
+
 def test_mastodon_reads_forward_with_min_id_and_keys_toots_by_uri() -> None:
     start = NOW - timedelta(days=2)
     toots = [
