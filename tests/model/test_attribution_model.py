@@ -23,7 +23,7 @@ def enricher() -> Enricher:
     [
         ("jasa urus STNK mati 5 tahun, proses cepat, wa 0812xxxx", Agency.SAMSAT, False),
         ("jasa bikin KTP kilat tanpa antri dukcapil tangerang", Agency.DUKCAPIL, False),
-        ("mau perpanjang stnk 5 tahunan di samsat cikokol harus bawa bpkb asli gak min?", Agency.SAMSAT, True),
+        ("perpanjang stnk 5 tahunan di samsat cikokol harus bawa bpkb asli gak min?", Agency.SAMSAT, True),
         ("bikin KTP di dukcapil kota tangerang antrenya 3 jam, blangkonya habis lagi", Agency.DUKCAPIL, True),
     ],
 )
