@@ -53,14 +53,20 @@ if TYPE_CHECKING:
 __all__ = ["finetune_sentiment"]
 
 
-def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str], list[str]]:
-    """Texts, labels and domains of the training rows, ``train_limit`` applied."""
+def _labelled_rows(files: Sequence[Path], domains: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """Texts, labels and domains of labelled files, in order, each row with its file's domain."""
     texts: list[str] = []
     labels: list[str] = []
-    domains: list[str] = []
-    for path, domain in zip(config.train_files, config.file_domains(), strict=True):
+    row_domains: list[str] = []
+    for path, domain in zip(files, domains, strict=True):
         t, y = load_labelled(path)
-        texts, labels, domains = texts + t, labels + y, domains + [domain] * len(t)
+        texts, labels, row_domains = texts + t, labels + y, row_domains + [domain] * len(t)
+    return texts, labels, row_domains
+
+
+def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str], list[str]]:
+    """Texts, labels and domains of the training rows, ``train_limit`` applied."""
+    texts, labels, domains = _labelled_rows(config.train_files, config.file_domains())
     if config.train_limit is not None:
         keep = np.random.default_rng(config.seed).permutation(len(texts))[: config.train_limit]
         texts, labels, domains = (
@@ -68,17 +74,6 @@ def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str], list[s
             [labels[i] for i in keep],
             [domains[i] for i in keep],
         )
-    return texts, labels, domains
-
-
-def _validation_rows(config: FinetuneConfig) -> tuple[list[str], list[str], list[str]]:
-    """Texts, labels and domains (one per file, as ``domain_of`` names it) of the validation rows."""
-    texts: list[str] = []
-    labels: list[str] = []
-    domains: list[str] = []
-    for path in config.valid_files:
-        t, y = load_labelled(path)
-        texts, labels, domains = texts + t, labels + y, domains + [domain_of(path)] * len(t)
     return texts, labels, domains
 
 
@@ -275,7 +270,7 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     truncated = c.layers is not None and c.layers != int(encoder.config.num_hidden_layers)
     n_layers = keep_layers(encoder, c.layers, c.freeze_layers)
     texts, y_text, row_domains = _training_rows(c)
-    v_texts, v_text, v_domains = _validation_rows(c)
+    v_texts, v_text, v_domains = _labelled_rows(c.valid_files, [domain_of(p) for p in c.valid_files])
     checkpoints = Checkpoints(c.checkpoint_dir, run_signature(c, n_layers))
     state = TrainState()
     if truncated and not c.teachers and not (c.resume and checkpoints.last.exists()):
