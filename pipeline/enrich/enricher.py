@@ -186,7 +186,13 @@ class Enricher:
             if self.attribution is not None:
                 found = evidence.found
                 agencies = self.attribution.attribute(
-                    embeddings[row], category_proba[row], agencies, text, found.addressed, found.elsewhere
+                    embeddings[row],
+                    category_proba[row],
+                    agencies,
+                    text,
+                    found.addressed,
+                    found.elsewhere,
+                    found.likened,
                 )
             if official is not None and official not in agencies:
                 agencies = [official, *agencies]  # an agency's own post is about that agency

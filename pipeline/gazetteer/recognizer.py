@@ -48,6 +48,45 @@ PLACE_MARKERS = frozenset({"kecamatan", "kelurahan", "desa", "kampung", "kp", "d
 # A place name right after these names a road ("Jl. Raya Serang-Pandeglang", "Jl. Sultan Ageng Tirtayasa"),
 # which may run far from where the post is.
 ROAD_WORDS = frozenset({"jalan", "jl", "jln", "raya", "ageng", "sultan", "tol"})
+# A comparison a few tokens before an agency's name makes it a figure of speech more often than a report
+# ("hubungan kita kayak air PDAM", "rindu gw kaya antrian di samsat"). Indonesian, slang spellings,
+# Sundanese (siga, jiga) and Javanese/Sundanese krama (kados). Not "bak": also a tub or a rubbish bin.
+LIKENING_WORDS = frozenset(
+    {
+        "kayak",
+        "kaya",
+        "kek",
+        "kyk",
+        "kyak",
+        "kayag",
+        "seperti",
+        "spt",
+        "sperti",
+        "bagai",
+        "bagaikan",
+        "ibarat",
+        "layaknya",
+        "laksana",
+        "mirip",
+        "siga",
+        "jiga",
+        "kados",
+    }
+)
+LIKENING_REACH = 4
+"""How many tokens before an agency alias a comparison word may stand."""
+NOT_A_LIKENING = frozenset(
+    {"gini", "begini", "gitu", "begitu", "ini", "itu", "biasa", "biasanya", "apa", "dulu"}
+)
+"""After a comparison word these point at the post's own case ("kayak gini pelayanan samsat?")."""
+
+
+def _likened(toks: Sequence[str], start: int) -> bool:
+    for at in range(max(0, start - LIKENING_REACH), start):
+        if toks[at] in LIKENING_WORDS and (at + 1 >= len(toks) or toks[at + 1] not in NOT_A_LIKENING):
+            return True
+    return False
+
 
 _PKL_TIME = re.compile(r"\bpkl\.?\s*(?=\d)", re.IGNORECASE)  # "pkl 10.00" is pukul, not street vendors
 
@@ -66,6 +105,9 @@ class Recognition(BaseModel):
     """Banten places named in the post, as display names, in order of first mention."""
     outside_banten: bool = False
     """The post names a place outside Banten and no Banten place."""
+    likened: list[Agency] = []
+    """Agencies named only right after a comparison word ("kayak air PDAM"): evidence for the attribution
+    head, which learns how much a likening counts; the agency stays in ``agencies`` and ``mentions``."""
 
     @property
     def elsewhere(self) -> list[Agency] | None:
@@ -193,6 +235,7 @@ class Gazetteer:
         agencies: list[Agency] = []
         mentions: list[Agency] = []
         addressed: list[Agency] = []
+        plain: set[Agency] = set()  # named at least once without a comparison before it
         evidence: list[tuple[int, int, int, Region]] = []  # level, rank, position, region
         near: list[tuple[Match[Place], bool]] = [(p, True) for p, _, _ in banten] + [
             (p, False) for p in outside
@@ -203,6 +246,8 @@ class Gazetteer:
                 continue  # "kader PKB", "ngaji di TPA", "kartu kuning ke pemain"
             if alias.agency not in mentions:
                 mentions.append(alias.agency)
+            if not _likened(toks, a.start):
+                plain.add(alias.agency)
             if alias.region is None and near:
                 nearest, is_banten = min(near, key=lambda item: _gap(a, item[0]))
                 if not is_banten and _gap(a, nearest) <= NEAR_TOKENS * 2 + 1:  # _gap counts half-steps
@@ -232,6 +277,7 @@ class Gazetteer:
             region=region,
             places=places,
             outside_banten=bool(outside) and not has_banten,
+            likened=[agency for agency in mentions if agency not in plain],
         )
 
 

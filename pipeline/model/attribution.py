@@ -36,7 +36,7 @@ OFFER_WORDING = re.compile(
 without being about Samsat's service); the head learns how much it counts."""
 
 
-EVIDENCE = 7
+EVIDENCE = 8
 """Evidence inputs per candidate besides the embedding and the agency one-hots."""
 
 
@@ -45,16 +45,22 @@ class Candidate:
     agency: Agency
     named: bool
     """Named in the text (alias, handle, phrase); otherwise implied by the predicted category."""
+    likened: bool = False
+    """Named only right after a comparison ("kayak air PDAM", ``Recognition.likened``)."""
 
 
 def candidates(
-    named: Sequence[Agency], category_proba: np.ndarray, elsewhere: Sequence[Agency] | None = ()
+    named: Sequence[Agency],
+    category_proba: np.ndarray,
+    elsewhere: Sequence[Agency] | None = (),
+    likened: Sequence[Agency] = (),
 ) -> list[Candidate]:
     """The named agencies, then those whose usual category is the post's predicted service category
     (``category_proba``: the category head's probabilities, as ``CategoryModel.probabilities`` gives).
     ``elsewhere``: the offices the post names outside Banten (``Recognition.elsewhere``), never implied;
-    None when the post is about a place outside Banten altogether, so nothing is implied."""
-    out = [Candidate(agency, True) for agency in dict.fromkeys(named)]
+    None when the post is about a place outside Banten altogether, so nothing is implied. ``likened``: the
+    named agencies the post only compares something to (``Recognition.likened``)."""
+    out = [Candidate(agency, True, agency in likened) for agency in dict.fromkeys(named)]
     best = int(np.argmax(decision_proba(category_proba[None, :])[0]))
     if best != NOT_A_SERVICE and elsewhere is not None:
         category = Category(CATEGORIES[best])
@@ -87,6 +93,7 @@ def candidate_features(
             min(n_named, 3) / 3.0,
             float(cand.named and n_named == 1),
             offer,
+            float(cand.likened),
         )
         at += EVIDENCE
         rows[row, at + AGENCY_INDEX[cand.agency] + (0 if cand.named else len(AGENCIES))] = 1.0
@@ -148,12 +155,13 @@ class AttributionModel:
         text: str,
         addressed: Sequence[Agency] = (),
         elsewhere: Sequence[Agency] | None = (),
+        likened: Sequence[Agency] = (),
     ) -> list[Agency]:
         """``text``: the masked text the embedding was computed from. An agency the post tags by its
         @account is kept whatever the head says: a complaint sent to the wrong office is still one that
         office was asked to answer (responsiveness counts it). ``elsewhere`` as ``candidates`` takes it:
-        "samsat bekasi" or a flood in Bogor is no Banten office's business."""
-        found = candidates(named, category_proba, elsewhere)
+        "samsat bekasi" or a flood in Bogor is no Banten office's business. ``likened`` as ``candidates``."""
+        found = candidates(named, category_proba, elsewhere, likened)
         if not found:
             return []
         features = candidate_features(embedding, category_proba, found, text)

@@ -1,9 +1,11 @@
-"""The shipped attribution head on the kinds of post it exists for: an agent's ad names an agency without
-being about it (kept in ``mentions``, left out of ``agencies``), a citizen's post about the service counts."""
+"""The shipped attribution head on the kinds of post it exists for: an agent's ad or a joke names an agency
+without being about it (kept in ``mentions``, left out of ``agencies``), a citizen's post about the service
+counts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,8 @@ def enricher() -> Enricher:
     [
         ("jasa urus STNK mati 5 tahun, proses cepat, wa 0812xxxx", Agency.SAMSAT, False),
         ("jasa bikin KTP kilat tanpa antri dukcapil tangerang", Agency.DUKCAPIL, False),
+        ("hubungan kita kayak air PDAM, kadang ngalir kadang mati", Agency.PDAM, False),
+        ("air PDAM di Cilegon mati 2 hari, kapan ngalir lagi", Agency.PDAM, True),
         ("perpanjang stnk 5 tahunan di samsat cikokol harus bawa bpkb asli gak min?", Agency.SAMSAT, True),
         ("bikin KTP di dukcapil kota tangerang antrenya 3 jam, blangkonya habis lagi", Agency.DUKCAPIL, True),
     ],
@@ -35,3 +39,33 @@ def test_an_agents_ad_names_the_agency_and_a_citizens_post_is_about_it(
     assert not isinstance(result, Exception)
     assert named in result.mentions
     assert (named in result.agencies) is about, result.agencies
+
+
+def test_training_picks_the_strongest_regularisation_within_one_standard_error(tmp_path: Path) -> None:
+    """The whole recipe on part of the in-domain data: cross-validated choice, a head the pipeline loads."""
+    import shutil
+
+    from rich.console import Console
+
+    from pipeline.model.attribution import AttributionModel
+    from pipeline.model.data import INDOMAIN_DIR
+    from pipeline.model.train_attribution import C_VALUES, train_attribution
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model_dir)
+    (model_dir / "attribution_head.safetensors").unlink()
+    lines = (INDOMAIN_DIR / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(lines[:300]) + "\n", encoding="utf-8")
+    (tmp_path / "valid.jsonl").write_text("\n".join(lines[300:360]) + "\n", encoding="utf-8")
+    summary = train_attribution(
+        model_dir, tmp_path / "train.jsonl", tmp_path / "valid.jsonl", Console(quiet=True), "onnx-int8"
+    )
+    best = summary["cv_best"]
+    assert summary["C"] in C_VALUES and summary["C"] <= best["C"]
+    assert best["micro_f1"] - best["standard_error"] <= summary["cv_micro_f1"] <= best["micro_f1"]
+    assert summary["cv_micro_f1"] > summary["gazetteer_micro_f1"]
+    head = AttributionModel.load(model_dir)
+    assert head is not None and (head.threshold, head.implied_threshold) == (
+        summary["threshold"],
+        summary["implied_threshold"],
+    )

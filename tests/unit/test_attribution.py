@@ -82,6 +82,10 @@ def test_features_mark_the_agency_and_how_it_was_found() -> None:
     assert rows[0, DIM + 2] == 0.9  # the category DLH serves is the likely one
     assert round(float(rows[0, DIM + 6]), 3) == 0.667  # two words of an offer
     assert rows[0, DIM + EVIDENCE + AGENCIES.index(Agency.DLH)] == 1.0
+    assert rows[0, DIM + 7] == 0.0  # named plainly
+    likened = candidates([Agency.DLH], _proba(Category.LINGKUNGAN_SAMPAH), likened=[Agency.DLH])
+    assert likened == [Candidate(Agency.DLH, True, likened=True)]
+    assert candidate_features(embedding, _proba(Category.LINGKUNGAN_SAMPAH), likened, "")[0, DIM + 7] == 1.0
 
 
 def test_scores_count_each_agency_once_per_post() -> None:

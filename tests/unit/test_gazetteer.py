@@ -457,3 +457,24 @@ def test_an_agency_tagged_by_its_account_is_addressed(gaz: Gazetteer) -> None:
     assert set(found.mentions) == {Agency.DISHUB, Agency.DPUPR}
     assert gaz.recognize("antri di samsat bandung lama").mentions == [Agency.SAMSAT]
     assert gaz.recognize("antri di samsat bandung lama").agencies == []
+
+
+@pytest.mark.parametrize(
+    ("text", "likened"),
+    [
+        ("hubungan kita kayak air PDAM, kadang ngalir kadang mati", [Agency.PDAM]),
+        ("rindu gw ke kamu kaya antrian di samsat, panjang", [Agency.SAMSAT]),
+        ("hate siga server dukcapil, loading wae", [Agency.DUKCAPIL]),
+        # a comparison pointing at the post's own case, or after the name, is no figure of speech
+        ("kayak gini pelayanan samsat serang? antri 4 jam", []),
+        ("air PDAM keruh kaya air got, udah 3 hari", []),
+        # named once plainly as well: the post is not only a comparison
+        ("air PDAM mati lagi, hidup gw kayak air PDAM", []),
+    ],
+)
+def test_an_agency_named_only_in_a_comparison_is_likened(
+    gaz: Gazetteer, text: str, likened: list[Agency]
+) -> None:
+    found = gaz.recognize(text)
+    assert found.likened == likened
+    assert set(likened) <= set(found.mentions)
