@@ -74,7 +74,10 @@ def train(
         "data/indomain/train.jsonl. Category: JSONL with text + category, default data/indomain/train.jsonl",
     ),
     valid: list[Path] | None = typer.Option(
-        None, "--valid", help="validation file(s) that choose the hyper-parameters (never the test split)"
+        None,
+        "--valid",
+        help="validation file(s) that choose the hyper-parameters (never the test split); --task attribution: "
+        "fitted on too, C and thresholds chosen by 5-fold cross-validation over --data and --valid together",
     ),
     base: Path | None = typer.Option(
         None,
