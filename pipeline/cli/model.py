@@ -76,8 +76,8 @@ def train(
     valid: list[Path] | None = typer.Option(
         None,
         "--valid",
-        help="validation file(s) that choose the hyper-parameters (never the test split); --task attribution: "
-        "fitted on too, C and thresholds chosen by 5-fold cross-validation over --data and --valid together",
+        help="validation file(s) that choose the hyper-parameters (never the test split); --task "
+        "attribution: fitted on too, C and thresholds by 5-fold cross-validation over --data and --valid",
     ),
     base: Path | None = typer.Option(
         None,

@@ -16,6 +16,7 @@ DATA_DIR: Traversable = files("pipeline.gazetteer").joinpath("data")
 AGENCIES_FILE = "agencies.yaml"
 REGIONS_FILE = "regions.yaml"
 OUTSIDE_FILE = "outside.yaml"
+VILLAGES_FILE = "villages.yaml"
 
 
 class GazetteerError(ValueError):
@@ -94,6 +95,15 @@ class OutsideFile(_Strict):
     outside: dict[str, list[str]]
 
 
+class VillagesFile(_Strict):
+    villages: dict[Region, list[PlaceItem]]
+
+    @field_validator("villages", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: Any) -> Any:
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
 M = TypeVar("M")
 
 
@@ -116,6 +126,8 @@ class GazetteerData(_Strict):
     agencies: dict[Agency, AgencyEntry]
     regions: dict[Region, RegionEntry]
     outside: dict[str, list[str]]
+    villages: dict[Region, list[PlaceItem]] = {}
+    """Desa and kelurahan, weak names (``villages.yaml``)."""
 
 
 def load_data(directory: Traversable | None = None) -> GazetteerData:
@@ -123,6 +135,8 @@ def load_data(directory: Traversable | None = None) -> GazetteerData:
     agencies = _read(directory / AGENCIES_FILE, TypeAdapter(dict[Agency, AgencyEntry]))
     regions = _read(directory / REGIONS_FILE, TypeAdapter(RegionsFile)).regions
     outside = _read(directory / OUTSIDE_FILE, TypeAdapter(OutsideFile)).outside
+    villages_path = directory / VILLAGES_FILE
+    villages = _read(villages_path, TypeAdapter(VillagesFile)).villages if villages_path.is_file() else {}
     for code, entry in regions.items():
         for key in ("weak", "shared"):
             unknown = sorted(set(getattr(entry, key)) - entry.place_names())
@@ -131,4 +145,4 @@ def load_data(directory: Traversable | None = None) -> GazetteerData:
                     f"{directory / REGIONS_FILE}: regions.{code}.{key}: "
                     f"not a kecamatan or place of {code}: {unknown}"
                 )
-    return GazetteerData(agencies=agencies, regions=regions, outside=outside)
+    return GazetteerData(agencies=agencies, regions=regions, outside=outside, villages=villages)

@@ -349,6 +349,18 @@ def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher
             for alias in variants:
                 note(alias, name, region, LEVEL_PLACE, name in weak_names, name in shared_names)
 
+    # Desa and kelurahan are weak, and give way to every name regions.yaml or outside.yaml lists: a village
+    # called like a kecamatan elsewhere must not make that kecamatan ambiguous.
+    listed = set(found) | {
+        matcher.phrase_tokens(a) for n, aliases in data.outside.items() for a in [n, *aliases]
+    }
+    for region, villages in data.villages.items():
+        for item in villages:
+            name, variants = place_variants(item)
+            for alias in variants:
+                if matcher.phrase_tokens(alias) not in listed:
+                    note(alias, name, region, LEVEL_PLACE, True)
+
     names = [(region, matcher.phrase_tokens(a)) for region, e in data.regions.items() for a in e.names]
     places: dict[tuple[str, ...], Place] = {}
     for toks, options in found.items():

@@ -284,7 +284,7 @@ def test_every_region_has_its_kecamatan() -> None:
 
 # Data validation
 def _copy_data(tmp_path: Path) -> Path:
-    for name in ("agencies.yaml", "regions.yaml", "outside.yaml"):
+    for name in ("agencies.yaml", "regions.yaml", "outside.yaml", "villages.yaml"):
         (tmp_path / name).write_text((DATA_DIR / name).read_text(encoding="utf-8"), encoding="utf-8")
     return tmp_path
 
@@ -306,6 +306,15 @@ def test_unknown_region_code_is_rejected(tmp_path: Path) -> None:
     (path / "regions.yaml").write_text('regions:\n  "3699":\n    names: [atlantis]\n', encoding="utf-8")
     with pytest.raises(GazetteerError, match=r"regions\.yaml.*3699"):
         Gazetteer.load(path)
+
+
+def test_a_village_of_an_unknown_region_is_rejected_and_the_file_is_optional(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "villages.yaml").write_text('villages:\n  "3699": [Atlantis]\n', encoding="utf-8")
+    with pytest.raises(GazetteerError, match=r"villages\.yaml.*3699"):
+        Gazetteer.load(path)
+    (path / "villages.yaml").unlink()
+    assert Gazetteer.load(path).recognize("desa Cikayas").region is None
 
 
 def test_unknown_field_is_rejected(tmp_path: Path) -> None:
@@ -478,3 +487,24 @@ def test_an_agency_named_only_in_a_comparison_is_likened(
     found = gaz.recognize(text)
     assert found.likened == likened
     assert set(likened) <= set(found.mentions)
+
+
+@pytest.mark.parametrize(
+    ("text", "region"),
+    [
+        ("jalan desa Cikayas rusak parah, motor pada jatuh", R.KAB_PANDEGLANG),  # a village after "desa"
+        ("kelurahan Serua ramah bgt", R.KOTA_TANGERANG_SELATAN),  # by its other spelling, Sarua
+        ("Cikayas", None),  # a bare village name is no evidence
+        ("ke kampung Bendungan macet", None),  # a village name in several kab/kota settles nothing
+        ("desa Sukamaju, Bogor, banjir lagi", None),  # a village name right before a place outside Banten
+    ],
+)
+def test_a_desa_or_kelurahan_counts_after_a_place_word(
+    gaz: Gazetteer, text: str, region: Region | None
+) -> None:
+    assert gaz.recognize(text).region == region
+
+
+def test_villages_give_way_to_the_names_regions_yaml_lists(gaz: Gazetteer) -> None:
+    # "Cibodas" is a kecamatan of Kota Tangerang and a desa elsewhere: the desa does not make it ambiguous
+    assert gaz.recognize("kecamatan Cibodas banjir").region == R.KOTA_TANGERANG
