@@ -98,6 +98,13 @@ class OutsideFile(_Strict):
 class VillagesFile(_Strict):
     villages: dict[Region, list[PlaceItem]]
 
+    @field_validator("villages")
+    @classmethod
+    def _one_name_per_item(cls, value: dict[Region, list[PlaceItem]]) -> dict[Region, list[PlaceItem]]:
+        for items in value.values():
+            RegionEntry._one_name_per_item(items)
+        return value
+
     @field_validator("villages", mode="before")
     @classmethod
     def _codes_as_text(cls, value: Any) -> Any:

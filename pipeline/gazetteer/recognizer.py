@@ -81,10 +81,18 @@ NOT_A_LIKENING = frozenset(
 """After a comparison word these point at the post's own case ("kayak gini pelayanan samsat?")."""
 
 
+RICH_BEFORE = frozenset({"orang", "org", "yang", "yg", "paling", "lebih", "makin", "semakin", "jadi"})
+"""Before "kaya" these make it "rich" ("orang kaya bayar pajak di samsat"), not "like"."""
+
+
 def _likened(toks: Sequence[str], start: int) -> bool:
     for at in range(max(0, start - LIKENING_REACH), start):
-        if toks[at] in LIKENING_WORDS and (at + 1 >= len(toks) or toks[at + 1] not in NOT_A_LIKENING):
-            return True
+        word = toks[at]
+        if word not in LIKENING_WORDS or toks[at + 1] in NOT_A_LIKENING:
+            continue
+        if word == "kaya" and at > 0 and toks[at - 1] in RICH_BEFORE:
+            continue
+        return True
     return False
 
 
@@ -224,7 +232,10 @@ class Gazetteer:
             road_end = p.end if road else road_end
             if place.outside:
                 continue
-            if len(place.regions) > 1:
+            if len(place.regions) > 1 and place.weak:  # a desa name several kab/kota have: only sure evidence
+                picked = [r for r in place.regions if r in sure]
+                banten.append((p, picked[0] if len(picked) == 1 else None, 0 if road else 1))
+            elif len(place.regions) > 1:
                 picked = [r for r in place.regions if r in sure] or [r for r in place.regions if r in hinted]
                 banten.append((p, picked[0] if len(picked) == 1 else None, 0 if road else 2))
             elif not place.weak:
@@ -246,12 +257,12 @@ class Gazetteer:
                 continue  # "kader PKB", "ngaji di TPA", "kartu kuning ke pemain"
             if alias.agency not in mentions:
                 mentions.append(alias.agency)
-            if not _likened(toks, a.start):
-                plain.add(alias.agency)
             if alias.region is None and near:
                 nearest, is_banten = min(near, key=lambda item: _gap(a, item[0]))
                 if not is_banten and _gap(a, nearest) <= NEAR_TOKENS * 2 + 1:  # _gap counts half-steps
                     continue  # "samsat bandung": a mention of some other province's office
+            if not _likened(toks, a.start):
+                plain.add(alias.agency)
             if alias.agency not in agencies:
                 agencies.append(alias.agency)
             if toks[a.start].startswith("@") and alias.agency not in addressed:
@@ -277,7 +288,7 @@ class Gazetteer:
             region=region,
             places=places,
             outside_banten=bool(outside) and not has_banten,
-            likened=[agency for agency in mentions if agency not in plain],
+            likened=[agency for agency in agencies if agency not in plain],
         )
 
 
@@ -350,16 +361,30 @@ def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher
                 note(alias, name, region, LEVEL_PLACE, name in weak_names, name in shared_names)
 
     # Desa and kelurahan are weak, and give way to every name regions.yaml or outside.yaml lists: a village
-    # called like a kecamatan elsewhere must not make that kecamatan ambiguous.
-    listed = set(found) | {
-        matcher.phrase_tokens(a) for n, aliases in data.outside.items() for a in [n, *aliases]
-    }
+    # called like a kecamatan elsewhere must not make that kecamatan ambiguous. A village whose name holds a
+    # listed name of its own kab/kota ("Malingping Utara", "Pamulang Barat") is as sure as that name (the
+    # longer match wins, so a weak one would hide it); one holding another kab/kota's name is left out.
+    listed = {toks: {o[1] for o in options} for toks, options in found.items()}
+    for place_name, aliases in data.outside.items():
+        for alias in [place_name, *aliases]:
+            listed.setdefault(matcher.phrase_tokens(alias), set())
     for region, villages in data.villages.items():
         for item in villages:
             name, variants = place_variants(item)
             for alias in variants:
-                if matcher.phrase_tokens(alias) not in listed:
+                toks = matcher.phrase_tokens(alias)
+                if toks in listed:
+                    continue
+                held = [
+                    listed[toks[i:j]]
+                    for i in range(len(toks))
+                    for j in range(i + 1, len(toks) + 1)
+                    if toks[i:j] in listed
+                ]
+                if not held:
                     note(alias, name, region, LEVEL_PLACE, True)
+                elif all(region in regions for regions in held):
+                    note(alias, name, region, LEVEL_PLACE, False)
 
     names = [(region, matcher.phrase_tokens(a)) for region, e in data.regions.items() for a in e.names]
     places: dict[tuple[str, ...], Place] = {}

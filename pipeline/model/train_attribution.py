@@ -284,6 +284,7 @@ def train_attribution(
         "selected_by": f"{FOLDS}-fold cross-validation over train+valid (folds by post, seed {FOLD_SEED})",
         "cv_micro_f1": round(f1, 4),
         "cv_best": {"C": top[1], "micro_f1": round(top[0], 4), "standard_error": round(error, 4)},
+        "cv_by_C": {str(row[1]): round(row[0], 4) for row in scored},
         "gazetteer_micro_f1": round(rules.micro_f1, 4),
         "train": file_info(train) | {"posts": len(tr.gold)},
         "valid": file_info(valid) | {"posts": len(va.gold)},

@@ -479,6 +479,9 @@ def test_an_agency_tagged_by_its_account_is_addressed(gaz: Gazetteer) -> None:
         ("air PDAM keruh kaya air got, udah 3 hari", []),
         # named once plainly as well: the post is not only a comparison
         ("air PDAM mati lagi, hidup gw kayak air PDAM", []),
+        ("orang kaya bayar pajak di samsat", []),  # "kaya" as rich
+        # the Banten office is only likened; the one in Bandung is no evidence either way
+        ("di samsat bandung cepet, di sini kayak samsat siput", [Agency.SAMSAT]),
     ],
 )
 def test_an_agency_named_only_in_a_comparison_is_likened(
@@ -486,7 +489,7 @@ def test_an_agency_named_only_in_a_comparison_is_likened(
 ) -> None:
     found = gaz.recognize(text)
     assert found.likened == likened
-    assert set(likened) <= set(found.mentions)
+    assert set(likened) <= set(found.agencies)
 
 
 @pytest.mark.parametrize(
@@ -497,6 +500,10 @@ def test_an_agency_named_only_in_a_comparison_is_likened(
         ("Cikayas", None),  # a bare village name is no evidence
         ("ke kampung Bendungan macet", None),  # a village name in several kab/kota settles nothing
         ("desa Sukamaju, Bogor, banjir lagi", None),  # a village name right before a place outside Banten
+        ("banjir di Malingping Utara", R.KAB_LEBAK),  # a village named after its kecamatan needs no marker
+        ("update Pamulang Barat macet", R.KOTA_TANGERANG_SELATAN),
+        # a desa name several kab/kota share does not move the region a city name gives
+        ("pdam serang mati di Sukamaju", R.KOTA_SERANG),
     ],
 )
 def test_a_desa_or_kelurahan_counts_after_a_place_word(
