@@ -36,7 +36,19 @@ OFFER_WORDING = re.compile(
 without being about Samsat's service); the head learns how much it counts."""
 
 
-EVIDENCE = 8
+OFFER_OPENING = re.compile(
+    r"^\W*(jasa|terima (jasa|pesanan|pembuatan|pengurusan|order)|jual|dijual|sewa|disewakan|ready|open "
+    r"(jasa|order|po)|melayani|menerima|siap (bantu|antar|melayani)|konsultan|layanan antar|bisa dibantu)\b",
+    re.IGNORECASE,
+)
+"""An agent's ad opens with what it sells ("Jasa urus STNK ...", "Jual token & bayar tagihan PDAM ...",
+"Terima pembuatan KTP ..."); "terima kasih" does not match."""
+CONTACT_CALL = re.compile(
+    r"\[TELEPON\]|\b(wa|whatsapp|hubungi|hub|telp|call|sms)\b\W{0,3}\+?\d{4,}", re.IGNORECASE
+)
+"""A phone number to call (masked as [TELEPON] by the time the head reads the text, or written after "wa")."""
+
+EVIDENCE = 10
 """Evidence inputs per candidate besides the embedding and the agency one-hots."""
 
 
@@ -80,6 +92,8 @@ def candidate_features(
     n_named = sum(c.named for c in found)
     priors = default_rules().priors
     offer = min(len(OFFER_WORDING.findall(text)), 3) / 3.0
+    opening = float(bool(OFFER_OPENING.search(text)))
+    contact = float(bool(CONTACT_CALL.search(text)))
     rows = np.zeros((len(found), embedding.shape[0] + EVIDENCE + 2 * len(AGENCIES)), dtype=np.float32)
     for row, cand in enumerate(found):
         at = embedding.shape[0]
@@ -94,6 +108,8 @@ def candidate_features(
             float(cand.named and n_named == 1),
             offer,
             float(cand.likened),
+            opening,
+            contact,
         )
         at += EVIDENCE
         rows[row, at + AGENCY_INDEX[cand.agency] + (0 if cand.named else len(AGENCIES))] = 1.0

@@ -83,6 +83,15 @@ def test_features_mark_the_agency_and_how_it_was_found() -> None:
     assert round(float(rows[0, DIM + 6]), 3) == 0.667  # two words of an offer
     assert rows[0, DIM + EVIDENCE + AGENCIES.index(Agency.DLH)] == 1.0
     assert rows[0, DIM + 7] == 0.0  # named plainly
+    assert rows[0, DIM + 8] == 1.0 and rows[0, DIM + 9] == 0.0  # opens as an offer; no phone number
+    found = candidates([Agency.SAMSAT], _proba(Category.PAJAK_KENDARAAN))
+    for text, opening, contact in [
+        ("Terima kasih Samsat, cepet banget", 0.0, 0.0),
+        ("TERIMA jasa urus balik nama, wa 0812345678", 1.0, 1.0),
+        ("samsat keliling hari ini di mana? hubungi [TELEPON] katanya", 0.0, 1.0),
+    ]:
+        row = candidate_features(embedding, _proba(Category.PAJAK_KENDARAAN), found, text)[0]
+        assert (row[DIM + 8], row[DIM + 9]) == (opening, contact), text
     likened = candidates([Agency.DLH], _proba(Category.LINGKUNGAN_SAMPAH), likened=[Agency.DLH])
     assert likened == [Candidate(Agency.DLH, True, likened=True)]
     assert candidate_features(embedding, _proba(Category.LINGKUNGAN_SAMPAH), likened, "")[0, DIM + 7] == 1.0
