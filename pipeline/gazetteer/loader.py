@@ -81,14 +81,18 @@ class RegionEntry(_Strict):
         return {place_variants(item)[0] for item in [*self.kecamatan, *self.places]}
 
 
+def codes_as_text(value: Any) -> Any:
+    """Region codes as keys: an unquoted YAML key 3603 arrives as an int."""
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
 class RegionsFile(_Strict):
     regions: dict[Region, RegionEntry]
 
     @field_validator("regions", mode="before")
     @classmethod
-    def _codes_as_text(cls, value: Any) -> Any:
-        # An unquoted YAML key 3603 arrives as an int.
-        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    def _codes(cls, value: Any) -> Any:
+        return codes_as_text(value)
 
 
 class OutsideFile(_Strict):
@@ -107,8 +111,8 @@ class VillagesFile(_Strict):
 
     @field_validator("villages", mode="before")
     @classmethod
-    def _codes_as_text(cls, value: Any) -> Any:
-        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    def _codes(cls, value: Any) -> Any:
+        return codes_as_text(value)
 
 
 M = TypeVar("M")

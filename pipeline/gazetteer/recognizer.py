@@ -232,12 +232,13 @@ class Gazetteer:
             road_end = p.end if road else road_end
             if place.outside:
                 continue
-            if len(place.regions) > 1 and place.weak:  # a desa name several kab/kota have: only sure evidence
+            if len(place.regions) > 1:
+                # a weak one (a desa name several kab/kota have) settles on sure evidence only
                 picked = [r for r in place.regions if r in sure]
-                banten.append((p, picked[0] if len(picked) == 1 else None, 0 if road else 1))
-            elif len(place.regions) > 1:
-                picked = [r for r in place.regions if r in sure] or [r for r in place.regions if r in hinted]
-                banten.append((p, picked[0] if len(picked) == 1 else None, 0 if road else 2))
+                if not place.weak:
+                    picked = picked or [r for r in place.regions if r in hinted]
+                rank = 1 if place.weak else 2
+                banten.append((p, picked[0] if len(picked) == 1 else None, 0 if road else rank))
             elif not place.weak:
                 banten.append((p, place.regions[0], 0 if road else 2))
             elif place.regions[0] in sure or (p.start and toks[p.start - 1] in PLACE_MARKERS):

@@ -116,6 +116,13 @@ def candidate_features(
     return rows
 
 
+def kept(
+    cand: Candidate, probability: float, addressed: Sequence[Agency], named_at: float, implied_at: float
+) -> bool:
+    """The head's decision for one candidate: an agency the post tags by its @account is always kept."""
+    return cand.agency in addressed or probability >= (named_at if cand.named else implied_at)
+
+
 class AttributionModel:
     def __init__(
         self,
@@ -185,5 +192,5 @@ class AttributionModel:
         return [
             cand.agency
             for cand, p in zip(found, proba, strict=True)
-            if cand.agency in addressed or p >= (self.threshold if cand.named else self.implied_threshold)
+            if kept(cand, float(p), addressed, self.threshold, self.implied_threshold)
         ]

@@ -23,10 +23,12 @@ from pipeline.model.attribution import (
     Candidate,
     candidate_features,
     candidates,
+    kept,
 )
 from pipeline.model.category import CategoryModel
 from pipeline.model.data import file_info, read_jsonl, record_text
 from pipeline.model.encoder import Backend
+from pipeline.model.evaluate import BOOTSTRAP_RESAMPLES
 from pipeline.model.sentiment import META_FILE, SentimentModel, write_meta
 from schemas.vocab import Agency
 
@@ -139,7 +141,7 @@ def decide(
     """Each post's agencies from its candidates' probabilities, as ``AttributionModel.attribute`` decides."""
     out: list[list[Agency]] = [[] for _ in data.gold]
     for p, index, cand in zip(proba, rows.post, rows.found, strict=True):
-        if cand.agency in data.addressed[index] or p >= (named_at if cand.named else implied_at):
+        if kept(cand, float(p), data.addressed[index], named_at, implied_at):
             out[index].append(cand.agency)
     return out
 
@@ -160,15 +162,17 @@ def best_thresholds(
 
 
 def standard_error(predicted: Sequence[Sequence[Agency]], gold: Sequence[set[Agency]]) -> float:
-    """Bootstrap standard error of micro-F1, posts resampled (1000 draws, seed 0)."""
+    """Bootstrap standard error of micro-F1, posts resampled (``BOOTSTRAP_RESAMPLES`` draws, seed 0)."""
     counts = np.array(
         [[len(set(p) & g), len(set(p) - g), len(g - set(p))] for p, g in zip(predicted, gold, strict=True)]
     )
     rng = np.random.default_rng(0)
-    draws = []
-    for _ in range(1000):
-        tp, fp, fn = counts[rng.integers(0, len(counts), len(counts))].sum(axis=0)
-        draws.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    draws = [
+        AttributionScore(
+            *(int(n) for n in counts[rng.integers(0, len(counts), len(counts))].sum(axis=0))
+        ).micro_f1
+        for _ in range(BOOTSTRAP_RESAMPLES)
+    ]
     return float(np.std(draws))
 
 
@@ -231,11 +235,12 @@ def attribute_all(model: AttributionModel | None, data: AttributionExamples) -> 
         data.named,
         data.addressed,
         data.elsewhere,
+        data.likened,
         strict=True,
     )
     return [
         model.attribute(emb, proba, named, text, tagged, away, likened)
-        for (text, emb, proba, named, tagged, away), likened in zip(posts, data.likened, strict=True)
+        for text, emb, proba, named, tagged, away, likened in posts
     ]
 
 
