@@ -16,6 +16,7 @@ from pipeline.settings import get_settings
 
 if TYPE_CHECKING:
     from pipeline.model.encoder import Backend
+    from pipeline.model.layers import EmbeddingLayer
 
 app = typer.Typer(help="Build, train and evaluate the sentiment and category models.", no_args_is_help=True)
 console = make_console()
@@ -157,6 +158,12 @@ def train(
         help="encoder backend of the embeddings: frozen-head trainer fp32 (default) or int8; --task category "
         "any, default the one the pipeline runs (PANTAU_MODEL_BACKEND)",
     ),
+    head_layer: str = typer.Option(
+        "topic",
+        "--head-layer",
+        help="--task category: the encoder output the head reads, topic (layer 6: fine-tunes with "
+        "--freeze-layers 6 keep it, so the head carries over) or last; the attribution head reads the same",
+    ),
 ) -> None:
     """Train a calibrated head on frozen encoder embeddings (default), or fine-tune the encoder (--epochs)."""
     from pipeline.model.data import (
@@ -170,6 +177,9 @@ def train(
     head_only = task in (Task.CATEGORY, Task.ATTRIBUTION)
     if epochs and head_only:
         raise typer.BadParameter(f"--epochs fine-tunes the sentiment model; the {task} head is linear only")
+    if task is not Task.CATEGORY and _given(ctx, ["head_layer"]):
+        raise typer.BadParameter("only with --task category", param_hint="--head-layer")
+    layer = _head_layer(head_layer)
     if head_only and base is not None:
         raise typer.BadParameter(
             f"--task {task} fits its head on the encoder of the --out model; --base does not apply",
@@ -227,15 +237,20 @@ def train(
         from pipeline.model.train_attribution import train_attribution
         from pipeline.model.train_category import train_category
 
-        fit_head = train_attribution if task is Task.ATTRIBUTION else train_category
-        fit_head(
-            out or get_settings().model_dir,
-            train_files[0],
-            valid_files[0],
-            console,
-            _backend(backend or get_settings().model_backend),
-            threads=threads,
-        )
+        where = out or get_settings().model_dir
+        head_backend = _backend(backend or get_settings().model_backend)
+        if task is Task.ATTRIBUTION:
+            train_attribution(where, train_files[0], valid_files[0], console, head_backend, threads=threads)
+        else:
+            train_category(
+                where,
+                train_files[0],
+                valid_files[0],
+                console,
+                head_backend,
+                threads=threads,
+                layer=layer,
+            )
         return
     from pipeline.model.train import train_sentiment
 
@@ -348,6 +363,15 @@ def _finetune(
     )
 
 
+def _head_layer(value: str) -> EmbeddingLayer:
+    from pipeline.model.layers import LAYERS
+
+    for layer in LAYERS:
+        if value == layer:
+            return layer
+    raise typer.BadParameter(f"must be one of {', '.join(LAYERS)}", param_hint="--head-layer")
+
+
 def _backend(value: str) -> Backend:
     from pipeline.model.encoder import BACKENDS
 
@@ -386,8 +410,8 @@ def eval_(
         False,
         "--suite",
         help="instead of --data: every domain's sentiment test set (SmSA, NusaX jav/sun, in-domain, DKK "
-        "Semarang when present) in one table, plus agency attribution micro-F1 with per-agency errors and "
-        "category accuracy of the whole enrichment on the in-domain test split",
+        "Semarang when present) in one table, plus agency attribution micro-F1 with per-agency errors, "
+        "category and region accuracy of the whole enrichment on the in-domain test splits",
     ),
     markdown: bool = typer.Option(False, "--markdown", help="with --suite: the tables as Markdown"),
     task: Task = typer.Option(Task.SENTIMENT, "--task", help="which head to evaluate"),
@@ -432,7 +456,7 @@ def eval_(
         for path, (rows, categories) in zip(data, posts, strict=True):
             with progress_bar(console) as bar:
                 task_id = bar.add_task(f"embedding {path.name}", total=None)
-                embeddings, evidence = category_inputs(m, rows, partial(bar.advance, task_id))
+                embeddings, evidence = category_inputs(m, rows, head.layer, partial(bar.advance, task_id))
             print_report(evaluate_category(head, embeddings, evidence, categories), console, title=str(path))
         return
     labelled = _read_data(load_labelled, data)

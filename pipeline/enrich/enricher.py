@@ -17,6 +17,7 @@ from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazett
 from pipeline.model.attribution import AttributionModel
 from pipeline.model.category import CategoryModel, decision_proba, evidence_features
 from pipeline.model.encoder import Backend
+from pipeline.model.layers import pick_layer
 from pipeline.model.sentiment import SentimentModel
 from pipeline.settings import Settings
 from pipeline.text.lang import detect_lang
@@ -173,7 +174,10 @@ class Enricher:
         sentiments = self.sentiment.predictions_from_proba(
             self.sentiment.probabilities_from_embeddings(embeddings)
         )
-        category_proba = self.category.probabilities(embeddings, evidence_matrix([e for _, _, e in staged]))
+        category_proba = self.category.probabilities(
+            pick_layer(self.category.layer, embeddings, topic_embeddings),
+            evidence_matrix([e for _, _, e in staged]),
+        )
         categories = self.category.predictions(decision_proba(category_proba))
         now = datetime.now(UTC)
         for row, ((index, post, evidence), sentiment, category) in enumerate(
@@ -186,7 +190,7 @@ class Enricher:
             if self.attribution is not None:
                 found = evidence.found
                 agencies = self.attribution.attribute(
-                    embeddings[row],
+                    pick_layer(self.attribution.layer, embeddings, topic_embeddings)[row],
                     category_proba[row],
                     agencies,
                     text,

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.enrich.category import default_rules
 from pipeline.model.category import CATEGORIES, decision_proba
+from pipeline.model.layers import LAYER_KEY, EmbeddingLayer, read_layer
 from schemas.vocab import Agency, Category
 
 ATTRIBUTION_HEAD_FILE = "attribution_head.safetensors"
@@ -131,6 +132,7 @@ class AttributionModel:
         threshold: float,
         implied_threshold: float | None = None,
         version: str = "attr-unsaved",
+        layer: EmbeddingLayer = "last",
     ) -> None:
         self.weight = weight
         self.bias = bias
@@ -139,6 +141,8 @@ class AttributionModel:
         self.implied_threshold = threshold if implied_threshold is None else implied_threshold
         """For an agency only the category implies."""
         self.version = version
+        self.layer: EmbeddingLayer = layer
+        """The encoder output ``attribute``'s embedding must come from (``pipeline.model.layers``)."""
 
     @classmethod
     def load(cls, model_dir: Path) -> AttributionModel | None:
@@ -155,7 +159,7 @@ class AttributionModel:
         threshold = float(meta.get("threshold", "0.5"))
         implied = float(meta.get("implied_threshold", str(threshold)))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-        return cls(weight, bias, threshold, implied, version=f"attr-{digest}")
+        return cls(weight, bias, threshold, implied, version=f"attr-{digest}", layer=read_layer(meta, path))
 
     def save(self, path: Path, metadata: dict[str, str] | None = None) -> None:
         from safetensors.numpy import save_file
@@ -164,8 +168,12 @@ class AttributionModel:
             "weight": np.ascontiguousarray(self.weight, dtype=np.float32),
             "bias": np.array([self.bias], dtype=np.float32),
         }
-        thresholds = {"threshold": str(self.threshold), "implied_threshold": str(self.implied_threshold)}
-        save_file(tensors, str(path), {**thresholds, **(metadata or {})})
+        own = {
+            "threshold": str(self.threshold),
+            "implied_threshold": str(self.implied_threshold),
+            LAYER_KEY: self.layer,
+        }
+        save_file(tensors, str(path), {**own, **(metadata or {})})
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(1.0 / (1.0 + np.exp(-(features @ self.weight + self.bias))))

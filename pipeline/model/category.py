@@ -7,34 +7,19 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.enrich.category import CategoryGuess
+from pipeline.model.layers import LAYER_KEY, EmbeddingLayer, read_layer
 from pipeline.model.sentiment import Head
 from schemas.vocab import Agency, Category
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 CATEGORY_HEAD_FILE = "category_head.safetensors"
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
 AGENCIES: tuple[str, ...] = tuple(a.value for a in Agency)
 PUBLIC_SERVICE_THRESHOLD = 0.5
 """``is_public_service`` is false only when ``bukan_layanan`` is at least this likely."""
-
-
-def remove_stale_category_head(model_dir: Path, console: Console) -> None:
-    """A category head fitted on another encoder's embeddings gives wrong categories without any error, so a
-    trainer that writes a new encoder or sentiment head into ``model_dir`` removes it."""
-    stale = model_dir / CATEGORY_HEAD_FILE
-    if stale.exists():
-        stale.unlink()
-        console.print(
-            f"[yellow]removed stale {stale}[/] (fitted on other embeddings); retrain it: "
-            f"pantau model train --task category --out {model_dir}"
-        )
 
 
 def evidence_features(guesses: Sequence[CategoryGuess], agencies: Sequence[Sequence[Agency]]) -> np.ndarray:
@@ -55,12 +40,20 @@ class CategoryPrediction:
 
 
 class CategoryModel:
-    def __init__(self, head: Head, evidence_weight: float, version: str = "cat-unsaved") -> None:
+    def __init__(
+        self,
+        head: Head,
+        evidence_weight: float,
+        version: str = "cat-unsaved",
+        layer: EmbeddingLayer = "last",
+    ) -> None:
         if head.labels != CATEGORIES:
             raise ValueError(f"category head labels {head.labels} differ from the Category ids")
         self.head = head
         self.evidence_weight = evidence_weight
         self.version = version
+        self.layer: EmbeddingLayer = layer
+        """The encoder output ``embeddings`` must come from (``pipeline.model.layers``)."""
 
     @classmethod
     def load(cls, model_dir: Path) -> CategoryModel:
@@ -68,9 +61,13 @@ class CategoryModel:
 
         path = model_dir / CATEGORY_HEAD_FILE
         with safe_open(str(path), framework="np") as f:
-            weight = float((f.metadata() or {}).get("evidence_weight", "1.0"))
+            meta = f.metadata() or {}
+        weight = float(meta.get("evidence_weight", "1.0"))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-        return cls(Head.load(path), weight, version=f"cat-{digest}")
+        return cls(Head.load(path), weight, version=f"cat-{digest}", layer=read_layer(meta, path))
+
+    def save(self, path: Path) -> None:
+        self.head.save(path, metadata={"evidence_weight": str(self.evidence_weight), LAYER_KEY: self.layer})
 
     def features(self, embeddings: np.ndarray, evidence: np.ndarray) -> np.ndarray:
         return np.hstack([embeddings, self.evidence_weight * evidence]).astype(np.float32)

@@ -20,6 +20,7 @@ from pipeline.model.encoder import (
     load_tokenizer,
     save_safetensors,
 )
+from pipeline.model.layers import EmbeddingLayer, pick_layer
 from pipeline.model.packed import HEAD_FILE, PACKED_FILE, read_head
 from pipeline.settings import DEFAULT_MODEL_DIR
 from schemas.posts import Sentiment
@@ -160,6 +161,12 @@ class SentimentModel:
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """L2-normalised mean-pooled last-layer embeddings ``(n, 384)``: what the heads read."""
         return self.embed_with_topics(texts, progress)[0]
+
+    def embed_layer(
+        self, texts: Sequence[str], layer: EmbeddingLayer, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """The embeddings a head on ``layer`` reads (``pipeline.model.layers``)."""
+        return pick_layer(layer, *self.embed_with_topics(texts, progress))
 
     def embed_with_topics(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.model.data import DATA_DIR, INDOMAIN_DIR, SMSA_DIR, load_labelled, read_jsonl, record_text
 from pipeline.model.evaluate import EvalReport, evaluate
 from pipeline.model.train_attribution import AttributionScore, per_agency, score_attribution
-from schemas.vocab import Agency
+from schemas.vocab import Agency, Region
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,7 +45,8 @@ ATTRIBUTION_SETS: tuple[SuiteSet, ...] = (
     SuiteSet("in-domain", INDOMAIN_DIR / "test.jsonl"),
     SuiteSet("in-domain added", INDOMAIN_DIR / "test2.jsonl"),
 )
-"""Labelled in-domain posts (``agencies`` and ``category``) that the pipeline's enrichment is scored on."""
+"""Labelled in-domain posts (``agencies``, ``category``, ``region``) that the pipeline's enrichment is scored
+on."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,25 @@ class AttributionReport:
     category_accuracy: float
     category_errors: dict[str, Counter[str]]
     """True category → the categories it was taken for (wrong ones only)."""
+    region_accuracy: float = 0.0
+    """BPS code of the kab/kota, or none, as labelled."""
+    region_errors: dict[str, Counter[str]] = field(default_factory=dict)
+    """True region → the regions it was taken for (``none``: no region)."""
+
+
+def _confusions(predicted: Sequence[str], gold: Sequence[str]) -> tuple[float, dict[str, Counter[str]]]:
+    """Accuracy, and each true value → the values it was taken for (wrong ones only)."""
+    errors: dict[str, Counter[str]] = {}
+    right = 0
+    for pred, want in zip(predicted, gold, strict=True):
+        if pred == want:
+            right += 1
+        else:
+            errors.setdefault(want, Counter())[pred] += 1
+    return (right / len(gold) if gold else 0.0), dict(sorted(errors.items()))
+
+
+NO_REGION = "none"
 
 
 def score_enrichment(
@@ -66,26 +86,29 @@ def score_enrichment(
     gold_agencies: Sequence[Sequence[str]],
     predicted_categories: Sequence[str],
     gold_categories: Sequence[str],
+    predicted_regions: Sequence[str | None] | None = None,
+    gold_regions: Sequence[str | None] | None = None,
 ) -> AttributionReport:
-    """Agency micro-F1 with each agency's errors, and category accuracy with each category's confusions."""
+    """Agency micro-F1 with each agency's errors, category accuracy with each category's confusions and,
+    given regions, region accuracy with its confusions."""
     n = len(gold_agencies)
     if not n == len(predicted_agencies) == len(predicted_categories) == len(gold_categories):
         raise ValueError("predictions and labels differ in length")
     predicted = [[Agency(a) for a in pred] for pred in predicted_agencies]
     gold = [{Agency(a) for a in want} for want in gold_agencies]
-    errors: dict[str, Counter[str]] = {}
-    right = 0
-    for pred_cat, want_cat in zip(predicted_categories, gold_categories, strict=True):
-        if pred_cat == want_cat:
-            right += 1
-        else:
-            errors.setdefault(want_cat, Counter())[pred_cat] += 1
+    category_accuracy, category_errors = _confusions(predicted_categories, gold_categories)
+    regions = (predicted_regions or [], gold_regions or [])
+    if not len(regions[0]) == len(regions[1]) in (0, n):
+        raise ValueError("region predictions and labels differ in length")
+    region_accuracy, region_errors = _confusions(*([r or NO_REGION for r in side] for side in regions))
     return AttributionReport(
         n=n,
         agencies=score_attribution(predicted, gold),
         per_agency=per_agency(predicted, gold),
-        category_accuracy=right / n if n else 0.0,
-        category_errors=dict(sorted(errors.items())),
+        category_accuracy=category_accuracy,
+        category_errors=category_errors,
+        region_accuracy=region_accuracy,
+        region_errors=region_errors,
     )
 
 
@@ -98,17 +121,19 @@ class SuiteReport:
     missing: list[SuiteSet] = field(default_factory=list)
 
 
-def _raw_posts(path: Path) -> tuple[list[dict[str, Any]], list[list[str]], list[str]]:
+def _raw_posts(path: Path) -> tuple[list[dict[str, Any]], list[list[str]], list[str], list[str | None]]:
     """Raw posts as a connector would deliver them (an official reply with its author's handle), with the
-    ``agencies`` and ``category`` labels."""
-    posts, agencies, categories = [], [], []
+    ``agencies``, ``category`` and ``region`` labels (a missing region: none)."""
+    posts, agencies, categories, regions = [], [], [], []
     for lineno, row in read_jsonl(path):
         text = record_text(path, lineno, row)
         labelled = row.get("agencies")
         if not isinstance(labelled, list) or "category" not in row:
             raise ValueError(f"{path}:{lineno}: expected 'agencies' (a list) and 'category'")
+        region = row.get("region")
         try:
             agencies.append([Agency(a).value for a in labelled])
+            regions.append(None if region is None else Region(str(region)).value)
         except ValueError as exc:
             raise ValueError(f"{path}:{lineno}: {exc}") from None
         categories.append(str(row["category"]))
@@ -121,24 +146,34 @@ def _raw_posts(path: Path) -> tuple[list[dict[str, Any]], list[list[str]], list[
         if row.get("author"):
             post["author"] = {"handle": str(row["author"])}
         posts.append(post)
-    return posts, agencies, categories
+    return posts, agencies, categories, regions
 
 
 def score_attribution_file(enricher: Enricher, path: Path) -> AttributionReport:
     from pipeline.validation import Rejected, validate_raw_post
 
-    raw, gold_agencies, gold_categories = _raw_posts(path)
+    raw, gold_agencies, gold_categories, gold_regions = _raw_posts(path)
     results = enricher.enrich([validate_raw_post(post) for post in raw])
     predicted_agencies: list[list[str]] = []
     predicted_categories: list[str] = []
+    predicted_regions: list[str | None] = []
     for result in results:
         if isinstance(result, Rejected):  # counts as wrong on every label rather than vanishing
             predicted_agencies.append([])
             predicted_categories.append(f"(rejected: {result.reason})")
+            predicted_regions.append(f"(rejected: {result.reason})")
             continue
         predicted_agencies.append([a.value for a in result.agencies])
         predicted_categories.append(result.category.value)
-    return score_enrichment(predicted_agencies, gold_agencies, predicted_categories, gold_categories)
+        predicted_regions.append(result.region.value if result.region else None)
+    return score_enrichment(
+        predicted_agencies,
+        gold_agencies,
+        predicted_categories,
+        gold_categories,
+        predicted_regions,
+        gold_regions,
+    )
 
 
 def run_suite(
@@ -191,7 +226,16 @@ def sentiment_rows(report: SuiteReport) -> list[list[object]]:
 
 
 SENTIMENT_HEADERS = ["sentiment test set", "file", "n", "macro-F1", "95 % interval", "accuracy", "ECE"]
-ATTRIBUTION_HEADERS = ["attribution set", "n", "agency micro-F1", "right", "false", "missed", "category acc."]
+ATTRIBUTION_HEADERS = [
+    "attribution set",
+    "n",
+    "agency micro-F1",
+    "right",
+    "false",
+    "missed",
+    "category acc.",
+    "region acc.",
+]
 AGENCY_HEADERS = ["agency", "right", "false", "missed", "F1"]
 
 
@@ -205,6 +249,7 @@ def attribution_rows(report: SuiteReport) -> list[list[object]]:
             a.agencies.fp,
             a.agencies.fn,
             f"{a.category_accuracy:.3f}",
+            f"{a.region_accuracy:.3f}",
         ]
         for s, a in report.attribution
     ]
@@ -216,10 +261,14 @@ def agency_rows(attribution: AttributionReport) -> list[list[object]]:
     ]
 
 
-def category_error_text(attribution: AttributionReport) -> str:
-    return "; ".join(
-        f"{true} → " + ", ".join(f"{pred} ×{count}" for pred, count in taken.most_common())
-        for true, taken in attribution.category_errors.items()
+def error_text(errors: dict[str, Counter[str]]) -> str:
+    """``true → taken for ×n, …; …``, or ``none``."""
+    return (
+        "; ".join(
+            f"{true} → " + ", ".join(f"{pred} ×{count}" for pred, count in taken.most_common())
+            for true, taken in errors.items()
+        )
+        or "none"
     )
 
 
@@ -231,8 +280,13 @@ def print_suite(report: SuiteReport, console: Console) -> None:
     print_table(console, ATTRIBUTION_HEADERS, attribution_rows(report), title="enrichment of in-domain posts")
     for suite_set, attribution in report.attribution:
         print_table(console, AGENCY_HEADERS, agency_rows(attribution), title=f"{suite_set.name}: per agency")
-        errors = category_error_text(attribution) or "none"
-        console.print(f"{suite_set.name}: category errors (true → taken for): {errors}", markup=False)
+        for what, errors in (
+            ("category", attribution.category_errors),
+            ("region", attribution.region_errors),
+        ):
+            console.print(
+                f"{suite_set.name}: {what} errors (true → taken for): {error_text(errors)}", markup=False
+            )
     for suite_set in report.missing:
         console.print(f"not scored: {suite_set.name} ({_where(suite_set.path)} is not there)", markup=False)
 
@@ -248,9 +302,12 @@ def markdown_suite(report: SuiteReport) -> str:
     out += [*table(SENTIMENT_HEADERS, sentiment_rows(report)), ""]
     out += [*table(ATTRIBUTION_HEADERS, attribution_rows(report)), ""]
     for suite_set, attribution in report.attribution:
-        errors = category_error_text(attribution) or "none"
         out += [f"{suite_set.name}, per agency:", ""]
         out += [*table(AGENCY_HEADERS, agency_rows(attribution)), ""]
-        out += [f"{suite_set.name}, category errors (true → taken for): {errors}", ""]
+        for what, errors in (
+            ("category", attribution.category_errors),
+            ("region", attribution.region_errors),
+        ):
+            out += [f"{suite_set.name}, {what} errors (true → taken for): {error_text(errors)}", ""]
     out += [f"not scored: {s.name} (`{_where(s.path)}` is not there)" for s in report.missing]
     return "\n".join(out).rstrip() + "\n"

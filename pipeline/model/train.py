@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.category import remove_stale_category_head
 from pipeline.model.data import (
     DATA_DIR,
     LABELS,
@@ -36,6 +35,7 @@ from pipeline.model.encoder import (
     write_transformers_code,
 )
 from pipeline.model.evaluate import EvalReport, metrics_summary, print_report, report_from_proba
+from pipeline.model.heads import settle_heads
 from pipeline.model.onnx_export import export_onnx
 from pipeline.model.packed import PACKED_FILE
 from pipeline.model.sentiment import HEAD_FILE, Head, weights_version, write_meta
@@ -183,7 +183,7 @@ def train_sentiment(
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_category_head(out_dir, console)
+    settle_heads(base_dir, out_dir, frozenset(), console)  # heads in out_dir read another encoder
     for name in BASE_FILES:
         if (base_dir / name).resolve() != (out_dir / name).resolve():
             shutil.copyfile(base_dir / name, out_dir / name)

@@ -81,12 +81,13 @@ def load_attribution_labelled(path: Path) -> tuple[list[str], list[set[Agency]]]
 
 
 def attribution_examples(model: SentimentModel, category: CategoryModel, path: Path) -> AttributionExamples:
-    """Computed as the pipeline computes them (``Enricher.enrich_with_embeddings``)."""
+    """Computed as the pipeline computes them (``Enricher.enrich_with_embeddings``); the embeddings of the
+    layer the category head reads, which the attribution head reads too."""
     texts, gold = load_attribution_labelled(path)
     gazetteer = default_gazetteer()
     evidence = [gather_evidence(gazetteer, text) for text in texts]
     masked = [e.masked.text for e in evidence]
-    embeddings = model.embed(masked)
+    embeddings = model.embed_layer(masked, category.layer)
     proba = category.probabilities(embeddings, evidence_matrix(evidence))
     named = [list(e.found.agencies) for e in evidence]
     addressed = [list(e.found.addressed) for e in evidence]
@@ -253,7 +254,8 @@ def train_attribution(
     *,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Fit on ``backend``'s embeddings (the one the pipeline runs) and the shipped category head."""
+    """Fit on ``backend``'s embeddings (the one the pipeline runs) of the layer the category head reads, and
+    on that head's probabilities."""
     from sklearn.linear_model import LogisticRegression
 
     model = SentimentModel.load(model_dir, backend=backend, threads=threads)
@@ -278,11 +280,14 @@ def train_attribution(
     f1, c, named_at, implied_at, _ = next(row for row in scored if row[0] >= top[0] - error)
     console.print(f"best C {top[1]} ({top[0]:.3f} ± {error:.3f}); within one standard error: C {c}")
     clf = LogisticRegression(C=c, max_iter=10000, class_weight="balanced").fit(rows.features, rows.labels)
-    head = AttributionModel(clf.coef_[0].astype(np.float32), float(clf.intercept_[0]), named_at, implied_at)
+    head = AttributionModel(
+        clf.coef_[0].astype(np.float32), float(clf.intercept_[0]), named_at, implied_at, layer=category.layer
+    )
     head.save(model_dir / ATTRIBUTION_HEAD_FILE, metadata={"C": str(c)})
     summary = {
         "head": "logistic regression per candidate agency on [embedding, candidate evidence]",
         "embeddings_backend": backend,
+        "embedding_layer": category.layer,
         "C": c,
         "threshold": head.threshold,
         "implied_threshold": head.implied_threshold,

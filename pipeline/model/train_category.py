@@ -17,6 +17,7 @@ from pipeline.model.category import CATEGORIES, CATEGORY_HEAD_FILE, CategoryMode
 from pipeline.model.data import file_info, load_category_labelled
 from pipeline.model.encoder import Backend
 from pipeline.model.evaluate import evaluate_category
+from pipeline.model.layers import EmbeddingLayer
 from pipeline.model.sentiment import META_FILE, Head, SentimentModel, write_meta
 from pipeline.model.train import fit_temperature
 
@@ -25,13 +26,16 @@ C_VALUES = (4.0, 16.0, 64.0)
 
 
 def category_inputs(
-    model: SentimentModel, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None
+    model: SentimentModel,
+    rows: Sequence[dict[str, Any]],
+    layer: EmbeddingLayer,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings and rule evidence of ``load_category_labelled`` rows, computed exactly as the pipeline
-    does."""
+    """Embeddings of ``layer`` and rule evidence of ``load_category_labelled`` rows, computed exactly as the
+    pipeline does."""
     gazetteer = default_gazetteer()
     evidence = [gather_evidence(gazetteer, str(row["text"])) for row in rows]
-    embeddings = model.embed([e.masked.text for e in evidence], progress)
+    embeddings = model.embed_layer([e.masked.text for e in evidence], layer, progress)
     return embeddings, evidence_matrix(evidence)
 
 
@@ -43,16 +47,19 @@ def train_category(
     backend: Backend = "fp32",
     *,
     threads: int | None = None,
+    layer: EmbeddingLayer = "topic",
 ) -> dict[str, Any]:
-    """Fit on the embeddings of ``backend``: the one the pipeline will run the head on."""
+    """Fit on the embeddings of ``backend``: the one the pipeline will run the head on. ``layer``: the
+    topic layer by default, which sentiment fine-tuning with frozen lower layers leaves unchanged
+    (``pipeline.model.layers``)."""
     from sklearn.linear_model import LogisticRegression
 
     tr_rows, y_tr = load_category_labelled(train)
     va_rows, y_va = load_category_labelled(valid)
     model = SentimentModel.load(model_dir, backend=backend, threads=threads)
     with console.status("embedding the labelled posts"):
-        x_tr, ev_tr = category_inputs(model, tr_rows)
-        x_va, ev_va = category_inputs(model, va_rows)
+        x_tr, ev_tr = category_inputs(model, tr_rows, layer)
+        x_va, ev_va = category_inputs(model, va_rows, layer)
     best: tuple[float, float, float, Head] | None = None
     for weight in EVIDENCE_WEIGHTS:
         for c in C_VALUES:
@@ -62,7 +69,7 @@ def train_category(
             head = Head(
                 clf.coef_[order].astype(np.float32), clf.intercept_[order].astype(np.float32), CATEGORIES
             )
-            accuracy = evaluate_category(CategoryModel(head, weight), x_va, ev_va, y_va).accuracy
+            accuracy = evaluate_category(CategoryModel(head, weight, layer=layer), x_va, ev_va, y_va).accuracy
             console.print(f"evidence weight {weight:<4} C {c:<5} valid accuracy {accuracy:.3f}")
             if best is None or accuracy > best[0]:
                 best = (accuracy, weight, c, head)
@@ -73,12 +80,15 @@ def train_category(
     x_valid = np.hstack([x_va, weight * ev_va])
     y_index = np.array([CATEGORIES.index(label) for label in y_va])
     temperature = fit_temperature(x_valid @ raw_head.weight.T + raw_head.bias, y_index)
-    head = Head(raw_head.weight / temperature, raw_head.bias / temperature, CATEGORIES)
-    head.save(model_dir / CATEGORY_HEAD_FILE, metadata={"evidence_weight": str(weight)})
-    report = evaluate_category(CategoryModel(head, weight), x_va, ev_va, y_va)
+    fitted = CategoryModel(
+        Head(raw_head.weight / temperature, raw_head.bias / temperature, CATEGORIES), weight, layer=layer
+    )
+    fitted.save(model_dir / CATEGORY_HEAD_FILE)
+    report = evaluate_category(fitted, x_va, ev_va, y_va)
     summary = {
         "head": "multinomial logistic regression on [embedding, weight × rule evidence]",
         "embeddings_backend": backend,
+        "embedding_layer": layer,
         "evidence_weight": weight,
         "C": c,
         "temperature": round(temperature, 4),
@@ -95,7 +105,7 @@ def train_category(
     meta["category"] = summary
     write_meta(model_dir, meta)
     console.print(
-        f"category head: evidence weight {weight}, C {c}, temperature {temperature:.3f}, "
+        f"category head ({layer} layer): evidence weight {weight}, C {c}, temperature {temperature:.3f}, "
         f"valid accuracy {report.accuracy:.3f}, ECE {report.ece:.3f}"
     )
     return summary

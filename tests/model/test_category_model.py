@@ -30,7 +30,7 @@ def test_head_covers_every_category() -> None:
 
 def test_held_out_accuracy_meets_target(enricher: Enricher) -> None:
     rows, labels = load_category_labelled(INDOMAIN_DIR / "test.jsonl")
-    embeddings, evidence = category_inputs(enricher.sentiment, rows)
+    embeddings, evidence = category_inputs(enricher.sentiment, rows, enricher.category.layer)
     report = evaluate_category(enricher.category, embeddings, evidence, labels)
     assert report.n == 150
     assert report.accuracy >= 0.85, report.per_class

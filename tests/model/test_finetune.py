@@ -14,7 +14,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from pipeline.model.category import CATEGORY_HEAD_FILE
+from pipeline.model.attribution import ATTRIBUTION_HEAD_FILE
+from pipeline.model.category import CATEGORY_HEAD_FILE, CategoryModel
 from pipeline.model.data import DEFAULT_MODEL_DIR, SMSA_DIR
 from pipeline.model.evaluate import evaluate, load_labelled
 from pipeline.model.packed import PACKED_FILE
@@ -68,7 +69,8 @@ def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_pat
     assert result["encoder"]["tensors"]["q4_unchanged"] == 1
     assert result["encoder"]["tensors"]["int8"] == 6 * SHIPPED_LAYERS
     assert 0.0 <= result["encoder"]["update_retained"] <= 1.0
-    assert not (out / CATEGORY_HEAD_FILE).exists(), "a category head fitted on the old encoder is stale"
+    for stale in (CATEGORY_HEAD_FILE, ATTRIBUTION_HEAD_FILE):  # the topic layer trained: the heads are stale
+        assert not (out / stale).exists(), stale
 
     model = SentimentModel.load(out, threads=2)
     texts = ["pelayanan samsat cepat dan ramah", "jalan rusak parah tidak diperbaiki"]
@@ -97,6 +99,27 @@ def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_pat
     # Plain transformers loads the new directory too, with the loader code written into it.
     probabilities = transformers_probabilities(out, texts)
     np.testing.assert_allclose(probabilities, model.predict_proba(texts), atol=1e-5)
+
+
+def test_a_fine_tune_that_freezes_the_layers_up_to_the_topic_layer_keeps_the_heads_that_read_it(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The shipped category and attribution heads read the topic layer (layer 6), so a sentiment fine-tune
+    with ``--freeze-layers 6`` leaves their input, and with it their decisions, exactly as they were."""
+    assert CategoryModel.load(DEFAULT_MODEL_DIR).layer == "topic"
+    out = tmp_path / "out"
+    result = _run(data, out, tmp_path / "ckpt", freeze_layers=6, max_steps=2)
+    assert result["heads_carried"] == ["category", "attribution"]
+    shipped_meta = json.loads((DEFAULT_MODEL_DIR / "pantau_model.json").read_text(encoding="utf-8"))
+    meta = json.loads((out / "pantau_model.json").read_text(encoding="utf-8"))
+    for name, section in ((CATEGORY_HEAD_FILE, "category"), (ATTRIBUTION_HEAD_FILE, "attribution")):
+        assert (out / name).read_bytes() == (DEFAULT_MODEL_DIR / name).read_bytes()
+        assert meta[section] == shipped_meta[section]
+    texts = ["banjir di lebak warga mengungsi", "antrean samsat serang lama sekali", "pdam mati tiga hari"]
+    last_before, topic_before = SentimentModel.load(DEFAULT_MODEL_DIR, threads=2).embed_with_topics(texts)
+    last_after, topic_after = SentimentModel.load(out, threads=2).embed_with_topics(texts)
+    np.testing.assert_allclose(topic_after, topic_before, atol=1e-6)
+    assert not np.allclose(last_after, last_before, atol=1e-6)  # the sentiment side did train
 
 
 def test_resume_continues_at_the_saved_step(data: tuple[Path, Path], tmp_path: Path) -> None:

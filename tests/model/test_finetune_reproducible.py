@@ -214,8 +214,11 @@ def test_tiny_finetune_gives_the_recorded_numbers(
     assert set(FINETUNE_KEYS) <= set(got.pop("finetune_keys"))
     got.pop("version")  # bit-exact on one machine only
     assert got["losses"] == pytest.approx(expected["losses"], rel=1e-3)
-    for key in ("head_row_norms", "head_bias", "head_moment"):
+    for key in ("head_row_norms", "head_bias"):
         assert got[key] == pytest.approx(expected[key], abs=1e-3), key
+    # an index-weighted sum of 1,152 weights (row norms about 11) that cancels to about 0.06: an Intel Xeon
+    # moved it by 0.002 against the AMD EPYC it was recorded on, while every loss, norm and score agreed
+    assert got["head_moment"] == pytest.approx(expected["head_moment"], abs=5e-3)
     assert got["temperature"] == pytest.approx(expected["temperature"], rel=1e-3)
     assert got["update_retained"] == pytest.approx(expected["update_retained"], abs=2e-4)
     for split in ("valid", "test"):

@@ -130,8 +130,14 @@ def test_category_training_takes_threads_and_backend(monkeypatch) -> None:  # ty
     args = ["model", "train", "--task", "category", "--threads", "1", "--backend", "int8"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    ((positional, keywords),) = calls
-    assert positional[4] == "int8" and keywords == {"threads": 1}
+    result = CliRunner().invoke(app, [*args, "--head-layer", "last"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    (positional, keywords), (_, last) = calls
+    assert positional[4] == "int8" and keywords == {
+        "threads": 1,
+        "layer": "topic",
+    }  # the topic layer by default
+    assert last == {"threads": 1, "layer": "last"}
 
 
 def test_train_options_that_do_not_apply_are_refused() -> None:
@@ -151,6 +157,14 @@ def test_train_options_that_do_not_apply_are_refused() -> None:
             ("--freeze-layers: only apply with",),
         ),
         (["model", "train", "--task", "category", "--base", "x"], ("--base", "does not apply")),
+        (
+            ["model", "train", "--task", "attribution", "--head-layer", "last"],
+            ("--head-layer", "only with --task category"),
+        ),
+        (
+            ["model", "train", "--task", "category", "--head-layer", "layer7"],
+            ("--head-layer", "must be one of last, topic"),
+        ),
         ([*finetune, "--backend", "int8"], ("--backend", "not with --epochs")),
         ([*finetune, "--layers", str(TOPIC_LAYER)], ("--layers", "above the topic layer", f"({depth})")),
         ([*finetune, "--layers", str(depth + 1)], ("--layers", "at most the depth of --base")),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.model.suite import SuiteSet, markdown_suite, run_suite, score_enrichment
+from pipeline.model.suite import SuiteSet, error_text, markdown_suite, run_suite, score_enrichment
 from pipeline.settings import DEFAULT_MODEL_DIR
 from schemas.vocab import Agency
 
@@ -19,6 +19,8 @@ def test_enrichment_scores_count_each_agency_and_category_error() -> None:
         gold_agencies=[["samsat"], ["pdam"], ["dlh"]],
         predicted_categories=["pajak_kendaraan", "jalan_infrastruktur", "bukan_layanan"],
         gold_categories=["pajak_kendaraan", "air_bersih", "lingkungan_sampah"],
+        predicted_regions=["3671", None, "3602"],
+        gold_regions=["3671", "3673", "3602"],
     )
     assert (report.agencies.tp, report.agencies.fp, report.agencies.fn) == (2, 1, 1)
     assert report.agencies.micro_f1 == pytest.approx(4 / 6)
@@ -28,6 +30,9 @@ def test_enrichment_scores_count_each_agency_and_category_error() -> None:
         "air_bersih": Counter({"jalan_infrastruktur": 1}),
         "lingkungan_sampah": Counter({"bukan_layanan": 1}),
     }
+    assert report.region_accuracy == pytest.approx(2 / 3)
+    assert report.region_errors == {"3673": Counter({"none": 1})}
+    assert "3673 → none ×1" in error_text(report.region_errors) and error_text({}) == "none"
 
 
 def test_the_suite_scores_each_present_set_and_lists_the_missing_one(tmp_path: Path) -> None:
@@ -87,6 +92,9 @@ def test_the_suite_scores_each_present_set_and_lists_the_missing_one(tmp_path: P
     scored = attribution.agencies
     assert scored.tp + scored.fn == 2  # two labelled agencies, each either found or missed
     assert 0.0 <= attribution.category_accuracy <= 1.0
+    assert 0.0 <= attribution.region_accuracy <= 1.0 and "region errors (true → taken for)" in markdown_suite(
+        report
+    )
     text = markdown_suite(report)
     assert "| small | " in text and "not scored: not yet" in text
     assert text.count("| in-domain |") == 2  # one sentiment row, one attribution row

