@@ -352,13 +352,21 @@ def _finetune(
     result = finetune_sentiment(config, console)
     shipped = get_settings().model_dir
     valid_args = " ".join(f"--data {p}" for p in valid_files)
+    heads = (
+        "2. the category and attribution heads read the topic layer, which this run left as it was: "
+        "they were carried over\n"
+        if result["heads_carried"] == ["category", "attribution"]
+        else "2. the category and attribution heads were fitted on the old encoder's embeddings, so none was "
+        "kept (freeze the layers up to the topic layer, --freeze-layers 6, to keep them); retrain them:\n"
+        f"  pantau model train --task category --out {out}\n"
+        f"  pantau model train --task attribution --out {out}\n"
+    )
     console.print(
         "\n[bold]next[/]: 1. compare with the model in use on validation data (never choose on test):\n"
         f"  pantau model eval --model {shipped} {valid_args}\n"
         f"  pantau model eval --model {out} {valid_args}\n"
-        "2. the category head was fitted on the old encoder's embeddings, so none was written; retrain it:\n"
-        f"  pantau model train --task category --out {out}\n"
-        f"3. only if {result['version']} beats the model in use on validation, copy it over:\n"
+        + heads
+        + f"3. only if {result['version']} beats the model in use on validation, copy it over:\n"
         f"  cp {out}/* {shipped}/"
     )
 

@@ -404,6 +404,8 @@ def test_the_command_line_fine_tunes_with_the_options_it_was_given(
 
     result = CliRunner().invoke(app, [*args, "--balance-domains"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert f"pantau model train --task attribution --out {out}" in said  # the last layers trained: refit both
     recorded = json.loads((out / "pantau_model.json").read_text(encoding="utf-8"))["finetune"]
     assert (recorded["lr"], recorded["batch_size"], recorded["max_length"], recorded["seed"]) == (
         1e-4,
