@@ -127,7 +127,8 @@ def train(
         0,
         "--freeze-layers",
         min=0,
-        help="with --epochs: hold the first N transformer layers fixed (cheaper steps)",
+        help="with --epochs: hold the first N transformer layers fixed (cheaper steps); 6 or more leaves the "
+        "topic layer as it was, so the category and attribution heads are carried over",
     ),
     teachers: list[Path] | None = typer.Option(
         None,
@@ -352,14 +353,13 @@ def _finetune(
     result = finetune_sentiment(config, console)
     shipped = get_settings().model_dir
     valid_args = " ".join(f"--data {p}" for p in valid_files)
-    heads = (
-        "2. the category and attribution heads read the topic layer, which this run left as it was: "
-        "they were carried over\n"
-        if result["heads_carried"] == ["category", "attribution"]
-        else "2. the category and attribution heads were fitted on the old encoder's embeddings, so none was "
-        "kept (freeze the layers up to the topic layer, --freeze-layers 6, to keep them); retrain them:\n"
-        f"  pantau model train --task category --out {out}\n"
-        f"  pantau model train --task attribution --out {out}\n"
+    kept = result["heads_carried"]
+    heads = "".join(
+        f"2. the {name} head reads the topic layer, which this run left as it was: carried over\n"
+        if name in kept
+        else f"2. no {name} head was kept (it read other inputs; --freeze-layers 6 keeps topic-layer heads); "
+        f"retrain it:\n  pantau model train --task {name} --out {out}\n"
+        for name in ("category", "attribution")
     )
     console.print(
         "\n[bold]next[/]: 1. compare with the model in use on validation data (never choose on test):\n"
@@ -479,7 +479,7 @@ def eval_(
 
 def _eval_attribution(model_dir: Path, backend: Backend, threads: int, data: list[Path]) -> None:
     """Agency micro-F1 of the gazetteer alone and with the attribution head, and each agency's errors."""
-    from pipeline.model.attribution import AttributionModel
+    from pipeline.model.attribution import AttributionModel, check_same_layer
     from pipeline.model.category import CategoryModel
     from pipeline.model.sentiment import SentimentModel
     from pipeline.model.train_attribution import (
@@ -493,6 +493,10 @@ def _eval_attribution(model_dir: Path, backend: Backend, threads: int, data: lis
     m = SentimentModel.load(model_dir, backend=backend, threads=threads)
     category = CategoryModel.load(model_dir)
     head = AttributionModel.load(model_dir)
+    try:
+        check_same_layer(category.layer, head)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from None
     console.print(
         f"attribution head {head.version if head else '(none: gazetteer only)'} on encoder {m.version}"
     )

@@ -14,7 +14,7 @@ import numpy as np
 from pipeline.enrich.category import CategoryGuess, classify_category
 from pipeline.gazetteer.accounts import OfficialAccounts
 from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazetteer
-from pipeline.model.attribution import AttributionModel
+from pipeline.model.attribution import AttributionModel, check_same_layer
 from pipeline.model.category import CategoryModel, decision_proba, evidence_features
 from pipeline.model.encoder import Backend
 from pipeline.model.layers import pick_layer
@@ -106,6 +106,7 @@ class Enricher:
         accounts: OfficialAccounts | None = None,
         attribution: AttributionModel | None = None,
     ) -> None:
+        check_same_layer(category.layer, attribution)
         self.sentiment = sentiment
         self.category = category
         self.attribution = attribution

@@ -124,6 +124,17 @@ def kept(
     return cand.agency in addressed or probability >= (named_at if cand.named else implied_at)
 
 
+def check_same_layer(category_layer: EmbeddingLayer, attribution: AttributionModel | None) -> None:
+    """The attribution head was fitted on the embeddings of the category head's layer and on that head's
+    probabilities: a head that reads another layer sits next to a category head it was not fitted with."""
+    if attribution is not None and attribution.layer != category_layer:
+        raise ValueError(
+            f"the attribution head reads the {attribution.layer} layer and the category head the "
+            f"{category_layer} layer: the attribution head is stale; retrain it with "
+            "pantau model train --task attribution --out <the model directory>"
+        )
+
+
 class AttributionModel:
     def __init__(
         self,

@@ -148,7 +148,8 @@ mood (measured on the demo sample: one 42-post all-negative topic instead of sam
 
 
 def pooled_pair(model: BertModel, mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
-    """``(batch, 2, hidden)``: the last layer pooled (sentiment, category) and ``TOPIC_LAYER`` pooled."""
+    """``(batch, 2, hidden)``: the last layer pooled (sentiment) and ``TOPIC_LAYER`` pooled (topics, and the
+    category and attribution heads)."""
     import torch
 
     from pipeline.model.modeling_pantau import mean_pool

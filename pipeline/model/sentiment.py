@@ -159,7 +159,7 @@ class SentimentModel:
         return None
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """L2-normalised mean-pooled last-layer embeddings ``(n, 384)``: what the heads read."""
+        """L2-normalised mean-pooled last-layer embeddings ``(n, 384)``: what the sentiment head reads."""
         return self.embed_with_topics(texts, progress)[0]
 
     def embed_layer(

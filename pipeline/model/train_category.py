@@ -13,10 +13,12 @@ from rich.console import Console
 
 from pipeline.enrich.enricher import evidence_matrix, gather_evidence
 from pipeline.gazetteer.recognizer import default_gazetteer
+from pipeline.model.attribution import ATTRIBUTION_HEAD_FILE
 from pipeline.model.category import CATEGORIES, CATEGORY_HEAD_FILE, CategoryModel
 from pipeline.model.data import file_info, load_category_labelled
 from pipeline.model.encoder import Backend
 from pipeline.model.evaluate import evaluate_category
+from pipeline.model.heads import remove_head
 from pipeline.model.layers import EmbeddingLayer
 from pipeline.model.sentiment import META_FILE, Head, SentimentModel, write_meta
 from pipeline.model.train import fit_temperature
@@ -104,6 +106,8 @@ def train_category(
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     meta["category"] = summary
     write_meta(model_dir, meta)
+    # the attribution head read the replaced head's probabilities (and maybe another layer): refit it after
+    remove_head(model_dir, ATTRIBUTION_HEAD_FILE, console)
     console.print(
         f"category head ({layer} layer): evidence weight {weight}, C {c}, temperature {temperature:.3f}, "
         f"valid accuracy {report.accuracy:.3f}, ECE {report.ece:.3f}"

@@ -121,6 +121,13 @@ def test_a_fine_tune_that_freezes_the_layers_up_to_the_topic_layer_keeps_the_hea
     np.testing.assert_allclose(topic_after, topic_before, atol=1e-6)
     assert not np.allclose(last_after, last_before, atol=1e-6)  # the sentiment side did train
 
+    # float16 storage rewrites the frozen layers' int8 rows a little: the topic layer moves, nothing carries
+    mixed = _run(
+        data, tmp_path / "mixed", tmp_path / "ckpt-mixed", freeze_layers=6, max_steps=1, storage="mixed"
+    )
+    assert mixed["heads_carried"] == []
+    assert not (tmp_path / "mixed" / CATEGORY_HEAD_FILE).exists()
+
 
 def test_resume_continues_at_the_saved_step(data: tuple[Path, Path], tmp_path: Path) -> None:
     kw: dict[str, Any] = {"batch_size": 4, "storage": "q4"}  # 4 steps per epoch: stop and resume mid-epoch

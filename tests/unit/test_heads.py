@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rich.console import Console
 
-from pipeline.model.attribution import ATTRIBUTION_HEAD_FILE, AttributionModel
+from pipeline.model.attribution import ATTRIBUTION_HEAD_FILE, AttributionModel, check_same_layer
 from pipeline.model.category import CATEGORIES, CATEGORY_HEAD_FILE, CategoryModel
-from pipeline.model.heads import settle_heads
+from pipeline.model.heads import remove_head, settle_heads
 from pipeline.model.layers import EmbeddingLayer, pick_layer, read_layer
-from pipeline.model.sentiment import Head
+from pipeline.model.sentiment import META_FILE, Head, write_meta
 
 DIM = 4
 
@@ -82,3 +83,48 @@ def test_the_attribution_head_goes_where_the_category_head_goes(tmp_path: Path) 
     assert carried == []
     assert not (out / CATEGORY_HEAD_FILE).exists() and not (out / ATTRIBUTION_HEAD_FILE).exists()
     assert f"pantau model train --task attribution --out {out}" in said
+
+
+def test_an_unreadable_head_is_not_carried_and_does_not_stop_the_run(tmp_path: Path) -> None:
+    """A fine-tune has trained for an hour when the heads are settled: a broken source head costs that head
+    only."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    _write_heads(src, "topic", "topic")
+    (src / CATEGORY_HEAD_FILE).write_bytes(b"not a safetensors file")
+    out.mkdir()
+    carried, said = _settle(src, out, {"topic"})
+    assert carried == [] and "not carried over" in said
+    assert not (out / CATEGORY_HEAD_FILE).exists() and not (out / ATTRIBUTION_HEAD_FILE).exists()
+    # with nothing unchanged, the source heads are not even read
+    carried, said = _settle(src, out, set())
+    assert carried == [] and "not carried over" not in said
+
+
+def test_only_the_heads_on_the_unchanged_layer_are_carried(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    _write_heads(src, "topic", "last")
+    out.mkdir()
+    carried, _ = _settle(src, out, {"topic"})
+    assert carried == ["category"] and (out / CATEGORY_HEAD_FILE).exists()
+    assert not (out / ATTRIBUTION_HEAD_FILE).exists()
+
+
+def test_removing_a_stale_head_drops_its_record_too(tmp_path: Path) -> None:
+    _write_heads(tmp_path, "topic", "topic")
+    write_meta(tmp_path, {"version": "v", "category": {"C": 64}, "attribution": {"C": 0.25}})
+    sink = io.StringIO()
+    remove_head(tmp_path, ATTRIBUTION_HEAD_FILE, Console(file=sink, width=300))
+    assert not (tmp_path / ATTRIBUTION_HEAD_FILE).exists()
+    meta = json.loads((tmp_path / META_FILE).read_text(encoding="utf-8"))
+    assert meta == {"version": "v", "category": {"C": 64}}
+    assert f"pantau model train --task attribution --out {tmp_path}" in sink.getvalue()
+
+
+def test_an_attribution_head_on_another_layer_than_the_category_head_is_refused(tmp_path: Path) -> None:
+    _write_heads(tmp_path, "topic", "last")
+    category, attribution = CategoryModel.load(tmp_path), AttributionModel.load(tmp_path)
+    with pytest.raises(
+        ValueError, match="attribution head reads the last layer and the category head the topic"
+    ):
+        check_same_layer(category.layer, attribution)
+    check_same_layer(category.layer, None)  # no attribution head: agencies from the gazetteer alone

@@ -255,10 +255,11 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     stopped); its temperature is fitted on validation with the backend it ships with (onnx-int8 when
     ``onnx``, which also writes that backend's file; else fp32), and the reported metrics come from that
     backend. Returns a summary (also stored as ``finetune`` in ``pantau_model.json``).
-    ``category_head.safetensors`` is never carried over: it was fitted on the old encoder's embeddings and
-    must be retrained. Distillation: see :class:`FinetuneConfig`; the last-layer anchor carries far more of
-    the teacher than three probabilities, and the topic-layer one keeps topic discovery grouping posts by
-    subject.
+    The category and attribution heads are carried over only when they read the topic layer and the layers
+    up to it were written unchanged (``--freeze-layers`` at least ``TOPIC_LAYER``); otherwise they were fitted
+    on other embeddings and must be retrained (``pipeline.model.heads``). Distillation: see
+    :class:`FinetuneConfig`; the last-layer anchor carries far more of the teacher than three
+    probabilities, and the topic-layer one keeps topic discovery grouping posts by subject.
     """
     c = config
     device = c.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.model import encoder as encoder_module
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
     HF_FILE,
@@ -132,6 +133,16 @@ def save_encoder(
     return info
 
 
+def weights_below(model_dir: Path, layer: int) -> dict[str, np.ndarray]:
+    """The stored encoder weights that decide the output of ``layer``: the embeddings and the layers below."""
+    prefixes = ("embeddings.", *(f"encoder.layer.{i}." for i in range(layer)))
+    return {k: v for k, v in read_packed(model_dir).items() if k.startswith(prefixes)}
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def write_encoder(
     src: Path,
     out_dir: Path,
@@ -153,11 +164,16 @@ def write_encoder(
         config["num_hidden_layers"] = int(encoder.config.num_hidden_layers)
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     write_transformers_code(out_dir)
-    carried = settle_heads(src, out_dir, unchanged, console)
-    stored: dict[str, Any] = {
-        "encoder": save_encoder(encoder, src, out_dir, storage),
-        "heads_carried": carried,
-    }
+    below = encoder_module.TOPIC_LAYER  # read at call time: tests move it
+    before = weights_below(src, below) if "topic" in unchanged else {}
+    stored: dict[str, Any] = {"encoder": save_encoder(encoder, src, out_dir, storage)}
+    after = weights_below(out_dir, below) if before and (out_dir / PACKED_FILE).exists() else {}
+    if before and not _same(before, after):
+        console.print(
+            f"[yellow]the stored weights below layer {below} differ from the source's ({storage})[/]"
+        )
+        unchanged = unchanged - {"topic"}
+    stored["heads_carried"] = settle_heads(src, out_dir, unchanged, console)
     (out_dir / ONNX_FILE).unlink(missing_ok=True)  # exported from the weights this run replaces
     if onnx:
         stored["onnx"] = export_onnx(out_dir, console)
