@@ -372,12 +372,12 @@ def _finetune(
 
 
 def _head_layer(value: str) -> EmbeddingLayer:
-    from pipeline.model.layers import LAYERS
+    from pipeline.model.layers import LAYERS, parse_layer
 
-    for layer in LAYERS:
-        if value == layer:
-            return layer
-    raise typer.BadParameter(f"must be one of {', '.join(LAYERS)}", param_hint="--head-layer")
+    layer = parse_layer(value)
+    if layer is None:
+        raise typer.BadParameter(f"must be one of {', '.join(LAYERS)}", param_hint="--head-layer")
+    return layer
 
 
 def _backend(value: str) -> Backend:

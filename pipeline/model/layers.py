@@ -19,12 +19,20 @@ LAYER_KEY = "embedding_layer"
 """Safetensors metadata key a head records its layer under; a head without it reads ``last``."""
 
 
-def read_layer(metadata: Mapping[str, str], path: Path) -> EmbeddingLayer:
-    value = metadata.get(LAYER_KEY, "last")
+def parse_layer(value: str) -> EmbeddingLayer | None:
+    """``value`` as a layer name, None when it names none."""
     for layer in LAYERS:
         if value == layer:
             return layer
-    raise ValueError(f"{path}: {LAYER_KEY} {value!r} is not one of {', '.join(LAYERS)}")
+    return None
+
+
+def read_layer(metadata: Mapping[str, str], path: Path) -> EmbeddingLayer:
+    value = metadata.get(LAYER_KEY, "last")
+    layer = parse_layer(value)
+    if layer is None:
+        raise ValueError(f"{path}: {LAYER_KEY} {value!r} is not one of {', '.join(LAYERS)}")
+    return layer
 
 
 def pick_layer(layer: EmbeddingLayer, last: np.ndarray, topic: np.ndarray) -> np.ndarray:
