@@ -45,6 +45,9 @@ NEAR_COMPANION = 8
 
 # Words that turn a weak place name into a place: "kecamatan kemiri", "desa sumur".
 PLACE_MARKERS = frozenset({"kecamatan", "kelurahan", "desa", "kampung", "kp", "dusun", "perumahan", "perum"})
+# "di" ("at", in Indonesian and Sundanese) before a weak kecamatan or landmark name makes it a place too
+# ("pabrik di Kopo", "komplek gw di Setu"); not before a village name, many of which are words ("di teras").
+LOCATIVE = "di"
 # A place name right after these names a road ("Jl. Raya Serang-Pandeglang", "Jl. Sultan Ageng Tirtayasa"),
 # which may run far from where the post is.
 ROAD_WORDS = frozenset({"jalan", "jl", "jln", "raya", "ageng", "sultan", "tol"})
@@ -145,6 +148,8 @@ class Place:
     """For a bare city name, every kab/kota whose name contains it ("tangerang" → 3671, 3603, 3674)."""
     shared: bool = False
     """Also the name of a place just outside Banten ("Kelapa Dua": Depok, Jakarta)."""
+    village: bool = False
+    """Only a desa or kelurahan name (``villages.yaml``), not a kecamatan or landmark."""
 
     @property
     def outside(self) -> bool:
@@ -241,7 +246,7 @@ class Gazetteer:
                 banten.append((p, picked[0] if len(picked) == 1 else None, 0 if road else rank))
             elif not place.weak:
                 banten.append((p, place.regions[0], 0 if road else 2))
-            elif place.regions[0] in sure or (p.start and toks[p.start - 1] in PLACE_MARKERS):
+            elif place.regions[0] in sure or (p.start and _marks_place(toks[p.start - 1], place)):
                 banten.append((p, place.regions[0], 0 if road else 1))
 
         agencies: list[Agency] = []
@@ -336,14 +341,22 @@ def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher
         words[0] for aliases in data.outside.values() for a in aliases if len(words := tokenize(a)) == 1
     )
     matcher: PhraseMatcher[Place] = PhraseMatcher(strip_prefixes=True, keep_prefix=keep)
-    # alias tokens -> (display name, region, level, weak, shared) for every region that lists it
-    found: dict[tuple[str, ...], list[tuple[str, Region, int, bool, bool]]] = {}
+    # alias tokens -> (display name, region, level, weak, shared, village) for every region that lists it
+    found: dict[tuple[str, ...], list[tuple[str, Region, int, bool, bool, bool]]] = {}
 
-    def note(alias: str, name: str, region: Region, level: int, weak: bool, shared: bool = False) -> None:
+    def note(
+        alias: str,
+        name: str,
+        region: Region,
+        level: int,
+        weak: bool,
+        shared: bool = False,
+        village: bool = False,
+    ) -> None:
         toks = matcher.phrase_tokens(alias)
         if not toks:
             raise GazetteerError(f"{directory / REGIONS_FILE}: regions.{region}: {alias!r} has no words")
-        found.setdefault(toks, []).append((name, region, level, weak, shared))
+        found.setdefault(toks, []).append((name, region, level, weak, shared, village))
 
     for region, entry in data.regions.items():
         label = REGION_NAMES[region]
@@ -383,21 +396,21 @@ def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher
                     if toks[i:j] in listed
                 ]
                 if not held:
-                    note(alias, name, region, LEVEL_PLACE, True)
+                    note(alias, name, region, LEVEL_PLACE, True, village=True)
                 elif all(region in regions for regions in held):
-                    note(alias, name, region, LEVEL_PLACE, False)
+                    note(alias, name, region, LEVEL_PLACE, False, village=True)
 
     names = [(region, matcher.phrase_tokens(a)) for region, e in data.regions.items() for a in e.names]
     places: dict[tuple[str, ...], Place] = {}
     for toks, options in found.items():
-        regions = tuple(dict.fromkeys(region for _, region, _, _, _ in options))
-        name, _, level, _, _ = max(options, key=lambda o: o[2])
+        regions = tuple(dict.fromkeys(region for _, region, *_ in options))
+        name, _, level, *_ = max(options, key=lambda o: o[2])
         weak = all(o[3] for o in options)
         hints: tuple[Region, ...] = ()
         if level == LEVEL_FALLBACK:
             hints = tuple(dict.fromkeys(r for r, nt in names if r != Region.PROVINCE and _contains(nt, toks)))
         shared = all(o[4] for o in options)
-        places[toks] = Place(name, regions, level, weak, hints, shared)
+        places[toks] = Place(name, regions, level, weak, hints, shared, village=all(o[5] for o in options))
 
     for name, aliases in data.outside.items():
         for alias in [name, *aliases]:
@@ -422,6 +435,12 @@ def _has_companion(toks: Sequence[str], hit: Match[Any], companions: frozenset[s
         *toks[hit.end : hit.end + NEAR_COMPANION],
     ]
     return any(tok.lstrip("#@") in companions or tok.removesuffix("nya") in companions for tok in window)
+
+
+def _marks_place(word: str, place: Place) -> bool:
+    """Whether ``word``, right before a weak name, makes it a place: a place word, or "di" before a name
+    that is not only a village's."""
+    return word in PLACE_MARKERS or (word == LOCATIVE and not place.village)
 
 
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:

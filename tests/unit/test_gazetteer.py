@@ -219,6 +219,13 @@ def test_region(gaz: Gazetteer, text: str, region: Region) -> None:
         ("benda ini rusak", None),  # weak: "benda" = object
         ("Kelurahan Benda banjir", R.KOTA_TANGERANG),
         ("sumur kering semua", None),
+        # "di" before a weak kecamatan name makes it a place, not before a village name (many are words)
+        ("pabrik di Kopo udah 2 taun tanpa PBG", R.KAB_SERANG),
+        ("fogging di komplek gw di Setu langsung dateng", R.KOTA_TANGERANG_SELATAN),
+        ("kopo macet parah", None),
+        ("makan di teras luar enak", None),  # Teras is a desa in Kab. Serang
+        ("ngopi di Kopo Bandung", None),  # the place outside Banten right after it claims the name
+        ("air di sumur kering, PDAM Cilegon gak ngalir", R.KOTA_CILEGON),  # a kab/kota named outranks it
     ],
 )
 def test_ambiguous_and_weak_names(gaz: Gazetteer, text: str, region: Region | None) -> None:
