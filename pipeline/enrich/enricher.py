@@ -175,9 +175,10 @@ class Enricher:
         sentiments = self.sentiment.predictions_from_proba(
             self.sentiment.probabilities_from_embeddings(embeddings)
         )
+        # both heads read one layer (``check_same_layer``)
+        head_embeddings = pick_layer(self.category.layer, embeddings, topic_embeddings)
         category_proba = self.category.probabilities(
-            pick_layer(self.category.layer, embeddings, topic_embeddings),
-            evidence_matrix([e for _, _, e in staged]),
+            head_embeddings, evidence_matrix([e for _, _, e in staged])
         )
         categories = self.category.predictions(decision_proba(category_proba))
         now = datetime.now(UTC)
@@ -191,7 +192,7 @@ class Enricher:
             if self.attribution is not None:
                 found = evidence.found
                 agencies = self.attribution.attribute(
-                    pick_layer(self.attribution.layer, embeddings, topic_embeddings)[row],
+                    head_embeddings[row],
                     category_proba[row],
                     agencies,
                     text,

@@ -97,10 +97,12 @@ def score_enrichment(
     predicted = [[Agency(a) for a in pred] for pred in predicted_agencies]
     gold = [{Agency(a) for a in want} for want in gold_agencies]
     category_accuracy, category_errors = _confusions(predicted_categories, gold_categories)
-    regions = (predicted_regions or [], gold_regions or [])
-    if not len(regions[0]) == len(regions[1]) in (0, n):
+    predicted_regions, gold_regions = predicted_regions or [], gold_regions or []
+    if len(predicted_regions) != len(gold_regions) or len(gold_regions) not in (0, n):
         raise ValueError("region predictions and labels differ in length")
-    region_accuracy, region_errors = _confusions(*([r or NO_REGION for r in side] for side in regions))
+    region_accuracy, region_errors = _confusions(
+        [r or NO_REGION for r in predicted_regions], [r or NO_REGION for r in gold_regions]
+    )
     return AttributionReport(
         n=n,
         agencies=score_attribution(predicted, gold),
