@@ -265,7 +265,7 @@ def _mask_named_numbers(text: str, found: set[PiiKind]) -> str:
 
 def _mask_phones(text: str, found: set[PiiKind]) -> str:
     def repl(m: re.Match[str]) -> str:
-        raw, before = m.group(0), text[: m.start()]
+        raw, before = m.group(0), text[max(0, m.start() - _CONTEXT_CHARS) : m.start()]  # bounded: linear time
         if (_THOUSANDS.fullmatch(raw) and not raw.startswith("0")) or _RUPIAH_BEFORE.search(before):
             return raw  # "Rp 62.812.345.678" (an amount never starts with 0: "081.234.567.890" is a phone)
         if before and before[-1].isalpha() and not _PHONE_WORD_BEFORE.search(before):

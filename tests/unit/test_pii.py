@@ -225,3 +225,14 @@ def test_fields_beside_the_text_are_masked_except_the_public_identity() -> None:
     assert fields["metrics"]["likes"] == 3 and fields["metrics"]["note"] == "nik [NIK]"
     assert fields["quoted"] == [{"text": "a.n. [NAMA]"}]
     assert kinds == {PiiKind.PHONE, PiiKind.ADDRESS, PiiKind.NIK, PiiKind.NAME}
+
+
+def test_a_long_field_of_phone_numbers_is_masked_whole_and_amounts_after_rp_stay() -> None:
+    """Each phone match looks back a bounded window for "Rp" or a word glued to it (not the whole text before
+    it, which made a 160 kB caption of numbers take seconds): every number far into the text is masked, and an
+    amount right after "Rp" still is not."""
+    text = "wa 081234567890 " * 5000 + "anggaran Rp 62.812.345.678 dipotong, kode TRX0812345678"
+    masked = mask_pii(text).text
+    assert masked.count("[TELEPON]") == 5000
+    assert "081234567890" not in masked
+    assert masked.endswith("anggaran Rp 62.812.345.678 dipotong, kode TRX0812345678")
