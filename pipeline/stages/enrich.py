@@ -18,6 +18,13 @@ from schemas.topics import TopicInput, TopicPost
 log = logging.getLogger("pantau.worker")
 
 
+def discoverable(is_public_service: bool, official_account: object | None) -> bool:
+    """What topic discovery sees: public-service posts by citizens; an agency's own replies ("terima kasih
+    atas laporannya ...") would make boilerplate topics. Takes the two fields, so an indexed document can be
+    judged the same way."""
+    return is_public_service and official_account is None
+
+
 @dataclass
 class EnrichOutcome:
     enriched: list[Outgoing] = field(default_factory=list)
@@ -60,9 +67,7 @@ class EnrichStage:
         return outcome
 
     def _discoverable(self, post: EnrichedPost) -> bool:
-        """Public-service posts by citizens: an agency's own replies ("terima kasih atas laporannya ...")
-        would make boilerplate topics."""
-        return post.is_public_service and post.official_account is None
+        return discoverable(post.is_public_service, post.official_account)
 
     def _enrich(self, posts: list[RawPost]) -> list[tuple[EnrichedPost | Rejected, np.ndarray | None]]:
         """The batch in one model pass; if that raises, post by post, so only the culprit is rejected."""

@@ -27,6 +27,7 @@ from pipeline.embedded.stack import wait_for_worker_log
 from pipeline.kafka.config import kafka_python_config
 from pipeline.kafka.groups import describe_group
 from pipeline.kafka.recovery import fetched_ends
+from pipeline.stages.enrich import discoverable
 from pipeline.tracking import Tally, wait_processed
 from tests.integration.conftest import Pipeline
 
@@ -116,7 +117,7 @@ def _last_discoverable(pipeline: Pipeline, keys: list[str]) -> datetime:
     seen = [
         datetime.fromisoformat(hit["_source"]["@timestamp"])
         for hit in hits
-        if hit["_source"]["is_public_service"] and hit["_source"].get("official_account") is None
+        if discoverable(hit["_source"]["is_public_service"], hit["_source"].get("official_account"))
     ]
     assert seen, "none of the posts is a public-service post: topic discovery would see nothing"
     return max(seen)
