@@ -3,6 +3,7 @@ the category head's training."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from pipeline.enrich.category import CategoryGuess, classify_category
 from pipeline.gazetteer.accounts import OfficialAccounts
 from pipeline.gazetteer.recognizer import Gazetteer, Recognition, default_gazetteer
 from pipeline.model.attribution import AttributionModel, check_same_layer
-from pipeline.model.category import CategoryModel, decision_proba, evidence_features
+from pipeline.model.category import CATEGORIES, CategoryModel, decision_proba, evidence_features
 from pipeline.model.encoder import Backend
 from pipeline.model.layers import pick_layer
 from pipeline.model.sentiment import SentimentModel
@@ -24,7 +25,7 @@ from pipeline.text.lang import detect_lang
 from pipeline.text.pii import PiiResult, mask_pii, mask_structure
 from pipeline.validation import Rejected
 from schemas.posts import EnrichedPost, RawPost
-from schemas.vocab import Agency, PiiKind
+from schemas.vocab import Agency, Category, PiiKind
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,38 @@ def gather_evidence(gazetteer: Gazetteer, text: str) -> Evidence:
     masked = mask_pii(text)
     found = gazetteer.recognize(text)
     return Evidence(masked=masked, found=found, guess=classify_category(masked.text, found.agencies))
+
+
+WORD = re.compile(r"[^\W\d_]{2,}")
+"""A word: two or more letters (any script)."""
+
+
+def nothing_to_judge(evidence: Evidence) -> bool:
+    """A comment of at most one word with nothing the rules recognise: no agency, place or service keyword
+    ("👍", "Amin", "first", "mantap", "?"). Such comments fill the threads connectors collect whole; the
+    heads, which read a service into any text, made them public-service posts of an implied agency (counted
+    in complaints and spikes). They are ``bukan_layanan`` with no implied agency; sentiment is kept."""
+    found = evidence.found
+    return (
+        len(WORD.findall(evidence.masked.text)) < 2
+        and not (found.mentions or found.addressed or found.places)
+        and not evidence.guess.is_public_service
+    )
+
+
+NOT_A_SERVICE_ROW = np.eye(len(CATEGORIES))[CATEGORIES.index(Category.BUKAN_LAYANAN.value)]
+
+
+def category_probabilities(
+    category: CategoryModel, embeddings: np.ndarray, evidence: Sequence[Evidence]
+) -> np.ndarray:
+    """The category head's probabilities as the pipeline uses them (attribution reads them too), with
+    ``nothing_to_judge`` posts set to ``bukan_layanan``."""
+    proba = category.probabilities(embeddings, evidence_matrix(evidence))
+    for row, item in enumerate(evidence):
+        if nothing_to_judge(item):
+            proba[row] = NOT_A_SERVICE_ROW
+    return proba
 
 
 PUBLIC_AUTHOR_FIELDS = frozenset({"id", "handle"})
@@ -177,9 +210,7 @@ class Enricher:
         )
         # both heads read one layer (``check_same_layer``)
         head_embeddings = pick_layer(self.category.layer, embeddings, topic_embeddings)
-        category_proba = self.category.probabilities(
-            head_embeddings, evidence_matrix([e for _, _, e in staged])
-        )
+        category_proba = category_probabilities(self.category, head_embeddings, [e for _, _, e in staged])
         categories = self.category.predictions(decision_proba(category_proba))
         now = datetime.now(UTC)
         for row, ((index, post, evidence), sentiment, category) in enumerate(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from pipeline.enrich.enricher import evidence_matrix, gather_evidence
+from pipeline.enrich.enricher import category_probabilities, gather_evidence
 from pipeline.gazetteer.recognizer import default_gazetteer
 from pipeline.model.attribution import (
     ATTRIBUTION_HEAD_FILE,
@@ -88,7 +88,7 @@ def attribution_examples(model: SentimentModel, category: CategoryModel, path: P
     evidence = [gather_evidence(gazetteer, text) for text in texts]
     masked = [e.masked.text for e in evidence]
     embeddings = model.embed_layer(masked, category.layer)
-    proba = category.probabilities(embeddings, evidence_matrix(evidence))
+    proba = category_probabilities(category, embeddings, evidence)
     named = [list(e.found.agencies) for e in evidence]
     addressed = [list(e.found.addressed) for e in evidence]
     elsewhere = [e.found.elsewhere for e in evidence]

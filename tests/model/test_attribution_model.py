@@ -41,6 +41,32 @@ def test_an_agents_ad_names_the_agency_and_a_citizens_post_is_about_it(
     assert (named in result.agencies) is about, result.agencies
 
 
+@pytest.mark.parametrize("text", ["👍", "🙏🙏", "Amin", "first", "mantap", "?", "...", "😡", "hmm"])
+def test_a_comment_with_nothing_to_judge_is_no_service_post_of_any_agency(
+    enricher: Enricher, text: str
+) -> None:
+    """The heads read a service into any text: "?" came out a pemda complaint, "Amin" a PDAM one."""
+    post = validate_raw_post(
+        {"id": "c1", "platform": "youtube", "text": text, "created_at": datetime.now(UTC)}
+    )
+    (result,) = enricher.enrich([post])
+    assert not isinstance(result, Exception)
+    assert result.agencies == [] and not result.is_public_service, (result.agencies, result.category)
+
+
+@pytest.mark.parametrize(
+    ("text", "agency"),
+    [("banjir!", Agency.BPBD), ("@samsatbanten ?", Agency.SAMSAT), ("sampah numpuk", Agency.DLH)],
+)
+def test_a_short_post_the_rules_recognise_is_still_judged(
+    enricher: Enricher, text: str, agency: Agency
+) -> None:
+    post = validate_raw_post({"id": "c2", "platform": "x", "text": text, "created_at": datetime.now(UTC)})
+    (result,) = enricher.enrich([post])
+    assert not isinstance(result, Exception)
+    assert result.is_public_service and agency in result.agencies, (result.agencies, result.category)
+
+
 def test_training_picks_the_strongest_regularisation_within_one_standard_error(tmp_path: Path) -> None:
     """The whole recipe on part of the in-domain data: cross-validated choice, a head the pipeline loads."""
     import shutil
