@@ -11,12 +11,19 @@ TRACKING_PARAMS = ("utm_", "fbclid", "gclid")
 def canonical_uri(uri: str) -> str:
     """The same resource written two ways gets one form: scheme and host in lower case, no default port,
     no fragment, no tracking parameters, remaining parameters sorted. Paths keep their case (servers
-    treat it as significant)."""
-    parts = urlsplit(uri.strip())
+    treat it as significant). Never raises for a malformed URL: a guid is only a name, and one bad item
+    must not fail its feed."""
+    try:
+        parts = urlsplit(uri.strip())
+    except ValueError:  # "http://[::1/a": cannot be split, so it is a name like any other
+        return uri.strip()
     if not parts.scheme or not parts.netloc:
         return uri.strip()  # a guid that is not a URL ("tag:site,2026:123"): as written
     host = (parts.hostname or "").lower()
-    port = parts.port
+    try:
+        port = parts.port
+    except ValueError:  # "x:99999", "x:abc": no port to compare, so the port stays as written
+        host, port = parts.netloc.rpartition("@")[2].lower(), None
     if port and (parts.scheme.lower(), port) not in {("http", 80), ("https", 443)}:
         host = f"{host}:{port}"
     query = sorted(

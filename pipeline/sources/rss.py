@@ -22,8 +22,10 @@ from pipeline.sources.connector import (
     SourceError,
     build_post,
     collect,
+    lenient,
 )
 from pipeline.sources.ids import uri_id
+from pipeline.validation import MAX_FUTURE
 from schemas.posts import RawPost
 from schemas.vocab import Platform
 
@@ -63,6 +65,9 @@ class Feed:
         self.key = "feed:" + hashlib.sha256(url.encode()).hexdigest()[:16]
         self.description = url
 
+    def __repr__(self) -> str:
+        return f"Feed({self.url!r})"  # names the feed when one of its items is skipped
+
     def start(self, cursor: Cursor | None, since: datetime) -> Request:
         cursor = cursor or {}
         headers = {}
@@ -95,7 +100,10 @@ class Feed:
             )
         ]
         posts, skipped = collect(fresh)
-        latest = max((p.created_at for p in posts), default=None)
+        # Only over items the gate takes: one dated more than MAX_FUTURE ahead is refused, and were it
+        # the newest, every later item would be taken for sent.
+        horizon = datetime.now(UTC) + MAX_FUTURE
+        latest = max((p.created_at for p in posts if p.created_at <= horizon), default=None)
         if latest is not None and (newest is None or latest >= newest):
             ids = {p.id for p in posts if p.created_at == latest} | (seen if latest == newest else set())
             cursor["newest"], cursor["newest_ids"] = latest.isoformat(), sorted(ids)
@@ -118,6 +126,7 @@ class Feed:
             }
         )
 
+    @lenient
     def _rss(self, item: ET.Element) -> RawPost | None:
         link = (item.findtext("link") or "").strip() or None
         author = item.findtext(f"{DC}creator") or item.findtext("author")
@@ -131,6 +140,7 @@ class Feed:
             category=[c.text.strip() for c in item.findall("category") if c.text] or None,
         )
 
+    @lenient
     def _atom(self, entry: ET.Element) -> RawPost | None:
         link = next(
             (e.get("href") for e in entry.findall(f"{ATOM}link") if e.get("rel", "alternate") == "alternate"),

@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from pipeline.sources.queries import load_terms, mastodon_tags, x_queries
 from pipeline.sources.rss import Feed
 from pipeline.sources.x import XRecentSearch
 from pipeline.sources.youtube import YoutubeSearch
+from pipeline.validation import Rejected, validate_raw_post
+from schemas.posts import RawPost
 from tests.standins import (
     Answer,
     Article,
@@ -493,6 +496,83 @@ def test_rss_items_become_news_posts_and_an_unchanged_feed_adds_nothing() -> Non
         ]
     finally:
         feed.standin.close()
+
+
+def _gate(posts: list[RawPost]) -> list[str]:
+    """Ids of the posts the runner would send: those the one gate accepts, as ``send_posts`` asks it."""
+    sent = []
+    for post in posts:
+        try:
+            sent.append(validate_raw_post(post.model_dump(mode="json", exclude_none=True)).id)
+        except Rejected:
+            continue
+    return sent
+
+
+def test_a_feed_item_dated_years_ahead_does_not_hold_back_the_items_after_it() -> None:
+    ahead = Article("https://news.example/2035", "Jadwal 2035", "salah tanggal", NOW + timedelta(days=3650))
+    today = Article("https://news.example/hari-ini", "Banjir Lebak", "air naik", NOW - timedelta(hours=2))
+    articles = [ahead, today]
+    feed = NewsFeed(articles)
+    try:
+        stream = Feed(feed.standin.url + "/rss")
+        request = stream.start(None, NOW - timedelta(days=7))
+        first = stream.parse(request, _ask(feed.standin, request))
+        assert _gate(first.posts) == [uri_id(today.guid)]  # the gate refuses the one from 2035
+        assert first.cursor and first.cursor["newest"] == today.published.isoformat()
+        # The next round (as the runner does it: from the saved cursor) brings what was published since.
+        later = Article("https://news.example/sore", "Banjir surut", "air turun", NOW - timedelta(hours=1))
+        articles.insert(0, later)
+        again = stream.start(first.cursor, NOW - timedelta(days=7))
+        second = stream.parse(again, _ask(feed.standin, again))
+        assert _gate(second.posts) == [uri_id(later.guid)]
+        assert second.cursor and second.cursor["newest"] == later.published.isoformat()
+    finally:
+        feed.standin.close()
+
+
+def test_a_url_with_a_bad_port_or_bracket_is_named_as_written_instead_of_raising() -> None:
+    assert canonical_uri("HTTP://News.Example:99999/a?utm_x=1#f") == "http://news.example:99999/a"
+    assert canonical_uri("http://user@x:abc/") == "http://x:abc/"
+    assert canonical_uri(" http://[::1/a ") == "http://[::1/a"
+    bad = ["http://x:99999/a", "http://x:abc/", "http://[::1/a"]
+    assert len({uri_id(u) for u in bad}) == 3
+
+
+def test_feed_items_with_malformed_guids_arrive_and_one_that_cannot_be_read_is_skipped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipeline.sources import rss
+
+    def fragile(uri: str) -> str:  # no guid makes the mapping raise any more: one is made to
+        if "rusak" in uri:
+            raise ValueError("cannot be read")
+        return uri_id(uri)
+
+    monkeypatch.setattr(rss, "uri_id", fragile)
+    stamp = format_datetime(NOW - timedelta(hours=1), usegmt=True)
+    guids = [
+        "http://x:99999/a",
+        "http://[::1/a",
+        "http://x:abc/",
+        "https://news.example/rusak",
+        "tag:b,2026:1",
+    ]
+    items = "".join(
+        f"<item><guid>{g}</guid><title>samsat {g}</title><pubDate>{stamp}</pubDate></item>" for g in guids
+    )
+    stream = Feed("https://news.example/rss")
+    request = stream.start(None, NOW - timedelta(days=7))
+    page = stream.parse(request, Response(200, {}, f"<rss><channel>{items}</channel></rss>".encode()))
+    assert [p.id for p in page.posts] == [uri_id(g) for g in guids if "rusak" not in g] and page.skipped == 1
+    assert "Feed('https://news.example/rss')" in caplog.text  # the log names the feed
+    entries = "".join(
+        f"<entry><id>{g}</id><title>samsat</title><updated>{NOW.isoformat()}</updated></entry>"
+        for g in ("https://news.example/rusak", "http://x:99999/b")
+    )
+    atom = f'<feed xmlns="http://www.w3.org/2005/Atom">{entries}</feed>'.encode()
+    page = stream.parse(request, Response(200, {}, atom))
+    assert [p.id for p in page.posts] == [uri_id("http://x:99999/b")] and page.skipped == 1
 
 
 def test_the_horizon_reads_durations(monkeypatch: pytest.MonkeyPatch) -> None:
