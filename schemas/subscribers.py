@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import urllib.parse
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from typing import Literal
@@ -25,6 +26,18 @@ _CLOCK = r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?"
 """HH:MM, or HH:MM:SS (so a test, or a drill, can make quiet hours or a digest seconds away)."""
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 JAKARTA = ZoneInfo("Asia/Jakarta")
+_ADDRESS = r"[^@\s<>]+@[^@\s<>]+"
+"""An e-mail address, loosely; no whitespace, so nothing can start another header line (``\nBcc:``)."""
+_SENDER = rf"{_ADDRESS}|[^\x00-\x1f\x7f<>]*<{_ADDRESS}>"
+"""``pantau@example.org`` or ``Pantau Banten <pantau@example.org>``."""
+
+
+def _no_spaces(value: str) -> str:
+    """A token that goes into a header or a URL path: whitespace or a control character would end the
+    header or the path early, so it is refused here (without echoing the secret)."""
+    if re.search(r"[\s\x00-\x1f\x7f]", value):
+        raise ValueError("must not contain whitespace or control characters")
+    return value
 
 
 class _Strict(BaseModel):
@@ -93,6 +106,14 @@ class TelegramChannel(_Strict):
     def _text(cls, value: object) -> object:
         return str(value) if isinstance(value, int) else value
 
+    @field_validator("bot_token")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        """It is part of the URL path: ``/bot<token>/sendMessage``."""
+        if "/" in value or "?" in value or "#" in value:
+            raise ValueError("must not contain / ? or #")
+        return _no_spaces(value)
+
 
 class WhatsAppChannel(_Strict):
     access_token: str = Field(min_length=1)
@@ -104,6 +125,12 @@ class WhatsAppChannel(_Strict):
     @classmethod
     def _text(cls, value: object) -> object:
         return str(value) if isinstance(value, int) else value
+
+    @field_validator("access_token")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        """It goes into the ``Authorization`` header."""
+        return _no_spaces(value)
 
 
 class EmailChannel(_Strict):
@@ -120,8 +147,33 @@ class EmailChannel(_Strict):
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
         for address in value:
-            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+            if not re.fullmatch(_ADDRESS, address):
                 raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        """It becomes the From header: checked like ``to``, so the file is refused, not every send."""
+        if value is not None and not re.fullmatch(_SENDER, value):
+            raise ValueError(f"{value!r} is not an e-mail address (or Name <address>)")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        """A port out of range would fail every send; the URL (it holds a password) is not echoed."""
+        if value is None:
+            return value
+        try:
+            parts = urllib.parse.urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise ValueError("has a port that is not a number from 1 to 65535") from None
+        if port == 0:
+            raise ValueError("has a port that is not a number from 1 to 65535")
+        if not parts.hostname:
+            raise ValueError("has no host")
         return value
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.alerts.channels import SendError, _post, send_mail
+from pipeline.alerts.channels import SendError, _post, failures_as_send_errors, send_mail
 from pipeline.alerts.store import AlertStore, Delivery, DeliveryStatus, message_id
 from pipeline.settings import Settings
 from schemas.subscribers import JAKARTA, BriefSchedule, Subscriber
@@ -100,32 +100,37 @@ async def send_brief(
     timeout: float,
 ) -> None:
     """One e-mail with the files attached, or one Telegram ``sendDocument`` per file; ``SendError``."""
-    if subscriber.telegram is not None:
-        tg = subscriber.telegram
-        url = f"{tg.api_base.rstrip('/')}/bot{tg.bot_token}/sendDocument"
-        for file in files:
-            fields = {
-                "chat_id": tg.chat_id,
-                "caption": f"<b>{html.escape(subject)}</b>",
-                "parse_mode": "HTML",
-            }
-            await _post(client, url, data=fields, files={"document": (file.name, file.content, file.mime)})
-    elif subscriber.email is not None:
-        channel = subscriber.email
-        smtp = channel.smtp_url or smtp_url
-        if not smtp:
-            raise SendError("no smtp_url for this subscriber and PANTAU_SMTP_URL is not set", retryable=False)
-        mail = EmailMessage()
-        mail["Subject"] = subject
-        mail.set_content(BODY[lang])
-        for file in files:
-            maintype, subtype = file.mime.split("/")
-            mail.add_attachment(file.content, maintype=maintype, subtype=subtype, filename=file.name)
-        await asyncio.get_running_loop().run_in_executor(
-            None, send_mail, smtp, channel.sender, channel.to, mail, timeout
-        )
-    else:
-        raise SendError(f"a brief cannot go by {subscriber.channel}", retryable=False)
+    with failures_as_send_errors():
+        if subscriber.telegram is not None:
+            tg = subscriber.telegram
+            url = f"{tg.api_base.rstrip('/')}/bot{tg.bot_token}/sendDocument"
+            for file in files:
+                fields = {
+                    "chat_id": tg.chat_id,
+                    "caption": f"<b>{html.escape(subject)}</b>",
+                    "parse_mode": "HTML",
+                }
+                await _post(
+                    client, url, data=fields, files={"document": (file.name, file.content, file.mime)}
+                )
+        elif subscriber.email is not None:
+            channel = subscriber.email
+            smtp = channel.smtp_url or smtp_url
+            if not smtp:
+                raise SendError(
+                    "no smtp_url for this subscriber and PANTAU_SMTP_URL is not set", retryable=False
+                )
+            mail = EmailMessage()
+            mail["Subject"] = subject
+            mail.set_content(BODY[lang])
+            for file in files:
+                maintype, subtype = file.mime.split("/")
+                mail.add_attachment(file.content, maintype=maintype, subtype=subtype, filename=file.name)
+            await asyncio.get_running_loop().run_in_executor(
+                None, send_mail, smtp, channel.sender, channel.to, mail, timeout
+            )
+        else:
+            raise SendError(f"a brief cannot go by {subscriber.channel}", retryable=False)
 
 
 class BriefScheduler:

@@ -1,13 +1,16 @@
 """Sending one notification through one channel: signed webhook, Telegram, WhatsApp, e-mail, Slack.
 
 A send either returns (the receiver took it) or raises ``SendError`` saying whether trying again can help
-(connection errors, timeouts, 408, 429 and 5xx can; any other refusal cannot).
+(connection errors, timeouts, 408, 429 and 5xx can; any other refusal cannot). Anything else a channel
+raises (a header the e-mail library refuses, a URL it cannot parse) is a ``SendError`` that cannot, so
+the delivery logs it failed and dead-letters it instead of losing it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -15,7 +18,7 @@ import smtplib
 import ssl
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 
 import httpx
@@ -32,6 +35,17 @@ class SendError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+
+
+@contextlib.contextmanager
+def failures_as_send_errors() -> Iterator[None]:
+    """Any exception but ``SendError`` becomes one, not retryable: the same message fails the same way."""
+    try:
+        yield
+    except SendError:
+        raise
+    except Exception as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}", retryable=False) from exc
 
 
 def sign(secret_key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -121,37 +135,38 @@ async def send(
     timeout: float,
     digest: bool = False,
 ) -> None:
-    """One notification of ``alerts`` to ``subscriber``; raises ``SendError``."""
-    if subscriber.webhook is not None:
-        headers, body = webhook_request(subscriber.webhook, msg_id, alerts)
-        await _post(client, subscriber.webhook.url, content=body, headers=headers)
-        return
-    message = render(alerts, subscriber.lang, digest=digest)
-    if subscriber.telegram is not None:
-        tg = subscriber.telegram
-        url = f"{tg.api_base.rstrip('/')}/bot{tg.bot_token}/sendMessage"
-        payload = {
-            "chat_id": tg.chat_id,
-            "text": message.telegram,
-            "parse_mode": "HTML",
-            "disable_web_page_preview": True,
-        }
-        await _post(client, url, json=payload)
-    elif subscriber.whatsapp is not None:
-        wa = subscriber.whatsapp
-        url = f"{wa.api_base.rstrip('/')}/{wa.phone_number_id}/messages"
-        payload = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": wa.to,
-            "type": "text",
-            "text": {"preview_url": False, "body": message.whatsapp[:4096]},
-        }
-        await _post(client, url, json=payload, headers={"authorization": f"Bearer {wa.access_token}"})
-    elif subscriber.slack is not None:
-        await _post(client, subscriber.slack.url, json={"text": message.slack})
-    elif subscriber.email is not None:
-        await _email(subscriber.email, message, smtp_url, timeout)
+    """One notification of ``alerts`` to ``subscriber``; raises ``SendError`` (only)."""
+    with failures_as_send_errors():
+        if subscriber.webhook is not None:
+            headers, body = webhook_request(subscriber.webhook, msg_id, alerts)
+            await _post(client, subscriber.webhook.url, content=body, headers=headers)
+            return
+        message = render(alerts, subscriber.lang, digest=digest)
+        if subscriber.telegram is not None:
+            tg = subscriber.telegram
+            url = f"{tg.api_base.rstrip('/')}/bot{tg.bot_token}/sendMessage"
+            payload = {
+                "chat_id": tg.chat_id,
+                "text": message.telegram,
+                "parse_mode": "HTML",
+                "disable_web_page_preview": True,
+            }
+            await _post(client, url, json=payload)
+        elif subscriber.whatsapp is not None:
+            wa = subscriber.whatsapp
+            url = f"{wa.api_base.rstrip('/')}/{wa.phone_number_id}/messages"
+            payload = {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": wa.to,
+                "type": "text",
+                "text": {"preview_url": False, "body": message.whatsapp},
+            }
+            await _post(client, url, json=payload, headers={"authorization": f"Bearer {wa.access_token}"})
+        elif subscriber.slack is not None:
+            await _post(client, subscriber.slack.url, json={"text": message.slack})
+        elif subscriber.email is not None:
+            await _email(subscriber.email, message, smtp_url, timeout)
 
 
 async def _email(channel: EmailChannel, message: Message, smtp_url: str | None, timeout: float) -> None:

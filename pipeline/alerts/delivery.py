@@ -499,6 +499,7 @@ class Deliverer:
                     attempt,
                     attempts,
                     exc.reason,
+                    exc_info=exc.__cause__,  # the traceback of an unexpected error (see channels.py)
                 )
                 if final:
                     await self._log(subscriber, alerts, "failed", attempt, exc.reason, repeat)

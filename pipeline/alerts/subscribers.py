@@ -53,6 +53,9 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], env: Mapping[st
     except yaml.YAMLError as exc:  # e.g. a tag the safe loader does not know (!secret)
         problem = getattr(exc, "problem", None) or str(exc)
         raise SubscribersError([f"{where}:{lines[path]}: {_dotted(path)}: {problem}"]) from None
+    except ValueError as exc:  # an int of over 4,300 digits, a date like 2026-13-01
+        problem = str(exc).split(";")[0]  # without Python's hint (sys.set_int_max_str_digits)
+        raise SubscribersError([f"{where}:{lines[path]}: {_dotted(path)}: {problem}"]) from None
     if isinstance(value, str):
         missing = [name for name in _ENV.findall(value) if name not in env]
         if missing:
@@ -93,6 +96,12 @@ def parse_subscribers(
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
         raise SubscribersError([f"{where}:{line}: not valid YAML: {exc.problem or exc.context}"]) from None
+    except yaml.reader.ReaderError as exc:  # a control character (NUL, ESC…): no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        problem = f"character #x{exc.character:04x} is not allowed in YAML"
+        raise SubscribersError([f"{where}:{line}: not valid YAML: {problem}"]) from None
+    except RecursionError:  # thousands of nested [ or {
+        raise SubscribersError([f"{where}:1: not valid YAML: nests too deeply"]) from None
     if root is None:
         return SubscribersFile()
     lines: dict[Path_, int] = {}
@@ -116,10 +125,18 @@ def parse_subscribers(
 
 
 def load_subscribers(path: Path, env: Mapping[str, str] | None = None) -> SubscribersFile:
+    """``parse_subscribers`` of the file; one that cannot be read, or is not UTF-8 (a Latin-1 ``é`` in a
+    comment), is a ``SubscribersError`` too, so the CLI prints one line and the worker keeps the last good
+    file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise SubscribersError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SubscribersError([f"{path}:{line}: not UTF-8: byte 0x{data[exc.start]:02x}"]) from None
     return parse_subscribers(text, str(path), env)
 
 

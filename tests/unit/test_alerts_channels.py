@@ -5,17 +5,20 @@ SMTP with STARTTLS on a test certificate (plain-text and HTML parts)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pipeline.alerts.channels import SendError, send, sign, webhook_request
-from pipeline.alerts.render import render
+from pipeline.alerts.render import CHAT_LIMIT, render
 from pipeline.alerts.store import message_id
 from pipeline.alerts.subscribers import parse_subscribers
 from schemas.alerts import Alert, AlertExample, AlertKind, AlertStatus, Severity
+from schemas.posts import TopicRef
 from schemas.subscribers import Subscriber, WebhookChannel
 from schemas.vocab import Agency, Region
 from tests.alert_receivers import SECRET, Receivers, SmtpServer, verify
@@ -149,3 +152,76 @@ def test_templates_in_both_languages_and_test_alerts_are_marked() -> None:
     assert "EMERGENCY" in english.subject and "critical" in english.subject
     assert "UJI COBA" in render([_alert(test=True)], "id").subject
     assert "Ringkasan" in render([_alert(), _alert(id="al_2")], "id", digest=True).subject
+
+
+class _TelegramHtml(HTMLParser):
+    """Telegram's HTML as its parser takes it: every tag closed in order, every ``&`` a whole entity."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.open: list[str] = []
+        self.bad: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open.pop() != tag:
+            self.bad.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        if "<" in data or ">" in data or "&" in data:
+            self.bad.append(data)
+
+
+def _valid_telegram_html(text: str) -> bool:
+    parser = _TelegramHtml()
+    parser.feed(text)
+    parser.close()
+    cut_entity = re.search(r"&(?![a-z]+;|#\d+;|#x[0-9a-f]+;)", text, re.IGNORECASE)
+    return not parser.open and not parser.bad and cut_entity is None
+
+
+def _ordinary(n: int) -> Alert:
+    example = AlertExample(key=f"x:{n}", text='Air PDAM mati "lagi" & <keruh> ' * 9, url="https://x.id/p/1")
+    return _alert(id=f"al_{n}", examples=[example] * 3)
+
+
+def test_a_digest_of_five_alerts_fits_telegram_and_whatsapp_and_says_what_it_left_out() -> None:
+    full = render([_ordinary(n) for n in range(5)], "id", digest=True)
+    assert len(full.text) > CHAT_LIMIT  # what e-mail and Slack get is whole
+    for message in (full.telegram, full.whatsapp):
+        assert len(message) <= CHAT_LIMIT and len(message.encode("utf-16-le")) // 2 <= CHAT_LIMIT
+        assert message.endswith("lainnya") and "\n\n… " in message
+    assert _valid_telegram_html(full.telegram), full.telegram
+    assert full.telegram.startswith("<b>Ringkasan peringatan: 5 peringatan</b>")
+    english = render([_ordinary(n) for n in range(5)], "en", digest=True).telegram
+    assert re.search(r"… \d+ more (alerts?|examples?)", english) and _valid_telegram_html(english)
+    small = render([_ordinary(1)], "id")
+    assert "…" not in small.telegram and small.telegram.count("•") == 3  # a short one is untouched
+
+
+def test_a_4_kb_url_is_left_out_and_the_telegram_text_stays_within_the_limit(receivers: Receivers) -> None:
+    long_url = "https://x.id/" + "q&<" * 1400
+    alert = _alert(examples=[AlertExample(key="x:1", text=HOSTILE, url=long_url)] * 3)
+    message = render([alert], "id")
+    assert len(message.telegram) <= CHAT_LIMIT and "qqq" not in message.telegram
+    assert message.telegram.count("• ") == 3 and _valid_telegram_html(message.telegram)
+    tg = _subscriber(
+        f"  - name: tg\n    telegram: {{bot_token: '7:LONG', chat_id: -1001, api_base: '{receivers.url}'}}\n"
+    )
+    _send(tg, [alert] + [_ordinary(n) for n in range(9)])
+    (sent,) = receivers.of("telegram", "7:LONG")
+    assert sent.verified and len(sent.json()["text"]) <= CHAT_LIMIT
+
+
+def test_a_subject_is_one_line_even_when_a_topic_label_is_not() -> None:
+    alert = _alert(topic=TopicRef(id="t1", label="banjir\nBcc: x@y"))
+    assert "\n" not in render([alert], "en").subject
+
+
+def test_an_unexpected_error_in_a_channel_is_a_send_error_that_is_not_retried() -> None:
+    sub = _subscriber("  - name: mail\n    email: {to: ops@bpbd.bantenprov.go.id}\n")
+    with pytest.raises(SendError) as caught:  # PANTAU_SMTP_URL is not checked by the subscribers file
+        _send(sub, [_alert()], smtp_url="smtp://localhost:99999")
+    assert not caught.value.retryable and "ValueError" in caught.value.reason

@@ -31,6 +31,23 @@ def test_a_malformed_alerts_file_is_one_clear_error_line_and_exit_2(tmp_path: Pa
     assert "not valid YAML" in result.stderr
 
 
+def test_a_stray_byte_in_the_alerts_file_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
+    """Not a traceback: a Latin-1 byte, a NUL, an integer Python will not read, a From with a line break."""
+    path = tmp_path / "alerts.yaml"
+    good = b"subscribers:\n  - name: ops\n    slack: {url: 'https://h/x'}\n"
+    for content, line in [
+        (good.replace(b"ops", b"ops  # caf\xe9"), 2),
+        (good + b"\x00", 4),
+        (good + b"    repeat_interval: " + b"9" * 5000 + b"\n", 4),
+        (good.replace(b"slack: {url: 'https://h/x'}", b'email: {to: a@b.co, from: "x@y\\nBcc: z@q"}'), 3),
+    ]:
+        path.write_bytes(content)
+        result = _pantau("subscribers", "list", env={"PANTAU_ALERTS_FILE": str(path)})
+        assert result.returncode == 2, result.stderr
+        (error,) = result.stderr.strip().splitlines()
+        assert error.startswith(f"error: {path}:{line}: "), error
+
+
 def test_a_silence_needs_a_matcher() -> None:
     result = _pantau("alerts", "silence", "--for", "1h", env={})
     assert result.returncode == 2 and "--agency, --region, --kind" in result.stdout

@@ -190,3 +190,56 @@ def test_a_digest_goes_only_to_subscribers_who_name_its_kind() -> None:
     assert Match(kinds=["overdue_response"], agencies=["dishub"]).matches(digest)
     spike = digest.model_copy(update={"kind": AlertKind.SPIKE})
     assert Match().matches(spike)
+
+
+SLACK = b"subscribers:\n  - name: a\n    slack: {url: 'http://x/y'}\n"
+STRAY = {  # what an editor or a copy-paste can leave in the file, and the line it is on
+    "latin-1": (SLACK.replace(b"name: a", b"name: a  # caf\xe9"), 2),
+    "nul": (SLACK + b"\x00\n", 4),
+    "control": (SLACK.replace(b"name: a", b"name: a\x1b"), 2),
+    "bigint": (SLACK + b"    repeat_interval: " + b"9" * 5000 + b"\n", 4),
+    "bad date": (SLACK + b"    lang: 2026-13-01\n", 4),
+    "nesting": (b"subscribers: " + b"[" * 5000 + b"]" * 5000 + b"\n", 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRAY))
+def test_a_stray_byte_is_an_error_naming_the_file_and_line_and_the_watcher_keeps_the_last_good_file(
+    tmp_path: Path, case: str
+) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text(MINIMAL)
+    watcher = SubscribersWatcher(path)
+    assert [s.name for s in watcher.get().subscribers] == ["bpbd-ops"]
+    content, line = STRAY[case]
+    path.write_bytes(content + b"  ")  # a different size: the watcher reads it again
+    assert [s.name for s in watcher.get().subscribers] == ["bpbd-ops"]
+    assert watcher.error is not None and len(watcher.error.lines) == 1
+    assert watcher.error.lines[0].startswith(f"{path}:{line}: "), watcher.error.lines
+
+
+@pytest.mark.parametrize(
+    ("channel", "expected"),
+    [
+        ('email: {to: a@b.co, from: "x@y\\nBcc: z@q"}', "subscribers[0].email.from: 'x@y\\nBcc: z@q' is not"),
+        ("email: {to: a@b.co, from: 'x@y, z@q'}", "subscribers[0].email.from:"),
+        ("email: {to: a@b.co, smtp_url: 'smtp://h:99999'}", "subscribers[0].email.smtp_url: has a port"),
+        ("email: {to: a@b.co, smtp_url: 'smtp://h:port'}", "subscribers[0].email.smtp_url: has a port"),
+        (
+            'whatsapp: {access_token: "t\\nX-A: b", phone_number_id: 1, to: 62}',
+            "whatsapp.access_token: must not",
+        ),
+        ("telegram: {bot_token: '1:A/../x', chat_id: 1}", "subscribers[0].telegram.bot_token: must not"),
+    ],
+)
+def test_what_goes_into_a_header_or_a_url_is_checked_when_the_file_is_read(
+    channel: str, expected: str
+) -> None:
+    with pytest.raises(SubscribersError) as caught:
+        parse_subscribers(f"subscribers:\n  - name: a\n    {channel}\n", "f.yaml", env={})
+    assert caught.value.lines[0].startswith("f.yaml:3: ") and expected in caught.value.lines[0], (
+        caught.value.lines
+    )
+    named = "subscribers:\n  - name: a\n    email: {to: a@b.co, from: 'Pantau Banten <pantau@b.co>'}\n"
+    (sub,) = parse_subscribers(named, env={}).subscribers
+    assert sub.email is not None and sub.email.sender == "Pantau Banten <pantau@b.co>"
