@@ -26,24 +26,50 @@ def _is_emoji_part(ch: str) -> bool:
     return unicodedata.category(ch) == "So" or ch == "\ufe0f" or 0x1F3FB <= ord(ch) <= 0x1F3FF
 
 
+def _letter_meets_digit(before: str, after: str) -> bool:
+    return (before.isalpha() and after.isdigit()) or (before.isdigit() and after.isalpha())
+
+
 def _drop_invisible(text: str) -> str:
+    """Invisible characters out: dropped inside a word or a number ("sam\u200bsat"), a space between a letter
+    and a digit ("Budi\u200b0812...": glued, the number would pass for a code and escape masking)."""
     out: list[str] = []
     last = len(text) - 1
+    visible = 0  # index of the next character that is not zero-width, found once per run (linear time)
     for i, ch in enumerate(text):
         if ch == _ZWJ:
             if out and i < last and _is_emoji_part(out[-1]) and _is_emoji_part(text[i + 1]):
                 out.append(ch)
             continue
-        if ch in _ZERO_WIDTH:
-            continue
         if _TAG_FIRST <= ord(ch) <= _TAG_LAST:
             if out and (out[-1] == _BLACK_FLAG or _TAG_FIRST <= ord(out[-1]) <= _TAG_LAST):
                 out.append(ch)
             continue
-        if ch not in _KEEP_CONTROLS and unicodedata.category(ch) in ("Cc", "Cf"):
+        kind = "Cf" if ch in _ZERO_WIDTH else unicodedata.category(ch)
+        if ch not in _KEEP_CONTROLS and kind in ("Cc", "Cf"):
+            if visible <= i:
+                visible = i + 1
+                while visible <= last and text[visible] in _ZERO_WIDTH:
+                    visible += 1
+            following = text[visible] if visible <= last else ""
+            if out and _letter_meets_digit(out[-1], following):
+                out.append(" ")
             continue
         out.append(ch)
     return "".join(out)
+
+
+_KEYCAP = re.compile("(\\d)\ufe0f?\u20e3")
+"""A keycap digit (0️⃣) is that digit."""
+
+
+def _ascii_digits(text: str) -> str:
+    """Every decimal digit as ASCII: NFKC leaves Arabic-Indic, Devanagari and other scripts' digits as they
+    are, and a phone number or NIK written in them would escape the masks, which read 0-9."""
+    if text.isascii():
+        return text
+    text = _KEYCAP.sub(r"\1", text)
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch for ch in text)
 
 
 def _needs_char_scan(text: str) -> bool:
@@ -52,8 +78,9 @@ def _needs_char_scan(text: str) -> bool:
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, invisible characters out, newlines unified, spacing collapsed, at most one blank line."""
-    text = unicodedata.normalize("NFKC", text)
+    """NFKC, digits in ASCII, invisible characters out, newlines unified, spacing collapsed, at most one
+    blank line."""
+    text = _ascii_digits(unicodedata.normalize("NFKC", text))
     text = _NEWLINES.sub("\n", text)
     if _needs_char_scan(text.replace("\n", " ").replace("\t", " ")):
         text = _drop_invisible(text)

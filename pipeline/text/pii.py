@@ -66,7 +66,7 @@ _EMAIL_SPELLED = re.compile(
 
 # 16 digits with at most one separator between any two of them: "3603 1234 5678 9012", "36.03.12.345678.9012".
 # Not part of a longer run of four-digit groups: a 20-digit PLN token "3603 1234 5678 9012 3456" is no NIK.
-_SIXTEEN = re.compile(r"(?<!\d)(?<!\d[.-])(?<!\d{4} )\d(?:[ .-]?\d){15}(?!\d)(?![.-]\d)(?! \d{4}(?!\d))")
+_SIXTEEN = re.compile(r"(?<!\d)(?<!\d[.-])(?<!\d{4} )\d(?:[ .\-–/_,]?\d){15}(?!\d)(?![.-]\d)(?! \d{4}(?!\d))")
 _THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 
 # BPS province codes, including the Papua provinces created in 2022 (91..96).
@@ -135,9 +135,9 @@ _NAMED: list[tuple[PiiKind, re.Pattern[str]]] = [
 _NPWP_FORMATTED = re.compile(r"(?<![\d.])\d{2}\.\d{3}\.\d{3}\.\d[.-]\d{3}\.\d{3}(?![\d.])")
 
 # Mobile numbers only (08[1-9]…: 0800 is toll-free): landlines printed in posts are agency offices.
-_SEP = r"(?:\s?[.\-–/]\s?|\s)"
+_SEP = r"(?:\s?[.\-–—‒−/_,]{1,2}\s?|\s)"
 _PHONE = re.compile(
-    rf"(?<![\d+])(?:(?:\+62|\(\+62\)|%2[Bb]62|62){_SEP}?(?:8[1-9]\d|\(8[1-9]\d\))|08[1-9]{_SEP}?\d|\(08[1-9]\d\))"
+    rf"(?<![\d+])(?:(?:\+62|\(\+62\)|%2[Bb]62|0062|62){_SEP}?(?:\(0\)\s?)?(?:8[1-9]\d|\(8[1-9]\d\))|08[1-9]{_SEP}?\d|\(08[1-9]\d\))"
     rf"(?:{_SEP}?\d){{5,9}}(?!\d)(?![.-]\d)"
 )
 # A number glued to the word before it is a phone only after one of these ("HP081…", "noHP:081…").
@@ -154,7 +154,7 @@ _NAME_CONTEXT = (
 _HONORIFIC = r"(?i:bpk|bapak|pak|ibu|bu|hj|h|sdr|sdri|sdra|mas|mbak|mba|teh|kang|dr|drs|ir|alm|almh)\.?"
 _NAME = re.compile(
     rf"(?P<ctx>{_NAME_CONTEXT}\s*[:,]?\s*(?:(?i:adalah|ialah)\s+)?(?:{_HONORIFIC}\s+){{0,2}})"
-    r"(?P<name>[A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z][A-Za-z'’.-]*){0,3})"
+    r"(?P<name>[^\W\d_](?:[^\W\d_]|['’-])+(?:[ \t]+[^\W\d_](?:[^\W\d_]|['’.-])*){0,3})"
 )
 _SELF_NAMED = re.compile(r"nama\s*(?:saya|sy|aku|ku|lengkap|pelapor|pemohon|:)|namaku", re.IGNORECASE)
 # "atas nama pemerintah", "a.n. Kepala Dinas": on behalf of an office, not a person.
@@ -235,7 +235,7 @@ def _mask_sixteen(text: str, found: set[PiiKind]) -> str:
                 last_pos = ctx.start()
                 kind = PiiKind.KK if ctx.group("kk") else PiiKind.NIK
         if kind is None:
-            if int(raw[:2]) not in PROVINCE_CODES:
+            if int(re.sub(r"\D", "", raw)[:2]) not in PROVINCE_CODES:
                 return raw
             kind = PiiKind.NIK
         found.add(kind)

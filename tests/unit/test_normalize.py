@@ -19,6 +19,9 @@ from pipeline.text.normalize import normalize_text
         ("  satu  \n   dua   ", "satu\ndua"),
         ("bel\x00um\x07 jadi", "belum jadi"),
         ("\u202ekiri\u202c", "kiri"),  # bidi overrides
+        ("hubungi Budi\u200b081234567890", "hubungi Budi 081234567890"),  # a letter meets a digit: a space
+        ("wa \u0660\u0668\u0661\u0662 \u06f3\u06f4 \u0968\u0969", "wa 0812 34 23"),  # digits of other scripts
+        ("0\ufe0f\u20e38\ufe0f\u20e3", "08"),  # keycap digits
         ("", ""),
         ("   \n\t  ", ""),
     ],

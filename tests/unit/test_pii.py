@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.text.normalize import normalize_text
 from pipeline.text.pii import mask_pii
 from schemas.vocab import PiiKind
 
@@ -236,3 +237,23 @@ def test_a_long_field_of_phone_numbers_is_masked_whole_and_amounts_after_rp_stay
     assert masked.count("[TELEPON]") == 5000
     assert "081234567890" not in masked
     assert masked.endswith("anggaran Rp 62.812.345.678 dipotong, kode TRX0812345678")
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("hubungi pak Budi\u200b081234567890", "hubungi pak Budi [TELEPON]"),
+        ("wa \u0660\u0668\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660", "wa [TELEPON]"),
+        ("wa 0\ufe0f\u20e38\ufe0f\u20e31\ufe0f\u20e32\ufe0f\u20e33456 7890", "wa [TELEPON]"),
+        ("wa 0812_3456_7890 / 0812,3456,7890 / 0812--3456--7890", "wa [TELEPON] / [TELEPON] / [TELEPON]"),
+        ("wa 0062 812 3456 7890", "wa [TELEPON]"),
+        ("nik 3603/1234/5678/9012", "nik [NIK]"),
+        ("nik 3603_1234_5678_9012", "nik [NIK]"),
+        ("nama saya Dédé Suryana", "nama saya [NAMA]"),
+    ],
+)
+def test_obfuscated_numbers_and_names_with_diacritics_are_masked(raw: str, masked: str) -> None:
+    """Shapes a hostile-input review found escaping: digits of other scripts and keycaps (folded to ASCII by
+    normalisation), a zero-width space gluing a number to a name, separators other than space, dot and dash,
+    the 00 international prefix, and a name with diacritics (common in Sundanese names)."""
+    assert mask_pii(normalize_text(raw)).text == masked
