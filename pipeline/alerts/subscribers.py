@@ -33,9 +33,18 @@ class SubscribersError(Exception):
 Path_ = tuple[str | int, ...]
 
 
+MAX_VALUES = 100_000
+"""Values a subscribers file may expand to: aliases of aliases grow it exponentially (a few lines reach
+billions), and it is read on the delivery loop; a real file of hundreds of subscribers has thousands."""
+
+
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], env: Mapping[str, str], where: str) -> Any:
     """The node as plain data, recording each value's line; ``${NAME}`` replaced from ``env``."""
     lines[path] = node.start_mark.line + 1
+    if len(lines) > MAX_VALUES:
+        raise SubscribersError(
+            [f"{where}:{lines[path]}: the file expands to over {MAX_VALUES:,} values (aliases of aliases?)"]
+        )
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:

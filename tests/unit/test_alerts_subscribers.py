@@ -243,3 +243,13 @@ def test_what_goes_into_a_header_or_a_url_is_checked_when_the_file_is_read(
     named = "subscribers:\n  - name: a\n    email: {to: a@b.co, from: 'Pantau Banten <pantau@b.co>'}\n"
     (sub,) = parse_subscribers(named, env={}).subscribers
     assert sub.email is not None and sub.email.sender == "Pantau Banten <pantau@b.co>"
+
+
+def test_aliases_of_aliases_are_refused_before_they_expand() -> None:
+    """Seven lines that would expand to ten million values (a "billion laughs"); read on the delivery loop."""
+    levels = ["x0: &x0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]" for i in range(1, 7)]
+    text = SLACK.decode() + "\n".join(levels) + "\n"
+    with pytest.raises(SubscribersError) as caught:
+        parse_subscribers(text, env={})
+    assert "expands to over 100,000 values" in str(caught.value)
