@@ -66,7 +66,12 @@ class RawPost(BaseModel):
     created_at: AwareDatetime
     author: Author | None = None
     url: str | None = Field(None, max_length=4096)
-    lang: str | None = Field(None, max_length=16)
+    lang: str | None = Field(
+        None,
+        max_length=16,
+        pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$",
+        description="the platform's language tag (BCP 47: id, in, jv, und, en-US); detected when absent",
+    )
     reply_to_id: str | None = Field(None, max_length=256)
     conversation_id: str | None = Field(None, max_length=256)
     metrics: Metrics | None = None

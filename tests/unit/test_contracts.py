@@ -40,6 +40,8 @@ def test_valid_post_is_normalised_and_keeps_unknown_fields() -> None:
         ({"created_at": "2026-11-20T07:42:13"}, "created_at"),
         ({"created_at": "kemarin"}, "created_at"),
         ({"text": ""}, "text"),
+        ({"lang": "081234567890"}, "lang"),  # indexed as is: a language tag, not free text
+        ({"lang": "<script>"}, "lang"),
     ],
 )
 def test_contract_violations_name_the_field(change: dict[str, str], field: str) -> None:
@@ -293,3 +295,9 @@ def test_extra_fields_named_like_enrichment_fields_are_renamed_not_fatal() -> No
     )
     assert enriched.category == "bansos" and enriched.topic is None and enriched.region is None
     assert enriched.model_extra is not None and enriched.model_extra["raw_raw_category"] == "Berita Daerah"
+
+
+@pytest.mark.parametrize("lang", ["id", "in", "und", "jv", "en-US", "zh_Hant", "qme"])
+def test_platform_language_tags_are_accepted(lang: str) -> None:
+    """What X (in, und, qme), Mastodon (ISO 639) and producers send."""
+    assert validate_raw_post({**VALID, "lang": lang}).lang == lang
