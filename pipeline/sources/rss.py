@@ -25,8 +25,9 @@ from pipeline.sources.connector import (
     lenient,
 )
 from pipeline.sources.ids import uri_id
+from pipeline.text.normalize import normalize_text
 from pipeline.validation import MAX_FUTURE
-from schemas.posts import RawPost
+from schemas.posts import MAX_TEXT_CHARS, RawPost
 from schemas.vocab import Platform
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -43,6 +44,17 @@ def plain_text(markup: str | None) -> str:
     return "\n".join(
         " ".join(line.split()) for line in html.unescape(TAG.sub(" ", text)).splitlines()
     ).strip()
+
+
+def article_text(title: str, body: str) -> str:
+    """Title and body; an article longer than the contract's limit is cut at a word and marked "…": its
+    opening says what it is about, and refused whole it was lost."""
+    text = normalize_text("\n\n".join(part for part in (title, body) if part))
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    cut = text[: MAX_TEXT_CHARS - 2]
+    space = cut.rfind(" ", MAX_TEXT_CHARS - 200)
+    return (cut[:space] if space > 0 else cut).rstrip() + " …"
 
 
 def _date(text: str | None) -> datetime | None:
@@ -120,7 +132,7 @@ class Feed:
             {
                 "id": uri_id(identity),
                 "platform": Platform.NEWS,
-                "text": "\n\n".join(part for part in (title, body) if part),
+                "text": article_text(title, body),
                 "feed": self.url,
                 **{k: v for k, v in fields.items() if v},
             }

@@ -26,7 +26,7 @@ from pipeline.sources.rss import Feed
 from pipeline.sources.x import XRecentSearch
 from pipeline.sources.youtube import YoutubeSearch
 from pipeline.validation import Rejected, validate_raw_post
-from schemas.posts import RawPost
+from schemas.posts import MAX_TEXT_CHARS, RawPost
 from tests.standins import (
     Answer,
     Article,
@@ -539,40 +539,36 @@ def test_a_url_with_a_bad_port_or_bracket_is_named_as_written_instead_of_raising
     assert len({uri_id(u) for u in bad}) == 3
 
 
-def test_feed_items_with_malformed_guids_arrive_and_one_that_cannot_be_read_is_skipped(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from pipeline.sources import rss
-
-    def fragile(uri: str) -> str:  # no guid makes the mapping raise any more: one is made to
-        if "rusak" in uri:
-            raise ValueError("cannot be read")
-        return uri_id(uri)
-
-    monkeypatch.setattr(rss, "uri_id", fragile)
+def test_feed_items_with_malformed_guids_arrive_with_the_rest() -> None:
+    """A bad port or an unsplittable URL used to raise in the id mapping and fail the whole feed."""
     stamp = format_datetime(NOW - timedelta(hours=1), usegmt=True)
-    guids = [
-        "http://x:99999/a",
-        "http://[::1/a",
-        "http://x:abc/",
-        "https://news.example/rusak",
-        "tag:b,2026:1",
-    ]
+    guids = ["http://x:99999/a", "http://[::1/a", "http://x:abc/", "tag:b,2026:1"]
     items = "".join(
         f"<item><guid>{g}</guid><title>samsat {g}</title><pubDate>{stamp}</pubDate></item>" for g in guids
     )
     stream = Feed("https://news.example/rss")
     request = stream.start(None, NOW - timedelta(days=7))
     page = stream.parse(request, Response(200, {}, f"<rss><channel>{items}</channel></rss>".encode()))
-    assert [p.id for p in page.posts] == [uri_id(g) for g in guids if "rusak" not in g] and page.skipped == 1
-    assert "Feed('https://news.example/rss')" in caplog.text  # the log names the feed
-    entries = "".join(
-        f"<entry><id>{g}</id><title>samsat</title><updated>{NOW.isoformat()}</updated></entry>"
-        for g in ("https://news.example/rusak", "http://x:99999/b")
+    assert [p.id for p in page.posts] == [uri_id(g) for g in guids] and page.skipped == 0
+    entry = (
+        f"<entry><id>http://x:99999/b</id><title>samsat</title><updated>{NOW.isoformat()}</updated></entry>"
     )
-    atom = f'<feed xmlns="http://www.w3.org/2005/Atom">{entries}</feed>'.encode()
+    atom = f'<feed xmlns="http://www.w3.org/2005/Atom">{entry}</feed>'.encode()
     page = stream.parse(request, Response(200, {}, atom))
-    assert [p.id for p in page.posts] == [uri_id("http://x:99999/b")] and page.skipped == 1
+    assert [p.id for p in page.posts] == [uri_id("http://x:99999/b")]
+
+
+def test_a_long_article_is_cut_at_a_word_within_the_limit_instead_of_refused() -> None:
+    stamp = format_datetime(NOW - timedelta(hours=1), usegmt=True)
+    body = "Banjir merendam Lebak. " * 2000  # 46,000 characters
+    item = f"<item><guid>https://news.example/panjang</guid><title>Banjir</title><description>{body}</description>"
+    stream = Feed("https://news.example/rss")
+    request = stream.start(None, NOW - timedelta(days=7))
+    xml = f"<rss><channel>{item}<pubDate>{stamp}</pubDate></item></channel></rss>".encode()
+    (post,) = stream.parse(request, Response(200, {}, xml)).posts
+    assert post.text.startswith("Banjir\n\nBanjir merendam Lebak.") and post.text.endswith(" …")
+    assert 9_800 < len(post.text) <= MAX_TEXT_CHARS and post.text[8:-2] in body  # whole words, nothing added
+    assert _gate([post]) == [post.id]
 
 
 def test_the_horizon_reads_durations(monkeypatch: pytest.MonkeyPatch) -> None:
