@@ -60,6 +60,7 @@ EPOCHS_ONLY = (
     "seed",
     "balance_domains",
     "domain_weights",
+    "calibrate_on",
 )
 """Options of ``train`` that only fine-tuning reads."""
 
@@ -152,6 +153,12 @@ def train(
         help="with --epochs: DOMAIN=W, a domain's relative share of an epoch (others weigh 1); implies "
         "--balance-domains; repeatable",
     ),
+    calibrate_on: str | None = typer.Option(
+        None,
+        "--calibrate-on",
+        help="with --epochs: fit the temperature on this validation domain alone (e.g. indomain, the posts "
+        "the product reads); default: every validation domain weighing the same",
+    ),
     threads: int = typer.Option(2, "--threads", min=1, help="threads of the encoder and of fine-tuning"),
     backend: str | None = typer.Option(
         None,
@@ -232,6 +239,7 @@ def train(
             seed=seed,
             teacher_backend=get_settings().model_backend,
             domain_sampling=_domain_sampling(balance_domains, domain_weights or []),
+            calibrate_on=calibrate_on,
         )
         return
     if head_only:

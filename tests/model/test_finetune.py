@@ -50,7 +50,7 @@ def _run(
         model_in=source,
         out_dir=out,
         train_files=[data[0]],
-        valid_files=[data[1]],
+        valid_files=kw.pop("valid_files", [data[1]]),
         checkpoint_dir=ckpt,
         device="cpu",
         **(defaults | kw),
@@ -424,3 +424,36 @@ def test_the_command_line_fine_tunes_with_the_options_it_was_given(
     assert recorded["domain_sampling"] == {
         data[0].parent.name: {"rows": 16, "weight": 1.0, "epoch_share": 1.0}
     }
+
+
+def test_calibrate_on_fits_the_temperature_on_that_validation_domain_alone(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """With two validation domains, ``calibrate_on="a"`` gives the temperature a run validated on ``a``
+    alone gets (one step, so both runs keep the same weights); without it both domains weigh in."""
+    lines = (SMSA_DIR / "valid_preprocess.tsv").read_text(encoding="utf-8").splitlines()
+    turn = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
+    wrong = [f"{text}\t{turn[label]}" for text, label in (row.rsplit("\t", 1) for row in lines[:4])]
+    a, b = tmp_path / "a" / "valid.tsv", tmp_path / "b" / "valid.tsv"  # a: half mislabelled, so T > 1
+    for path, rows in ((a, wrong + lines[4:8]), (b, lines[-40:])):
+        path.parent.mkdir()
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    one_step = {"max_steps": 1, "seed": 3}
+    on_a = _run(
+        (data[0], a), tmp_path / "on_a", tmp_path / "c1", valid_files=[a, b], calibrate_on="a", **one_step
+    )
+    only_a = _run((data[0], a), tmp_path / "only_a", tmp_path / "c2", **one_step)
+    both = _run((data[0], a), tmp_path / "both", tmp_path / "c3", valid_files=[a, b], **one_step)
+    assert on_a["temperature"] == pytest.approx(only_a["temperature"], rel=1e-6)
+    assert both["temperature"] != pytest.approx(on_a["temperature"], rel=1e-3)
+    assert on_a["temperature_domain"] == "a"
+    with pytest.raises(ValueError, match="names no validation file's domain"):
+        FinetuneConfig(
+            model_in=DEFAULT_MODEL_DIR,
+            out_dir=tmp_path / "x",
+            train_files=[data[0]],
+            valid_files=[a, b],
+            checkpoint_dir=tmp_path / "c4",
+            epochs=1,
+            calibrate_on="twitter",
+        )

@@ -148,6 +148,7 @@ def test_train_options_that_do_not_apply_are_refused() -> None:
     finetune = ["model", "train", "--epochs", "1", "--base", str(DEFAULT_MODEL_DIR)]
     for args, shown in (
         (["model", "train", "--lr", "1e-4", "--seed", "14"], ("--lr, --seed: only apply with --epochs",)),
+        (["model", "train", "--calibrate-on", "indomain"], ("--calibrate-on", "with --epochs")),
         (
             ["model", "train", "--teacher", "x", "--layers", "7"],
             ("--layers, --teacher: only apply with --epochs",),

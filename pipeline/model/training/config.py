@@ -132,6 +132,9 @@ class FinetuneConfig(BaseModel):
     """``None`` (default): rows in proportion to the files, as listed."""
     domains: list[str] | None = None
     """The domain of each training file, in order; default :func:`domain_of` each."""
+    calibrate_on: str | None = None
+    """The validation domain the temperature is fitted on (``indomain``: the posts the product reads);
+    ``None`` (default): every validation domain weighing the same."""
 
     @field_validator("epochs")
     @classmethod
@@ -150,6 +153,17 @@ class FinetuneConfig(BaseModel):
                 raise ValueError(
                     f"domain weights name no training file's domain: {', '.join(sorted(unknown))} "
                     f"(domains: {', '.join(sorted(set(self.file_domains())))})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _calibration_domain_is_validated(self) -> Self:
+        if self.calibrate_on is not None:
+            domains = sorted({domain_of(p) for p in self.valid_files})
+            if self.calibrate_on not in domains:
+                raise ValueError(
+                    f"calibrate_on {self.calibrate_on!r} names no validation file's domain "
+                    f"(domains: {', '.join(domains)})"
                 )
         return self
 
