@@ -129,6 +129,7 @@ RECORDED_AS = {
     "anchor_weight": "teacher.anchor_weight",
     "domain_sampling": "domain_sampling",
     "domains": "domain_sampling",
+    "calibrate_on": "temperature_domain",
 }
 """Where ``pantau_model.json`` (``finetune``) records each choice of a run."""
 NOT_RECORDED = {"out_dir", "checkpoint_dir", "resume", "checkpoint_every", "threads"}
