@@ -13,10 +13,12 @@ posts address and reply to).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from pipeline.text.matcher import CONFUSABLES
 from schemas.vocab import PiiKind
 
 TOKENS: dict[PiiKind, str] = {
@@ -326,6 +328,35 @@ def _sub(pattern: re.Pattern[str], kind: PiiKind, text: str, found: set[PiiKind]
     return pattern.sub(repl, text)
 
 
+_LOOK_ALIKE = {**CONFUSABLES, ord("\u0423"): ord("y"), ord("\u3002"): ord(".")}
+"""Cyrillic and Greek look-alikes of Latin letters (the matcher's, and У) and the ideographic full stop,
+one character for one."""
+
+
+def _sub_looking_alike(
+    pattern: re.Pattern[str],
+    kind: PiiKind,
+    text: str,
+    found: set[PiiKind],
+    keep: Callable[[re.Match[str], str], bool] | None = None,
+) -> str:
+    """As ``_sub``, but matched on a copy with look-alike letters folded, so "аndi@gmаil.com" (Cyrillic а)
+    is an address too; the copy has the text's length, so a match's span is the original's. ``keep(m,
+    shadow)``: True leaves a match as written (``_is_plate``'s context rules)."""
+    shadow = text if text.isascii() else text.translate(_LOOK_ALIKE)
+    out: list[str] = []
+    last = 0
+    for m in pattern.finditer(shadow):
+        if keep is not None and keep(m, shadow):
+            continue
+        found.add(kind)
+        ctx = text[m.start("ctx") : m.end("ctx")] if "ctx" in pattern.groupindex and m.group("ctx") else ""
+        out += [text[last : m.start()], ctx, TOKENS[kind]]
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
 def _mask_addresses(text: str, found: set[PiiKind]) -> str:
     text = _sub(_HOUSE_NUMBER, PiiKind.ADDRESS, text, found)
     token = TOKENS[PiiKind.ADDRESS]
@@ -351,21 +382,17 @@ def _is_plate(m: re.Match[str], text: str) -> bool:
 
 
 def _mask_plates(text: str, found: set[PiiKind]) -> str:
-    def repl(m: re.Match[str]) -> str:
-        if not _is_plate(m, text):
-            return m.group(0)
-        found.add(PiiKind.PLATE)
-        return TOKENS[PiiKind.PLATE]
-
-    return _PLATE.sub(repl, text)
+    return _sub_looking_alike(
+        _PLATE, PiiKind.PLATE, text, found, keep=lambda m, shadow: not _is_plate(m, shadow)
+    )
 
 
 def mask_pii(text: str) -> PiiResult:
     """Replace the personal data this module knows (see ``TOKENS``) with tokens."""
     found: set[PiiKind] = set()
-    text = _sub(_EMAIL, PiiKind.EMAIL, text, found)
-    text = _sub(_EMAIL_SPELLED, PiiKind.EMAIL, text, found)
-    text = _sub(_EMAIL_PROVIDER_AT, PiiKind.EMAIL, text, found)
+    text = _sub_looking_alike(_EMAIL, PiiKind.EMAIL, text, found)
+    text = _sub_looking_alike(_EMAIL_SPELLED, PiiKind.EMAIL, text, found)
+    text = _sub_looking_alike(_EMAIL_PROVIDER_AT, PiiKind.EMAIL, text, found)
     text = _sub(_NPWP_FORMATTED, PiiKind.NPWP, text, found)
     text = _mask_named_numbers(text, found)
     text = _mask_sixteen(text, found)

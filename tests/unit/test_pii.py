@@ -250,10 +250,13 @@ def test_a_long_field_of_phone_numbers_is_masked_whole_and_amounts_after_rp_stay
         ("nik 3603/1234/5678/9012", "nik [NIK]"),
         ("nik 3603_1234_5678_9012", "nik [NIK]"),
         ("nama saya Dédé Suryana", "nama saya [NAMA]"),
+        ("email \u0430ndi@gm\u0430il.com / andi@gmail\u3002com", "email [EMAIL] / [EMAIL]"),  # Cyrillic а
+        ("plat \u0412 1234 \u0425\u0423Z ditilang", "plat [PLAT] ditilang"),  # Cyrillic В, Х, У
     ],
 )
 def test_obfuscated_numbers_and_names_with_diacritics_are_masked(raw: str, masked: str) -> None:
     """Shapes a hostile-input review found escaping: digits of other scripts and keycaps (folded to ASCII by
     normalisation), a zero-width space gluing a number to a name, separators other than space, dot and dash,
-    the 00 international prefix, and a name with diacritics (common in Sundanese names)."""
+    the 00 international prefix, a name with diacritics (common in Sundanese names), and an address or a
+    plate written with look-alike Cyrillic letters."""
     assert mask_pii(normalize_text(raw)).text == masked
