@@ -75,10 +75,19 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], env: Mapping[st
     return value
 
 
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
 def _scalar(node: yaml.Node) -> Any:
     """A scalar as YAML's safe loader reads it (``3602`` an int, ``"3602"`` a string, ``true`` a bool),
-    except a clock time: YAML 1.1 reads an unquoted ``18:30`` as the base-60 number 1110."""
-    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":int") and ":" in str(node.value):
+    except a number not written as a plain decimal, which stays as written: YAML 1.1 reads an unquoted
+    ``18:30`` as the base-60 number 1110, a phone number id ``0123`` as the octal 83, ``1e5`` as 100000.0
+    and ``1_000`` as 1000 (a numeric field still reads "0123" as 123)."""
+    if (
+        isinstance(node, yaml.ScalarNode)
+        and node.tag.endswith((":int", ":float"))
+        and not _PLAIN_NUMBER.fullmatch(str(node.value))
+    ):
         return str(node.value)
     loader = yaml.SafeLoader("")
     try:

@@ -130,6 +130,19 @@ def test_unknown_tags_and_self_containing_aliases_are_errors_and_unquoted_times_
     assert sub.digest_at == "18:30"  # YAML 1.1 would read 1110 (base 60)
 
 
+
+def test_numbers_not_written_as_plain_decimals_stay_as_written() -> None:
+    """YAML 1.1 reads 0123 as the octal 83 and 1e5 as 100000.0: an id or a phone number would change."""
+    text = (
+        "subscribers:\n  - name: wa\n    whatsapp: {access_token: t, phone_number_id: 0123, to: 1e5}\n"
+        "    repeat_interval: 0600\n"
+    )
+    (sub,) = parse_subscribers(text, env={}).subscribers
+    assert sub.whatsapp is not None
+    assert (sub.whatsapp.phone_number_id, sub.whatsapp.to) == ("0123", "1e5")
+    assert sub.repeat_interval == 600  # a number field reads the written digits as decimal
+
+
 def test_the_readme_example_is_a_valid_file() -> None:
     from pipeline.settings import REPO_ROOT
 
