@@ -130,7 +130,6 @@ def test_unknown_tags_and_self_containing_aliases_are_errors_and_unquoted_times_
     assert sub.digest_at == "18:30"  # YAML 1.1 would read 1110 (base 60)
 
 
-
 def test_numbers_not_written_as_plain_decimals_stay_as_written() -> None:
     """YAML 1.1 reads 0123 as the octal 83 and 1e5 as 100000.0: an id or a phone number would change."""
     text = (
