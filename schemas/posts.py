@@ -55,6 +55,10 @@ class Geo(BaseModel):
     lon: float | None = Field(None, ge=-180, le=180)
 
 
+LANGUAGE_TAG = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$"
+"""The shape of ``RawPost.lang``: a BCP 47 tag as platforms send it (id, in, und, en-US, zh-Hant)."""
+
+
 class RawPost(BaseModel):
     """A post as collected from a platform. Unknown fields are kept (``extra="allow"``)."""
 
@@ -69,7 +73,7 @@ class RawPost(BaseModel):
     lang: str | None = Field(
         None,
         max_length=16,
-        pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$",
+        pattern=LANGUAGE_TAG,
         description="the platform's language tag (BCP 47: id, in, jv, und, en-US); detected when absent",
     )
     reply_to_id: str | None = Field(None, max_length=256)

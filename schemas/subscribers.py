@@ -28,7 +28,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 JAKARTA = ZoneInfo("Asia/Jakarta")
 _ADDRESS = r"[^@\s<>]+@[^@\s<>]+"
 """An e-mail address, loosely; no whitespace, so nothing can start another header line (``\nBcc:``)."""
-_SENDER = rf"{_ADDRESS}|[^\x00-\x1f\x7f<>]*<{_ADDRESS}>"
+_SENDER = rf"{_ADDRESS}|[^\x00-\x1f\x7f-\x9f\u2028\u2029<>]*<{_ADDRESS}>"
 """``pantau@example.org`` or ``Pantau Banten <pantau@example.org>``."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any, ParamSpec, Protocol
 from pydantic import ValidationError
 
 from pipeline.validation import describe_validation_error
-from schemas.posts import RawPost
+from schemas.posts import LANGUAGE_TAG, RawPost
 from schemas.vocab import Platform
 
 log = logging.getLogger("pantau.ingest")
@@ -111,6 +112,12 @@ class AccessDenied(SourceError):
 
 def text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def language(value: object) -> str | None:
+    """A platform's language field as ``RawPost.lang`` takes it, or None (then detected): an empty or odd
+    value (``""``, a private-use ``x-…`` tag) is a missing hint, not a reason to lose the post."""
+    return value if isinstance(value, str) and re.fullmatch(LANGUAGE_TAG, value) else None
 
 
 def build_post(fields: dict[str, Any]) -> RawPost | None:

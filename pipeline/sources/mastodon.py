@@ -27,6 +27,7 @@ from pipeline.sources.connector import (
     SourceError,
     build_post,
     collect,
+    language,
     lenient,
 )
 from pipeline.sources.ids import uri_id
@@ -224,7 +225,7 @@ def status_post(
             "name": account.get("display_name") or None,
         },
         "url": status.get("url") or status.get("uri"),
-        "lang": status.get("language"),
+        "lang": language(status.get("language")),
         "reply_to_id": reply_to_id,
         "conversation_id": conversation_id or (None if status.get("in_reply_to_id") else own),
         "metrics": {

@@ -46,14 +46,20 @@ def plain_text(markup: str | None) -> str:
     ).strip()
 
 
+ARTICLE_HEADROOM = 1_000
+"""Characters a cut article leaves free under the limit: masking can lengthen a text (a short name becomes
+"[NAMA]"), and the enriched post has the same limit."""
+
+
 def article_text(title: str, body: str) -> str:
     """Title and body; an article longer than the contract's limit is cut at a word and marked "…": its
     opening says what it is about, and refused whole it was lost."""
     text = normalize_text("\n\n".join(part for part in (title, body) if part))
     if len(text) <= MAX_TEXT_CHARS:
         return text
-    cut = text[: MAX_TEXT_CHARS - 2]
-    space = cut.rfind(" ", MAX_TEXT_CHARS - 200)
+    keep = MAX_TEXT_CHARS - ARTICLE_HEADROOM
+    cut = text[: keep - 2]
+    space = cut.rfind(" ", keep - 200)
     return (cut[:space] if space > 0 else cut).rstrip() + " …"
 
 

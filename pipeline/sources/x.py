@@ -17,6 +17,7 @@ from pipeline.sources.connector import (
     SourceError,
     build_post,
     collect,
+    language,
     lenient,
     objects,
 )
@@ -115,7 +116,7 @@ def tweet_post(tweet: dict[str, Any], users: dict[str, Any], places: dict[str, A
         "created_at": tweet.get("created_at"),
         "author": {"id": tweet.get("author_id"), "handle": handle, "name": user.get("name")},
         "url": f"https://x.com/{handle or 'i'}/status/{tweet['id']}",
-        "lang": tweet.get("lang"),
+        "lang": language(tweet.get("lang")),
         "reply_to_id": replied,
         "conversation_id": tweet.get("conversation_id"),
         "metrics": {

@@ -40,6 +40,8 @@ def _drop_invisible(text: str) -> str:
         if ch == _ZWJ:
             if out and i < last and _is_emoji_part(out[-1]) and _is_emoji_part(text[i + 1]):
                 out.append(ch)
+            elif out and i < last and _letter_meets_digit(out[-1], text[i + 1]):
+                out.append(" ")
             continue
         if _TAG_FIRST <= ord(ch) <= _TAG_LAST:
             if out and (out[-1] == _BLACK_FLAG or _TAG_FIRST <= ord(out[-1]) <= _TAG_LAST):
@@ -59,7 +61,7 @@ def _drop_invisible(text: str) -> str:
     return "".join(out)
 
 
-_KEYCAP = re.compile("(\\d)\ufe0f?\u20e3")
+_KEYCAP = re.compile("(\\d)(?:\ufe0f?\u20e3)+")
 """A keycap digit (0️⃣) is that digit."""
 
 
@@ -80,10 +82,11 @@ def _needs_char_scan(text: str) -> bool:
 def normalize_text(text: str) -> str:
     """NFKC, digits in ASCII, invisible characters out, newlines unified, spacing collapsed, at most one
     blank line."""
-    text = _ascii_digits(unicodedata.normalize("NFKC", text))
+    text = unicodedata.normalize("NFKC", text)
     text = _NEWLINES.sub("\n", text)
     if _needs_char_scan(text.replace("\n", " ").replace("\t", " ")):
         text = _drop_invisible(text)
+    text = _ascii_digits(text)  # after: "1\u200b\u20e3" is a keycap once the zero-width space is out
     text = _HSPACE.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     text = _BLANK_RUNS.sub("\n\n", text)

@@ -68,7 +68,9 @@ _EMAIL_SPELLED = re.compile(
 
 # 16 digits with at most one separator between any two of them: "3603 1234 5678 9012", "36.03.12.345678.9012".
 # Not part of a longer run of four-digit groups: a 20-digit PLN token "3603 1234 5678 9012 3456" is no NIK.
-_SIXTEEN = re.compile(r"(?<!\d)(?<!\d[.-])(?<!\d{4} )\d(?:[ .\-–/_,]?\d){15}(?!\d)(?![.-]\d)(?! \d{4}(?!\d))")
+_SIXTEEN = re.compile(r"(?<!\d)(?<!\d[.-])(?<!\d{4} )\d(?:[ .-]?\d){15}(?!\d)(?![.-]\d)(?! \d{4}(?!\d))")
+# Four groups of four joined by one other mark, the same each time: "3603/1234/5678/9012", "3603_1234_…".
+_SIXTEEN_GROUPED = re.compile(r"(?<![\d/_–,])\d{4}([/_–,])\d{4}\1\d{4}\1\d{4}(?![\d])(?![/_–,]\d)")
 _THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 
 # BPS province codes, including the Papua provinces created in 2022 (91..96).
@@ -137,9 +139,9 @@ _NAMED: list[tuple[PiiKind, re.Pattern[str]]] = [
 _NPWP_FORMATTED = re.compile(r"(?<![\d.])\d{2}\.\d{3}\.\d{3}\.\d[.-]\d{3}\.\d{3}(?![\d.])")
 
 # Mobile numbers only (08[1-9]…: 0800 is toll-free): landlines printed in posts are agency offices.
-_SEP = r"(?:\s?[.\-–—‒−/_,]{1,2}\s?|\s)"
+_SEP = r"(?:\s?[.\-–—‒−/_]{1,2}\s?|\s)"
 _PHONE = re.compile(
-    rf"(?<![\d+])(?:(?:\+62|\(\+62\)|%2[Bb]62|0062|62){_SEP}?(?:\(0\)\s?)?(?:8[1-9]\d|\(8[1-9]\d\))|08[1-9]{_SEP}?\d|\(08[1-9]\d\))"
+    rf"(?<![\d+])(?<!\d[.,])(?:(?:\+62|\(\+62\)|%2[Bb]62|0062|62){_SEP}?(?:\(0\)\s?)?(?:8[1-9]\d|\(8[1-9]\d\))|08[1-9]{_SEP}?\d|\(08[1-9]\d\))"
     rf"(?:{_SEP}?\d){{5,9}}(?!\d)(?![.-]\d)"
 )
 # A number glued to the word before it is a phone only after one of these ("HP081…", "noHP:081…").
@@ -243,7 +245,7 @@ def _mask_sixteen(text: str, found: set[PiiKind]) -> str:
         found.add(kind)
         return TOKENS[kind]
 
-    return _SIXTEEN.sub(repl, text)
+    return _SIXTEEN_GROUPED.sub(repl, _SIXTEEN.sub(repl, text))
 
 
 def _mask_named_numbers(text: str, found: set[PiiKind]) -> str:

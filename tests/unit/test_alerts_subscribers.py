@@ -235,6 +235,7 @@ def test_a_stray_byte_is_an_error_naming_the_file_and_line_and_the_watcher_keeps
     [
         ('email: {to: a@b.co, from: "x@y\\nBcc: z@q"}', "subscribers[0].email.from: 'x@y\\nBcc: z@q' is not"),
         ("email: {to: a@b.co, from: 'x@y, z@q'}", "subscribers[0].email.from:"),
+        ('email: {to: a@b.co, from: "Pant\\x85au <a@b.co>"}', "subscribers[0].email.from:"),
         ("email: {to: a@b.co, smtp_url: 'smtp://h:99999'}", "subscribers[0].email.smtp_url: has a port"),
         ("email: {to: a@b.co, smtp_url: 'smtp://h:port'}", "subscribers[0].email.smtp_url: has a port"),
         (

@@ -567,7 +567,7 @@ def test_a_long_article_is_cut_at_a_word_within_the_limit_instead_of_refused() -
     xml = f"<rss><channel>{item}<pubDate>{stamp}</pubDate></item></channel></rss>".encode()
     (post,) = stream.parse(request, Response(200, {}, xml)).posts
     assert post.text.startswith("Banjir\n\nBanjir merendam Lebak.") and post.text.endswith(" …")
-    assert 9_800 < len(post.text) <= MAX_TEXT_CHARS and post.text[8:-2] in body  # whole words, nothing added
+    assert 8_800 < len(post.text) <= MAX_TEXT_CHARS - 1_000 and post.text[8:-2] in body  # room for masking
     assert _gate([post]) == [post.id]
 
 
@@ -1110,3 +1110,10 @@ def test_a_youtube_video_without_comments_or_gone_does_not_stop_the_connector() 
     finally:
         fetcher.close()
         api.standin.close()
+
+
+def test_an_empty_or_odd_language_field_is_a_missing_hint_not_a_lost_post() -> None:
+    from pipeline.sources.connector import language
+
+    assert [language(v) for v in ("in", "und", "en-US", "zh-Hant")] == ["in", "und", "en-US", "zh-Hant"]
+    assert [language(v) for v in ("", "x-klingon", "bahasa indonesia", None, 5)] == [None] * 5

@@ -22,6 +22,7 @@ from pipeline.text.normalize import normalize_text
         ("hubungi Budi\u200b081234567890", "hubungi Budi 081234567890"),  # a letter meets a digit: a space
         ("wa \u0660\u0668\u0661\u0662 \u06f3\u06f4 \u0968\u0969", "wa 0812 34 23"),  # digits of other scripts
         ("0\ufe0f\u20e38\ufe0f\u20e3", "08"),  # keycap digits
+        ("1\u200b\ufe0f\u20e3 5\u20e3\u20e3", "1 5"),  # the same after one pass and after two
         ("", ""),
         ("   \n\t  ", ""),
     ],

@@ -245,7 +245,8 @@ def test_a_long_field_of_phone_numbers_is_masked_whole_and_amounts_after_rp_stay
         ("hubungi pak Budi\u200b081234567890", "hubungi pak Budi [TELEPON]"),
         ("wa \u0660\u0668\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660", "wa [TELEPON]"),
         ("wa 0\ufe0f\u20e38\ufe0f\u20e31\ufe0f\u20e32\ufe0f\u20e33456 7890", "wa [TELEPON]"),
-        ("wa 0812_3456_7890 / 0812,3456,7890 / 0812--3456--7890", "wa [TELEPON] / [TELEPON] / [TELEPON]"),
+        ("wa 0812_3456_7890 / 0812--3456--7890", "wa [TELEPON] / [TELEPON]"),
+        ("hubungi Budi\u200d081234567890", "hubungi Budi [TELEPON]"),  # a joiner between a letter and a digit
         ("wa 0062 812 3456 7890", "wa [TELEPON]"),
         ("nik 3603/1234/5678/9012", "nik [NIK]"),
         ("nik 3603_1234_5678_9012", "nik [NIK]"),
@@ -260,3 +261,17 @@ def test_obfuscated_numbers_and_names_with_diacritics_are_masked(raw: str, maske
     the 00 international prefix, a name with diacritics (common in Sundanese names), and an address or a
     plate written with look-alike Cyrillic letters."""
     assert mask_pii(normalize_text(raw)).text == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "antrian nomor 081, 082, 083",
+        "total 1,081,234,567 dan Rp2,081,500,000, harga 1.081.234.567",
+        "suhu 36,1 36,2 36,3 36,4 36,5 36,6 36,7 36,8",
+        "ukuran 36/12/45/67/89/01/23/45",
+    ],
+)
+def test_lists_and_amounts_with_commas_or_slashes_are_not_phones_or_niks(text: str) -> None:
+    """Separators added for obfuscated numbers must not take comma-decimal lists or grouped amounts."""
+    assert mask_pii(normalize_text(text)).text == text

@@ -240,7 +240,11 @@ def _details(
         "temperature": round(calibrated.temperature, 6),
         "calibrated_on": calibrated.backend,
         "temperature_domain": c.calibrate_on or "every validation domain, weighing the same",
-        "temperature_fitted_on": "validation NLL, each validation file's domain weighing the same",
+        "temperature_fitted_on": (
+            f"validation NLL of the {c.calibrate_on} validation file(s) alone"
+            if c.calibrate_on
+            else "validation NLL, each validation file's domain weighing the same"
+        ),
         "valid_ece_before_temperature": round(calibrated.valid_before.ece, 4),
         "history": state.history,
         "data": {
