@@ -21,7 +21,7 @@ from pipeline.model.encoder import Backend
 from pipeline.model.layers import pick_layer
 from pipeline.model.sentiment import SentimentModel
 from pipeline.settings import Settings
-from pipeline.text.lang import detect_lang
+from pipeline.text.lang import language_of
 from pipeline.text.pii import PiiResult, mask_pii, mask_structure
 from pipeline.validation import Rejected
 from schemas.posts import EnrichedPost, RawPost
@@ -236,7 +236,7 @@ class Enricher:
             enriched = EnrichedPost(
                 **fields,
                 text=text,
-                lang=post.lang or detect_lang(text),
+                lang=language_of(post.lang, text),
                 agencies=agencies,
                 mentions=evidence.found.mentions,
                 official_account=official,

@@ -98,3 +98,27 @@ def detect_lang(text: str) -> str:
     if scores["id"] > 0 or len(words) >= MIN_WORDS:
         return "id"
     return "und"
+
+
+_DEPRECATED = {"in": "id", "jw": "jv", "iw": "he", "ji": "yi"}
+"""ISO 639 codes platforms still send: X tags Indonesian ``in``."""
+_NO_LANGUAGE = frozenset({"und", "zxx", "mis", "mul", "art"})
+"""Tags that say nothing about the language; so do ``q…`` ones (X's qme, qht, qam: media, hashtags or
+mentions only)."""
+
+
+def language_of(hint: str | None, text: str) -> str:
+    """The post's language: the platform's tag as its primary language code (X's ``in`` is ``id``, ``en-US``
+    is ``en``, so one language is one value in the index), except where it says nothing (``und``, X's
+    ``qme``) or says Indonesian while Sundanese or Javanese markers decide otherwise (platforms do not tell
+    them apart); :func:`detect_lang` where there is no tag."""
+    detected = detect_lang(text)
+    if not hint:
+        return detected
+    code = hint.replace("_", "-").split("-")[0].lower()
+    code = _DEPRECATED.get(code, code)
+    if code in _NO_LANGUAGE or code.startswith("q"):
+        return detected
+    if code == "id" and detected in ("su", "jv"):
+        return detected
+    return code

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.text.lang import LANGS, detect_lang
+from pipeline.text.lang import LANGS, detect_lang, language_of
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,19 @@ def test_elongated_words_still_count() -> None:
 def test_result_is_always_a_known_tag() -> None:
     for text in ["", "x", "a b c d", "the the the", "euy euy", "🙏 makasih min 🙏"]:
         assert detect_lang(text) in LANGS
+
+
+@pytest.mark.parametrize(
+    ("hint", "text", "lang"),
+    [
+        ("in", "jalan rusak parah di Cikupa", "id"),  # X's code for Indonesian
+        ("en-US", "the road is broken again", "en"),
+        ("und", "cai di imah tos tilu poe teu ngocor, punten pisan euy", "su"),  # no hint: detected
+        ("qme", "jalan rusak parah di Cikupa", "id"),  # X: media only
+        ("in", "cai di imah tos tilu poe teu ngocor, punten pisan euy", "su"),  # platforms miss Sundanese
+        ("ar", "jalan rusak parah di Cikupa", "ar"),  # a language the markers do not know: the platform's
+        (None, "jalan rusak parah di Cikupa", "id"),
+    ],
+)
+def test_a_platform_tag_becomes_one_code_per_language(hint: str | None, text: str, lang: str) -> None:
+    assert language_of(hint, text) == lang
