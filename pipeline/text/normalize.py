@@ -37,11 +37,8 @@ def _drop_invisible(text: str) -> str:
     last = len(text) - 1
     visible = 0  # index of the next character that is not zero-width, found once per run (linear time)
     for i, ch in enumerate(text):
-        if ch == _ZWJ:
-            if out and i < last and _is_emoji_part(out[-1]) and _is_emoji_part(text[i + 1]):
-                out.append(ch)
-            elif out and i < last and _letter_meets_digit(out[-1], text[i + 1]):
-                out.append(" ")
+        if ch == _ZWJ and out and i < last and _is_emoji_part(out[-1]) and _is_emoji_part(text[i + 1]):
+            out.append(ch)
             continue
         if _TAG_FIRST <= ord(ch) <= _TAG_LAST:
             if out and (out[-1] == _BLACK_FLAG or _TAG_FIRST <= ord(out[-1]) <= _TAG_LAST):
