@@ -112,13 +112,11 @@ def language_of(hint: str | None, text: str) -> str:
     is ``en``, so one language is one value in the index), except where it says nothing (``und``, X's
     ``qme``) or says Indonesian while Sundanese or Javanese markers decide otherwise (platforms do not tell
     them apart); :func:`detect_lang` where there is no tag."""
-    detected = detect_lang(text)
-    if not hint:
-        return detected
-    code = hint.replace("_", "-").split("-")[0].lower()
+    code = hint.replace("_", "-").split("-")[0].lower() if hint else "und"
     code = _DEPRECATED.get(code, code)
     if code in _NO_LANGUAGE or code.startswith("q"):
-        return detected
-    if code == "id" and detected in ("su", "jv"):
-        return detected
+        return detect_lang(text)
+    if code == "id":  # the markers are read only where they can change the answer
+        detected = detect_lang(text)
+        return detected if detected in ("su", "jv") else code
     return code
