@@ -12,6 +12,13 @@ import unicodedata
 
 _ZWJ = "\u200d"
 _ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+# Printable but blank: the combining grapheme joiner, Hangul fillers, Khmer inherent vowels and Mongolian
+# variation selectors draw nothing, and "0812\u034f3456\u034f7890" would read as three short numbers.
+_BLANK_MARKS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0")
+_INVISIBLE = _ZERO_WIDTH | _BLANK_MARKS
+_HAS_BLANK_MARK = re.compile(f"[{''.join(sorted(_BLANK_MARKS))}]")
+_BRAILLE_BLANK = "\u2800"
+"""Drawn as a space (captions use it to lay out lines), so it is one."""
 _KEEP_CONTROLS = frozenset("\n\t")
 _TAG_FIRST, _TAG_LAST = 0xE0020, 0xE007F
 _BLACK_FLAG = "\U0001f3f4"
@@ -44,11 +51,11 @@ def _drop_invisible(text: str) -> str:
             if out and (out[-1] == _BLACK_FLAG or _TAG_FIRST <= ord(out[-1]) <= _TAG_LAST):
                 out.append(ch)
             continue
-        kind = "Cf" if ch in _ZERO_WIDTH else unicodedata.category(ch)
+        kind = "Cf" if ch in _INVISIBLE else unicodedata.category(ch)
         if ch not in _KEEP_CONTROLS and kind in ("Cc", "Cf"):
             if visible <= i:
                 visible = i + 1
-                while visible <= last and text[visible] in _ZERO_WIDTH:
+                while visible <= last and text[visible] in _INVISIBLE:
                     visible += 1
             following = text[visible] if visible <= last else ""
             if out and _letter_meets_digit(out[-1], following):
@@ -73,7 +80,7 @@ def _ascii_digits(text: str) -> str:
 
 def _needs_char_scan(text: str) -> bool:
     """Plain printable text (the common case) skips the per-character loop."""
-    return not text.isprintable()
+    return not text.isprintable() or _HAS_BLANK_MARK.search(text) is not None
 
 
 def normalize_text(text: str) -> str:
@@ -83,6 +90,7 @@ def normalize_text(text: str) -> str:
     text = _NEWLINES.sub("\n", text)
     if _needs_char_scan(text.replace("\n", " ").replace("\t", " ")):
         text = _drop_invisible(text)
+    text = text.replace(_BRAILLE_BLANK, " ")
     text = _ascii_digits(text)  # after: "1\u200b\u20e3" is a keycap once the zero-width space is out
     text = _HSPACE.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))

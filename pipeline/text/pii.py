@@ -139,9 +139,10 @@ _NAMED: list[tuple[PiiKind, re.Pattern[str]]] = [
 _NPWP_FORMATTED = re.compile(r"(?<![\d.])\d{2}\.\d{3}\.\d{3}\.\d[.-]\d{3}\.\d{3}(?![\d.])")
 
 # Mobile numbers only (08[1-9]…: 0800 is toll-free): landlines printed in posts are agency offices.
+# Also typed a digit at a time to dodge scrapers: "0 8 1 2 3 4 5 6 7 8 9".
 _SEP = r"(?:\s?[.\-–—‒−/_]{1,2}\s?|\s)"
 _PHONE = re.compile(
-    rf"(?<![\d+])(?<!\d[.,])(?:(?:\+62|\(\+62\)|%2[Bb]62|0062|62){_SEP}?(?:\(0\)\s?)?(?:8[1-9]\d|\(8[1-9]\d\))|08[1-9]{_SEP}?\d|\(08[1-9]\d\))"
+    rf"(?<![\d+])(?<!\d[.,])(?:(?:\+62|\(\+62\)|%2[Bb]62|0062|62){_SEP}?(?:\(0\)\s?)?(?:8\s?[1-9]\s?\d|\(8[1-9]\d\))|0\s?8\s?[1-9]{_SEP}?\d|\(08[1-9]\d\))"
     rf"(?:{_SEP}?\d){{5,9}}(?!\d)(?![.-]\d)"
 )
 # A number glued to the word before it is a phone only after one of these ("HP081…", "noHP:081…").

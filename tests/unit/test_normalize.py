@@ -23,6 +23,9 @@ from pipeline.text.normalize import normalize_text
         ("wa \u0660\u0668\u0661\u0662 \u06f3\u06f4 \u0968\u0969", "wa 0812 34 23"),  # digits of other scripts
         ("0\ufe0f\u20e38\ufe0f\u20e3", "08"),  # keycap digits
         ("1\u200b\ufe0f\u20e3 5\u20e3\u20e3", "1 5"),  # the same after one pass and after two
+        ("0812\u034f3456\u034f7890 sam\u034fsat", "081234567890 samsat"),  # grapheme joiner: blank
+        ("Budi\u3164\u115f0812 a\uffa0b", "Budi 0812 ab"),  # Hangul fillers draw nothing either
+        ("baris\u2800\u2800satu", "baris satu"),  # the Braille blank is a space
         ("", ""),
         ("   \n\t  ", ""),
     ],

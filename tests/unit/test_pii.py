@@ -33,6 +33,10 @@ PLATE = PiiKind.PLATE
         ("(+62) 813-1111-2222", "[TELEPON]", [PHONE]),
         ("wa.me/6281234567890", "wa.me/[TELEPON]", [PHONE]),
         ("0856 1234 567", "[TELEPON]", [PHONE]),
+        ("WA 0 8 1 2 3 4 5 6 7 8 9 0 ya", "WA [TELEPON] ya", [PHONE]),  # a digit at a time
+        ("0 8 1 2 - 3 4 5 6 - 7 8 9", "[TELEPON]", [PHONE]),
+        ("hub +62 8 1 2 3 4 5 6 7 8 9", "hub [TELEPON]", [PHONE]),
+        ("skor 0 8 1 lawan 2, antri no 0 8 9", "skor 0 8 1 lawan 2, antri no 0 8 9", []),  # too short
         # e-mail
         ("kirim ke budi.santoso@gmail.com ya", "kirim ke [EMAIL] ya", [EMAIL]),
         ("cs: layanan_warga+banten@mail.co.id.", "cs: [EMAIL].", [EMAIL]),
