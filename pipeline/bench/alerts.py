@@ -70,6 +70,8 @@ class Burst:
 class Stream:
     counts: np.ndarray
     bursts: list[Burst] = field(default_factory=list)
+    rate: np.ndarray | None = None
+    """The generator's true mean posts per hour without bursts: the baseline no estimate can beat."""
 
 
 def rate_profile(params: GeneratorParams, peak: float) -> np.ndarray:
@@ -111,7 +113,7 @@ def generate(params: GeneratorParams, seed: int, with_bursts: bool) -> list[Stre
         counts = rng.poisson(rng.gamma(size, mean / size))  # gamma–Poisson = negative binomial
         for burst in bursts:
             burst.posts = round(float(extra[burst.start : burst.start + burst.hours].sum()))
-        streams.append(Stream(counts=counts, bursts=bursts))
+        streams.append(Stream(counts=counts, bursts=bursts, rate=rate))
     return streams
 
 
@@ -124,12 +126,14 @@ class Scores:
     recall_by_multiplier: dict[float, float]
 
 
-def detect(stream: Stream, detector: AlertDetector, tests: int) -> list[int]:
-    """Hours at which a spike episode starts (the first firing bucket after a quiet one)."""
+def detect(stream: Stream, detector: AlertDetector, tests: int, oracle: bool = False) -> list[int]:
+    """Hours at which a spike episode starts (the first firing bucket after a quiet one). ``oracle``: the
+    decision reads the generator's true hourly rate instead of the detector's baseline, which bounds what
+    any baseline estimate could reach with this decision."""
     config = detector.config
     counts = stream.counts
-    starts: list[int] = []
-    open_until = -10
+    if oracle and stream.rate is not None:
+        return _episodes(counts, [float(v) for v in stream.rate], detector, tests)
     origin = math.floor(ORIGIN.timestamp() / config.bucket)
     weekend = [weekend_bucket(origin + hour, config.bucket) for hour in range(len(counts))]
     posts = {True: [0], False: [0]}  # running totals of the weekend and weekday hours
@@ -154,6 +158,13 @@ def detect(stream: Stream, detector: AlertDetector, tests: int) -> list[int]:
         expected[hour] = expected_count(
             [float(counts[i]) for i in buckets], [weekend[i] for i in buckets], weekend[hour], ratio
         )
+    return _episodes(counts, expected, detector, tests)
+
+
+def _episodes(counts: np.ndarray, expected: list[float], detector: AlertDetector, tests: int) -> list[int]:
+    config = detector.config
+    starts: list[int] = []
+    open_until = -10
     widest = max(SPIKE_WINDOWS)
     for hour in range(config.baseline_min_days * 24, len(counts)):
         span = slice(hour - widest + 1, hour + 1)
@@ -166,7 +177,12 @@ def detect(stream: Stream, detector: AlertDetector, tests: int) -> list[int]:
     return starts
 
 
-def score(seeds: tuple[int, ...], config: DetectorConfig, params: GeneratorParams | None = None) -> Scores:
+def score(
+    seeds: tuple[int, ...],
+    config: DetectorConfig,
+    params: GeneratorParams | None = None,
+    oracle: bool = False,
+) -> Scores:
     params = params or GeneratorParams()
     detector = AlertDetector(config)
     tests = params.agencies
@@ -175,7 +191,7 @@ def score(seeds: tuple[int, ...], config: DetectorConfig, params: GeneratorParam
     false_alerts, agency_weeks = 0, 0.0
     for seed in seeds:
         for stream in generate(params, seed, with_bursts=True):
-            starts = detect(stream, detector, tests)
+            starts = detect(stream, detector, tests, oracle)
             for burst in stream.bursts:
                 hit = next((s for s in starts if burst.start <= s < burst.start + burst.hours), None)
                 by_mult.setdefault(burst.multiplier, []).append(int(hit is not None))
@@ -185,7 +201,7 @@ def score(seeds: tuple[int, ...], config: DetectorConfig, params: GeneratorParam
                         found += 1
                         delays.append(hit - burst.start)
         for stream in generate(params, seed + 10_000, with_bursts=False):
-            false_alerts += len(detect(stream, detector, tests))
+            false_alerts += len(detect(stream, detector, tests, oracle))
             agency_weeks += (params.hours - config.baseline_min_days * 24) / (24 * 7)
     return Scores(
         target_bursts=total,

@@ -155,6 +155,12 @@ def alerts(
     tuning: bool = typer.Option(
         False, "--tuning", help="score the tuning seeds instead of the held-out ones"
     ),
+    oracle: bool = typer.Option(
+        False,
+        "--oracle",
+        help="give the decision the generator's true hourly rate as its baseline: the most any "
+        "baseline estimate could reach with the same test",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     import json
@@ -165,12 +171,12 @@ def alerts(
     from pipeline.bench.alerts import HELD_OUT_SEEDS, TUNING_SEEDS, score
 
     seeds = TUNING_SEEDS if tuning else HELD_OUT_SEEDS
-    result = score(seeds, DetectorConfig.from_settings(get_settings()))
+    result = score(seeds, DetectorConfig.from_settings(get_settings()), oracle=oracle)
     if as_json:
         typer.echo(json.dumps(result.__dict__, default=str))
         return
     table = Table(
-        "held-out seeds" if not tuning else "tuning seeds",
+        ("held-out seeds" if not tuning else "tuning seeds") + (" (oracle baseline)" if oracle else ""),
         "target bursts",
         "recall",
         "false spikes / agency / 4 weeks",

@@ -251,6 +251,9 @@ def test_a_slow_burst_is_found_by_a_longer_window_and_the_bench_scores_it() -> N
     small = GeneratorParams(hours=120 * 24, agencies=3, bursts_per_agency=6)
     result = score((7,), DetectorConfig(), small)
     assert result.target_bursts > 0 and result.recall > 0.5 and result.false_per_agency_week < 1
+    oracle = score((7,), DetectorConfig(), small, oracle=True)  # the same streams, the true rate as baseline
+    assert oracle.target_bursts == result.target_bursts and oracle.recall > 0.5
+    assert oracle.false_per_agency_week < 1
 
 
 def test_a_rise_of_the_negative_share_is_a_negative_surge() -> None:
