@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pipeline.model.data import INDOMAIN_DIR
 from schemas.vocab import Agency, Category, Platform, Region
 
-SPLITS = ("train", "valid", "test", "test2")
+SPLITS = ("train", "valid", "test", "test2", "valid2")
 NEAR_TWIN = 0.33
 
 
