@@ -242,9 +242,12 @@ class Settings(BaseSettings):
         21600.0, ge=0, description="seconds after its window ends that an alert is still delivered"
     )
     alerts_bucket: float = Field(3600.0, gt=0, description="seconds per count bucket (stream time)")
-    alerts_baseline_days: int = Field(7, ge=1, description="same bucket on this many past days")
+    alerts_baseline_days: int = Field(28, ge=1, description="same bucket on this many past days")
     alerts_baseline_min_days: int = Field(3, ge=1, description="days of history before spikes are judged")
-    alerts_alpha: float = Field(0.03, gt=0, lt=1, description="false-alarm rate per bucket, all keys")
+    alerts_level_days: int = Field(
+        7, ge=0, description="recent days that set the baseline's level (0: off); needs twice that of history"
+    )
+    alerts_alpha: float = Field(0.05, gt=0, lt=1, description="false-alarm rate per bucket, all keys")
     alerts_dispersion: float = Field(4.0, gt=0, description="negative-binomial size (smaller = more spread)")
     alerts_min_count: int = Field(5, ge=1, description="posts a bucket needs for a spike")
     alerts_min_ratio: float = Field(2.0, ge=1, description="count over baseline a spike needs")

@@ -67,6 +67,21 @@ def weekend_ratio(
     return (weekend_posts + WEEKEND_PRIOR) / (weekday_rate + WEEKEND_PRIOR)
 
 
+LEVEL_PRIOR = 5.0
+"""Pseudo-posts that pull a key's level factor towards 1: a quiet key's week says little about it."""
+
+
+def level_factor(recent_posts: float, recent_buckets: int, all_posts: float, all_buckets: int) -> float:
+    """How busy the key's recent days are against the whole baseline period (posts per bucket, shrunk
+    towards 1 by ``LEVEL_PRIOR``): the long baseline gives the shape of a day with little noise, this
+    factor moves it to the recent level, so a key whose traffic really changed stops looking spiky after
+    the recent window instead of after the whole period."""
+    if recent_buckets <= 0 or all_buckets <= recent_buckets:
+        return 1.0
+    expected_recent = all_posts * recent_buckets / all_buckets
+    return (recent_posts + LEVEL_PRIOR) / (expected_recent + LEVEL_PRIOR)
+
+
 def expected_count(values: list[float], weekend: list[bool], now_weekend: bool, ratio: float) -> float:
     """A bucket's baseline: the past days' values, each moved to the bucket's kind of day (a weekday
     value times ``ratio`` for a weekend bucket, a weekend value divided by it for a weekday one), then

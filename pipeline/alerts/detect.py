@@ -28,6 +28,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from pipeline.alerts.counting import (
     binomial_upper_tail,
     expected_count,
+    level_factor,
     nb_upper_tail,
     weekend_ratio,
 )
@@ -211,9 +212,11 @@ class DetectOutcome:
 @dataclass(frozen=True)
 class DetectorConfig:
     bucket: float = 3600.0
-    baseline_days: int = 7
+    baseline_days: int = 28
     baseline_min_days: int = 3
-    alpha: float = 0.03
+    level_days: int = 7
+    """Recent days that set the level of the baseline (``level_factor``); 0: the baseline as it is."""
+    alpha: float = 0.05
     dispersion: float = 4.0
     min_count: int = 5
     min_ratio: float = 2.0
@@ -233,6 +236,7 @@ class DetectorConfig:
             bucket=settings.alerts_bucket,
             baseline_days=settings.alerts_baseline_days,
             baseline_min_days=settings.alerts_baseline_min_days,
+            level_days=settings.alerts_level_days,
             alpha=settings.alerts_alpha,
             dispersion=settings.alerts_dispersion,
             min_count=settings.alerts_min_count,
@@ -328,6 +332,10 @@ class AlertDetector:
         self.dirty: set[bytes] = set()
         self.deleted: set[bytes] = set()
         self.restored = False
+        # A bucket's baseline reads only earlier buckets, and the correction only the keys seen up to it,
+        # so both are kept until a post lands in an earlier bucket (the baseline reads four weeks).
+        self._expected: dict[str, dict[int, float]] = {}
+        self._tests: dict[int, int] = {}
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -348,6 +356,8 @@ class AlertDetector:
                     self.meta = Meta.model_validate_json(value)
             except (ValidationError, ValueError) as exc:
                 log.warning("alert state entry %r unreadable, left out: %s", key, exc)
+        self._expected.clear()
+        self._tests.clear()
         self.restored = True
         log.info(
             "alert detection restored: %d buckets, %d open alerts", len(self.buckets), len(self.episodes)
@@ -398,6 +408,11 @@ class AlertDetector:
             for post_key in self.buckets.pop(index).keys:
                 self.seen.pop(post_key, None)
             self.deleted.add(STATE_BUCKET + str(index).encode())
+        for cached in self._expected.values():
+            for index in [i for i in cached if i < keep_from]:
+                del cached[index]
+        for index in [i for i in self._tests if i < keep_from]:
+            del self._tests[index]
         resolved = []
         for key, episode in list(self.episodes.items()):
             counted = episode.alert.kind in (AlertKind.SPIKE, AlertKind.NEGATIVE_SURGE)
@@ -431,9 +446,11 @@ class AlertDetector:
         self.meta.arrivals[post.platform] = now
         self.dirty.add(STATE_META)
         alerts: list[Alert] = []
-        if self.meta.first_bucket is None:
-            self.meta.first_bucket = self.bucket_of(post.created_at)
-        self.meta.first_bucket = min(self.meta.first_bucket, self.bucket_of(post.created_at))
+        first = self.bucket_of(post.created_at)
+        if self.meta.first_bucket is None or first < self.meta.first_bucket:
+            self.meta.first_bucket = first
+            self._expected.clear()  # every baseline starts there
+            self._tests.clear()
         alerts += self._advance(post.created_at, now)
         silence = self._resolve_silence(post.platform, now)
         alerts += silence
@@ -449,6 +466,12 @@ class AlertDetector:
         self.dirty.add(STATE_BUCKET + str(index).encode())
         example = AlertExample(key=post.key, text=post.text, url=post.url)
         for series in series_of(post):
+            if series not in bucket.counts:
+                self._tests = {i: n for i, n in self._tests.items() if i < index}
+            cached = self._expected.get(series)
+            if cached:
+                for later in [i for i in cached if i > index]:
+                    del cached[later]
             bucket.counts[series] = bucket.counts.get(series, 0) + 1
             if post.negative:
                 bucket.negative[series] = bucket.negative.get(series, 0) + 1
@@ -493,23 +516,39 @@ class AlertDetector:
         return weekend_ratio(posts[True], buckets[True], posts[False], buckets[False])
 
     def expected(self, series: str, index: int) -> float | None:
-        """Bucket ``index``'s baseline (``expected_count``), or None with too little history."""
+        """Bucket ``index``'s baseline (``expected_count`` over the baseline days, moved to the recent
+        level by ``level_factor`` once there is twice the level window of history), or None with too
+        little history."""
         first = self.meta.first_bucket
         if first is None:
             return None
+        cached = self._expected.setdefault(series, {})
+        if index in cached:
+            return cached[index]
         c = self.config
         indices = baseline_buckets(index, c.period, c.baseline_days, c.baseline_min_days, first)
         if indices is None:
             return None
         values = [float(self.buckets[i].counts.get(series, 0)) if i in self.buckets else 0.0 for i in indices]
         weekend = [self.is_weekend(i) for i in indices]
-        return expected_count(values, weekend, self.is_weekend(index), self.weekend_ratio(series, index))
+        value = expected_count(values, weekend, self.is_weekend(index), self.weekend_ratio(series, index))
+        recent = c.period * c.level_days
+        if c.level_days and index - first >= 2 * recent:
+            low = max(index - c.period * c.baseline_days, first)
+            since = max(index - recent, low)
+            posts = {i: b.counts.get(series, 0) for i, b in self.buckets.items() if low <= i < index}
+            recent_posts = sum(n for i, n in posts.items() if i >= since)
+            value *= level_factor(recent_posts, index - since, sum(posts.values()), index - low)
+        cached[index] = value
+        return value
 
     def tests_per_bucket(self, index: int) -> int:
         """Series judged per bucket (the multiple-testing correction): those seen in the baseline period."""
-        lowest = index - self.config.period * self.config.baseline_days
-        names = {s for i, b in self.buckets.items() if lowest <= i <= index for s in b.counts}
-        return max(1, len(names))
+        if index not in self._tests:
+            lowest = index - self.config.period * self.config.baseline_days
+            names = {s for i, b in self.buckets.items() if lowest <= i <= index for s in b.counts}
+            self._tests[index] = max(1, len(names))
+        return self._tests[index]
 
     def spike_decision(self, counts: list[int], expected: list[float], tests: int) -> Severity | None:
         """The spike test on its own (the bench drives it directly). ``counts`` and ``expected`` are the

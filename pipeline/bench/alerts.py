@@ -17,7 +17,7 @@ from datetime import datetime
 
 import numpy as np
 
-from pipeline.alerts.counting import expected_count, weekend_ratio
+from pipeline.alerts.counting import expected_count, level_factor, weekend_ratio
 from pipeline.alerts.detect import (
     JAKARTA,
     SPIKE_WINDOWS,
@@ -158,6 +158,16 @@ def detect(stream: Stream, detector: AlertDetector, tests: int, oracle: bool = F
         expected[hour] = expected_count(
             [float(counts[i]) for i in buckets], [weekend[i] for i in buckets], weekend[hour], ratio
         )
+        recent = config.period * config.level_days
+        if config.level_days and hour >= 2 * recent:
+            posted = posts[True][hour] + posts[False][hour]
+            since = max(hour - recent, 0)
+            expected[hour] *= level_factor(
+                posted - posts[True][since] - posts[False][since],
+                hour - since,
+                posted - posts[True][low] - posts[False][low],
+                hour - low,
+            )
     return _episodes(counts, expected, detector, tests)
 
 

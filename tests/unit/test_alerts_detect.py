@@ -269,3 +269,29 @@ def test_a_rise_of_the_negative_share_is_a_negative_surge() -> None:
     ).alerts
     surges = [a for a in angry if a.key == "negative_surge:agency=pdam"]
     assert surges and surges[0].count >= 5 and "Sentimen negatif" in surges[0].summary
+
+
+def test_a_key_whose_traffic_tripled_for_good_stops_looking_spiky_within_the_level_window() -> None:
+    """Three weeks at 2 posts an hour, then 6 for good. The four-week baseline alone still expects the
+    old level after a week and keeps finding a spike; moved to the last 7 days' level it does not."""
+    series = "agency=pdam,region=3673"
+
+    def decision_after(days_tripled: int, level_days: int) -> tuple[object, float]:
+        detector = _detector(level_days=level_days)
+        hours = (21 + days_tripled) * 24
+        for hour in range(hours):
+            at = T0 + timedelta(hours=hour, minutes=5)
+            per_hour = 2 if hour < 21 * 24 else 6
+            detector.add([_post(at + timedelta(minutes=i)) for i in range(per_hour)], NOW)
+        last = detector.bucket_of(T0 + timedelta(hours=hours - 1))
+        window = range(last - 5, last + 1)
+        counts = [detector.buckets[i].counts[series] for i in window]
+        expected = [detector.expected(series, i) or 0.0 for i in window]
+        decision = detector.spike_decision(counts, expected, detector.tests_per_bucket(last))
+        return decision, expected[-1]
+
+    assert decision_after(1, level_days=7)[0] is not None  # the first day of the new level is a spike
+    steady, level_expects = decision_after(8, level_days=7)
+    assert steady is None and level_expects > 4.5
+    still, plain_expects = decision_after(8, level_days=0)
+    assert still is not None and plain_expects < 3.5
