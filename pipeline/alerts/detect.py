@@ -310,6 +310,18 @@ def weekend_bucket(index: int, bucket: float) -> bool:
     return datetime.fromtimestamp(index * bucket, UTC).astimezone(JAKARTA).weekday() >= 5
 
 
+@dataclass
+class PeriodTotals:
+    """Posts per key in a bucket's baseline period (from ``low``), by kind of day, and since ``since``
+    (the level window)."""
+
+    low: int
+    since: int
+    posts: dict[bool, dict[str, int]] = field(default_factory=lambda: {True: {}, False: {}})
+    buckets: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})
+    recent: dict[str, int] = field(default_factory=dict)
+
+
 STATE_BUCKET = b"bucket:"
 STATE_EPISODE = b"episode:"
 STATE_META = b"meta"
@@ -332,10 +344,10 @@ class AlertDetector:
         self.dirty: set[bytes] = set()
         self.deleted: set[bytes] = set()
         self.restored = False
-        # A bucket's baseline reads only earlier buckets, and the correction only the keys seen up to it,
-        # so both are kept until a post lands in an earlier bucket (the baseline reads four weeks).
+        # A bucket's baseline reads only earlier buckets: kept until a post lands in an earlier bucket
+        # (four weeks are read, so each bucket's period is summed once for every key, not once per key).
         self._expected: dict[str, dict[int, float]] = {}
-        self._tests: dict[int, int] = {}
+        self._periods: dict[int, PeriodTotals] = {}
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -357,7 +369,7 @@ class AlertDetector:
             except (ValidationError, ValueError) as exc:
                 log.warning("alert state entry %r unreadable, left out: %s", key, exc)
         self._expected.clear()
-        self._tests.clear()
+        self._periods.clear()
         self.restored = True
         log.info(
             "alert detection restored: %d buckets, %d open alerts", len(self.buckets), len(self.episodes)
@@ -408,11 +420,6 @@ class AlertDetector:
             for post_key in self.buckets.pop(index).keys:
                 self.seen.pop(post_key, None)
             self.deleted.add(STATE_BUCKET + str(index).encode())
-        for cached in self._expected.values():
-            for index in [i for i in cached if i < keep_from]:
-                del cached[index]
-        for index in [i for i in self._tests if i < keep_from]:
-            del self._tests[index]
         resolved = []
         for key, episode in list(self.episodes.items()):
             counted = episode.alert.kind in (AlertKind.SPIKE, AlertKind.NEGATIVE_SURGE)
@@ -450,7 +457,7 @@ class AlertDetector:
         if self.meta.first_bucket is None or first < self.meta.first_bucket:
             self.meta.first_bucket = first
             self._expected.clear()  # every baseline starts there
-            self._tests.clear()
+            self._periods.clear()
         alerts += self._advance(post.created_at, now)
         silence = self._resolve_silence(post.platform, now)
         alerts += silence
@@ -465,13 +472,13 @@ class AlertDetector:
         self.seen[post.key] = index
         self.dirty.add(STATE_BUCKET + str(index).encode())
         example = AlertExample(key=post.key, text=post.text, url=post.url)
+        if self._periods:  # a late post is in later buckets' periods; the windows need only the last few
+            low = index - 2 * max(SPIKE_WINDOWS)
+            self._periods = {i: totals for i, totals in self._periods.items() if low < i <= index}
         for series in series_of(post):
-            if series not in bucket.counts:
-                self._tests = {i: n for i, n in self._tests.items() if i < index}
-            cached = self._expected.get(series)
-            if cached:
-                for later in [i for i in cached if i > index]:
-                    del cached[later]
+            if cached := self._expected.get(series):  # later buckets read this one; keep the windows' few
+                low = index - 2 * max(SPIKE_WINDOWS)
+                self._expected[series] = {i: v for i, v in cached.items() if low < i <= index}
             bucket.counts[series] = bucket.counts.get(series, 0) + 1
             if post.negative:
                 bucket.negative[series] = bucket.negative.get(series, 0) + 1
@@ -502,18 +509,34 @@ class AlertDetector:
     def is_weekend(self, index: int) -> bool:
         return weekend_bucket(index, self.config.bucket)
 
-    def weekend_ratio(self, series: str, index: int) -> float:
-        """The key's weekend-to-weekday ratio over the week before bucket ``index``."""
+    def period_totals(self, index: int) -> PeriodTotals:
+        """Every key's posts in the baseline period before bucket ``index``, in one pass."""
+        if (known := self._periods.get(index)) is not None:
+            return known
+        c = self.config
         first = self.meta.first_bucket if self.meta.first_bucket is not None else index
-        posts = {True: 0, False: 0}
-        buckets = {True: 0, False: 0}
-        for i in range(max(index - self.config.period * self.config.baseline_days, first), index):
+        low = max(index - c.period * c.baseline_days, first)
+        totals = PeriodTotals(low=low, since=max(index - c.period * c.level_days, low))
+        for i in range(low, index):
             weekend = self.is_weekend(i)
-            buckets[weekend] += 1
+            totals.buckets[weekend] += 1
             held = self.buckets.get(i)
-            if held is not None:
-                posts[weekend] += held.counts.get(series, 0)
-        return weekend_ratio(posts[True], buckets[True], posts[False], buckets[False])
+            if held is None:
+                continue
+            kind = totals.posts[weekend]
+            for series, n in held.counts.items():
+                kind[series] = kind.get(series, 0) + n
+                if i >= totals.since:
+                    totals.recent[series] = totals.recent.get(series, 0) + n
+        self._periods[index] = totals
+        return totals
+
+    def weekend_ratio(self, series: str, index: int) -> float:
+        """The key's weekend-to-weekday ratio over the baseline period before bucket ``index``."""
+        t = self.period_totals(index)
+        return weekend_ratio(
+            t.posts[True].get(series, 0), t.buckets[True], t.posts[False].get(series, 0), t.buckets[False]
+        )
 
     def expected(self, series: str, index: int) -> float | None:
         """Bucket ``index``'s baseline (``expected_count`` over the baseline days, moved to the recent
@@ -532,23 +555,21 @@ class AlertDetector:
         values = [float(self.buckets[i].counts.get(series, 0)) if i in self.buckets else 0.0 for i in indices]
         weekend = [self.is_weekend(i) for i in indices]
         value = expected_count(values, weekend, self.is_weekend(index), self.weekend_ratio(series, index))
-        recent = c.period * c.level_days
-        if c.level_days and index - first >= 2 * recent:
-            low = max(index - c.period * c.baseline_days, first)
-            since = max(index - recent, low)
-            posts = {i: b.counts.get(series, 0) for i, b in self.buckets.items() if low <= i < index}
-            recent_posts = sum(n for i, n in posts.items() if i >= since)
-            value *= level_factor(recent_posts, index - since, sum(posts.values()), index - low)
+        if c.level_days and index - first >= 2 * c.period * c.level_days:
+            t = self.period_totals(index)
+            posts = t.posts[True].get(series, 0) + t.posts[False].get(series, 0)
+            value *= level_factor(t.recent.get(series, 0), index - t.since, posts, index - t.low)
         cached[index] = value
         return value
 
     def tests_per_bucket(self, index: int) -> int:
         """Series judged per bucket (the multiple-testing correction): those seen in the baseline period."""
-        if index not in self._tests:
-            lowest = index - self.config.period * self.config.baseline_days
-            names = {s for i, b in self.buckets.items() if lowest <= i <= index for s in b.counts}
-            self._tests[index] = max(1, len(names))
-        return self._tests[index]
+        t = self.period_totals(index)
+        names = t.posts[True].keys() | t.posts[False].keys()
+        held = self.buckets.get(index)
+        if held is not None:
+            names |= held.counts.keys()
+        return max(1, len(names))
 
     def spike_decision(self, counts: list[int], expected: list[float], tests: int) -> Severity | None:
         """The spike test on its own (the bench drives it directly). ``counts`` and ``expected`` are the
