@@ -48,8 +48,10 @@ class PiiResult(BaseModel):
     kinds: list[PiiKind]
 
 
+# The local part may be quoted, as RFC 5322 allows ("andi budi"@gmail.com): the quotes go with it.
 _EMAIL = re.compile(
-    r"(?<![\w.+%-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]*[A-Za-z0-9_])?@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+    r"(?:(?<![\w.+%-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]*[A-Za-z0-9_])?|\"[^\"\n@]{1,64}\")"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
 )
 # Written to dodge scrapers: "andi [at] gmail [dot] com", "dewi(at)gmail.com", "joko@gmail .com".
 _AT = r"(?:\s*[\[({]at[\])}]\s*|\s+@\s*|\s*@\s+)"

@@ -40,6 +40,8 @@ PLATE = PiiKind.PLATE
         # e-mail
         ("kirim ke budi.santoso@gmail.com ya", "kirim ke [EMAIL] ya", [EMAIL]),
         ("cs: layanan_warga+banten@mail.co.id.", "cs: [EMAIL].", [EMAIL]),
+        ('surel "andi budi"@gmail.com ya', "surel [EMAIL] ya", [EMAIL]),  # a quoted local part
+        ('katanya "gratis"@samsat.go.id', "katanya [EMAIL]", [EMAIL]),
         # plates
         ("motor B 1234 KJL ditilang", "motor [PLAT] ditilang", [PLATE]),
         ("plat A1234BCD nabrak", "plat [PLAT] nabrak", [PLATE]),
