@@ -4,7 +4,8 @@ The generator's parameters (``GeneratorParams``) were fixed, and written in the 
 detector's defaults were looked at with it. Tuning may use ``TUNING_SEEDS`` only; the scores reported
 are on ``HELD_OUT_SEEDS``. The bench drives the detector's own decision (``AlertDetector.spike_decision``)
 and its own baseline (``expected_count`` of the same hour on past days, moved to the hour's kind of day
-by the week's ``weekend_ratio``), one bucket at a time, as the agent does when a bucket's count grows.
+by the period's ``weekend_ratio`` and to the recent days by ``level_factor``), one bucket at a time, as
+the agent does when a bucket's count grows.
 Hour 0 of a stream is Monday 00:00 WIB (``ORIGIN``), as the generator's daily and weekly cycles assume.
 """
 
