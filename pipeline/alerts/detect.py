@@ -313,13 +313,14 @@ def weekend_bucket(index: int, bucket: float) -> bool:
 @dataclass
 class PeriodTotals:
     """Posts per key in a bucket's baseline period (from ``low``), by kind of day, and since ``since``
-    (the level window)."""
+    (the level window); and the keys' baselines for the bucket, worked out from them."""
 
     low: int
     since: int
     posts: dict[bool, dict[str, int]] = field(default_factory=lambda: {True: {}, False: {}})
     buckets: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})
     recent: dict[str, int] = field(default_factory=dict)
+    expected: dict[str, float] = field(default_factory=dict)
 
 
 STATE_BUCKET = b"bucket:"
@@ -346,7 +347,6 @@ class AlertDetector:
         self.restored = False
         # A bucket's baseline reads only earlier buckets: kept until a post lands in an earlier bucket
         # (four weeks are read, so each bucket's period is summed once for every key, not once per key).
-        self._expected: dict[str, dict[int, float]] = {}
         self._periods: dict[int, PeriodTotals] = {}
 
     # -- state ---------------------------------------------------------------------------------------
@@ -368,7 +368,6 @@ class AlertDetector:
                     self.meta = Meta.model_validate_json(value)
             except (ValidationError, ValueError) as exc:
                 log.warning("alert state entry %r unreadable, left out: %s", key, exc)
-        self._expected.clear()
         self._periods.clear()
         self.restored = True
         log.info(
@@ -456,8 +455,7 @@ class AlertDetector:
         first = self.bucket_of(post.created_at)
         if self.meta.first_bucket is None or first < self.meta.first_bucket:
             self.meta.first_bucket = first
-            self._expected.clear()  # every baseline starts there
-            self._periods.clear()
+            self._periods.clear()  # every baseline starts there
         alerts += self._advance(post.created_at, now)
         silence = self._resolve_silence(post.platform, now)
         alerts += silence
@@ -476,9 +474,6 @@ class AlertDetector:
             low = index - 2 * max(SPIKE_WINDOWS)
             self._periods = {i: totals for i, totals in self._periods.items() if low < i <= index}
         for series in series_of(post):
-            if cached := self._expected.get(series):  # later buckets read this one; keep the windows' few
-                low = index - 2 * max(SPIKE_WINDOWS)
-                self._expected[series] = {i: v for i, v in cached.items() if low < i <= index}
             bucket.counts[series] = bucket.counts.get(series, 0) + 1
             if post.negative:
                 bucket.negative[series] = bucket.negative.get(series, 0) + 1
@@ -545,21 +540,20 @@ class AlertDetector:
         first = self.meta.first_bucket
         if first is None:
             return None
-        cached = self._expected.setdefault(series, {})
-        if index in cached:
-            return cached[index]
+        if (period := self._periods.get(index)) is not None and series in period.expected:
+            return period.expected[series]
         c = self.config
         indices = baseline_buckets(index, c.period, c.baseline_days, c.baseline_min_days, first)
         if indices is None:
             return None
+        t = self.period_totals(index)
         values = [float(self.buckets[i].counts.get(series, 0)) if i in self.buckets else 0.0 for i in indices]
         weekend = [self.is_weekend(i) for i in indices]
         value = expected_count(values, weekend, self.is_weekend(index), self.weekend_ratio(series, index))
         if c.level_days and index - first >= 2 * c.period * c.level_days:
-            t = self.period_totals(index)
             posts = t.posts[True].get(series, 0) + t.posts[False].get(series, 0)
             value *= level_factor(t.recent.get(series, 0), index - t.since, posts, index - t.low)
-        cached[index] = value
+        t.expected[series] = value
         return value
 
     def tests_per_bucket(self, index: int) -> int:
