@@ -109,6 +109,10 @@ CASES: list[tuple[str, list[Agency], Region | None]] = [
     ("Pj Gubernur harus turun ke Baduy", [A.PEMDA], R.KAB_LEBAK),
     ("Walikota Tangsel kemana aja", [A.PEMDA], R.KOTA_TANGERANG_SELATAN),
     ("bidan desa di kec. Sumur cuma satu", [A.PUSKESMAS], R.KAB_PANDEGLANG),  # weak name after "kec."
+    # glued titles of an agency's head, as news and replies write them
+    ("Kadinsos Lebak turun langsung ke Cileles", [A.DINSOS], R.KAB_LEBAK),
+    ("Kasatpol PP Kota Serang janji tertibkan reklame", [A.SATPOLPP], R.KOTA_SERANG),
+    ("kadinkes sidak ke rumah sakit", [A.DINKES], None),
     # places only
     ("macet parah di Gading Serpong", [], R.KAB_TANGERANG),
     ("Bandara Soekarno-Hatta banjir", [A.BPBD], R.KOTA_TANGERANG),
