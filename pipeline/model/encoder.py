@@ -168,18 +168,37 @@ class PooledEncoder(Protocol):
 
 
 class TorchEncoder:
-    """A ``transformers.BertModel`` in torch (fp32, or dynamic int8 Linear layers)."""
+    """A ``transformers.BertModel`` in torch (fp32, or dynamic int8 Linear layers).
 
-    def __init__(self, model: BertModel) -> None:
+    ``per_row``: run each row alone, trimmed to its own tokens. Dynamic int8 scales the activations by the
+    range of the whole input, so in a shared batch a post's result would depend on its batch-mates.
+    """
+
+    def __init__(self, model: BertModel, *, per_row: bool = False) -> None:
         self.model = model
         self.hidden_size = int(model.config.hidden_size)
+        self.per_row = per_row
 
     def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.per_row:
+            rows = [
+                self._pooled(i[None, :n], m[None, :n])
+                for i, m, n in zip(ids, mask, row_lengths(mask), strict=True)
+            ]
+            return np.concatenate(rows) if rows else np.zeros((0, 2, self.hidden_size), dtype=np.float32)
+        return self._pooled(ids, mask)
+
+    def _pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             pair = pooled_pair(self.model, torch.from_numpy(mask), input_ids=torch.from_numpy(ids))
             return np.asarray(pair.float().numpy())
+
+
+def row_lengths(mask: np.ndarray) -> list[int]:
+    """Each row's own token count (at least one, so an all-padding row still yields a vector)."""
+    return [max(int(n), 1) for n in mask.sum(axis=1)]
 
 
 def load_pooled_encoder(
@@ -194,7 +213,7 @@ def load_pooled_encoder(
         import torch
 
         torch.set_num_threads(threads)
-    return TorchEncoder(load_encoder(model_dir, backend))
+    return TorchEncoder(load_encoder(model_dir, backend), per_row=backend == "int8")
 
 
 def embed_texts(

@@ -24,12 +24,13 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.encoder import HF_FILE, load_encoder, pooled_pair
+from pipeline.model.encoder import HF_FILE, load_encoder, pooled_pair, row_lengths
 from pipeline.model.packed import BLOCK_BYTES, I8_SUFFIX, PACKED_FILE, Q4_SUFFIX, QK, dequantize_q4
 
 if TYPE_CHECKING:
@@ -137,12 +138,24 @@ def _fill_shared(model: onnx.ModelProto, model_dir: Path, shared: dict[str, list
 
 
 class OnnxEncoder:
-    """``PooledEncoder`` over an ONNX Runtime session of ``encoder.int8.onnx``."""
+    """``PooledEncoder`` over an ONNX Runtime session of ``encoder.int8.onnx``.
+
+    Each row runs alone, trimmed to its own tokens: dynamic quantisation scales the activations by the
+    range of the whole input tensor, so in a shared batch a post's probabilities would depend on the posts
+    (and the padding) next to it, and a redelivered post could come back with another label.
+    """
 
     def __init__(
-        self, session: onnxruntime.InferenceSession, words: WordEmbeddings, hidden_size: int
+        self,
+        session: onnxruntime.InferenceSession,
+        words: WordEmbeddings,
+        hidden_size: int,
+        rows_at_once: int = 1,
     ) -> None:
+        """``rows_at_once``: rows run concurrently, each on one thread (one short row gains little from
+        several intra-op threads; two rows side by side use two cores fully)."""
         self.session, self.words, self.hidden_size = session, words, hidden_size
+        self._pool = ThreadPoolExecutor(rows_at_once, "pantau-onnx") if rows_at_once > 1 else None
 
     @classmethod
     def load(cls, model_dir: Path, threads: int | None = None) -> OnnxEncoder:
@@ -165,16 +178,30 @@ class OnnxEncoder:
             )
         _fill_shared(model, model_dir, json.loads(meta.get(SHARED_KEY, "{}")))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         words = WordEmbeddings.load(model_dir)
-        return cls(session, words, words.cols)
+        return cls(session, words, words.cols, rows_at_once=threads or os.cpu_count() or 1)
 
     def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        out = self.session.run(None, {"inputs_embeds": self.words.lookup(ids), "attention_mask": mask})[0]
-        return np.asarray(out, dtype=np.float32)
+        embeds, lengths = self.words.lookup(ids), row_lengths(mask)
+
+        def one(row: int) -> np.ndarray:
+            n = lengths[row]
+            feed = {
+                "inputs_embeds": np.ascontiguousarray(embeds[row : row + 1, :n]),
+                "attention_mask": np.ascontiguousarray(mask[row : row + 1, :n]),
+            }
+            return np.asarray(self.session.run(None, feed)[0][0], dtype=np.float32)
+
+        rows = range(len(ids))
+        pooled = map(one, rows) if self._pool is None else self._pool.map(one, rows)
+        out = np.zeros((len(ids), 2, self.hidden_size), dtype=np.float32)
+        for row, pair in zip(rows, pooled, strict=True):
+            out[row] = pair
+        return out
 
 
 def record_export(model_dir: Path, info: dict[str, Any]) -> None:

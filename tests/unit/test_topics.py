@@ -93,9 +93,9 @@ def test_chatter_forms_no_large_topic(day: tuple[list[TopicPost], np.ndarray]) -
 
 
 def test_chatter_stays_small_however_kafka_batches_the_stream() -> None:
-    """Workers embed with onnx-int8, whose activations are quantised per batch, so a post's vector moves a
-    little with the batch it arrives in; a chatter topic held by borderline links (a shared two-word
-    place, "tolong dibantu") formed in a few batchings only. Replays two days in Kafka-like batches."""
+    """Until each post was encoded alone, onnx-int8 quantised activations per batch, so a post's vector moved
+    with the batch it arrived in; a chatter topic held by borderline links (a shared two-word place,
+    "tolong dibantu") formed in a few batchings only. Replays two days in Kafka-like batches."""
     from pipeline.enrich.enricher import Enricher
     from pipeline.settings import Settings
     from pipeline.validation import validate_raw_post
