@@ -68,7 +68,9 @@ def test_planted_stories_are_separate_clean_topics(day: tuple[list[TopicPost], n
         topic = found[story.name]
         members = [k for k, tid in assigned.items() if tid == topic.id]
         mine = sum(story_of(k) == story.name for k in members)
-        assert mine >= 0.75 * story.size, (story.name, mine)  # flood_lebak: 32 of 40 with the shipped encoder
+        # flood_lebak: 29 of 40 with the shipped encoder, fp32 and onnx-int8 alike (32 when onnx-int8 still
+        # quantised whole batches: one batching's luck, which the bound had been set on)
+        assert mine >= 0.7 * story.size, (story.name, mine)
         assert len(members) - mine <= 0.1 * len(members), (story.name, members)
         assert set(topic.label.replace(" · ", " ").split()) & EXPECTED_TERMS[story.name], topic.label
         assert topic.size == len(members)
