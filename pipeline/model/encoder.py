@@ -197,7 +197,8 @@ class TorchEncoder:
 
 
 def row_lengths(mask: np.ndarray) -> list[int]:
-    """Each row's own token count (at least one, so an all-padding row still yields a vector)."""
+    """Each row's own token count, for rows padded at the end as ``embed_texts`` pads them (at least one,
+    so an all-padding row still yields a vector)."""
     return [max(int(n), 1) for n in mask.sum(axis=1)]
 
 
