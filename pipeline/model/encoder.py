@@ -102,8 +102,8 @@ def save_packed(out_dir: Path, q4: dict[str, np.ndarray], f32: dict[str, np.ndar
 def load_encoder(model_dir: Path, backend: Backend = "fp32") -> BertModel:
     """Build the encoder from local files; ``int8`` applies torch dynamic quantisation to Linear layers.
 
-    ``int8`` is about 1.5x faster but quantises activations per batch (padding included), so a text's
-    embedding shifts with its batchmates (cosine ~0.99): replays would not reproduce scores. Default fp32.
+    ``int8`` is about 1.5x faster but quantises activations by the range of each input (padding included),
+    so ``load_pooled_encoder`` runs it one text at a time (``TorchEncoder.per_row``). Default fp32.
     """
     import torch
     from transformers.utils import logging as hf_logging
@@ -205,7 +205,8 @@ def row_lengths(mask: np.ndarray) -> list[int]:
 def load_pooled_encoder(
     model_dir: Path, backend: Backend = "fp32", threads: int | None = None
 ) -> PooledEncoder:
-    """The encoder of ``model_dir`` behind ``backend``; ``threads`` caps intra-op threads."""
+    """The encoder of ``model_dir`` behind ``backend``; ``threads``: torch's intra-op threads, or for
+    onnx-int8 how many texts run side by side (one thread each)."""
     if backend == "onnx-int8":
         from pipeline.model.onnx_export import OnnxEncoder
 

@@ -4,10 +4,10 @@ The exported graph starts after the word-embedding lookup: the 85k-row embedding
 4-bit blocks inside ``encoder.q4.safetensors`` (18 MB) and is looked up in numpy, so the ONNX file holds
 only the transformer layers instead of repeating the table.
 
-Linear weights are int8 per output channel; activations are quantised per batch at run time (ONNX
-Runtime dynamic quantisation). That makes a text's embedding depend slightly on its batch-mates
-(cosine ≈ 0.996 alone vs in a batch): a replayed post can get a score a few thousandths away from the
-first one. ``pantau model eval --backend onnx-int8`` reports what this costs in F1.
+Linear weights are int8 per output channel; activations are quantised at run time by the range of each
+input (ONNX Runtime dynamic quantisation), so ``OnnxEncoder`` feeds every text as its own input: a text's
+scores never depend on the texts batched with it, and a replayed post gets the same ones.
+``pantau model eval --backend onnx-int8`` reports what int8 costs in F1.
 
 Re-quantising our int8-per-row matrices that way reproduces them bit for bit (transposed, with Q, K and V
 side by side in the fused attention), so the file leaves those weights out (12 MB for 7 layers) and
@@ -183,7 +183,7 @@ class OnnxEncoder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         words = WordEmbeddings.load(model_dir)
-        return cls(session, words, words.cols, rows_at_once=threads or os.cpu_count() or 1)
+        return cls(session, words, words.cols, rows_at_once=threads or usable_cores())
 
     def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         embeds, lengths = self.words.lookup(ids), row_lengths(mask)
@@ -202,6 +202,12 @@ class OnnxEncoder:
         for row, pair in zip(rows, pooled, strict=True):
             out[row] = pair
         return out
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS tells it (a pinned container)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
 
 
 def record_export(model_dir: Path, info: dict[str, Any]) -> None:

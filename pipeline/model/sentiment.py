@@ -131,7 +131,8 @@ class SentimentModel:
         max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 32,
     ) -> SentimentModel:
-        """Load from ``model_dir`` (no network); ``threads`` caps the backend's intra-op threads."""
+        """Load from ``model_dir`` (no network); ``threads``: the cores the backend may use (torch's intra-op
+        threads; onnx-int8's texts run side by side)."""
         meta_path = model_dir / META_FILE
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
         return cls(

@@ -72,10 +72,10 @@ def test_planted_stories_become_separate_stable_topics(pipeline: Pipeline) -> No
         assert counts, f"{story}: no post got a topic"
         tid, n = counts.most_common(1)[0]
         # A story is one topic: nine in ten of its labelled posts in the same one, none split off. How many
-        # of its posts get a label at all moves with Kafka's batching: workers embed with onnx-int8, whose
-        # activations are quantised per batch, and the flood story's near-copies ("update banjir rangkas:
-        # ketinggian air 1 meter lebih", four times) sit at the assignment threshold. Measured on this
-        # stream: 26 to 33 of its 40 posts labelled, all in one topic (2026-12-03, 12 runs).
+        # of its posts get a label at all moved with Kafka's batching while onnx-int8 quantised whole batches
+        # (each post is encoded alone since 2026-12-04), and the flood story's near-copies ("update banjir
+        # rangkas: ketinggian air 1 meter lebih", four times) sit at the assignment threshold. Measured on
+        # this stream then: 26 to 33 of its 40 posts labelled, all in one topic (2026-12-03, 12 runs).
         assert n >= 0.9 * sum(counts.values()), (story, counts)
         assert n >= 0.6 * len(members), (story, counts)
         topic_of_story[story] = tid

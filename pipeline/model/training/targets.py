@@ -71,7 +71,8 @@ def teacher_pass(
     from pipeline.model.sentiment import SentimentModel
 
     teacher = SentimentModel.load(teacher_dir, backend=backend, threads=threads)
-    key = hashlib.sha256(f"{weights_digest(teacher_dir)}|{backend}|{teacher.prefix}".encode())
+    # "per-row": targets cached while int8 still encoded whole batches at once are not reused
+    key = hashlib.sha256(f"{weights_digest(teacher_dir)}|{backend}|{teacher.prefix}|per-row".encode())
     for text in texts:
         key.update(text.encode("utf-8") + b"\0")
     path = cache_dir / f"teacher-{key.hexdigest()[:16]}.npz"
