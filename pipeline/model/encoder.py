@@ -11,6 +11,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -181,11 +182,7 @@ class TorchEncoder:
 
     def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.per_row:
-            rows = [
-                self._pooled(i[None, :n], m[None, :n])
-                for i, m, n in zip(ids, mask, row_lengths(mask), strict=True)
-            ]
-            return np.concatenate(rows) if rows else np.zeros((0, 2, self.hidden_size), dtype=np.float32)
+            return pooled_row_by_row(ids, mask, self._pooled, self.hidden_size)
         return self._pooled(ids, mask)
 
     def _pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -196,10 +193,28 @@ class TorchEncoder:
             return np.asarray(pair.float().numpy())
 
 
-def row_lengths(mask: np.ndarray) -> list[int]:
-    """Each row's own token count, for rows padded at the end as ``embed_texts`` pads them (at least one,
-    so an all-padding row still yields a vector)."""
-    return [max(int(n), 1) for n in mask.sum(axis=1)]
+def pooled_row_by_row(
+    ids: np.ndarray,
+    mask: np.ndarray,
+    pooled_one: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    hidden_size: int,
+    pool: Executor | None = None,
+) -> np.ndarray:
+    """``(batch, 2, hidden)`` from ``pooled_one`` called on each row alone, trimmed to its own tokens (rows
+    padded at the end, as ``embed_texts`` pads them; an all-padding row keeps one token). Dynamic int8
+    scales activations by the range of its whole input, so a batch fed at once would make each post's
+    result depend on its batch-mates and their padding. ``pool`` runs rows side by side."""
+    lengths = [max(int(n), 1) for n in mask.sum(axis=1)]
+
+    def one(row: int) -> np.ndarray:
+        n = lengths[row]
+        return pooled_one(ids[row : row + 1, :n], np.ascontiguousarray(mask[row : row + 1, :n]))[0]
+
+    rows = range(len(ids))
+    out = np.zeros((len(ids), 2, hidden_size), dtype=np.float32)
+    for row, pair in zip(rows, map(one, rows) if pool is None else pool.map(one, rows), strict=True):
+        out[row] = pair
+    return out
 
 
 def load_pooled_encoder(

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.model.encoder import HF_FILE, load_encoder, pooled_pair, row_lengths
+from pipeline.model.encoder import HF_FILE, load_encoder, pooled_pair, pooled_row_by_row
 from pipeline.model.packed import BLOCK_BYTES, I8_SUFFIX, PACKED_FILE, Q4_SUFFIX, QK, dequantize_q4
 
 if TYPE_CHECKING:
@@ -186,22 +186,11 @@ class OnnxEncoder:
         return cls(session, words, words.cols, rows_at_once=threads or usable_cores())
 
     def pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        embeds, lengths = self.words.lookup(ids), row_lengths(mask)
+        return pooled_row_by_row(ids, mask, self._pooled_one, self.hidden_size, self._pool)
 
-        def one(row: int) -> np.ndarray:
-            n = lengths[row]
-            feed = {
-                "inputs_embeds": np.ascontiguousarray(embeds[row : row + 1, :n]),
-                "attention_mask": np.ascontiguousarray(mask[row : row + 1, :n]),
-            }
-            return np.asarray(self.session.run(None, feed)[0][0], dtype=np.float32)
-
-        rows = range(len(ids))
-        pooled = map(one, rows) if self._pool is None else self._pool.map(one, rows)
-        out = np.zeros((len(ids), 2, self.hidden_size), dtype=np.float32)
-        for row, pair in zip(rows, pooled, strict=True):
-            out[row] = pair
-        return out
+    def _pooled_one(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feed = {"inputs_embeds": self.words.lookup(ids), "attention_mask": mask}
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
 
 
 def usable_cores() -> int:
