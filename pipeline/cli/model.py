@@ -57,6 +57,9 @@ EPOCHS_ONLY = (
     "layers",
     "freeze_layers",
     "teachers",
+    "unlabelled",
+    "distill_weight",
+    "anchor_weight",
     "seed",
     "balance_domains",
     "domain_weights",
@@ -138,6 +141,28 @@ def train(
         "pooled last-layer and topic-layer embeddings as anchors), run with PANTAU_MODEL_BACKEND; repeat "
         "for an ensemble: the soft targets become the teachers' mean, the anchors stay the first one's",
     ),
+    unlabelled: list[Path] | None = typer.Option(
+        None,
+        "--unlabelled",
+        help="with --teacher: texts without labels (CSV / JSONL with a text column, e.g. "
+        "data/sentiment/dkk_semarang/unlabelled.csv) trained on the teachers' targets alone; their domain is "
+        "the directory's plus _unlabelled (dkk_semarang_unlabelled) for --domain-weight; repeatable",
+    ),
+    distill_weight: float = typer.Option(
+        0.5,
+        "--distill-weight",
+        min=0.0,
+        max=1.0,
+        help="with --teacher: share of the teachers' targets in a labelled row's loss (its label has the "
+        "rest)",
+    ),
+    anchor_weight: float = typer.Option(
+        5.0,
+        "--anchor-weight",
+        min=0.0,
+        help="with --teacher: weight of the pull towards the first teacher's pooled embeddings; 0 for a "
+        "teacher from another lineage than --base, whose embedding space the student's head does not read",
+    ),
     seed: int = typer.Option(
         13, "--seed", help="with --epochs: seed of batch order and dropout (a second run of one recipe)"
     ),
@@ -180,6 +205,7 @@ def train(
         default_valid_files,
         load_category_labelled,
         load_labelled,
+        read_texts,
     )
 
     head_only = task in (Task.CATEGORY, Task.ATTRIBUTION)
@@ -219,6 +245,7 @@ def train(
         train_files = data or default_train_files()
         valid_files = valid or default_valid_files()
         _read_data(load_labelled, [*train_files, *valid_files])
+        _read_data(read_texts, unlabelled or [])
     if epochs:
         _finetune(
             base or get_settings().model_dir,
@@ -236,6 +263,9 @@ def train(
             layers=layers,
             freeze_layers=freeze_layers,
             teachers=teachers or [],
+            unlabelled_files=unlabelled or [],
+            distill_weight=distill_weight,
+            anchor_weight=anchor_weight,
             seed=seed,
             teacher_backend=get_settings().model_backend,
             domain_sampling=_domain_sampling(balance_domains, domain_weights or []),

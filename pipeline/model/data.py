@@ -192,12 +192,13 @@ def default_valid_files() -> list[Path]:
 def corpus_files(root: Path = REPO_ROOT) -> list[Path]:
     """Text the trimmed vocabulary must cover: the repo's sentiment and in-domain data and the sample posts.
 
-    Test splits are left out so that test scores include the cost of words the vocabulary never saw.
+    Test splits are left out so that test scores include the cost of words the vocabulary never saw, and
+    unlabelled comments (distillation only) so that a build stays the one the shipped models were trained on.
     """
     data = root / "data"
     files = sorted(p for p in (data / "sentiment").rglob("*") if p.suffix in (".tsv", ".csv"))
     files += sorted((data / "indomain").glob("*.jsonl"))
-    files = [p for p in files if "test" not in p.stem]
+    files = [p for p in files if "test" not in p.stem and "unlabelled" not in p.stem]
     samples = root / "pipeline" / "samples" / "posts.jsonl"
     if samples.exists():
         files.append(samples)

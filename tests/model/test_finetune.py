@@ -3,6 +3,7 @@ where the frozen-head trainer writes."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -279,6 +280,37 @@ def test_distilled_student_is_shallower_and_keeps_the_topic_layer(
     np.testing.assert_allclose(probs, (one[0][0] + one[1][0]) / 2, rtol=1e-6)
     np.testing.assert_array_equal(pairs, one[0][1])
     assert versions == [shipped["version"], again["version"]]
+
+
+def test_unlabelled_comments_train_on_the_teachers_targets(data: tuple[Path, Path], tmp_path: Path) -> None:
+    unlabelled = tmp_path / "dkk_semarang" / "unlabelled.csv"
+    unlabelled.parent.mkdir()
+    comments = ["vaksin booster di puskesmas mana ya min", "makasih infonya", "antrinya lama bgt", "mantap"]
+    unlabelled.write_text("text\n" + "\n".join(comments) + "\n", encoding="utf-8")
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    kw: dict[str, Any] = {
+        "teachers": [DEFAULT_MODEL_DIR],
+        "teacher_backend": "fp32",
+        "unlabelled_files": [unlabelled],
+        "domain_sampling": {"weights": {"dkk_semarang_unlabelled": 1.0, "data0": 4.0}},
+        "anchor_weight": 0.0,
+        "freeze_layers": 6,
+        "max_steps": 2,
+    }
+    result = _run(data, out, ckpt, **kw)
+    assert result["data"]["unlabelled"][0]["sha256"] == hashlib.sha256(unlabelled.read_bytes()).hexdigest()
+    assert result["domain_sampling"]["dkk_semarang_unlabelled"] == {
+        "rows": 4,
+        "weight": 1.0,
+        "epoch_share": 0.2,
+    }
+    assert result["teacher"]["anchor_weight"] == 0.0
+    (cache,) = ckpt.glob("teacher-*.npz")
+    assert np.load(cache)["probs"].shape == (16 + 4, 3), "the teacher scored the unlabelled rows too"
+    # Another unlabelled file is another run: its checkpoint is not resumed.
+    unlabelled.write_text("text\nbanjir lagi\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="different run"):
+        _run(data, out, ckpt, **kw)
 
 
 def test_student_must_keep_the_topic_layer(data: tuple[Path, Path], tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.model.train import fit_temperature
 from pipeline.model.training.batching import domain_pool, epoch_batches
-from pipeline.model.training.config import FinetuneConfig, domain_of
+from pipeline.model.training.config import FinetuneConfig, domain_of, unlabelled_domain
 
 DOMAINS = ["smsa"] * 90 + ["indomain"] * 10
 
@@ -90,6 +90,24 @@ def test_config_defaults_leave_sampling_off_and_refuse_what_cannot_run(tmp_path:
             _config(tmp_path, **kw)
 
 
+def test_unlabelled_rows_are_a_domain_of_their_own_and_need_a_teacher(tmp_path: Path) -> None:
+    unlabelled = Path("data/sentiment/dkk_semarang/unlabelled.csv")
+    assert unlabelled_domain(unlabelled) == "dkk_semarang_unlabelled"
+    with pytest.raises(ValidationError, match="name a teacher too"):
+        _config(tmp_path, unlabelled_files=[unlabelled])
+    config = _config(
+        tmp_path,
+        unlabelled_files=[unlabelled],
+        teachers=[tmp_path],
+        domain_sampling={"weights": {"dkk_semarang_unlabelled": 0.5}},
+    )
+    assert config.file_domains() == ["smsa", "indomain", "dkk_semarang_unlabelled"]
+    result = CliRunner().invoke(
+        app, ["model", "train", "--unlabelled", str(unlabelled)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2 and "only apply with --epochs" in result.output, result.output
+
+
 def test_domain_options_of_the_command_line() -> None:
     for args, expected in (
         (["model", "train", "--balance-domains"], "only apply with --epochs"),
@@ -127,6 +145,7 @@ RECORDED_AS = {
     "teacher_backend": "teacher.backend",
     "distill_weight": "teacher.distill_weight",
     "anchor_weight": "teacher.anchor_weight",
+    "unlabelled_files": "data.unlabelled",
     "domain_sampling": "domain_sampling",
     "domains": "domain_sampling",
     "calibrate_on": "temperature_domain",

@@ -1,11 +1,14 @@
 """Rebuild this folder's train/valid/test CSVs from the source files of yasirabd/sentiment-dkk-semarang.
 
-    python data/sentiment/dkk_semarang/prepare.py SOURCE_DIR   # holds train_masked.csv, test_masked.csv
+    python data/sentiment/dkk_semarang/prepare.py SOURCE_DIR
+    # SOURCE_DIR holds train_masked.csv, test_masked.csv and unlabelled_inference_masked.csv
 
 The source has exact repeats, repeats with conflicting labels and texts in both train and test (see
 README.md here). Texts are compared lower-cased with whitespace collapsed. A text whose copies disagree
 is dropped everywhere; one copy of the rest is kept; a train text that is also a test text is dropped
-from train; valid is a seeded, label-stratified tenth of what remains of train.
+from train; valid is a seeded, label-stratified tenth of what remains of train. The unlabelled comments
+(teachers' targets only, ``--unlabelled``) keep one copy of each text that no labelled split holds, so
+distillation never sees a valid or test text.
 """
 
 from __future__ import annotations
@@ -74,7 +77,28 @@ def main(source: Path, out: Path) -> dict[str, int]:
             writer.writerows(rows)
     counts = {name: len(rows) for name, rows in splits.items()}
     counts["conflicting_texts"] = len(conflicting)
+    labelled = {norm(t) for rows in splits.values() for t, _ in rows}
+    counts["unlabelled"] = write_unlabelled(source, out, labelled)
     return counts
+
+
+def write_unlabelled(source: Path, out: Path, labelled: set[str]) -> int:
+    """``unlabelled.csv``: one copy of each unlabelled comment that no labelled split holds (nor a
+    conflicting one: the labelled texts are all compared, dropped or kept)."""
+    with (source / "unlabelled_inference_masked.csv").open(encoding="utf-8-sig", newline="") as fh:
+        texts = [r["text"].strip() for r in csv.DictReader(fh)]
+    seen = set(labelled)
+    kept = []
+    for text in texts:
+        key = norm(text)
+        if text and key not in seen:
+            seen.add(key)
+            kept.append(text)
+    with (out / "unlabelled.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text"])
+        writer.writerows([t] for t in kept)
+    return len(kept)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def weights_digest(model_dir: Path) -> str:
 def run_signature(config: FinetuneConfig, layers: int) -> dict[str, Any]:
     """What makes two runs the same run: a checkpoint resumes only under an equal signature.
 
-    Domain sampling enters only when set, so checkpoints written before it existed still resume.
+    Domain sampling and unlabelled files enter only when set, so checkpoints written before they existed
+    still resume.
     """
     signature: dict[str, Any] = {
         "source": weights_digest(config.model_in),
@@ -91,6 +92,8 @@ def run_signature(config: FinetuneConfig, layers: int) -> dict[str, Any]:
         if config.teachers
         else None,
     }
+    if config.unlabelled_files:
+        signature["unlabelled"] = [file_sha256(p)[:16] for p in config.unlabelled_files]
     if config.domain_sampling is not None:
         signature["domain_sampling"] = {
             "domains": config.file_domains(),

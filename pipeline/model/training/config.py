@@ -23,6 +23,7 @@ __all__ = [
     "Storage",
     "domain_of",
     "student_depth",
+    "unlabelled_domain",
 ]
 
 
@@ -60,6 +61,12 @@ def domain_of(path: Path) -> str:
     return path.parent.name or path.stem
 
 
+def unlabelled_domain(path: Path) -> str:
+    """The domain of an unlabelled file's rows: its directory's, marked, so that ``--domain-weight`` can
+    weigh the teachers' targets on a source's unlabelled comments apart from its labelled ones."""
+    return f"{domain_of(path)}_unlabelled"
+
+
 class DomainSampling(BaseModel):
     """Draw each epoch's rows by domain instead of in proportion to the files' sizes.
 
@@ -91,6 +98,8 @@ class FinetuneConfig(BaseModel):
     (``distill_weight`` of the label loss) and pull the student's pooled last-layer and topic-layer
     embeddings towards the first one's (``anchor_weight`` × (1 − cosine)). Start from the first teacher's
     directory (``model_in``) so its head reads the anchored embedding from the first step.
+    ``unlabelled_files``: texts without labels (for instance a source's unlabelled comments) that train on
+    the teachers' targets alone; they need a teacher.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -128,6 +137,7 @@ class FinetuneConfig(BaseModel):
     teacher_backend: Backend = "onnx-int8"
     distill_weight: float = Field(0.5, ge=0, le=1)
     anchor_weight: float = Field(5.0, ge=0)
+    unlabelled_files: list[Path] = Field(default_factory=list)
     domain_sampling: DomainSampling | None = None
     """``None`` (default): rows in proportion to the files, as listed."""
     domains: list[str] | None = None
@@ -142,6 +152,12 @@ class FinetuneConfig(BaseModel):
         if epochs < 1:
             raise ValueError("epochs must be ≥ 1 (0 means the frozen-head trainer)")
         return epochs
+
+    @model_validator(mode="after")
+    def _unlabelled_need_a_teacher(self) -> Self:
+        if self.unlabelled_files and not self.teachers:
+            raise ValueError("unlabelled files train on the teachers' targets alone: name a teacher too")
+        return self
 
     @model_validator(mode="after")
     def _domains_fit(self) -> Self:
@@ -168,5 +184,6 @@ class FinetuneConfig(BaseModel):
         return self
 
     def file_domains(self) -> list[str]:
-        """The domain of each training file."""
-        return list(self.domains) if self.domains is not None else [domain_of(p) for p in self.train_files]
+        """The domain of each training file, then of each unlabelled file."""
+        labelled = self.domains if self.domains is not None else [domain_of(p) for p in self.train_files]
+        return list(labelled) + [unlabelled_domain(p) for p in self.unlabelled_files]

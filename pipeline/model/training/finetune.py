@@ -11,13 +11,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 
 from pipeline.model import encoder as encoder_module
-from pipeline.model.data import file_info, load_labelled
+from pipeline.model.data import file_info, load_labelled, read_texts
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
     Backend,
@@ -43,7 +43,7 @@ from pipeline.model.training.classifier import (
     starting_head,
 )
 from pipeline.model.training.config import FinetuneConfig, domain_of
-from pipeline.model.training.loop import WEIGHT_DECAY, Distillation, TrainingLoop
+from pipeline.model.training.loop import UNLABELLED, WEIGHT_DECAY, Distillation, TrainingLoop
 from pipeline.model.training.storage import write_encoder, write_model
 from pipeline.model.training.targets import teacher_targets
 
@@ -66,9 +66,16 @@ def _labelled_rows(files: Sequence[Path], domains: Sequence[str]) -> tuple[list[
     return texts, labels, row_domains
 
 
-def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str], list[str]]:
-    """Texts, labels and domains of the training rows, ``train_limit`` applied."""
-    texts, labels, domains = _labelled_rows(config.train_files, config.file_domains())
+def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str | None], list[str]]:
+    """Texts, labels (None: an unlabelled row) and domains of the training rows, ``train_limit`` applied."""
+    n_files = len(config.train_files)
+    file_domains = config.file_domains()
+    texts, labelled, domains = _labelled_rows(config.train_files, file_domains[:n_files])
+    labels = list[str | None](labelled)
+    for path, domain in zip(config.unlabelled_files, file_domains[n_files:], strict=True):
+        unlabelled = read_texts(path)
+        texts, labels = texts + unlabelled, labels + [None] * len(unlabelled)
+        domains = domains + [domain] * len(unlabelled)
     if config.train_limit is not None:
         keep = np.random.default_rng(config.seed).permutation(len(texts))[: config.train_limit]
         texts, labels, domains = (
@@ -253,6 +260,8 @@ def _details(
         },
         "source_model": source_version,
     }
+    if c.unlabelled_files:
+        details["data"]["unlabelled"] = [file_info(p) for p in c.unlabelled_files]
     if domain_summary is not None:
         details["domain_sampling"] = domain_summary
     return details
@@ -289,7 +298,8 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     state = TrainState()
     if truncated and not c.teachers and not (c.resume and checkpoints.last.exists()):
         # The source head reads the last of all layers; start from one fitted on the student's own output.
-        start = starting_head(encoder, tok, prefix, texts, y_text, v_texts, v_text, c.seed, console)
+        labelled = cast(list[str], y_text)  # no teacher, so no unlabelled rows
+        start = starting_head(encoder, tok, prefix, texts, labelled, v_texts, v_text, c.seed, console)
         head_in = start.head
         state.start_head = {
             "fitted_on_layers": n_layers,
@@ -300,7 +310,7 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     model.to(device)
     pad_id = int(encoder.config.pad_token_id or 1)
 
-    y = torch.tensor([index[v] for v in y_text], dtype=torch.long)
+    y = torch.tensor([UNLABELLED if v is None else index[v] for v in y_text], dtype=torch.long)
     train_ids = encode(tok, texts, prefix, c.max_length)
     valid_ids = encode(tok, v_texts, prefix, DEFAULT_MAX_LENGTH)  # scored as SentimentModel will see them
     lengths = np.array([len(i) for i in train_ids])

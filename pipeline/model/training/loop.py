@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 WEIGHT_DECAY = 0.01
 CLIP_NORM = 1.0
 
-__all__ = ["CLIP_NORM", "WEIGHT_DECAY", "Distillation", "TrainingLoop"]
+UNLABELLED = -100
+"""The label index of a row that trains on its teachers' targets alone (``unlabelled_files``)."""
+
+__all__ = ["CLIP_NORM", "UNLABELLED", "WEIGHT_DECAY", "Distillation", "TrainingLoop"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,12 @@ class TrainingLoop:
             self.checkpoints.save_best(self.model, at_epoch, state.step)
 
     def loss(self, idx: np.ndarray) -> torch.Tensor:
-        """The loss of one batch of training rows."""
+        """The loss of one batch of training rows.
+
+        Distilling, a labelled row weighs its label against its teachers' targets (``distill_weight``); an
+        unlabelled row has only the targets. Each part is averaged over its own rows and weighed by their
+        share of the batch, so a batch without unlabelled rows scores as it did before they existed.
+        """
         ids, mask = collate(self.train_ids, idx.tolist(), self.pad_id, self.device)
         rows = torch.from_numpy(idx)
         y = self.y[rows].to(self.device)
@@ -103,10 +111,18 @@ class TrainingLoop:
         if d is None:
             return F.cross_entropy(self.model(ids, mask), y, weight=self.class_weight)
         logits, pair = self.model.with_embeddings(ids, mask)
-        hard = F.cross_entropy(logits, y, weight=self.class_weight)
-        soft = -(d.probs[rows] * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+        soft_rows = -(d.probs[rows] * F.log_softmax(logits, dim=-1)).sum(-1)
         drift = (1.0 - (pair * d.pairs[rows]).sum(-1)).mean()  # both L2-normalised
-        return (1 - d.distill_weight) * hard + d.distill_weight * soft + d.anchor_weight * drift
+        labelled = y != UNLABELLED
+        share = labelled.float().mean()
+        parts: list[torch.Tensor] = []
+        if labelled.any():
+            hard = F.cross_entropy(logits[labelled], y[labelled], weight=self.class_weight)
+            soft = soft_rows[labelled].mean()
+            parts.append(share * ((1 - d.distill_weight) * hard + d.distill_weight * soft))
+        if not labelled.all():
+            parts.append((1 - share) * soft_rows[~labelled].mean())
+        return sum(parts[1:], parts[0]) + d.anchor_weight * drift
 
     def step(self, idx: np.ndarray) -> None:
         started = time.perf_counter()
