@@ -205,7 +205,7 @@ def train(
         default_valid_files,
         load_category_labelled,
         load_labelled,
-        read_texts,
+        load_unlabelled,
     )
 
     head_only = task in (Task.CATEGORY, Task.ATTRIBUTION)
@@ -221,6 +221,8 @@ def train(
         )
     if not epochs and (given := _given(ctx, EPOCHS_ONLY)):
         raise typer.BadParameter("only apply with --epochs (fine-tuning)", param_hint=", ".join(given))
+    if epochs and not teachers and (given := _given(ctx, ["unlabelled", "distill_weight", "anchor_weight"])):
+        raise typer.BadParameter("only apply with --teacher (distillation)", param_hint=", ".join(given))
     if epochs and backend is not None:
         raise typer.BadParameter(
             "not with --epochs: teachers run with PANTAU_MODEL_BACKEND, and fine-tuning writes the onnx-int8 "
@@ -245,7 +247,7 @@ def train(
         train_files = data or default_train_files()
         valid_files = valid or default_valid_files()
         _read_data(load_labelled, [*train_files, *valid_files])
-        _read_data(read_texts, unlabelled or [])
+        _read_data(load_unlabelled, unlabelled or [])
     if epochs:
         _finetune(
             base or get_settings().model_dir,

@@ -118,6 +118,22 @@ def read_texts(path: Path) -> list[str]:
     return [text for _, text, _ in _rows(path)]
 
 
+def load_unlabelled(path: Path) -> list[str]:
+    """Texts to distil on (``--unlabelled``): a file with a labelled row is refused (a labelled file given
+    there, such as a validation split, would be trained on without its labels), and so is one with no rows."""
+    texts: list[str] = []
+    for lineno, text, label in _rows(path):
+        if label is not None and label.strip():
+            raise ValueError(
+                f"{path}:{lineno}: labelled row ({label!r}) in an unlabelled file; give labelled files "
+                "with --data"
+            )
+        texts.append(text)
+    if not texts:
+        raise ValueError(f"{path}: no rows (empty, or a wrong delimiter or columns)")
+    return texts
+
+
 def no_labelled_rows(path: Path, skipped: int) -> ValueError:
     """The error for a file that gave nothing to train or score on (empty, wrong delimiter or columns)."""
     why = f"{skipped} row(s) without a label skipped" if skipped else "empty, or a wrong delimiter or columns"

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.model.data import DATA_DIR
 from pipeline.model.train import fit_temperature
 from pipeline.model.training.batching import domain_pool, epoch_batches
 from pipeline.model.training.config import FinetuneConfig, domain_of, unlabelled_domain
@@ -91,7 +92,7 @@ def test_config_defaults_leave_sampling_off_and_refuse_what_cannot_run(tmp_path:
 
 
 def test_unlabelled_rows_are_a_domain_of_their_own_and_need_a_teacher(tmp_path: Path) -> None:
-    unlabelled = Path("data/sentiment/dkk_semarang/unlabelled.csv")
+    unlabelled = DATA_DIR / "sentiment" / "dkk_semarang" / "unlabelled.csv"
     assert unlabelled_domain(unlabelled) == "dkk_semarang_unlabelled"
     with pytest.raises(ValidationError, match="name a teacher too"):
         _config(tmp_path, unlabelled_files=[unlabelled])
@@ -102,10 +103,18 @@ def test_unlabelled_rows_are_a_domain_of_their_own_and_need_a_teacher(tmp_path: 
         domain_sampling={"weights": {"dkk_semarang_unlabelled": 0.5}},
     )
     assert config.file_domains() == ["smsa", "indomain", "dkk_semarang_unlabelled"]
-    result = CliRunner().invoke(
-        app, ["model", "train", "--unlabelled", str(unlabelled)], env={"COLUMNS": "200"}
-    )
-    assert result.exit_code == 2 and "only apply with --epochs" in result.output, result.output
+    for args, expected in (
+        (["--unlabelled", str(unlabelled)], "only apply with --epochs"),
+        (["--epochs", "1", "--unlabelled", str(unlabelled)], "only apply with --teacher"),
+        (["--epochs", "1", "--anchor-weight", "0"], "only apply with --teacher"),
+        (
+            ["--epochs", "1", "--teacher", ".", "--unlabelled", str(DATA_DIR / "indomain" / "valid.jsonl")],
+            "labelled row",
+        ),
+    ):
+        result = CliRunner().invoke(app, ["model", "train", *args], env={"COLUMNS": "200"})
+        assert result.exit_code == 2, result.output
+        assert expected in " ".join(result.output.split()), result.output
 
 
 def test_domain_options_of_the_command_line() -> None:

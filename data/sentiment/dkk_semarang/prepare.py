@@ -1,7 +1,7 @@
 """Rebuild this folder's train/valid/test CSVs from the source files of yasirabd/sentiment-dkk-semarang.
 
     python data/sentiment/dkk_semarang/prepare.py SOURCE_DIR
-    # SOURCE_DIR holds train_masked.csv, test_masked.csv and unlabelled_inference_masked.csv
+    # SOURCE_DIR holds train_masked.csv, test_masked.csv and data_inference_masked.csv
 
 The source has exact repeats, repeats with conflicting labels and texts in both train and test (see
 README.md here). Texts are compared lower-cased with whitespace collapsed. A text whose copies disagree
@@ -83,9 +83,11 @@ def main(source: Path, out: Path) -> dict[str, int]:
 
 
 def write_unlabelled(source: Path, out: Path, labelled: set[str]) -> int:
-    """``unlabelled.csv``: one copy of each unlabelled comment that no labelled split holds (nor a
-    conflicting one: the labelled texts are all compared, dropped or kept)."""
-    with (source / "unlabelled_inference_masked.csv").open(encoding="utf-8-sig", newline="") as fh:
+    """``unlabelled.csv``: one copy of each unlabelled comment that no labelled split holds. The source
+    names the file ``data_inference_masked.csv``; a copy may call it ``unlabelled_inference_masked.csv``."""
+    names = ("data_inference_masked.csv", "unlabelled_inference_masked.csv")
+    found = next((source / name for name in names if (source / name).exists()), source / names[0])
+    with found.open(encoding="utf-8-sig", newline="") as fh:
         texts = [r["text"].strip() for r in csv.DictReader(fh)]
     seen = set(labelled)
     kept = []

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.model import encoder as encoder_module
-from pipeline.model.data import file_info, load_labelled, read_texts
+from pipeline.model.data import file_info, load_labelled, load_unlabelled
 from pipeline.model.encoder import (
     DEFAULT_MAX_LENGTH,
     Backend,
@@ -73,7 +73,7 @@ def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str | None],
     texts, labelled, domains = _labelled_rows(config.train_files, file_domains[:n_files])
     labels = list[str | None](labelled)
     for path, domain in zip(config.unlabelled_files, file_domains[n_files:], strict=True):
-        unlabelled = read_texts(path)
+        unlabelled = load_unlabelled(path)
         texts, labels = texts + unlabelled, labels + [None] * len(unlabelled)
         domains = domains + [domain] * len(unlabelled)
     if config.train_limit is not None:

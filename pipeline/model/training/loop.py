@@ -112,7 +112,6 @@ class TrainingLoop:
             return F.cross_entropy(self.model(ids, mask), y, weight=self.class_weight)
         logits, pair = self.model.with_embeddings(ids, mask)
         soft_rows = -(d.probs[rows] * F.log_softmax(logits, dim=-1)).sum(-1)
-        drift = (1.0 - (pair * d.pairs[rows]).sum(-1)).mean()  # both L2-normalised
         labelled = y != UNLABELLED
         share = labelled.float().mean()
         parts: list[torch.Tensor] = []
@@ -122,7 +121,11 @@ class TrainingLoop:
             parts.append(share * ((1 - d.distill_weight) * hard + d.distill_weight * soft))
         if not labelled.all():
             parts.append((1 - share) * soft_rows[~labelled].mean())
-        return sum(parts[1:], parts[0]) + d.anchor_weight * drift
+        loss = sum(parts[1:], parts[0])
+        if d.anchor_weight == 0:  # a teacher of another lineage: its embeddings need not even be comparable
+            return loss
+        drift = (1.0 - (pair * d.pairs[rows]).sum(-1)).mean()  # both L2-normalised
+        return loss + d.anchor_weight * drift
 
     def step(self, idx: np.ndarray) -> None:
         started = time.perf_counter()
