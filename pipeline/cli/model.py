@@ -102,7 +102,8 @@ def train(
         "--epochs",
         min=0,
         help="sentiment: 0 fits the head on frozen embeddings (seconds); N > 0 fine-tunes encoder and head "
-        "for N epochs (about 31 min per SmSA epoch on 2 CPU cores), resumable from checkpoints",
+        "for N epochs (12 layers: about 31 min per SmSA epoch on an older 2-core AMD, 13 min per 20,000 "
+        "texts on a 2-core Intel Xeon), resumable from checkpoints",
     ),
     lr: float = typer.Option(
         6e-5, "--lr", help="with --epochs: peak learning rate of the top layer and head"
