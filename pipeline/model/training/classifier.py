@@ -89,7 +89,8 @@ def freeze(encoder: BertModel, word_embeddings: bool, layers: int) -> None:
 def balanced_class_weight(y: torch.Tensor, n_labels: int) -> torch.Tensor:
     """Cross-entropy weights inversely proportional to each label's count (``class_weighted``); unlabelled
     rows (negative ``y``) do not count."""
-    labelled = y.numpy()[y.numpy() >= 0]
+    rows = y.numpy()
+    labelled = rows[rows >= 0]
     counts = np.bincount(labelled, minlength=n_labels).astype(np.float64)
     return torch.tensor(len(labelled) / (n_labels * np.maximum(counts, 1)), dtype=torch.float32)
 

@@ -114,18 +114,17 @@ class TrainingLoop:
         soft_rows = -(d.probs[rows] * F.log_softmax(logits, dim=-1)).sum(-1)
         labelled = y != UNLABELLED
         share = labelled.float().mean()
-        parts: list[torch.Tensor] = []
+        loss = logits.new_zeros(())  # 0 + x is x exactly: a labelled-only batch keeps its old loss
         if labelled.any():
             hard = F.cross_entropy(logits[labelled], y[labelled], weight=self.class_weight)
             soft = soft_rows[labelled].mean()
-            parts.append(share * ((1 - d.distill_weight) * hard + d.distill_weight * soft))
+            loss = loss + share * ((1 - d.distill_weight) * hard + d.distill_weight * soft)
         if not labelled.all():
-            parts.append((1 - share) * soft_rows[~labelled].mean())
-        loss = sum(parts[1:], parts[0])
-        if d.anchor_weight == 0:  # a teacher of another lineage: its embeddings need not even be comparable
-            return loss
-        drift = (1.0 - (pair * d.pairs[rows]).sum(-1)).mean()  # both L2-normalised
-        return loss + d.anchor_weight * drift
+            loss = loss + (1 - share) * soft_rows[~labelled].mean()
+        if d.anchor_weight:  # 0 for a teacher of another lineage, whose embeddings need not be comparable
+            drift = (1.0 - (pair * d.pairs[rows]).sum(-1)).mean()  # both L2-normalised
+            loss = loss + d.anchor_weight * drift
+        return loss
 
     def step(self, idx: np.ndarray) -> None:
         started = time.perf_counter()
