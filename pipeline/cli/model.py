@@ -363,6 +363,19 @@ def _read_data(read: Callable[[Path], T], paths: Sequence[Path]) -> list[T]:
         raise typer.Exit(2) from None
 
 
+def _validated(make: Callable[[], T]) -> T:
+    """A config object built from the command line; pydantic's complaints printed as errors (exit 2)."""
+    from pydantic import ValidationError
+
+    try:
+        return make()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            console.print(f"[red]error:[/red] {escape(where + ': ' if where else '')}{escape(error['msg'])}")
+        raise typer.Exit(2) from None
+
+
 def _finetune(
     model_in: Path,
     out: Path,
@@ -371,14 +384,12 @@ def _finetune(
     **kw: Any,
 ) -> None:
     """Fine-tune into ``out``, then say how to check it against the model in use before copying it over."""
-    from pydantic import ValidationError
-
     from pipeline.model.train import default_test_files
     from pipeline.model.training.config import FinetuneConfig
     from pipeline.model.training.finetune import finetune_sentiment
 
-    try:
-        config = FinetuneConfig(
+    config = _validated(
+        lambda: FinetuneConfig(
             model_in=model_in,
             out_dir=out,
             train_files=train_files,
@@ -386,30 +397,93 @@ def _finetune(
             test_files=default_test_files(),
             **kw,
         )
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"])
-            console.print(f"[red]error:[/red] {escape(where + ': ' if where else '')}{escape(error['msg'])}")
-        raise typer.Exit(2) from None
-    result = finetune_sentiment(config, console)
+    )
+    _next_steps(out, valid_files, finetune_sentiment(config, console))
+
+
+def _next_steps(out: Path, valid_files: list[Path], result: dict[str, Any]) -> None:
+    """How to check a written model against the one in use before copying it over."""
     shipped = get_settings().model_dir
     valid_args = " ".join(f"--data {p}" for p in valid_files)
     kept = result["heads_carried"]
     heads = "".join(
-        f"2. the {name} head reads the topic layer, which this run left as it was: carried over\n"
+        f"{step}. the {name} head reads the topic layer, which this run left as it was: carried over\n"
         if name in kept
-        else f"2. no {name} head was kept (it read other inputs; --freeze-layers 6 keeps topic-layer heads); "
-        f"retrain it:\n  pantau model train --task {name} --out {out}\n"
-        for name in ("category", "attribution")
+        else f"{step}. no {name} head was kept (it read other inputs; --freeze-layers 6 keeps topic-layer "
+        f"heads); retrain it:\n  pantau model train --task {name} --out {out}\n"
+        for step, name in ((2, "category"), (3, "attribution"))
     )
     console.print(
         "\n[bold]next[/]: 1. compare with the model in use on validation data (never choose on test):\n"
         f"  pantau model eval --model {shipped} {valid_args}\n"
         f"  pantau model eval --model {out} {valid_args}\n"
         + heads
-        + f"3. only if {result['version']} beats the model in use on validation, copy it over:\n"
+        + f"4. only if {result['version']} beats the model in use on validation, copy it over:\n"
         f"  cp {out}/* {shipped}/"
     )
+
+
+@app.command()
+def soup(
+    checkpoint_dirs: list[Path] = typer.Option(
+        ...,
+        "--checkpoint-dir",
+        help="the --checkpoint-dir of a finished `pantau model train --epochs` run (its best.pt); at least "
+        "two runs from the same --base with the same --layers and --freeze-layers; repeatable",
+    ),
+    base: Path = typer.Option(
+        ..., "--base", help="the model directory every run started from (their --base)"
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="model directory to write (default .cache/soup; never the model in use)"
+    ),
+    valid: list[Path] | None = typer.Option(
+        None,
+        "--valid",
+        help="validation file(s) the temperature is fitted on, repeatable (default SmSA valid + "
+        "data/indomain/valid.jsonl)",
+    ),
+    calibrate_on: str | None = typer.Option(
+        None,
+        "--calibrate-on",
+        help="fit the temperature on this validation domain alone (e.g. indomain); default: every "
+        "validation domain weighing the same",
+    ),
+    heads_from: Path | None = typer.Option(
+        None,
+        "--heads-from",
+        help="carry the category and attribution heads of this model directory (e.g. heads refitted after "
+        "the runs) instead of the base's; its layers up to the topic layer must be stored as the soup's",
+    ),
+    threads: int = typer.Option(2, "--threads", min=1, help="threads of the encoder"),
+) -> None:
+    """Average the trained weights of fine-tunes of one model (a weight soup) into one model of the same
+    size and speed, calibrated on validation; choose which runs to mix on validation, never on test."""
+    from pipeline.model.data import default_valid_files, load_labelled
+    from pipeline.model.train import default_test_files
+    from pipeline.model.training.soup import SoupConfig, SoupError, make_soup
+
+    valid_files = valid or default_valid_files()
+    _read_data(load_labelled, valid_files)
+    out_dir = out or get_settings().cache_dir / "soup"
+    config = _validated(
+        lambda: SoupConfig(
+            base=base,
+            checkpoint_dirs=checkpoint_dirs,
+            out_dir=out_dir,
+            valid_files=valid_files,
+            test_files=default_test_files(),
+            calibrate_on=calibrate_on,
+            heads_from=heads_from,
+            threads=threads,
+        )
+    )
+    try:
+        result = make_soup(config, console)
+    except (SoupError, OSError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    _next_steps(out_dir, valid_files, result)
 
 
 def _head_layer(value: str) -> EmbeddingLayer:

@@ -4,7 +4,6 @@ where the frozen-head trainer writes."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,40 +22,8 @@ from pipeline.model.packed import PACKED_FILE
 from pipeline.model.sentiment import HEAD_FILE, SentimentModel
 from pipeline.model.training.checkpoints import BEST_FILE, CHECKPOINT_FILE
 from pipeline.model.training.config import FinetuneConfig
-from pipeline.model.training.finetune import finetune_sentiment
 from tests.model.test_transformers_loading import transformers_probabilities
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """16 train and 8 valid rows, all three labels present."""
-    root = tmp_path_factory.mktemp("data")
-    out = []
-    for name, n in (("train_preprocess.tsv", 16), ("valid_preprocess.tsv", 8)):
-        lines = (SMSA_DIR / name).read_text(encoding="utf-8").splitlines()
-        picked = [next(row for row in lines if row.endswith("\tneutral"))]
-        picked += [row for row in lines if not row.endswith("\tneutral")][: n - 1]
-        path = root / name
-        path.write_text("\n".join(picked) + "\n", encoding="utf-8")
-        out.append(path)
-    return out[0], out[1]
-
-
-def _run(
-    data: tuple[Path, Path], out: Path, ckpt: Path, source: Path = DEFAULT_MODEL_DIR, **kw: Any
-) -> dict[str, Any]:
-    torch.set_num_threads(2)
-    defaults: dict[str, Any] = {"epochs": 1, "batch_size": 8, "max_length": 24, "threads": 2, "onnx": False}
-    config = FinetuneConfig(
-        model_in=source,
-        out_dir=out,
-        train_files=[data[0]],
-        valid_files=kw.pop("valid_files", [data[1]]),
-        checkpoint_dir=ckpt,
-        device="cpu",
-        **(defaults | kw),
-    )
-    return finetune_sentiment(config, Console(file=io.StringIO()))
+from tests.model.tiny import finetune_tiny as _run
 
 
 def test_smoke_finetune_writes_a_loadable_model(data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -179,11 +146,13 @@ def test_export_without_int8_matrices_keeps_its_weights_in_the_onnx_file(
     assert result["onnx"]["shared_int8_matrices"] == 0
     assert result["onnx"]["mb"] > 5  # the int8 weights are inside the graph
     texts = ["pelayanan samsat cepat dan ramah", "jalan rusak parah tidak diperbaiki"]
-    labels = {
-        b: [p.label for p in SentimentModel.load(out, backend=b, threads=2).predict(texts)]
-        for b in ("fp32", "onnx-int8")
-    }
-    assert labels["fp32"] == labels["onnx-int8"]
+    fp32, onnx = (
+        SentimentModel.load(out, backend=b, threads=2).predict_proba(texts) for b in ("fp32", "onnx-int8")
+    )
+    # One step then re-quantising every matrix to 4 bits leaves near ties (0.43 against 0.41), so labels may
+    # differ; int8 activations move a probability by at most about 0.07 here, weights missing from the graph
+    # by far more.
+    np.testing.assert_allclose(onnx, fp32, atol=0.1)
 
 
 def test_fp16_export_loads_with_from_pretrained(tmp_path: Path) -> None:
@@ -292,7 +261,7 @@ def test_unlabelled_comments_train_on_the_teachers_targets(data: tuple[Path, Pat
         "teachers": [DEFAULT_MODEL_DIR],
         "teacher_backend": "fp32",
         "unlabelled_files": [unlabelled],
-        "domain_sampling": {"weights": {"dkk_semarang_unlabelled": 1.0, "data0": 4.0}},
+        "domain_sampling": {"weights": {"dkk_semarang_unlabelled": 1.0, data[0].parent.name: 4.0}},
         "anchor_weight": 0.0,
         "freeze_layers": 6,
         "max_steps": 2,

@@ -9,7 +9,9 @@
 - ``loop``: the training steps and validation scoring;
 - ``storage``: how the trained encoder is written (int8 rows beside the source's 4-bit blocks, ...) and the
   model directory around it;
-- ``finetune``: :func:`finetune_sentiment`, which puts them together.
+- ``finetune``: :func:`finetune_sentiment`, which puts them together;
+- ``soup``: :func:`make_soup`, one model from the mean of several runs' trained weights, written and
+  calibrated as a run's.
 
 Nothing here is imported by the worker (tests/unit/test_runtime_imports.py).
 """

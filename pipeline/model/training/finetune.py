@@ -52,10 +52,10 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
     from transformers import BertModel
 
-__all__ = ["finetune_sentiment"]
+__all__ = ["Calibrated", "Source", "calibrate", "finetune_sentiment", "labelled_rows"]
 
 
-def _labelled_rows(files: Sequence[Path], domains: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+def labelled_rows(files: Sequence[Path], domains: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
     """Texts, labels and domains of labelled files, in order, each row with its file's domain."""
     texts: list[str] = []
     labels: list[str] = []
@@ -70,7 +70,7 @@ def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str | None],
     """Texts, labels (None: an unlabelled row) and domains of the training rows, ``train_limit`` applied."""
     n_files = len(config.train_files)
     file_domains = config.file_domains()
-    texts, labelled, domains = _labelled_rows(config.train_files, file_domains[:n_files])
+    texts, labelled, domains = labelled_rows(config.train_files, file_domains[:n_files])
     labels = list[str | None](labelled)
     for path, domain in zip(config.unlabelled_files, file_domains[n_files:], strict=True):
         unlabelled = load_unlabelled(path)
@@ -154,26 +154,30 @@ class Calibrated:
 
 def calibrate(
     model: Classifier,
-    c: FinetuneConfig,
+    out_dir: Path,
     tok: Tokenizer,
     prefix: str,
     labels: Sequence[str],
     v_texts: Sequence[str],
     v_text: Sequence[str],
     v_domains: Sequence[str],
+    *,
+    onnx: bool,
+    threads: int,
+    calibrate_on: str | None,
 ) -> Calibrated:
     """Fit the temperature on validation with the encoder as written to ``out_dir``, through the backend the
     model ships with (onnx-int8 when ``onnx``, else fp32), each validation domain weighing the same, or
-    on ``c.calibrate_on``'s rows alone.
+    on ``calibrate_on``'s rows alone.
 
     Int8 rounding changes the logits' scale (a label-only continuation of v3 calibrated on fp32 had
     validation ECE 0.020 there, 0.070 with onnx-int8), and scores of the in-memory weights would not
     reproduce with `pantau model eval`.
     """
-    backend: Backend = "onnx-int8" if c.onnx else "fp32"
+    backend: Backend = "onnx-int8" if onnx else "fp32"
     w = model.head.weight.detach().cpu().double().numpy()
     b = model.head.bias.detach().cpu().double().numpy()
-    shipped = load_pooled_encoder(c.out_dir, backend, c.threads)
+    shipped = load_pooled_encoder(out_dir, backend, threads)
 
     def raw_logits(texts: Sequence[str]) -> np.ndarray:
         x = embed_texts(shipped, tok, texts, prefix=prefix, max_length=DEFAULT_MAX_LENGTH)[:, 0]
@@ -182,10 +186,10 @@ def calibrate(
     index = {label: i for i, label in enumerate(labels)}
     va_logits = raw_logits(v_texts)
     y = np.array([index[v] for v in v_text])
-    if c.calibrate_on is None:
+    if calibrate_on is None:
         t = fit_temperature(va_logits, y, v_domains)
     else:
-        rows = np.array([domain == c.calibrate_on for domain in v_domains])
+        rows = np.array([domain == calibrate_on for domain in v_domains])
         t = fit_temperature(va_logits[rows], y[rows])
     return Calibrated(
         backend=backend,
@@ -293,7 +297,7 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     truncated = c.layers is not None and c.layers != int(encoder.config.num_hidden_layers)
     n_layers = keep_layers(encoder, c.layers, c.freeze_layers)
     texts, y_text, row_domains = _training_rows(c)
-    v_texts, v_text, v_domains = _labelled_rows(c.valid_files, [domain_of(p) for p in c.valid_files])
+    v_texts, v_text, v_domains = labelled_rows(c.valid_files, [domain_of(p) for p in c.valid_files])
     checkpoints = Checkpoints(c.checkpoint_dir, run_signature(c, n_layers))
     state = TrainState()
     if truncated and not c.teachers and not (c.resume and checkpoints.last.exists()):
@@ -393,7 +397,19 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     # changes the logits' scale (a label-only continuation of v3 calibrated on fp32 had validation ECE 0.020
     # there, 0.070 with onnx-int8), and scores of the in-memory weights would not reproduce with
     # `pantau model eval`.
-    calibrated = calibrate(model, c, tok, prefix, labels, v_texts, v_text, v_domains)
+    calibrated = calibrate(
+        model,
+        c.out_dir,
+        tok,
+        prefix,
+        labels,
+        v_texts,
+        v_text,
+        v_domains,
+        onnx=c.onnx,
+        threads=c.threads,
+        calibrate_on=c.calibrate_on,
+    )
     console.print(
         f"best epoch {best['epoch']:.2f} (step {best['step']}), {calibrated.backend}: valid macro-F1 "
         f"{calibrated.valid.macro_f1:.4f}; temperature {calibrated.temperature:.3f}, "

@@ -55,7 +55,15 @@ HARD_LIMIT_MB = 70.0
 COPY_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "base_model.json")
 """Files of the source model directory the written one takes over unchanged."""
 
-__all__ = ["COPY_FILES", "HARD_LIMIT_MB", "save_encoder", "write_encoder", "write_model"]
+__all__ = [
+    "COPY_FILES",
+    "HARD_LIMIT_MB",
+    "same_weights",
+    "save_encoder",
+    "weights_below",
+    "write_encoder",
+    "write_model",
+]
 
 
 def save_encoder(
@@ -139,8 +147,10 @@ def weights_below(model_dir: Path, layer: int) -> dict[str, np.ndarray]:
     return {k: v for k, v in read_packed(model_dir).items() if k.startswith(prefixes)}
 
 
-def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+def same_weights(one: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> bool:
+    """Exactly the same stored tensors (``weights_below`` of two directories: a head reading that layer of
+    one reads the same embeddings in the other)."""
+    return one.keys() == other.keys() and all(np.array_equal(one[k], other[k]) for k in one)
 
 
 def write_encoder(
@@ -168,7 +178,7 @@ def write_encoder(
     before = weights_below(src, below) if "topic" in unchanged else {}
     stored: dict[str, Any] = {"encoder": save_encoder(encoder, src, out_dir, storage)}
     after = weights_below(out_dir, below) if before and (out_dir / PACKED_FILE).exists() else {}
-    if before and not _same(before, after):
+    if before and not same_weights(before, after):
         console.print(
             f"[yellow]the stored weights below layer {below} differ from the source's ({storage})[/]"
         )
