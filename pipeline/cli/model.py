@@ -428,14 +428,18 @@ def soup(
     checkpoint_dirs: list[Path] = typer.Option(
         ...,
         "--checkpoint-dir",
-        help="the --checkpoint-dir of a finished `pantau model train --epochs` run (its best.pt); at least "
-        "two runs from the same --base with the same --layers and --freeze-layers; repeatable",
+        help="the --checkpoint-dir of a `pantau model train --epochs` run (its best.pt: the run's best epoch "
+        "so far); at least two runs from the same --base with the same --layers and --freeze-layers; "
+        "repeatable",
     ),
     base: Path = typer.Option(
         ..., "--base", help="the model directory every run started from (their --base)"
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="model directory to write (default .cache/soup; never the model in use)"
+        None,
+        "--out",
+        help="model directory to write (default .cache/soup; not PANTAU_MODEL_DIR: copy it there once it "
+        "beats the model in use on validation)",
     ),
     valid: list[Path] | None = typer.Option(
         None,
@@ -466,6 +470,10 @@ def soup(
     valid_files = valid or default_valid_files()
     _read_data(load_labelled, valid_files)
     out_dir = out or get_settings().cache_dir / "soup"
+    if out_dir.resolve() == get_settings().model_dir.resolve():
+        raise typer.BadParameter(
+            "the model in use: write elsewhere, compare on validation, then copy it over", param_hint="--out"
+        )
     config = _validated(
         lambda: SoupConfig(
             base=base,

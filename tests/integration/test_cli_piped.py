@@ -130,6 +130,13 @@ def test_every_command_writes_plain_lines_when_piped(pipeline: Pipeline, tmp_pat
     matrix = out.split("confusion (rows: true, columns: predicted)")[1].strip().splitlines()
     assert matrix[0].split() == list(CATEGORIES)  # whole labels, none cut to "a…"
 
+    missing = ["--checkpoint-dir", str(tmp_path / "no-run-a"), "--checkpoint-dir", str(tmp_path / "no-run-b")]
+    soup = ("model", "soup", "--base", str(settings.model_dir), *missing, "--out", str(tmp_path / "soup"))
+    code, out, err = run_piped(*soup)
+    ran.add("pantau model soup")
+    said = (out + err).strip()  # the model commands print on the console's stream, as `model eval` does
+    assert code == 2 and "is missing: not the --checkpoint-dir" in said and len(said.splitlines()) == 1
+
     labels = tmp_path / "labels.csv"
     code, _, err = run_piped("label", "export", "--since", "3650d", "--out", str(labels))
     ran.add("pantau label export")

@@ -4,6 +4,7 @@ averaged into one model, written and calibrated as a trained model is."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 from rich.console import Console
+from safetensors import safe_open
+from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -20,9 +23,10 @@ from pipeline.model.attribution import ATTRIBUTION_HEAD_FILE
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import DEFAULT_MODEL_DIR
 from pipeline.model.packed import read_packed
-from pipeline.model.sentiment import SentimentModel
+from pipeline.model.sentiment import META_FILE, SentimentModel
 from pipeline.model.training.checkpoints import BEST_FILE, CHECKPOINT_FILE
 from pipeline.model.training.soup import SoupConfig, SoupError, make_soup
+from pipeline.settings import get_settings
 from tests.model.tiny import finetune_tiny as _run
 
 TRAINED = "encoder.layer.7.attention.self.query.weight"
@@ -72,7 +76,8 @@ def test_a_soup_is_the_mean_of_the_runs_weights(runs: dict[str, Any], tmp_path: 
     stored = read_packed(out)[TRAINED]
     step = np.abs(mean).max(axis=1, keepdims=True) / 127.0  # int8 storage: one step per row
     assert np.all(np.abs(stored - mean) <= step / 2 + 1e-7)
-    assert not np.allclose(stored, read_packed(runs["a"]["out_dir"])[TRAINED], atol=1e-6)
+    for run in ("a", "b"):  # neither run alone
+        assert not np.allclose(stored, read_packed(runs[run]["out_dir"])[TRAINED], atol=1e-6), run
     # the layers below were held by both runs: stored exactly as the base's, so its heads come along
     base = read_packed(DEFAULT_MODEL_DIR)
     assert np.array_equal(
@@ -82,6 +87,9 @@ def test_a_soup_is_the_mean_of_the_runs_weights(runs: dict[str, Any], tmp_path: 
     assert result["heads_carried"] == ["category", "attribution"]
     assert (out / CATEGORY_HEAD_FILE).exists() and (out / ATTRIBUTION_HEAD_FILE).exists()
     assert [i["seed"] for i in result["soup"]["ingredients"]] == [1, 2]
+    recorded = SentimentModel.load(out, threads=2).meta["finetune"]
+    assert recorded["soup"]["ingredients"][1]["checkpoint_dir"] == str(runs["ckpt-b"])
+    assert recorded["temperature"] == result["temperature"] and recorded["heads_from"] is None
     probs = SentimentModel.load(out, threads=2).predict_proba(["jalan rusak parah tidak diperbaiki"])
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1.0, atol=1e-5)
 
@@ -98,9 +106,12 @@ def test_runs_that_cannot_be_mixed_are_refused(runs: dict[str, Any], tmp_path: P
     other_start = _with_signature(runs["ckpt-b"], tmp_path / "other-start", source="0" * 32)
     with pytest.raises(SoupError, match="started from another model"):
         _soup(runs, tmp_path / "x", [runs["ckpt-a"], other_start])
-    other_layers = _with_signature(runs["ckpt-b"], tmp_path / "other-layers", freeze_layers=4)
-    with pytest.raises(SoupError, match="freeze_layers"):
-        _soup(runs, tmp_path / "y", [runs["ckpt-a"], other_layers])
+    other_frozen = _with_signature(runs["ckpt-b"], tmp_path / "other-frozen", freeze_layers=4)
+    with pytest.raises(SoupError, match="freeze_layers = 4"):
+        _soup(runs, tmp_path / "y", [runs["ckpt-a"], other_frozen])
+    other_depth = _with_signature(runs["ckpt-b"], tmp_path / "other-depth", layers=7)
+    with pytest.raises(SoupError, match="layers = 7"):
+        _soup(runs, tmp_path / "y", [runs["ckpt-a"], other_depth])
     with pytest.raises(SoupError, match="is missing: not the --checkpoint-dir"):
         _soup(runs, tmp_path / "z", [runs["ckpt-a"], tmp_path])
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
@@ -108,39 +119,66 @@ def test_runs_that_cannot_be_mixed_are_refused(runs: dict[str, Any], tmp_path: P
         _soup(runs, tmp_path / "w", [runs["ckpt-a"], runs["ckpt-a"]])
     with pytest.raises(ValidationError, match="at least 2"):
         _soup(runs, tmp_path / "v", [runs["ckpt-a"]])
+    with pytest.raises(ValidationError, match="names no validation file's domain"):
+        _soup(runs, tmp_path / "u", [runs["ckpt-a"], runs["ckpt-b"]], calibrate_on="indomian")
+
+
+def _with_other_category_head(model_dir: Path, to: Path) -> Path:
+    """A copy of ``model_dir`` whose category head and its record differ (the same layer read)."""
+    shutil.copytree(model_dir, to)
+    path = to / CATEGORY_HEAD_FILE
+    with safe_open(str(path), framework="np") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a mapping
+        metadata = f.metadata()
+    save_file({k: v + 1.0 for k, v in tensors.items()}, str(path), metadata=metadata)
+    meta = json.loads((to / META_FILE).read_text(encoding="utf-8"))
+    meta["category"]["C"] = -1.0
+    (to / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    return to
 
 
 def test_heads_come_from_the_named_model_only_when_it_reads_the_same_layers(
     runs: dict[str, Any], tmp_path: Path
 ) -> None:
-    # run b was written by the trainer from the shipped model with layers 0-5 held: its heads fit
+    both = [runs["ckpt-a"], runs["ckpt-b"]]
+    # run b was written from the base with layers 0-5 held: its layers below the topic layer are the base's
+    refitted = _with_other_category_head(Path(runs["b"]["out_dir"]), tmp_path / "refitted")
     out = tmp_path / "soup"
-    result = _soup(runs, out, [runs["ckpt-a"], runs["ckpt-b"]], heads_from=Path(runs["b"]["out_dir"]))
+    result = _soup(runs, out, both, heads_from=refitted)
     assert result["heads_carried"] == ["category", "attribution"]
-    # a model whose lower layers were trained reads other embeddings: its heads are refused
+    assert (out / CATEGORY_HEAD_FILE).read_bytes() == (refitted / CATEGORY_HEAD_FILE).read_bytes()
+    meta = SentimentModel.load(out, threads=2).meta
+    assert meta["category"]["C"] == -1.0 and meta["finetune"]["heads_from"] == str(refitted)
+    # a model whose lower layers were trained reads other embeddings: refused before anything is written
     moved = tmp_path / "moved"
-    _run(runs["data"], moved, tmp_path / "ckpt-moved", max_steps=1, freeze_layers=0)
+    _run(runs["data"], moved, tmp_path / "ckpt-moved", max_steps=1, freeze_layers=0, seed=3)
     with pytest.raises(SoupError, match="heads read other embeddings"):
-        _soup(runs, tmp_path / "refused", [runs["ckpt-a"], runs["ckpt-b"]], heads_from=moved)
+        _soup(runs, tmp_path / "refused", both, heads_from=moved)
+    assert not (tmp_path / "refused").exists()
+    # runs that trained the topic layer: no head can be carried, and the base's are not copied either
+    _run(runs["data"], tmp_path / "moved2", tmp_path / "ckpt-moved2", max_steps=1, freeze_layers=0, seed=4)
+    unfrozen = [tmp_path / "ckpt-moved", tmp_path / "ckpt-moved2"]
+    with pytest.raises(SoupError, match="trained the topic layer"):
+        _soup(runs, tmp_path / "refused2", unfrozen, heads_from=refitted)
+    bare = _soup(runs, tmp_path / "bare", unfrozen)
+    assert bare["heads_carried"] == []
+    assert not (tmp_path / "bare" / CATEGORY_HEAD_FILE).exists()
 
 
 def test_the_command_says_what_is_wrong_in_one_line(runs: dict[str, Any], tmp_path: Path) -> None:
-    args = ["model", "soup", "--base", str(DEFAULT_MODEL_DIR), "--valid", str(runs["data"][1])]
-    one = CliRunner().invoke(
-        app, [*args, "--checkpoint-dir", str(runs["ckpt-a"]), "--out", str(tmp_path / "o")]
-    )
+    base = tmp_path / "base"  # a copy, so that a regression could only overwrite the copy
+    shutil.copytree(DEFAULT_MODEL_DIR, base)
+    args = ["model", "soup", "--base", str(base), "--valid", str(runs["data"][1])]
+    alone = ["--checkpoint-dir", str(runs["ckpt-a"]), "--out", str(tmp_path / "o")]
+    one = CliRunner().invoke(app, [*args, *alone])
     assert one.exit_code == 2 and "at least 2" in one.output
     other = _with_signature(runs["ckpt-b"], tmp_path / "other", source="0" * 32)
-    two = [
-        "--checkpoint-dir",
-        str(runs["ckpt-a"]),
-        "--checkpoint-dir",
-        str(other),
-        "--out",
-        str(tmp_path / "p"),
-    ]
-    refused = CliRunner().invoke(app, [*args, *two])
+    two = ["--checkpoint-dir", str(runs["ckpt-a"]), "--checkpoint-dir", str(other)]
+    refused = CliRunner().invoke(app, [*args, *two, "--out", str(tmp_path / "p")])
     assert refused.exit_code == 2 and "started from another model" in refused.output
-    into_base = ["--checkpoint-dir", str(runs["ckpt-a"]), "--checkpoint-dir", str(runs["ckpt-b"])]
-    same = CliRunner().invoke(app, [*args, *into_base, "--out", str(DEFAULT_MODEL_DIR)])
-    assert same.exit_code == 2 and "--out must be another directory" in same.output
+    both = ["--checkpoint-dir", str(runs["ckpt-a"]), "--checkpoint-dir", str(runs["ckpt-b"])]
+    into_base = CliRunner().invoke(app, [*args, *both, "--out", str(base)])
+    assert into_base.exit_code == 2 and "--out must be another directory" in into_base.output
+    in_use = CliRunner().invoke(app, [*args, *both, "--out", str(get_settings().model_dir)])
+    assert in_use.exit_code == 2 and "the model in use" in in_use.output
+    assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()

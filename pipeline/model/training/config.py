@@ -21,6 +21,7 @@ __all__ = [
     "LayerChoiceError",
     "Schedule",
     "Storage",
+    "check_calibration_domain",
     "domain_of",
     "student_depth",
     "unlabelled_domain",
@@ -59,6 +60,17 @@ def domain_of(path: Path) -> str:
     """A training file's domain unless named otherwise: its directory, one per source in ``data/``
     (``smsa``, ``nusax_senti_sun``, ``indomain``, ``dkk_semarang``)."""
     return path.parent.name or path.stem
+
+
+def check_calibration_domain(calibrate_on: str | None, valid_files: list[Path]) -> None:
+    """A temperature fitted on a domain no validation file has would be fitted on no rows at all."""
+    if calibrate_on is not None:
+        domains = sorted({domain_of(p) for p in valid_files})
+        if calibrate_on not in domains:
+            raise ValueError(
+                f"calibrate_on {calibrate_on!r} names no validation file's domain "
+                f"(domains: {', '.join(domains)})"
+            )
 
 
 def unlabelled_domain(path: Path) -> str:
@@ -174,13 +186,7 @@ class FinetuneConfig(BaseModel):
 
     @model_validator(mode="after")
     def _calibration_domain_is_validated(self) -> Self:
-        if self.calibrate_on is not None:
-            domains = sorted({domain_of(p) for p in self.valid_files})
-            if self.calibrate_on not in domains:
-                raise ValueError(
-                    f"calibrate_on {self.calibrate_on!r} names no validation file's domain "
-                    f"(domains: {', '.join(domains)})"
-                )
+        check_calibration_domain(self.calibrate_on, self.valid_files)
         return self
 
     def file_domains(self) -> list[str]:

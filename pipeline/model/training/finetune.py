@@ -52,7 +52,16 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
     from transformers import BertModel
 
-__all__ = ["Calibrated", "Source", "calibrate", "finetune_sentiment", "labelled_rows"]
+__all__ = [
+    "Calibrated",
+    "Source",
+    "calibrate",
+    "calibration_record",
+    "finetune_sentiment",
+    "labelled_rows",
+    "recorded_metrics",
+    "unchanged_layers",
+]
 
 
 def labelled_rows(files: Sequence[Path], domains: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
@@ -201,6 +210,38 @@ def calibrate(
     )
 
 
+def unchanged_layers(freeze_layers: int) -> frozenset[EmbeddingLayer]:
+    """The embedding layers a run that held ``freeze_layers`` fixed leaves exactly as its source had them
+    (with them, the heads that read them)."""
+    return frozenset({"topic"}) if freeze_layers >= encoder_module.TOPIC_LAYER else frozenset()
+
+
+def calibration_record(calibrated: Calibrated, calibrate_on: str | None) -> dict[str, Any]:
+    """How the temperature was fitted, as ``pantau_model.json`` records it under ``finetune``."""
+    return {
+        "temperature": round(calibrated.temperature, 6),
+        "calibrated_on": calibrated.backend,
+        "temperature_domain": calibrate_on or "every validation domain, weighing the same",
+        "temperature_fitted_on": (
+            f"validation NLL of the {calibrate_on} validation file(s) alone"
+            if calibrate_on
+            else "validation NLL, each validation file's domain weighing the same"
+        ),
+        "valid_ece_before_temperature": round(calibrated.valid_before.ece, 4),
+    }
+
+
+def recorded_metrics(calibrated: Calibrated, test_files: dict[str, Path], console: Console) -> dict[str, Any]:
+    """Validation and test scores of the stored weights, as ``pantau_model.json`` records them; each test
+    report is printed."""
+    metrics = {"valid": metrics_summary(calibrated.valid)}
+    for name, path in test_files.items():
+        report = calibrated.score(*load_labelled(path))
+        print_report(report, console, title=f"{name} ({path.name}, {calibrated.backend})")
+        metrics[name] = metrics_summary(report)
+    return metrics
+
+
 def _details(
     c: FinetuneConfig,
     state: TrainState,
@@ -248,15 +289,7 @@ def _details(
         "train_limit": c.train_limit,
         "device": device,
         "best_valid_macro_f1": round(state.best_f1, 4),
-        "temperature": round(calibrated.temperature, 6),
-        "calibrated_on": calibrated.backend,
-        "temperature_domain": c.calibrate_on or "every validation domain, weighing the same",
-        "temperature_fitted_on": (
-            f"validation NLL of the {c.calibrate_on} validation file(s) alone"
-            if c.calibrate_on
-            else "validation NLL, each validation file's domain weighing the same"
-        ),
-        "valid_ece_before_temperature": round(calibrated.valid_before.ece, 4),
+        **calibration_record(calibrated, c.calibrate_on),
         "history": state.history,
         "data": {
             "train": [file_info(p) for p in c.train_files],
@@ -388,11 +421,9 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     best = checkpoints.load_best()
     model.load_state_dict(best["model"], strict=False)
     model.eval()
-    # layers up to the topic layer held fixed leave its output, and the heads that read it, as they were
-    unchanged: frozenset[EmbeddingLayer] = (
-        frozenset({"topic"}) if c.freeze_layers >= encoder_module.TOPIC_LAYER else frozenset()
+    stored = write_encoder(
+        c.model_in, c.out_dir, encoder, c.storage, c.onnx, console, unchanged_layers(c.freeze_layers)
     )
-    stored = write_encoder(c.model_in, c.out_dir, encoder, c.storage, c.onnx, console, unchanged)
     # Calibrate and score the weights as stored, through the backend the model ships with: int8 rounding
     # changes the logits' scale (a label-only continuation of v3 calibrated on fp32 had validation ECE 0.020
     # there, 0.070 with onnx-int8), and scores of the in-memory weights would not reproduce with
@@ -415,11 +446,7 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
         f"{calibrated.valid.macro_f1:.4f}; temperature {calibrated.temperature:.3f}, "
         f"ECE {calibrated.valid_before.ece:.4f} → {calibrated.valid.ece:.4f}"
     )
-    metrics = {"valid": metrics_summary(calibrated.valid)}
-    for name, path in c.test_files.items():
-        report = calibrated.score(*load_labelled(path))
-        print_report(report, console, title=f"{name} ({path.name}, {calibrated.backend})")
-        metrics[name] = metrics_summary(report)
+    metrics = recorded_metrics(calibrated, c.test_files, console)
 
     model.cpu()
     details = _details(

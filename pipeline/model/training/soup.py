@@ -19,15 +19,21 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.model import encoder as encoder_module
-from pipeline.model.data import file_info, load_labelled
-from pipeline.model.evaluate import metrics_summary, print_report
+from pipeline.model.data import file_info
 from pipeline.model.heads import HEAD_SECTIONS, settle_heads
 from pipeline.model.layers import EmbeddingLayer
 from pipeline.model.sentiment import META_FILE
-from pipeline.model.training.checkpoints import BEST_FILE, CHECKPOINT_FILE, weights_digest
-from pipeline.model.training.classifier import Classifier, keep_layers
-from pipeline.model.training.config import Storage, domain_of
-from pipeline.model.training.finetune import Source, calibrate, labelled_rows
+from pipeline.model.training.checkpoints import BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, weights_digest
+from pipeline.model.training.classifier import Classifier, freeze, keep_layers
+from pipeline.model.training.config import Storage, check_calibration_domain, domain_of
+from pipeline.model.training.finetune import (
+    Source,
+    calibrate,
+    calibration_record,
+    labelled_rows,
+    recorded_metrics,
+    unchanged_layers,
+)
 from pipeline.model.training.storage import same_weights, weights_below, write_encoder, write_model
 
 if TYPE_CHECKING:
@@ -49,7 +55,7 @@ class SoupConfig(BaseModel):
     """The model every run started from (``--base`` of their ``pantau model train``): its frozen layers,
     tokenizer and description are the soup's."""
     checkpoint_dirs: list[Path] = Field(min_length=2)
-    """Each run's ``--checkpoint-dir``: its ``best.pt`` holds the weights the run kept."""
+    """Each run's ``--checkpoint-dir``: its ``best.pt`` holds the weights of the run's best epoch so far."""
     out_dir: Path
     valid_files: list[Path] = Field(min_length=1)
     """Labelled files the temperature is fitted on (each domain weighing the same, or ``calibrate_on``)."""
@@ -58,7 +64,7 @@ class SoupConfig(BaseModel):
     calibrate_on: str | None = None
     heads_from: Path | None = None
     """A model directory whose category and attribution heads to carry instead of the base's (heads refitted
-    after the runs); its layers up to the topic layer must be stored exactly as the soup's."""
+    after the runs); its layers up to the topic layer must be stored exactly as the base's."""
     storage: Storage = "int8"
     onnx: bool = True
     threads: int = Field(2, ge=1)
@@ -71,6 +77,7 @@ class SoupConfig(BaseModel):
         read = [self.base] if self.heads_from is None else [self.base, self.heads_from]
         if self.out_dir.resolve() in {p.resolve() for p in read}:
             raise ValueError("--out must be another directory than --base and --heads-from, which are read")
+        check_calibration_domain(self.calibrate_on, self.valid_files)
         return self
 
 
@@ -101,19 +108,27 @@ class Ingredient:
         }
 
 
+MATCHING = ("source", "layers", "freeze_layers", "freeze_embeddings")
+"""Run-signature entries that decide which weights a run trained and from where: equal in every ingredient."""
+
+
 def load_ingredient(directory: Path) -> Ingredient:
     """The run in ``directory``: ``last.pt`` names it, ``best.pt`` holds the weights it kept."""
     last, best = directory / CHECKPOINT_FILE, directory / BEST_FILE
     for path in (last, best):
         if not path.exists():
-            raise SoupError(
-                f"{path} is missing: not the --checkpoint-dir of a finished `pantau model train` run"
-            )
-    signature = torch.load(last, map_location="cpu", weights_only=True).get("signature")
-    kept = torch.load(best, map_location="cpu", weights_only=True)
-    if not isinstance(signature, dict):
-        raise SoupError(f"{last} records no run signature: written by another program")
-    return Ingredient(directory, signature, kept["model"], float(kept["epoch"]), int(kept["step"]))
+            raise SoupError(f"{path} is missing: not the --checkpoint-dir of a `pantau model train` run")
+    try:
+        run = torch.load(last, map_location="cpu", weights_only=True)
+        kept = torch.load(best, map_location="cpu", weights_only=True)
+        weights, epoch, step = kept["model"], float(kept["epoch"]), int(kept["step"])
+    except (RuntimeError, KeyError, TypeError, ValueError, OSError) as exc:
+        raise SoupError(f"{directory}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    if run.get("format") != CHECKPOINT_FORMAT or not isinstance(run.get("signature"), dict):
+        raise SoupError(f"{last}: not a checkpoint of this version of `pantau model train`")
+    if not all(key in run["signature"] for key in MATCHING):
+        raise SoupError(f"{last}: its run signature lacks {', '.join(MATCHING)}")
+    return Ingredient(directory, run["signature"], weights, epoch, step)
 
 
 def _check_mixable(ingredients: list[Ingredient], base: Path) -> None:
@@ -121,20 +136,29 @@ def _check_mixable(ingredients: list[Ingredient], base: Path) -> None:
     first = ingredients[0]
     source = weights_digest(base)
     for ing in ingredients:
-        if ing.signature.get("source") != source:
+        if ing.signature["source"] != source:
             raise SoupError(
                 f"{ing.directory} started from another model than --base {base} "
-                f"(source digest {ing.signature.get('source')}, --base {source})"
+                f"(source digest {ing.signature['source']}, --base {source})"
             )
-        for key in ("layers", "freeze_layers"):
-            if ing.signature.get(key) != first.signature.get(key):
+        for key in MATCHING[1:]:
+            if ing.signature[key] != first.signature[key]:
                 raise SoupError(
-                    f"{ing.directory} kept {key} = {ing.signature.get(key)}, {first.directory} "
-                    f"{first.signature.get(key)}: runs that trained other layers cannot be averaged"
+                    f"{ing.directory} ran with {key} = {ing.signature[key]}, {first.directory} with "
+                    f"{first.signature[key]}: runs that trained other weights cannot be averaged"
                 )
-        shapes = {name: tuple(t.shape) for name, t in ing.weights.items()}
-        if shapes != {name: tuple(t.shape) for name, t in first.weights.items()}:
-            raise SoupError(f"{ing.directory}: its trained tensors differ from those of {first.directory}")
+        differ = sorted(
+            set(ing.weights) ^ set(first.weights)
+            | {
+                n
+                for n in set(ing.weights) & set(first.weights)
+                if ing.weights[n].shape != first.weights[n].shape
+            }
+        )
+        if differ:
+            raise SoupError(
+                f"{ing.directory}: trained tensors differ from {first.directory}'s: {', '.join(differ)}"
+            )
 
 
 def mean_weights(weights: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -148,7 +172,8 @@ def mean_weights(weights: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
 def _heads_description(
     config: SoupConfig, source: Source, unchanged: frozenset[EmbeddingLayer]
 ) -> dict[str, Any]:
-    """The base's description, with the category and attribution records of ``heads_from`` when given."""
+    """The base's description, with the category and attribution records of ``heads_from`` when given; a
+    ``heads_from`` whose heads would read other embeddings is refused before anything is written."""
     meta = source.description()
     if config.heads_from is None:
         return meta
@@ -156,7 +181,17 @@ def _heads_description(
         raise SoupError(
             "--heads-from: the runs trained the topic layer, so no head fitted on it can be carried"
         )
-    other = json.loads((config.heads_from / META_FILE).read_text(encoding="utf-8"))
+    below = encoder_module.TOPIC_LAYER
+    try:
+        same = same_weights(weights_below(config.heads_from, below), weights_below(config.base, below))
+        other = json.loads((config.heads_from / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SoupError(f"--heads-from {config.heads_from}: not a model directory ({exc})") from None
+    if not same:
+        raise SoupError(
+            f"--heads-from {config.heads_from}: its layers below {below} are not stored as --base's, so its "
+            "heads read other embeddings"
+        )
     return {k: v for k, v in meta.items() if k not in HEAD_SECTIONS.values()} | {
         k: other[k] for k in HEAD_SECTIONS.values() if k in other
     }
@@ -175,27 +210,25 @@ def make_soup(config: SoupConfig, console: Console) -> dict[str, Any]:
     source = Source.load(c.base)
     keep_layers(source.encoder, layers, frozen)
     model = Classifier(source.encoder, source.head.weight, source.head.bias)
-    missing, unexpected = model.load_state_dict(mean_weights([i.weights for i in ingredients]), strict=False)
-    held = _frozen_prefixes(frozen)
-    untrained = [n for n, _ in model.named_parameters() if n in missing and not n.startswith(held)]
-    if unexpected or untrained:
-        raise SoupError(f"the runs' weights do not fit --base: unexpected {unexpected}, missing {untrained}")
+    freeze(source.encoder, bool(signature["freeze_embeddings"]), frozen)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    if trained != set(ingredients[0].weights):
+        raise SoupError(
+            "the runs' weights do not fit --base: "
+            f"{', '.join(sorted(trained ^ set(ingredients[0].weights)))} trained in one and not the other"
+        )
+    model.load_state_dict(mean_weights([i.weights for i in ingredients]), strict=False)
     model.eval()
     console.print(f"mean of {len(ingredients)} runs' weights (layers {frozen}–{layers - 1} and the head)")
 
-    unchanged: frozenset[EmbeddingLayer] = (
-        frozenset({"topic"}) if frozen >= encoder_module.TOPIC_LAYER else frozenset()
-    )
+    unchanged = unchanged_layers(frozen)
     meta_in = _heads_description(c, source, unchanged)
     carry = unchanged if c.heads_from is None else frozenset()  # heads_from's are carried below instead
     stored = write_encoder(c.base, c.out_dir, source.encoder, c.storage, c.onnx, console, carry)
     if c.heads_from is not None:
         below = encoder_module.TOPIC_LAYER
         if not same_weights(weights_below(c.heads_from, below), weights_below(c.out_dir, below)):
-            raise SoupError(
-                f"--heads-from {c.heads_from}: its layers below {below} are not stored as the soup's, so its "
-                "heads read other embeddings"
-            )
+            raise SoupError(f"the soup's stored layers below {below} differ from --base's ({c.storage})")
         stored["heads_carried"] = settle_heads(c.heads_from, c.out_dir, unchanged, console)
 
     v_texts, v_labels, v_domains = labelled_rows(c.valid_files, [domain_of(p) for p in c.valid_files])
@@ -216,12 +249,6 @@ def make_soup(config: SoupConfig, console: Console) -> dict[str, Any]:
         f"{calibrated.backend}: valid macro-F1 {calibrated.valid.macro_f1:.4f}; temperature "
         f"{calibrated.temperature:.3f}, ECE {calibrated.valid_before.ece:.4f} → {calibrated.valid.ece:.4f}"
     )
-    metrics = {"valid": metrics_summary(calibrated.valid)}
-    for name, path in c.test_files.items():
-        report = calibrated.score(*load_labelled(path))
-        print_report(report, console, title=f"{name} ({path.name}, {calibrated.backend})")
-        metrics[name] = metrics_summary(report)
-
     details: dict[str, Any] = {
         "soup": {
             "method": "uniform mean of each run's best.pt (trained layers and head, float32), then stored",
@@ -229,17 +256,10 @@ def make_soup(config: SoupConfig, console: Console) -> dict[str, Any]:
         },
         "layers": layers,
         "freeze_layers": frozen,
-        "temperature": round(calibrated.temperature, 6),
-        "calibrated_on": calibrated.backend,
-        "temperature_domain": c.calibrate_on or "every validation domain, weighing the same",
-        "valid_ece_before_temperature": round(calibrated.valid_before.ece, 4),
+        **calibration_record(calibrated, c.calibrate_on),
         "data": {"valid": [file_info(p) for p in c.valid_files]},  # training data: each ingredient's digests
         "source_model": str(source.meta.get("version", c.base)),
         "heads_from": str(c.heads_from) if c.heads_from is not None else None,
     }
+    metrics = recorded_metrics(calibrated, c.test_files, console)
     return write_model(c.out_dir, calibrated.head, stored, meta_in, source.prefix, metrics, details, console)
-
-
-def _frozen_prefixes(frozen: int) -> tuple[str, ...]:
-    """Parameter names the runs held fixed (not in ``best.pt``): the embeddings and the first layers."""
-    return ("encoder.embeddings.", *(f"encoder.encoder.layer.{i}." for i in range(frozen)))
