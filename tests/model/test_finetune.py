@@ -458,3 +458,45 @@ def test_calibrate_on_fits_the_temperature_on_that_validation_domain_alone(
             epochs=1,
             calibrate_on="twitter",
         )
+
+
+def test_the_teacher_pass_encodes_each_text_once_and_keeps_pairs_only_for_anchors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.model.training.targets import teacher_targets
+
+    encoded: list[str] = []
+    real = SentimentModel.embed_with_topics
+
+    def counting(self: SentimentModel, texts: Any, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        encoded.extend(texts)
+        return real(self, texts, progress)
+
+    monkeypatch.setattr(SentimentModel, "embed_with_topics", counting)
+    labels = ["negative", "neutral", "positive"]
+    cache = tmp_path / "cache"
+
+    def targets(texts: list[str], anchors: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        return teacher_targets(
+            [DEFAULT_MODEL_DIR], texts, labels, cache, Console(), backend="fp32", threads=2, anchors=anchors
+        )
+
+    first = ["pdam mati tiga hari", "makasih samsat cepat", "pdam mati tiga hari"]
+    probs, pairs, _ = targets(first, anchors=False)
+    assert encoded == first[:2] and pairs.shape == (3, 0, 0)  # a repeated text is encoded once
+    np.testing.assert_array_equal(probs[0], probs[2])
+    # more texts (an --unlabelled file added): only the new one is encoded, the others come from the cache
+    more = [*first, "jalan rusak parah"]
+    again, _, _ = targets(more, anchors=False)
+    assert encoded == [*first[:2], "jalan rusak parah"]
+    np.testing.assert_array_equal(again[:3], probs)
+    expected = SentimentModel.load(DEFAULT_MODEL_DIR, backend="fp32", threads=2).predict_proba(more)
+    np.testing.assert_allclose(again, expected, atol=1e-5)
+    # the cache kept no pairs: a run that anchors encodes everything once more, and keeps them from then on
+    encoded.clear()
+    probs, pairs, _ = targets(more, anchors=True)
+    assert encoded == more[:2] + more[3:] and pairs.shape == (4, 2, pairs.shape[2]) and pairs.shape[2] > 0
+    np.testing.assert_allclose(probs, again, atol=1e-6)
+    encoded.clear()
+    _, pairs_again, _ = targets(list(reversed(more)), anchors=True)
+    assert encoded == [] and np.array_equal(pairs_again, pairs[::-1])

@@ -355,7 +355,14 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
     teacher_versions: list[str] = []
     if c.teachers:
         probs, pairs, teacher_versions = teacher_targets(
-            c.teachers, texts, labels, c.checkpoint_dir, console, backend=c.teacher_backend, threads=c.threads
+            c.teachers,
+            texts,
+            labels,
+            c.checkpoint_dir,
+            console,
+            backend=c.teacher_backend,
+            threads=c.threads,
+            anchors=c.anchor_weight > 0,
         )
         distillation = Distillation(
             torch.from_numpy(probs).to(device),
