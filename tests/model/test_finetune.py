@@ -485,6 +485,9 @@ def test_the_teacher_pass_encodes_each_text_once_and_keeps_pairs_only_for_anchor
     probs, pairs, _ = targets(first, anchors=False)
     assert encoded == first[:2] and pairs.shape == (3, 0, 0)  # a repeated text is encoded once
     np.testing.assert_array_equal(probs[0], probs[2])
+    (file,) = cache.glob("teacher-*.npz")
+    with np.load(file) as kept:
+        assert "pairs" not in kept.files and len(kept["digests"]) == 2
     # more texts (an --unlabelled file added): only the new one is encoded, the others come from the cache
     more = [*first, "jalan rusak parah"]
     again, _, _ = targets(more, anchors=False)
@@ -500,3 +503,26 @@ def test_the_teacher_pass_encodes_each_text_once_and_keeps_pairs_only_for_anchor
     encoded.clear()
     _, pairs_again, _ = targets(list(reversed(more)), anchors=True)
     assert encoded == [] and np.array_equal(pairs_again, pairs[::-1])
+    # a run without anchors still keeps the pairs of its new texts once the cache holds pairs
+    newest = [*more, "antrean dukcapil lama"]
+    targets(newest, anchors=False)
+    assert encoded == ["antrean dukcapil lama"]
+    _, pairs_all, _ = targets(newest, anchors=True)
+    assert encoded == ["antrean dukcapil lama"]  # nothing encoded again
+    last, topic = real(SentimentModel.load(DEFAULT_MODEL_DIR, backend="fp32", threads=2), newest[-1:])
+    np.testing.assert_allclose(pairs_all[-1], np.stack([last[0], topic[0]]), atol=1e-5)
+    # probabilities come in the order of the labels asked for
+    reordered, _, _ = teacher_targets(
+        [DEFAULT_MODEL_DIR], newest, labels[::-1], cache, Console(), backend="fp32", threads=2
+    )
+    np.testing.assert_array_equal(
+        reordered,
+        teacher_targets([DEFAULT_MODEL_DIR], newest, labels, cache, Console(), backend="fp32", threads=2)[0][
+            :, ::-1
+        ],
+    )
+    # a damaged cache file is not trusted: everything is encoded again
+    file.write_bytes(b"not a cache")
+    encoded.clear()
+    targets(first, anchors=False)
+    assert encoded == first[:2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +68,28 @@ def text_digests(texts: Sequence[str]) -> np.ndarray:
     return np.array([hashlib.sha256(t.encode("utf-8")).hexdigest()[:32] for t in texts], dtype="U32")
 
 
+def _read_cache(
+    path: Path, key: str, n_labels: int, hidden: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Digests, probabilities and pairs (None: not kept) of a cache file; an empty cache when there is
+    none, or it is another teacher's, unreadable or inconsistent (then it is rewritten from scratch)."""
+    empty = (text_digests([]), np.zeros((0, n_labels), dtype=np.float32), None)
+    if not path.exists():
+        return empty
+    try:
+        with np.load(path) as cached:
+            if str(cached["key"]) != key:
+                return empty
+            known, probs = cached["digests"], cached["probs"]
+            pairs = cached["pairs"] if "pairs" in cached.files else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return empty
+    rows = len(known)
+    if probs.shape != (rows, n_labels) or (pairs is not None and pairs.shape != (rows, 2, hidden)):
+        return empty
+    return known, probs, pairs
+
+
 def teacher_pass(
     teacher_dir: Path,
     texts: Sequence[str],
@@ -93,15 +116,9 @@ def teacher_pass(
     key = hashlib.sha256(f"{weights_digest(teacher_dir)}|{backend}|{teacher.prefix}|per-row|by-text".encode())
     path = cache_dir / f"teacher-{key.hexdigest()[:16]}.npz"
     hidden = teacher.encoder.hidden_size
-    known = text_digests([])
-    probs = np.zeros((0, len(teacher.head.labels)), dtype=np.float32)
-    pairs: np.ndarray | None = None  # None: the cache keeps no pairs
-    if path.exists():
-        cached = np.load(path)
-        if str(cached["key"]) == key.hexdigest():
-            known, probs = cached["digests"], cached["probs"]
-            pairs = cached["pairs"] if "pairs" in cached.files else None
-    if anchors and pairs is None:  # pairs wanted and never kept: encode every text again
+    known, probs, pairs = _read_cache(path, key.hexdigest(), len(teacher.head.labels), hidden)
+    if anchors and pairs is None:
+        # pairs wanted and never kept: every text is encoded again (the cache restarts with this run's)
         known, probs = text_digests([]), probs[:0]
         pairs = np.zeros((0, 2, hidden), dtype=np.float32)
 
@@ -109,13 +126,13 @@ def teacher_pass(
     index = {d: i for i, d in enumerate(known.tolist())}
     todo = list(dict.fromkeys(d for d in digests.tolist() if d not in index))
     if todo:
-        first = {d: t for t, d in zip(texts, digests.tolist(), strict=True)}
+        by_digest = {d: t for t, d in zip(texts, digests.tolist(), strict=True)}
         with training_progress(console) as progress:
             task = progress.add_task(
                 f"teacher {teacher.version} ({backend})", total=len(todo), loss=0.0, lr=0.0
             )
             last, topic = teacher.embed_with_topics(
-                [first[d] for d in todo], progress=lambda n: progress.update(task, advance=n)
+                [by_digest[d] for d in todo], progress=lambda n: progress.update(task, advance=n)
             )
         known = np.concatenate([known, np.array(todo, dtype="U32")])
         probs = np.concatenate([probs, teacher.head.probabilities(last).astype(np.float32)])
