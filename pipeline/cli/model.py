@@ -494,6 +494,46 @@ def soup(
     _next_steps(out_dir, valid_files, result)
 
 
+@app.command()
+def augment(
+    data: list[Path] | None = typer.Option(
+        None,
+        "--data",
+        help="labelled file(s) whose posts are varied, repeatable (default data/indomain/train.jsonl; "
+        "never a validation or test split)",
+    ),
+    out: Path = typer.Option(
+        Path("data/augmented/train.jsonl"),
+        "--out",
+        help="JSONL to write (text, sentiment, source_id, rule); its directory names the domain for "
+        "--domain-weight",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="which tail each post gets; the same seed writes the same file"
+    ),
+) -> None:
+    """Write label-keeping variants of labelled posts for `pantau model train --data`: a complaint with a
+    follow-up question or thanks added stays negative, praise or a neutral post with a plain request added
+    keeps its label (the labelling guideline's rules 1-3)."""
+    from pipeline.model.data import INDOMAIN_DIR, load_labelled
+    from pipeline.model.training.augment import variants, write_variants
+
+    files = data or [INDOMAIN_DIR / "train.jsonl"]
+    labelled = _read_data(load_labelled, files)
+    posts = [
+        (f"{path.name}#{n}", text, label)
+        for path, (texts, labels) in zip(files, labelled, strict=True)
+        for n, (text, label) in enumerate(zip(texts, labels, strict=True), 1)
+    ]
+    found = variants(posts, seed=seed)
+    try:
+        write_variants(found, out)
+    except OSError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {len(found)} variants of {len(posts)} posts to {out}")
+
+
 def _head_layer(value: str) -> EmbeddingLayer:
     from pipeline.model.layers import LAYERS, parse_layer
 

@@ -137,6 +137,13 @@ def test_every_command_writes_plain_lines_when_piped(pipeline: Pipeline, tmp_pat
     said = (out + err).strip()  # the model commands print on the console's stream, as `model eval` does
     assert code == 2 and "is missing: not the --checkpoint-dir" in said and len(said.splitlines()) == 1
 
+    varied = tmp_path / "augmented" / "train.jsonl"
+    code, out, err = run_piped("model", "augment", "--data", str(sample), "--out", str(varied))
+    ran.add("pantau model augment")
+    said = (out + err).strip()
+    assert code == 0 and said == f"wrote 12 variants of 12 posts to {varied}", said
+    assert len(varied.read_text(encoding="utf-8").splitlines()) == 12
+
     labels = tmp_path / "labels.csv"
     code, _, err = run_piped("label", "export", "--since", "3650d", "--out", str(labels))
     ran.add("pantau label export")

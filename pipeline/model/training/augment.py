@@ -1,0 +1,100 @@
+"""Label-keeping variants of labelled posts that teach the labelling guideline's order of rules.
+
+Students learned from reviews that a question is neutral and that thanks are positive, so a complaint asked as
+a question ("jalan rusak parah, kapan dibenerin?") or closed with thanks came out neutral or positive. Rule 1
+of ``data/indomain/GUIDELINES.md`` says a reported failure stays negative whatever question or courtesy goes
+with it; rule 2 says thanks or praise stay positive with a plain request after them. Each variant is a
+labelled post with such words added and its label kept; plain requests are added to neutral posts too, so
+that a question alone never decides the label.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+FOLLOW_UPS: tuple[str, ...] = (
+    "kapan dibenerin?",
+    "kapan diperbaiki?",
+    "kapan diperbaiki min?",
+    "kok dibiarin aja?",
+    "sampai kapan kayak gini?",
+    "kenapa belum ada tindakan?",
+    "kapan ditindak?",
+    "harus lapor ke mana lagi?",
+    "kok gak ada yang ngecek?",
+    "kapan beresnya?",
+    "ini gimana tanggung jawabnya?",
+    "kapan ada solusinya?",
+)
+"""Questions that ask after a failure the post reports (rule 1)."""
+
+COURTESIES: tuple[str, ...] = (
+    "terima kasih 🙏",
+    "makasih min",
+    "mohon bantuannya, terima kasih",
+    "tolong ya min, makasih",
+    "mohon maaf sebelumnya 🙏",
+)
+"""Courtesies that do not change a complaint (rule 1)."""
+
+PLAIN_REQUESTS: tuple[str, ...] = (
+    "min, besok buka jam berapa ya?",
+    "kalau hari sabtu buka gak min?",
+    "boleh minta info jadwalnya?",
+    "syaratnya apa aja ya min?",
+    "mau tanya, bisa daftar online juga?",
+    "infonya ada di mana ya min?",
+    "min, nomor WA-nya berapa?",
+    "kalau mau daftar ke mana ya?",
+)
+"""Plain information requests: they keep a positive post positive (rule 2) and a neutral one neutral."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    text: str
+    label: str
+    source_id: str
+    rule: str
+
+
+def variants(posts: Iterable[tuple[str, str, str]], seed: int = 0) -> list[Variant]:
+    """One variant per labelled post (source, text, label): negatives without a question get a follow-up
+    question (sometimes with a courtesy), negatives with one get a courtesy, positives and neutrals a plain
+    request. Deterministic for a seed."""
+    rng = random.Random(seed)
+    out: list[Variant] = []
+    for source, raw, label in posts:
+        text = raw.strip()
+        if label == "negative":
+            if "?" in text:
+                out.append(Variant(_join(text, rng.choice(COURTESIES)), label, source, "1: courtesy"))
+            elif rng.random() < 0.75:
+                out.append(Variant(_join(text, rng.choice(FOLLOW_UPS)), label, source, "1: question"))
+            else:
+                tail = f"{rng.choice(FOLLOW_UPS)} {rng.choice(COURTESIES)}"
+                out.append(Variant(_join(text, tail), label, source, "1: question and courtesy"))
+        elif label in ("positive", "neutral"):
+            rule = "2: request" if label == "positive" else "3: request"
+            out.append(Variant(_join(text, rng.choice(PLAIN_REQUESTS)), label, source, rule))
+    return out
+
+
+def _join(text: str, tail: str) -> str:
+    """The tail as a new sentence, as people add it: after the post's own last punctuation or a full stop."""
+    if text[-1].isalnum():
+        text += "."
+    return f"{text} {tail}"
+
+
+def write_variants(found: Sequence[Variant], out: Path) -> None:
+    """JSONL with text, sentiment and the provenance the trainer ignores (source post, rule applied)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for v in found:
+            record = {"text": v.text, "sentiment": v.label, "source_id": v.source_id, "rule": v.rule}
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")

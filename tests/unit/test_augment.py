@@ -1,0 +1,52 @@
+"""Label-keeping variants: each follows the labelling guideline's rules 1-3 and keeps the post's label."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.model.training.augment import (
+    COURTESIES,
+    FOLLOW_UPS,
+    PLAIN_REQUESTS,
+    variants,
+    write_variants,
+)
+
+POSTS = [
+    ("a#1", "air PDAM di Cilegon mati 2 hari", "negative"),
+    ("a#2", "kenapa gabisa bayar pake ovo min? saldo udah kepotong", "negative"),
+    ("a#3", "makasih damkar tangsel gercep bgt 🙏", "positive"),
+    ("a#4", "Perekaman KTP-el dibuka hari Sabtu.", "neutral"),
+]
+
+
+def test_every_post_gets_one_variant_that_starts_with_it_and_keeps_its_label() -> None:
+    found = variants(POSTS * 20, seed=3)
+    assert len(found) == 80
+    for (source, text, label), variant in zip(POSTS * 20, found, strict=True):
+        assert variant.source_id == source and variant.label == label
+        assert variant.text.startswith(text) and len(variant.text) > len(text)
+
+
+def test_a_complaint_gets_a_follow_up_question_or_a_courtesy_and_other_posts_a_plain_request() -> None:
+    found = variants(POSTS * 20, seed=3)
+    tails = {label: [v.text for v in found if v.label == label] for _, _, label in POSTS}
+    statement, question = tails["negative"][0::2], tails["negative"][1::2]
+    assert all(any(f in t for f in FOLLOW_UPS) for t in statement)
+    assert {any(c in t for c in COURTESIES) for t in statement} == {True, False}  # some with thanks too
+    assert all(any(t.endswith(c) for c in COURTESIES) for t in question)  # it already asks
+    assert all(any(t.endswith(r) for r in PLAIN_REQUESTS) for t in tails["positive"] + tails["neutral"])
+    # a post ending in a word gets a full stop before the added sentence; one ending in punctuation does not
+    assert statement[0].startswith("air PDAM di Cilegon mati 2 hari. ")
+    assert tails["neutral"][0].startswith("Perekaman KTP-el dibuka hari Sabtu. ")
+
+
+def test_the_same_seed_writes_the_same_file_and_another_seed_another(tmp_path: Path) -> None:
+    first, again, other = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    write_variants(variants(POSTS * 5, seed=0), first)
+    write_variants(variants(POSTS * 5, seed=0), again)
+    write_variants(variants(POSTS * 5, seed=1), other)
+    assert first.read_bytes() == again.read_bytes() != other.read_bytes()
+    record = json.loads(first.read_text(encoding="utf-8").splitlines()[0])
+    assert set(record) == {"text", "sentiment", "source_id", "rule"} and record["rule"].startswith("1:")
