@@ -502,11 +502,11 @@ def augment(
         help="labelled file(s) whose posts are varied, repeatable (default data/indomain/train.jsonl; "
         "never a validation or test split)",
     ),
-    out: Path = typer.Option(
-        Path("data/augmented/train.jsonl"),
+    out: Path | None = typer.Option(
+        None,
         "--out",
-        help="JSONL to write (text, sentiment, source_id, rule); its directory names the domain for "
-        "--domain-weight",
+        help="JSONL to write (text, sentiment, source_id, rule; default data/augmented/train.jsonl in the "
+        "repository); its directory names the domain for --domain-weight",
     ),
     seed: int = typer.Option(
         0, "--seed", help="which tail each post gets; the same seed writes the same file"
@@ -515,10 +515,11 @@ def augment(
     """Write label-keeping variants of labelled posts for `pantau model train --data`: a complaint with a
     follow-up question or thanks added stays negative, praise or a neutral post with a plain request added
     keeps its label (the labelling guideline's rules 1-3)."""
-    from pipeline.model.data import INDOMAIN_DIR, load_labelled
+    from pipeline.model.data import DATA_DIR, INDOMAIN_DIR, load_labelled
     from pipeline.model.training.augment import variants, write_variants
 
     files = data or [INDOMAIN_DIR / "train.jsonl"]
+    out = out or DATA_DIR / "augmented" / "train.jsonl"
     labelled = _read_data(load_labelled, files)
     posts = [
         (f"{path.name}#{n}", text, label)
