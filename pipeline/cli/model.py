@@ -518,12 +518,20 @@ def augment(
     from pipeline.model.data import DATA_DIR, INDOMAIN_DIR, load_labelled
     from pipeline.model.training.augment import variants, write_variants
 
+    if data and out is None:
+        raise typer.BadParameter(
+            "give --out with --data: the default is the file training reads, made from the train split",
+            param_hint="--out",
+        )
     files = data or [INDOMAIN_DIR / "train.jsonl"]
     out = out or DATA_DIR / "augmented" / "train.jsonl"
     labelled = _read_data(load_labelled, files)
+    names = [path.name for path in files]
+    if len(set(names)) < len(names):  # two valid.jsonl from different places: name them by their path
+        names = [str(path) for path in files]
     posts = [
-        (f"{path.name}#{n}", text, label)
-        for path, (texts, labels) in zip(files, labelled, strict=True)
+        (f"{name}#{n}", text, label)
+        for name, (texts, labels) in zip(names, labelled, strict=True)
         for n, (text, label) in enumerate(zip(texts, labels, strict=True), 1)
     ]
     found = variants(posts, seed=seed)
@@ -532,7 +540,7 @@ def augment(
     except OSError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    console.print(f"wrote {len(found)} variants of {len(posts)} posts to {out}")
+    console.print(f"wrote {len(found)} variants of {len(posts)} posts to {escape(str(out))}")
 
 
 def _head_layer(value: str) -> EmbeddingLayer:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.model.data import DATA_DIR
 from pipeline.model.training.augment import (
     COURTESIES,
     FOLLOW_UPS,
@@ -12,6 +17,8 @@ from pipeline.model.training.augment import (
     variants,
     write_variants,
 )
+
+TRAINING_FILE = DATA_DIR / "augmented" / "train.jsonl"
 
 POSTS = [
     ("a#1", "air PDAM di Cilegon mati 2 hari", "negative"),
@@ -50,3 +57,28 @@ def test_the_same_seed_writes_the_same_file_and_another_seed_another(tmp_path: P
     assert first.read_bytes() == again.read_bytes() != other.read_bytes()
     record = json.loads(first.read_text(encoding="utf-8").splitlines()[0])
     assert set(record) == {"text", "sentiment", "source_id", "rule"} and record["rule"].startswith("1:")
+
+
+def test_an_unknown_label_is_an_error_and_an_empty_text_gets_no_variant() -> None:
+    (only,) = variants([("a#1", "   ", "negative"), ("a#2", "mantap!", "positive")])
+    assert (only.source_id, only.label, only.rule) == ("a#2", "positive", "2: request")
+    assert only.text.startswith("mantap! ") and only.text[8:] in PLAIN_REQUESTS  # no full stop after "!"
+    with pytest.raises(ValueError, match="a#3: unknown sentiment label 'Negative'"):
+        variants([("a#3", "air mati", "Negative")])
+
+
+def test_the_command_will_not_overwrite_the_training_file_with_other_posts(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.jsonl"
+    valid.write_text(
+        json.dumps({"text": "air mati 2 hari", "sentiment": "negative"}) + "\n", encoding="utf-8"
+    )
+    before = TRAINING_FILE.read_bytes()
+    refused = CliRunner().invoke(app, ["model", "augment", "--data", str(valid)])
+    assert refused.exit_code == 2 and "give --out with --data" in refused.output
+    assert TRAINING_FILE.read_bytes() == before
+    out = tmp_path / "[x]" / "valid.jsonl"
+    done = CliRunner().invoke(app, ["model", "augment", "--data", str(valid), "--out", str(out)])
+    assert done.exit_code == 0 and f"to {out}" in done.output.replace("\n", "")
+    (written,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert written["source_id"] == "valid.jsonl#1" and written["text"].startswith("air mati 2 hari. ")
+    assert not list(out.parent.glob("*.part"))

@@ -54,47 +54,64 @@ PLAIN_REQUESTS: tuple[str, ...] = (
 """Plain information requests: they keep a positive post positive (rule 2) and a neutral one neutral."""
 
 
+LABELS = ("negative", "neutral", "positive")
+QUESTION_SHARE = 0.75
+"""Of the complaints that do not ask yet, the share that get a question alone; the rest get a question
+and thanks, so that thanks after a complaint are seen too (both are rule 1) without outnumbering questions."""
+
+
 @dataclass(frozen=True)
 class Variant:
+    """One added training post: the source's text with a tail, its label unchanged, and where it came from."""
+
     text: str
     label: str
     source_id: str
     rule: str
+    """The guideline rule the tail follows, for whoever audits the file ("1: question", "2: request" ...)."""
 
 
 def variants(posts: Iterable[tuple[str, str, str]], seed: int = 0) -> list[Variant]:
-    """One variant per labelled post (source, text, label): negatives without a question get a follow-up
-    question (sometimes with a courtesy), negatives with one get a courtesy, positives and neutrals a plain
-    request. Deterministic for a seed."""
+    """One variant per labelled post (source, text, label) with text: negatives without a question get a
+    follow-up question (sometimes with a courtesy), negatives with one get a courtesy, positives and
+    neutrals a plain request. Deterministic for a seed; a label other than the three is an error."""
     rng = random.Random(seed)
     out: list[Variant] = []
     for source, raw, label in posts:
+        if label not in LABELS:
+            raise ValueError(f"{source}: unknown sentiment label {label!r} (expected one of {LABELS})")
         text = raw.strip()
+        if not text:
+            continue
         if label == "negative":
             if "?" in text:
                 out.append(Variant(_join(text, rng.choice(COURTESIES)), label, source, "1: courtesy"))
-            elif rng.random() < 0.75:
+            elif rng.random() < QUESTION_SHARE:
                 out.append(Variant(_join(text, rng.choice(FOLLOW_UPS)), label, source, "1: question"))
             else:
                 tail = f"{rng.choice(FOLLOW_UPS)} {rng.choice(COURTESIES)}"
                 out.append(Variant(_join(text, tail), label, source, "1: question and courtesy"))
-        elif label in ("positive", "neutral"):
+        else:
             rule = "2: request" if label == "positive" else "3: request"
             out.append(Variant(_join(text, rng.choice(PLAIN_REQUESTS)), label, source, rule))
     return out
 
 
 def _join(text: str, tail: str) -> str:
-    """The tail as a new sentence, as people add it: after the post's own last punctuation or a full stop."""
+    """The tail as a new sentence, as people add it: a full stop first when the post ends in a letter or
+    digit, none after its own punctuation or an emoji."""
     if text[-1].isalnum():
         text += "."
     return f"{text} {tail}"
 
 
 def write_variants(found: Sequence[Variant], out: Path) -> None:
-    """JSONL with text, sentiment and the provenance the trainer ignores (source post, rule applied)."""
+    """JSONL with text, sentiment and the provenance the trainer ignores (source post, rule applied); written
+    whole or not at all, so a failed run never leaves a half file for training to read."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as fh:
+    part = out.with_name(out.name + ".part")
+    with part.open("w", encoding="utf-8") as fh:
         for v in found:
             record = {"text": v.text, "sentiment": v.label, "source_id": v.source_id, "rule": v.rule}
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    part.replace(out)
