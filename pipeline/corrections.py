@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.atomic_files import write_lines
 from pipeline.settings import REPO_ROOT
 from schemas.vocab import Agency, Category
 
@@ -320,12 +321,7 @@ def merge_corrections(path: Path, new: Iterable[Correction]) -> tuple[int, int]:
         else:
             added += 1
         kept[record.key] = record
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for record in kept.values():
-            fh.write(record.model_dump_json(exclude_none=True) + "\n")
-    os.replace(tmp, path)
+    write_lines(path, (record.model_dump_json(exclude_none=True) for record in kept.values()))
     return added, replaced
 
 

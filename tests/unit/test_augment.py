@@ -81,4 +81,4 @@ def test_the_command_will_not_overwrite_the_training_file_with_other_posts(tmp_p
     assert done.exit_code == 0 and f"to {out}" in done.output.replace("\n", "")
     (written,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert written["source_id"] == "valid.jsonl#1" and written["text"].startswith("air mati 2 hari. ")
-    assert not list(out.parent.glob("*.part"))
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left beside it

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.atomic_files import write_lines
+
 FOLLOW_UPS: tuple[str, ...] = (
     "kapan dibenerin?",
     "kapan diperbaiki?",
@@ -108,10 +110,7 @@ def _join(text: str, tail: str) -> str:
 def write_variants(found: Sequence[Variant], out: Path) -> None:
     """JSONL with text, sentiment and the provenance the trainer ignores (source post, rule applied); written
     whole or not at all, so a failed run never leaves a half file for training to read."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_name(out.name + ".part")
-    with part.open("w", encoding="utf-8") as fh:
-        for v in found:
-            record = {"text": v.text, "sentiment": v.label, "source_id": v.source_id, "rule": v.rule}
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    part.replace(out)
+    records = (
+        {"text": v.text, "sentiment": v.label, "source_id": v.source_id, "rule": v.rule} for v in found
+    )
+    write_lines(out, (json.dumps(record, ensure_ascii=False) for record in records))
