@@ -60,6 +60,7 @@ EPOCHS_ONLY = (
     "unlabelled",
     "distill_weight",
     "anchor_weight",
+    "label_only_domains",
     "seed",
     "balance_domains",
     "domain_weights",
@@ -164,6 +165,13 @@ def train(
         help="with --teacher: weight of the pull towards the first teacher's pooled embeddings; 0 for a "
         "teacher from another lineage than --base, whose embedding space the student's head does not read",
     ),
+    label_only_domains: list[str] | None = typer.Option(
+        None,
+        "--label-only-domain",
+        help="with --teacher: a labelled domain whose rows learn from their labels alone, not the teachers' "
+        "targets (augmented: the variants of pantau model augment teach a rule the teachers were not "
+        "taught); repeatable",
+    ),
     seed: int = typer.Option(
         13, "--seed", help="with --epochs: seed of batch order and dropout (a second run of one recipe)"
     ),
@@ -222,7 +230,11 @@ def train(
         )
     if not epochs and (given := _given(ctx, EPOCHS_ONLY)):
         raise typer.BadParameter("only apply with --epochs (fine-tuning)", param_hint=", ".join(given))
-    if epochs and not teachers and (given := _given(ctx, ["unlabelled", "distill_weight", "anchor_weight"])):
+    if (
+        epochs
+        and not teachers
+        and (given := _given(ctx, ["unlabelled", "distill_weight", "anchor_weight", "label_only_domains"]))
+    ):
         raise typer.BadParameter("only apply with --teacher (distillation)", param_hint=", ".join(given))
     if epochs and backend is not None:
         raise typer.BadParameter(
@@ -269,6 +281,7 @@ def train(
             unlabelled_files=unlabelled or [],
             distill_weight=distill_weight,
             anchor_weight=anchor_weight,
+            label_only_domains=label_only_domains or [],
             seed=seed,
             teacher_backend=get_settings().model_backend,
             domain_sampling=_domain_sampling(balance_domains, domain_weights or []),
@@ -429,8 +442,8 @@ def soup(
         ...,
         "--checkpoint-dir",
         help="the --checkpoint-dir of a `pantau model train --epochs` run (its best.pt: the run's best epoch "
-        "so far); at least two runs from the same --base with the same --layers and --freeze-layers; "
-        "repeatable",
+        "so far); at least two runs from the same --base with the same --layers and --freeze-layers, or one "
+        "run with --heads-from (that run written with those heads); repeatable",
     ),
     base: Path = typer.Option(
         ..., "--base", help="the model directory every run started from (their --base)"
@@ -513,8 +526,9 @@ def augment(
     ),
 ) -> None:
     """Write label-keeping variants of labelled posts for `pantau model train --data`: a complaint with a
-    follow-up question or thanks added stays negative, praise or a neutral post with a plain request added
-    keeps its label (the labelling guideline's rules 1-3)."""
+    follow-up question or thanks added stays negative, praise with a plain request (and, half of the time,
+    thanks) stays positive, a neutral post with a plain request stays neutral (the labelling guideline's
+    rules 1-3)."""
     from pipeline.model.data import DATA_DIR, INDOMAIN_DIR, load_labelled
     from pipeline.model.training.augment import variants, write_variants
 

@@ -23,7 +23,7 @@ from pipeline.model.attribution import ATTRIBUTION_HEAD_FILE
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import DEFAULT_MODEL_DIR
 from pipeline.model.packed import read_packed
-from pipeline.model.sentiment import META_FILE, SentimentModel
+from pipeline.model.sentiment import HEAD_FILE, META_FILE, SentimentModel
 from pipeline.model.training.checkpoints import BEST_FILE, CHECKPOINT_FILE
 from pipeline.model.training.soup import SoupConfig, SoupError, make_soup
 from pipeline.settings import get_settings
@@ -163,6 +163,21 @@ def test_heads_come_from_the_named_model_only_when_it_reads_the_same_layers(
     bare = _soup(runs, tmp_path / "bare", unfrozen)
     assert bare["heads_carried"] == []
     assert not (tmp_path / "bare" / CATEGORY_HEAD_FILE).exists()
+
+
+def test_one_run_with_other_heads_is_that_run_with_those_heads(runs: dict[str, Any], tmp_path: Path) -> None:
+    """How a single fine-tune of a base with older heads gets the heads in use: its weights, temperature
+    and sentiment head as the run wrote them, the named model's heads and their records."""
+    refitted = _with_other_category_head(Path(runs["b"]["out_dir"]), tmp_path / "refitted")
+    out = tmp_path / "one"
+    result = _soup(runs, out, [runs["ckpt-a"]], heads_from=refitted)
+    run_dir = Path(runs["a"]["out_dir"])
+    assert result["version"] == runs["a"]["version"]
+    assert result["temperature"] == pytest.approx(runs["a"]["temperature"], abs=1e-6)
+    assert (out / HEAD_FILE).read_bytes() == (run_dir / HEAD_FILE).read_bytes()
+    assert (out / CATEGORY_HEAD_FILE).read_bytes() == (refitted / CATEGORY_HEAD_FILE).read_bytes()
+    assert (out / CATEGORY_HEAD_FILE).read_bytes() != (run_dir / CATEGORY_HEAD_FILE).read_bytes()
+    assert SentimentModel.load(out, threads=2).meta["category"]["C"] == -1.0
 
 
 def test_the_command_says_what_is_wrong_in_one_line(runs: dict[str, Any], tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pipeline.model.training.augment import (
     COURTESIES,
     FOLLOW_UPS,
     PLAIN_REQUESTS,
+    THANKS,
     variants,
     write_variants,
 )
@@ -36,14 +37,20 @@ def test_every_post_gets_one_variant_that_starts_with_it_and_keeps_its_label() -
         assert variant.text.startswith(text) and len(variant.text) > len(text)
 
 
-def test_a_complaint_gets_a_follow_up_question_or_a_courtesy_and_other_posts_a_plain_request() -> None:
+def test_a_complaint_gets_a_question_or_a_courtesy_praise_a_request_and_sometimes_thanks() -> None:
     found = variants(POSTS * 20, seed=3)
     tails = {label: [v.text for v in found if v.label == label] for _, _, label in POSTS}
     statement, question = tails["negative"][0::2], tails["negative"][1::2]
     assert all(any(f in t for f in FOLLOW_UPS) for t in statement)
     assert {any(c in t for c in COURTESIES) for t in statement} == {True, False}  # some with thanks too
     assert all(any(t.endswith(c) for c in COURTESIES) for t in question)  # it already asks
-    assert all(any(t.endswith(r) for r in PLAIN_REQUESTS) for t in tails["positive"] + tails["neutral"])
+    assert all(any(t.endswith(r) for r in PLAIN_REQUESTS) for t in tails["neutral"])
+    # praise keeps its label with thanks after the request too (rule 2), so thanks never mean a complaint
+    thanked = [
+        t for t in tails["positive"] if any(t.endswith(f"{r} {c}") for r in PLAIN_REQUESTS for c in THANKS)
+    ]
+    plain = [t for t in tails["positive"] if any(t.endswith(r) for r in PLAIN_REQUESTS)]
+    assert thanked and plain and len(thanked) + len(plain) == len(tails["positive"])
     # a post ending in a word gets a full stop before the added sentence; one ending in punctuation does not
     assert statement[0].startswith("air PDAM di Cilegon mati 2 hari. ")
     assert tails["neutral"][0].startswith("Perekaman KTP-el dibuka hari Sabtu. ")

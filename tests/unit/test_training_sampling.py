@@ -16,6 +16,7 @@ from pipeline.model.data import DATA_DIR
 from pipeline.model.train import fit_temperature
 from pipeline.model.training.batching import domain_pool, epoch_batches
 from pipeline.model.training.config import FinetuneConfig, domain_of, unlabelled_domain
+from pipeline.model.training.finetune import label_only_targets
 
 DOMAINS = ["smsa"] * 90 + ["indomain"] * 10
 
@@ -117,6 +118,30 @@ def test_unlabelled_rows_are_a_domain_of_their_own_and_need_a_teacher(tmp_path: 
         assert expected in " ".join(result.output.split()), result.output
 
 
+def test_label_only_rows_take_their_labels_as_targets_and_the_rest_keep_the_teachers() -> None:
+    teachers = np.array([[0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]], np.float32)
+    probs = teachers.copy()
+    labels = ["negative", "negative", None, "positive"]
+    domains = ["augmented", "indomain", "dkk_semarang_unlabelled", "augmented"]
+    index = {"negative": 0, "neutral": 1, "positive": 2}
+    label_only_targets(probs, labels, domains, ["augmented"], index)
+    assert probs[0].tolist() == [1.0, 0.0, 0.0] and probs[3].tolist() == [0.0, 0.0, 1.0]
+    assert np.array_equal(probs[1:3], teachers[1:3])
+
+
+def test_label_only_domains_need_a_teacher_and_a_labelled_training_domain(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="name a teacher"):
+        _config(tmp_path, label_only_domains=["indomain"])
+    with pytest.raises(ValidationError, match="name no labelled training file's domain: augmented"):
+        _config(tmp_path, label_only_domains=["augmented"], teachers=[tmp_path])
+    config = _config(tmp_path, label_only_domains=["indomain"], teachers=[tmp_path])
+    assert config.label_only_domains == ["indomain"]
+    result = CliRunner().invoke(
+        app, ["model", "train", "--epochs", "1", "--label-only-domain", "indomain"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2 and "only apply with --teacher" in " ".join(result.output.split())
+
+
 def test_domain_options_of_the_command_line() -> None:
     for args, expected in (
         (["model", "train", "--balance-domains"], "only apply with --epochs"),
@@ -155,6 +180,7 @@ RECORDED_AS = {
     "distill_weight": "teacher.distill_weight",
     "anchor_weight": "teacher.anchor_weight",
     "unlabelled_files": "data.unlabelled",
+    "label_only_domains": "teacher.label_only_domains",
     "domain_sampling": "domain_sampling",
     "domains": "domain_sampling",
     "calibrate_on": "temperature_domain",

@@ -34,9 +34,15 @@ FOLLOW_UPS: tuple[str, ...] = (
 )
 """Questions that ask after a failure the post reports (rule 1)."""
 
-COURTESIES: tuple[str, ...] = (
+THANKS: tuple[str, ...] = (
     "terima kasih 🙏",
     "makasih min",
+    "makasih banyak ya",
+)
+"""Thanks alone: after a complaint they keep it negative (rule 1), after praise positive (rule 2)."""
+
+COURTESIES: tuple[str, ...] = (
+    *THANKS,
     "mohon bantuannya, terima kasih",
     "tolong ya min, makasih",
     "mohon maaf sebelumnya 🙏",
@@ -60,6 +66,10 @@ LABELS = ("negative", "neutral", "positive")
 QUESTION_SHARE = 0.75
 """Of the complaints that do not ask yet, the share that get a question alone; the rest get a question
 and thanks, so that thanks after a complaint are seen too (both are rule 1) without outnumbering questions."""
+THANKS_SHARE = 0.5
+"""Of the positive posts, the share whose plain request is followed by thanks: about as many as the
+complaints that end with a courtesy, so that thanks stay evidence of neither label (a model that only saw
+thanks after complaints learned that thanks are negative)."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,9 @@ class Variant:
 
 def variants(posts: Iterable[tuple[str, str, str]], seed: int = 0) -> list[Variant]:
     """One variant per labelled post (source, text, label) with text: negatives without a question get a
-    follow-up question (sometimes with a courtesy), negatives with one get a courtesy, positives and
-    neutrals a plain request. Deterministic for a seed; a label other than the three is an error."""
+    follow-up question (sometimes with a courtesy), negatives with one get a courtesy, positives a plain
+    request (half of them followed by thanks) and neutrals a plain request. Deterministic for a seed; a
+    label other than the three is an error."""
     rng = random.Random(seed)
     out: list[Variant] = []
     for source, raw, label in posts:
@@ -93,6 +104,9 @@ def variants(posts: Iterable[tuple[str, str, str]], seed: int = 0) -> list[Varia
             else:
                 tail = f"{rng.choice(FOLLOW_UPS)} {rng.choice(COURTESIES)}"
                 out.append(Variant(_join(text, tail), label, source, "1: question and courtesy"))
+        elif label == "positive" and rng.random() < THANKS_SHARE:
+            tail = f"{rng.choice(PLAIN_REQUESTS)} {rng.choice(THANKS)}"
+            out.append(Variant(_join(text, tail), label, source, "2: request and thanks"))
         else:
             rule = "2: request" if label == "positive" else "3: request"
             out.append(Variant(_join(text, rng.choice(PLAIN_REQUESTS)), label, source, rule))

@@ -150,6 +150,10 @@ class FinetuneConfig(BaseModel):
     distill_weight: float = Field(0.5, ge=0, le=1)
     anchor_weight: float = Field(5.0, ge=0)
     unlabelled_files: list[Path] = Field(default_factory=list)
+    label_only_domains: list[str] = Field(default_factory=list)
+    """Labelled domains whose rows learn from their labels alone, not from the teachers' targets: the
+    label-keeping variants of ``pantau model augment`` teach a rule the teachers were never taught ("a
+    complaint asked as a question stays negative"), and their targets would pull the student back."""
     domain_sampling: DomainSampling | None = None
     """``None`` (default): rows in proportion to the files, as listed."""
     domains: list[str] | None = None
@@ -169,6 +173,20 @@ class FinetuneConfig(BaseModel):
     def _unlabelled_need_a_teacher(self) -> Self:
         if self.unlabelled_files and not self.teachers:
             raise ValueError("unlabelled files train on the teachers' targets alone: name a teacher too")
+        return self
+
+    @model_validator(mode="after")
+    def _label_only_domains_are_labelled_training_domains(self) -> Self:
+        if not self.label_only_domains:
+            return self
+        if not self.teachers:
+            raise ValueError("label-only domains are set apart from the teachers' targets: name a teacher")
+        labelled = set(self.file_domains()[: len(self.train_files)])
+        if unknown := sorted(set(self.label_only_domains) - labelled):
+            raise ValueError(
+                f"label-only domains name no labelled training file's domain: {', '.join(unknown)} "
+                f"(domains: {', '.join(sorted(labelled))})"
+            )
         return self
 
     @model_validator(mode="after")

@@ -75,6 +75,21 @@ def labelled_rows(files: Sequence[Path], domains: Sequence[str]) -> tuple[list[s
     return texts, labels, row_domains
 
 
+def label_only_targets(
+    probs: np.ndarray,
+    labels: Sequence[str | None],
+    domains: Sequence[str],
+    label_only: Sequence[str],
+    index: dict[str, int],
+) -> None:
+    """Set the targets of the label-only domains' rows to their labels, in place: the soft term then equals
+    the label term, so those rows learn from their labels alone and every other row as before."""
+    for row, (label, domain) in enumerate(zip(labels, domains, strict=True)):
+        if domain in label_only and label is not None:
+            probs[row] = 0.0
+            probs[row, index[label]] = 1.0
+
+
 def _training_rows(config: FinetuneConfig) -> tuple[list[str], list[str | None], list[str]]:
     """Texts, labels (None: an unlabelled row) and domains of the training rows, ``train_limit`` applied."""
     n_files = len(config.train_files)
@@ -280,6 +295,7 @@ def _details(
             "backend": c.teacher_backend,
             "distill_weight": c.distill_weight,
             "anchor_weight": c.anchor_weight,
+            "label_only_domains": c.label_only_domains,
         }
         if c.teachers
         else None,
@@ -364,6 +380,7 @@ def finetune_sentiment(config: FinetuneConfig, console: Console) -> dict[str, An
             threads=c.threads,
             anchors=c.anchor_weight > 0,
         )
+        label_only_targets(probs, y_text, row_domains, c.label_only_domains, index)
         distillation = Distillation(
             torch.from_numpy(probs).to(device),
             torch.from_numpy(pairs).to(device),

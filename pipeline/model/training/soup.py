@@ -54,8 +54,10 @@ class SoupConfig(BaseModel):
     base: Path
     """The model every run started from (``--base`` of their ``pantau model train``): its frozen layers,
     tokenizer and description are the soup's."""
-    checkpoint_dirs: list[Path] = Field(min_length=2)
-    """Each run's ``--checkpoint-dir``: its ``best.pt`` holds the weights of the run's best epoch so far."""
+    checkpoint_dirs: list[Path] = Field(min_length=1)
+    """Each run's ``--checkpoint-dir``: its ``best.pt`` holds the weights of the run's best epoch so far. One
+    run only with ``heads_from``: that run written again with those heads (a fine-tune of a base whose heads
+    were refitted after it)."""
     out_dir: Path
     valid_files: list[Path] = Field(min_length=1)
     """Labelled files the temperature is fitted on (each domain weighing the same, or ``calibrate_on``)."""
@@ -71,6 +73,11 @@ class SoupConfig(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> SoupConfig:
+        if len(self.checkpoint_dirs) == 1 and self.heads_from is None:
+            raise ValueError(
+                "one run averages to itself: name at least 2 runs, or one run with --heads-from to write "
+                "it with those heads"
+            )
         resolved = [p.resolve() for p in self.checkpoint_dirs]
         if len(set(resolved)) != len(resolved):
             raise ValueError("a checkpoint directory is named twice: each run counts once in the mean")
