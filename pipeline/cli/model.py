@@ -67,6 +67,8 @@ EPOCHS_ONLY = (
     "calibrate_on",
 )
 """Options of ``train`` that only fine-tuning reads."""
+TEACHER_ONLY = ("unlabelled", "distill_weight", "anchor_weight", "label_only_domains")
+"""Options of ``train`` that only distillation (``--teacher``) reads."""
 
 
 @app.command()
@@ -168,8 +170,8 @@ def train(
     label_only_domains: list[str] | None = typer.Option(
         None,
         "--label-only-domain",
-        help="with --teacher: a labelled domain whose rows learn from their labels alone, not the teachers' "
-        "targets (augmented: the variants of pantau model augment teach a rule the teachers were not "
+        help="with --teacher: a labelled domain whose rows take their labels as targets, not the teachers' "
+        "probabilities (augmented: the variants of pantau model augment teach a rule the teachers were not "
         "taught); repeatable",
     ),
     seed: int = typer.Option(
@@ -230,11 +232,7 @@ def train(
         )
     if not epochs and (given := _given(ctx, EPOCHS_ONLY)):
         raise typer.BadParameter("only apply with --epochs (fine-tuning)", param_hint=", ".join(given))
-    if (
-        epochs
-        and not teachers
-        and (given := _given(ctx, ["unlabelled", "distill_weight", "anchor_weight", "label_only_domains"]))
-    ):
+    if epochs and not teachers and (given := _given(ctx, TEACHER_ONLY)):
         raise typer.BadParameter("only apply with --teacher (distillation)", param_hint=", ".join(given))
     if epochs and backend is not None:
         raise typer.BadParameter(
@@ -475,7 +473,8 @@ def soup(
     threads: int = typer.Option(2, "--threads", min=1, help="threads of the encoder"),
 ) -> None:
     """Average the trained weights of fine-tunes of one model (a weight soup) into one model of the same
-    size and speed, calibrated on validation; choose which runs to mix on validation, never on test."""
+    size and speed, calibrated on validation; choose which runs to mix on validation, never on test. One run
+    with --heads-from: that run written with those heads."""
     from pipeline.model.data import default_valid_files, load_labelled
     from pipeline.model.train import default_test_files
     from pipeline.model.training.soup import SoupConfig, SoupError, make_soup

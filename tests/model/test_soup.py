@@ -22,7 +22,7 @@ from pipeline.cli import app
 from pipeline.model.attribution import ATTRIBUTION_HEAD_FILE
 from pipeline.model.category import CATEGORY_HEAD_FILE
 from pipeline.model.data import DEFAULT_MODEL_DIR
-from pipeline.model.packed import read_packed
+from pipeline.model.packed import PACKED_FILE, read_packed
 from pipeline.model.sentiment import HEAD_FILE, META_FILE, SentimentModel
 from pipeline.model.training.checkpoints import BEST_FILE, CHECKPOINT_FILE
 from pipeline.model.training.soup import SoupConfig, SoupError, make_soup
@@ -174,10 +174,14 @@ def test_one_run_with_other_heads_is_that_run_with_those_heads(runs: dict[str, A
     run_dir = Path(runs["a"]["out_dir"])
     assert result["version"] == runs["a"]["version"]
     assert result["temperature"] == pytest.approx(runs["a"]["temperature"], abs=1e-6)
-    assert (out / HEAD_FILE).read_bytes() == (run_dir / HEAD_FILE).read_bytes()
+    for name in (HEAD_FILE, PACKED_FILE):
+        assert (out / name).read_bytes() == (run_dir / name).read_bytes(), name
     assert (out / CATEGORY_HEAD_FILE).read_bytes() == (refitted / CATEGORY_HEAD_FILE).read_bytes()
     assert (out / CATEGORY_HEAD_FILE).read_bytes() != (run_dir / CATEGORY_HEAD_FILE).read_bytes()
-    assert SentimentModel.load(out, threads=2).meta["category"]["C"] == -1.0
+    recorded = SentimentModel.load(out, threads=2).meta
+    assert recorded["category"]["C"] == -1.0
+    assert recorded["finetune"]["soup"]["method"].startswith("the run's best.pt")
+    assert recorded["finetune"]["soup"]["ingredients"][0]["label_only_domains"] is None
 
 
 def test_the_command_says_what_is_wrong_in_one_line(runs: dict[str, Any], tmp_path: Path) -> None:

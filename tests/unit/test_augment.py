@@ -51,6 +51,8 @@ def test_a_complaint_gets_a_question_or_a_courtesy_praise_a_request_and_sometime
     ]
     plain = [t for t in tails["positive"] if any(t.endswith(r) for r in PLAIN_REQUESTS)]
     assert thanked and plain and len(thanked) + len(plain) == len(tails["positive"])
+    rules = {v.rule for v in found if v.label == "positive"}
+    assert rules == {"2: request", "2: request and thanks"}
     # a post ending in a word gets a full stop before the added sentence; one ending in punctuation does not
     assert statement[0].startswith("air PDAM di Cilegon mati 2 hari. ")
     assert tails["neutral"][0].startswith("Perekaman KTP-el dibuka hari Sabtu. ")

@@ -12,9 +12,10 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.model.data import DATA_DIR
+from pipeline.model.data import DATA_DIR, DEFAULT_MODEL_DIR
 from pipeline.model.train import fit_temperature
 from pipeline.model.training.batching import domain_pool, epoch_batches
+from pipeline.model.training.checkpoints import run_signature
 from pipeline.model.training.config import FinetuneConfig, domain_of, unlabelled_domain
 from pipeline.model.training.finetune import label_only_targets
 
@@ -140,6 +141,19 @@ def test_label_only_domains_need_a_teacher_and_a_labelled_training_domain(tmp_pa
         app, ["model", "train", "--epochs", "1", "--label-only-domain", "indomain"], env={"COLUMNS": "200"}
     )
     assert result.exit_code == 2 and "only apply with --teacher" in " ".join(result.output.split())
+
+
+def test_label_only_domains_enter_the_run_signature_only_when_set(tmp_path: Path) -> None:
+    """A run without the option resumes its old checkpoints; a run with it never resumes one without."""
+    model, indomain = DEFAULT_MODEL_DIR, DATA_DIR / "indomain"
+    files = {"train_files": [indomain / "train.jsonl"], "valid_files": [indomain / "valid.jsonl"]}
+    plain = run_signature(_config(tmp_path, model_in=model, teachers=[model], **files), 8)
+    once = _config(tmp_path, model_in=model, teachers=[model], label_only_domains=["indomain"], **files)
+    twice = _config(
+        tmp_path, model_in=model, teachers=[model], label_only_domains=["indomain", "indomain"], **files
+    )
+    assert "label_only_domains" not in plain
+    assert run_signature(once, 8) == run_signature(twice, 8) == plain | {"label_only_domains": ["indomain"]}
 
 
 def test_domain_options_of_the_command_line() -> None:

@@ -95,7 +95,7 @@ def run_signature(config: FinetuneConfig, layers: int) -> dict[str, Any]:
     if config.unlabelled_files:
         signature["unlabelled"] = [file_sha256(p)[:16] for p in config.unlabelled_files]
     if config.label_only_domains:
-        signature["label_only_domains"] = sorted(config.label_only_domains)
+        signature["label_only_domains"] = sorted(set(config.label_only_domains))
     if config.domain_sampling is not None:
         signature["domain_sampling"] = {
             "domains": config.file_domains(),

@@ -151,9 +151,10 @@ class FinetuneConfig(BaseModel):
     anchor_weight: float = Field(5.0, ge=0)
     unlabelled_files: list[Path] = Field(default_factory=list)
     label_only_domains: list[str] = Field(default_factory=list)
-    """Labelled domains whose rows learn from their labels alone, not from the teachers' targets: the
+    """Labelled domains whose rows take their labels as targets instead of the teachers' probabilities: the
     label-keeping variants of ``pantau model augment`` teach a rule the teachers were never taught ("a
-    complaint asked as a question stays negative"), and their targets would pull the student back."""
+    complaint asked as a question stays negative"), and their targets would pull the student back. The
+    embedding anchor (``anchor_weight`` above 0) still applies to those rows."""
     domain_sampling: DomainSampling | None = None
     """``None`` (default): rows in proportion to the files, as listed."""
     domains: list[str] | None = None
@@ -176,6 +177,19 @@ class FinetuneConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _domains_fit(self) -> Self:
+        if self.domains is not None and len(self.domains) != len(self.train_files):
+            raise ValueError(f"{len(self.domains)} domains for {len(self.train_files)} training files")
+        if self.domain_sampling is not None:
+            unknown = set(self.domain_sampling.weights) - set(self.file_domains())
+            if unknown:
+                raise ValueError(
+                    f"domain weights name no training file's domain: {', '.join(sorted(unknown))} "
+                    f"(domains: {', '.join(sorted(set(self.file_domains())))})"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _label_only_domains_are_labelled_training_domains(self) -> Self:
         if not self.label_only_domains:
             return self
@@ -187,19 +201,6 @@ class FinetuneConfig(BaseModel):
                 f"label-only domains name no labelled training file's domain: {', '.join(unknown)} "
                 f"(domains: {', '.join(sorted(labelled))})"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _domains_fit(self) -> Self:
-        if self.domains is not None and len(self.domains) != len(self.train_files):
-            raise ValueError(f"{len(self.domains)} domains for {len(self.train_files)} training files")
-        if self.domain_sampling is not None:
-            unknown = set(self.domain_sampling.weights) - set(self.file_domains())
-            if unknown:
-                raise ValueError(
-                    f"domain weights name no training file's domain: {', '.join(sorted(unknown))} "
-                    f"(domains: {', '.join(sorted(set(self.file_domains())))})"
-                )
         return self
 
     @model_validator(mode="after")

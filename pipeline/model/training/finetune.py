@@ -82,8 +82,9 @@ def label_only_targets(
     label_only: Sequence[str],
     index: dict[str, int],
 ) -> None:
-    """Set the targets of the label-only domains' rows to their labels, in place: the soft term then equals
-    the label term, so those rows learn from their labels alone and every other row as before."""
+    """Set the targets of the label-only domains' rows to their labels, in place: the soft term of those rows
+    is then the cross-entropy with their label (unweighted by class), so no teacher's probability reaches
+    them; every other row keeps its targets."""
     for row, (label, domain) in enumerate(zip(labels, domains, strict=True)):
         if domain in label_only and label is not None:
             probs[row] = 0.0

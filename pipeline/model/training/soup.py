@@ -5,7 +5,8 @@ above and the head. Averaging those (Wortsman et al. 2022, "Model soups") gives 
 speed; separate draws here each traded one domain for another, and a mean of two can keep both strengths.
 Which runs to mix is chosen on validation (the model card has the rule); this module only mixes, writes and
 calibrates, with the trainer's own storage and temperature fit, so the result loads and scores like any
-trained model.
+trained model. One run alone is written the same way with another model's category and attribution heads
+(``heads_from``): how a fine-tune of a base whose heads were refitted later gets the heads in use.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class Ingredient:
             "train": sig.get("train"),
             "teacher": sig.get("teacher"),
             "unlabelled": sig.get("unlabelled"),
+            "label_only_domains": sig.get("label_only_domains"),
             "domain_sampling": sig.get("domain_sampling"),
         }
 
@@ -226,7 +228,8 @@ def make_soup(config: SoupConfig, console: Console) -> dict[str, Any]:
         )
     model.load_state_dict(mean_weights([i.weights for i in ingredients]), strict=False)
     model.eval()
-    console.print(f"mean of {len(ingredients)} runs' weights (layers {frozen}–{layers - 1} and the head)")
+    what = f"mean of {len(ingredients)} runs' weights" if len(ingredients) > 1 else "one run's weights"
+    console.print(f"{what} (layers {frozen}–{layers - 1} and the head)")
 
     unchanged = unchanged_layers(frozen)
     meta_in = _heads_description(c, source, unchanged)
@@ -258,7 +261,9 @@ def make_soup(config: SoupConfig, console: Console) -> dict[str, Any]:
     )
     details: dict[str, Any] = {
         "soup": {
-            "method": "uniform mean of each run's best.pt (trained layers and head, float32), then stored",
+            "method": "uniform mean of each run's best.pt (trained layers and head, float32), then stored"
+            if len(ingredients) > 1
+            else "the run's best.pt (trained layers and head, float32), stored with heads_from's heads",
             "ingredients": [i.description() for i in ingredients],
         },
         "layers": layers,
