@@ -67,7 +67,9 @@ class RegionEntry(_Strict):
     kecamatan: list[PlaceItem] = []
     places: list[PlaceItem] = []
     weak: list[str] = []
-    shared: list[str] = []
+    shared: list[PlaceItem] = []
+    """Names that also name a place outside Banten; ``{Name: [outside place, ...]}`` lists the outside places
+    that may follow the name without making it theirs (the airport "soekarno hatta jakarta")."""
 
     @field_validator("kecamatan", "places")
     @classmethod
@@ -79,6 +81,14 @@ class RegionEntry(_Strict):
 
     def place_names(self) -> set[str]:
         return {place_variants(item)[0] for item in [*self.kecamatan, *self.places]}
+
+    def shared_names(self) -> dict[str, tuple[str, ...]]:
+        """Each shared name, with the outside places after which it stays the Banten place."""
+        out: dict[str, tuple[str, ...]] = {}
+        for item in self.shared:
+            name, variants = place_variants(item)
+            out[name] = tuple(variants[1:])
+        return out
 
 
 def codes_as_text(value: Any) -> Any:
@@ -149,11 +159,15 @@ def load_data(directory: Traversable | None = None) -> GazetteerData:
     villages_path = directory / VILLAGES_FILE
     villages = _read(villages_path, TypeAdapter(VillagesFile)).villages if villages_path.is_file() else {}
     for code, entry in regions.items():
-        for key in ("weak", "shared"):
-            unknown = sorted(set(getattr(entry, key)) - entry.place_names())
+        for key, names in (("weak", set(entry.weak)), ("shared", set(entry.shared_names()))):
+            unknown = sorted(names - entry.place_names())
             if unknown:
                 raise GazetteerError(
                     f"{directory / REGIONS_FILE}: regions.{code}.{key}: "
                     f"not a kecamatan or place of {code}: {unknown}"
                 )
+        if stray := sorted({o for kept in entry.shared_names().values() for o in kept} - set(outside)):
+            raise GazetteerError(
+                f"{directory / REGIONS_FILE}: regions.{code}.shared: not a place of {OUTSIDE_FILE}: {stray}"
+            )
     return GazetteerData(agencies=agencies, regions=regions, outside=outside, villages=villages)

@@ -148,6 +148,9 @@ class Place:
     """For a bare city name, every kab/kota whose name contains it ("tangerang" → 3671, 3603, 3674)."""
     shared: bool = False
     """Also the name of a place just outside Banten ("Kelapa Dua": Depok, Jakarta)."""
+    kept_before: tuple[str, ...] = ()
+    """For a shared name, the outside places that may follow it without making it theirs ("soekarno hatta
+    jakarta" is the airport; "soekarno hatta bandung" a street in Bandung)."""
     village: bool = False
     """Only a desa or kelurahan name (``villages.yaml``), not a kecamatan or landmark."""
 
@@ -207,7 +210,10 @@ class Gazetteer:
             p
             for p in place_hits
             if not (p.value.shared or p.value.weak)
-            or not any(0 <= o.start - p.end <= NEAR_TOKENS for o in outside)
+            or not any(
+                0 <= o.start - p.end <= NEAR_TOKENS and o.value.name not in p.value.kept_before
+                for o in outside
+            )
         ]
 
         # Kab/kota that the post points at without doubt; they settle ambiguous and weak names. A bare
@@ -341,8 +347,9 @@ def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher
         words[0] for aliases in data.outside.values() for a in aliases if len(words := tokenize(a)) == 1
     )
     matcher: PhraseMatcher[Place] = PhraseMatcher(strip_prefixes=True, keep_prefix=keep)
-    # alias tokens -> (display name, region, level, weak, shared, village) for every region that lists it
-    found: dict[tuple[str, ...], list[tuple[str, Region, int, bool, bool, bool]]] = {}
+    # alias tokens -> (display name, region, level, weak, shared, village) for every region that lists it;
+    # shared is None or the outside places after which the name stays Banten's
+    found: dict[tuple[str, ...], list[tuple[str, Region, int, bool, tuple[str, ...] | None, bool]]] = {}
 
     def note(
         alias: str,
@@ -350,7 +357,7 @@ def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher
         region: Region,
         level: int,
         weak: bool,
-        shared: bool = False,
+        shared: tuple[str, ...] | None = None,
         village: bool = False,
     ) -> None:
         toks = matcher.phrase_tokens(alias)
@@ -368,11 +375,11 @@ def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher
                 note("kab" + "".join(words[1:]), label, region, top, False)
         for alias in entry.fallback:
             note(alias, entry.fallback[0].title(), region, LEVEL_FALLBACK, False)
-        weak_names, shared_names = set(entry.weak), set(entry.shared)
+        weak_names, shared_names = set(entry.weak), entry.shared_names()
         for item in [*entry.kecamatan, *entry.places]:
             name, variants = place_variants(item)
             for alias in variants:
-                note(alias, name, region, LEVEL_PLACE, name in weak_names, name in shared_names)
+                note(alias, name, region, LEVEL_PLACE, name in weak_names, shared_names.get(name))
 
     # Desa and kelurahan are weak, and give way to every name regions.yaml or outside.yaml lists: a village
     # called like a kecamatan elsewhere must not make that kecamatan ambiguous. A village whose name holds a
@@ -409,8 +416,11 @@ def _place_matcher(data: GazetteerData, directory: Traversable) -> PhraseMatcher
         hints: tuple[Region, ...] = ()
         if level == LEVEL_FALLBACK:
             hints = tuple(dict.fromkeys(r for r, nt in names if r != Region.PROVINCE and _contains(nt, toks)))
-        shared = all(o[4] for o in options)
-        places[toks] = Place(name, regions, level, weak, hints, shared, village=all(o[5] for o in options))
+        shared = all(o[4] is not None for o in options)
+        kept_before = tuple(dict.fromkeys(kept for o in options for kept in o[4] or ()))
+        places[toks] = Place(
+            name, regions, level, weak, hints, shared, kept_before, village=all(o[5] for o in options)
+        )
 
     for name, aliases in data.outside.items():
         for alias in [name, *aliases]:

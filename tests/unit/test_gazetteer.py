@@ -353,7 +353,9 @@ def test_alias_shared_by_two_agencies_is_rejected(tmp_path: Path) -> None:
 
 def test_outside_alias_that_is_a_banten_place_is_rejected(tmp_path: Path) -> None:
     path = _copy_data(tmp_path)
-    (path / "outside.yaml").write_text("outside:\n  Somewhere: [pamulang]\n", encoding="utf-8")
+    (path / "outside.yaml").write_text(
+        "outside:\n  DKI Jakarta: [jakarta]\n  Somewhere: [pamulang]\n", encoding="utf-8"
+    )
     with pytest.raises(GazetteerError, match=r"outside\.yaml.*pamulang"):
         Gazetteer.load(path)
 
@@ -364,6 +366,16 @@ def test_weak_name_must_exist(tmp_path: Path) -> None:
         'regions:\n  "3601":\n    kecamatan: [Labuan]\n    weak: [Labuhan]\n', encoding="utf-8"
     )
     with pytest.raises(GazetteerError, match=r"regions\.3601\.weak"):
+        Gazetteer.load(path)
+
+
+def test_a_shared_name_may_only_keep_places_that_outside_yaml_lists(tmp_path: Path) -> None:
+    path = _copy_data(tmp_path)
+    (path / "regions.yaml").write_text(
+        'regions:\n  "3601":\n    kecamatan: [Labuan]\n    shared:\n      - Labuan: [Lampung Raya]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(GazetteerError, match=r"regions\.3601\.shared.*Lampung Raya"):
         Gazetteer.load(path)
 
 
@@ -417,6 +429,9 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
         ("antri imigrasi di soekarno hatta 3 jam", [], R.KOTA_TANGERANG),
         ("delay 3 jam di soekarno hatta jakarta", [], R.KOTA_TANGERANG),
         ("bandara soetta jakarta delay lagi", [], R.KOTA_TANGERANG),
+        # ... but a Soekarno-Hatta before another city is that city's street
+        ("samsat soekarno hatta bandung antrenya gila, 4 jam belum dipanggil", [], None),
+        ("jl soekarno hatta malang macet total", [], None),
         ("dinas PU kapan benerin jalan di Baros, rusak parah", [A.DPUPR], R.KAB_SERANG),
         ("banjir di Baros Sukabumi", [], None),
         ("KRL Rangkasbitung - Tanah Abang penuh bgt", [], R.KAB_LEBAK),
